@@ -1,0 +1,1 @@
+"""RandAR Studio: random-order autoregressive image generation and zero-shot editing."""

@@ -1,0 +1,133 @@
+"""Hyper-parameters of the two networks, readable from and writable next to a checkpoint.
+
+Official checkpoints ship without a config, so the registry supplies one; our own checkpoints carry a
+`<name>.json` beside the weights so that they load exactly the same way.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="_JsonConfig")
+
+
+class _JsonConfig:
+    """Dict/JSON round-trip shared by both configs; unknown keys are an error, not silently dropped."""
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown config keys {unknown}; known keys are {sorted(names)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}  # type: ignore[call-overload]
+
+    @classmethod
+    def load(cls: type[T], path: str | Path) -> T:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class GPTConfig(_JsonConfig):
+    """RandAR decoder-only transformer (LLaMA-style blocks, 2D RoPE, position-instruction tokens)."""
+
+    dim: int = 1024
+    n_layer: int = 24
+    n_head: int = 16
+    vocab_size: int = 16384
+    block_size: int = 256  # image tokens per sample = grid_size ** 2
+    num_classes: int = 1000
+    cls_token_num: int = 1
+    multiple_of: int = 256
+    rope_base: float = 10000.0
+    norm_eps: float = 1e-5
+    ffn_hidden: int | None = None  # None: derived from dim as the official code does
+
+    def __post_init__(self) -> None:
+        if self.dim % self.n_head:
+            raise ValueError(f"dim {self.dim} is not divisible by n_head {self.n_head}")
+        if self.head_dim % 4:
+            raise ValueError(f"head_dim {self.head_dim} must be a multiple of 4 for the 2D rotary embedding")
+        if math.isqrt(self.block_size) ** 2 != self.block_size:
+            raise ValueError(f"block_size {self.block_size} is not a square token grid")
+        if self.cls_token_num != 1:
+            raise ValueError("only one class token is supported (all published checkpoints use one)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_head
+
+    @property
+    def grid_size(self) -> int:
+        return math.isqrt(self.block_size)
+
+    @property
+    def hidden_dim(self) -> int:
+        """FFN width: int(2 * 4 * dim / 3) rounded up to `multiple_of`, unless given explicitly."""
+        if self.ffn_hidden is not None:
+            return self.ffn_hidden
+        hidden = int(2 * 4 * self.dim / 3)
+        return self.multiple_of * ((hidden + self.multiple_of - 1) // self.multiple_of)
+
+    @property
+    def max_seq_len(self) -> int:
+        """Class token plus one (position instruction, token) pair per cell."""
+        return self.cls_token_num + 2 * self.block_size
+
+
+@dataclass(frozen=True)
+class VQConfig(_JsonConfig):
+    """LlamaGen VQ tokenizer (VQ-16 by default; fewer ch_mult levels give f=8 and so on)."""
+
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    z_channels: int = 256
+    num_res_blocks: int = 2
+    codebook_size: int = 16384
+    codebook_embed_dim: int = 8
+    codebook_l2_norm: bool = True
+    image_size: int = 256  # the resolution the paired transformer was trained at
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.downsample:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of the downsample factor {self.downsample}")
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.downsample
+
+
+@dataclass(frozen=True)
+class ModelCard(_JsonConfig):
+    """What a model pair is: its configs plus the human-facing facts the app and CLI show."""
+
+    name: str
+    gpt: dict[str, Any]
+    vq: dict[str, Any]
+    class_names: list[str] = field(default_factory=list)
+    description: str = ""
+    cfg_scale: float = 4.0  # a good default guidance scale for this pair
+
+    @property
+    def gpt_config(self) -> GPTConfig:
+        return GPTConfig.from_dict(self.gpt)
+
+    @property
+    def vq_config(self) -> VQConfig:
+        return VQConfig.from_dict(self.vq)

@@ -1,0 +1,337 @@
+"""Conversions between what users hand us (files, PIL images, arrays) and what the models consume.
+
+Conventions, used everywhere in the package:
+- a user image becomes an 8-bit RGB PIL image first (`load_image`); everything else starts from that;
+- model pixels are float tensors [B, 3, H, W] in [-1, 1]: x = u8 / 127.5 - 1, and back u8 = round((x + 1) * 127.5);
+- a pixel mask is a bool array [H, W], True = "regenerate this pixel"; a token mask is the same on the
+  token grid, True = "this token is unknown".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ImageError", "ImageSource", "Placement", "load_image", "fit_image", "fit_to_multiple",
+    "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask",
+]
+
+ImageSource = Union[str, Path, Image.Image, np.ndarray]
+Size = Union[int, tuple[int, int]]  # an int is a square side; a tuple is (width, height) as in PIL
+
+WHITE = (255, 255, 255)
+# "non-black" for masks, with room for the few levels of noise that JPEG leaves around black pixels
+MASK_THRESHOLD = 32
+
+
+class ImageError(ValueError):
+    """An input that is not a usable image or mask; the message names the input and the problem."""
+
+
+# ---- loading ---------------------------------------------------------------------------------------
+
+
+def load_image(src: ImageSource) -> Image.Image:
+    """Any supported input -> 8-bit RGB PIL image.
+
+    - path: opened with PIL, EXIF rotation applied (phone photos are stored sideways), then as PIL below;
+    - PIL: transparency (RGBA, LA, PA, P with a transparent index) is composited onto WHITE; 16-bit and
+      32-bit integer greyscale (I;16, I) are scaled to 8 bits (/257 when values exceed 255); float
+      greyscale (F) is read as [0, 1] when it fits there, else as 0..255; CMYK, L, 1, YCbCr convert as PIL does;
+    - numpy: uint8 [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA, composited onto white);
+      float arrays must hold values in [0, 1] (scaled by 255 and rounded); bool arrays are black/white;
+      uint16 arrays are scaled by 1/257.
+    """
+    if isinstance(src, (str, Path)):
+        return _from_pil(_open(Path(src)), str(src))
+    if isinstance(src, Image.Image):
+        return _from_pil(src, "image")
+    if isinstance(src, np.ndarray):
+        return _from_pil(Image.fromarray(_array_to_uint8(src, "array")), "array")
+    raise ImageError(f"cannot read an image from {type(src).__name__}; pass a path, a PIL image or a numpy array")
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ImageError(f"{path}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a directory, not an image file")
+    try:
+        img = Image.open(path)
+        img.load()  # decode now, so that a truncated file fails here with its name rather than later
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{path}: not an image file PIL can read (unknown or corrupt format)") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{path}: cannot decode the image ({exc}); the file may be truncated or corrupt") from exc
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block should not make a good image unusable
+        return img
+
+
+def _from_pil(img: Image.Image, name: str) -> Image.Image:
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy()
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        return _from_pil(img, name)
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
+        return Image.alpha_composite(canvas, rgba).convert("RGB")
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_array_to_uint8(np.asarray(img), name)).convert("RGB")
+    try:
+        return img.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"{name}: cannot convert an image of mode {mode} to RGB ({exc})") from exc
+
+
+def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+    """Any supported array -> uint8 [H, W] or [H, W, 3|4] (shape and range checks with readable errors)."""
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
+        raise ImageError(f"{name}: expected an array of shape HxW, HxWx3 or HxWx4, got {arr.shape}")
+    if arr.size == 0:
+        raise ImageError(f"{name}: empty array {arr.shape}")
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype == np.uint16 or (np.issubdtype(arr.dtype, np.integer) and arr.max() > 255):
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ImageError(f"{name}: integer values in [{arr.min()}, {arr.max()}] are outside 0..65535")
+        return np.round(arr.astype(np.float64) / 257.0).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.integer):
+        if arr.min() < 0:
+            raise ImageError(f"{name}: negative integer pixel values")
+        return arr.astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all():
+            raise ImageError(f"{name}: float array contains NaN or infinity")
+        lo, hi = float(arr.min()), float(arr.max())
+        eps = 1e-3  # tolerate rounding just outside the range
+        if lo >= -eps and hi <= 1 + eps:
+            return np.round(np.clip(arr, 0, 1) * 255.0).astype(np.uint8)
+        if name != "array" and lo >= 0 and hi <= 255:  # PIL "F" images are usually 0..255
+            return np.round(arr).astype(np.uint8)
+        raise ImageError(f"{name}: float pixel values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
+                         "scale them or pass uint8")
+    raise ImageError(f"{name}: unsupported array dtype {arr.dtype}")
+
+
+# ---- geometry --------------------------------------------------------------------------------------
+
+
+def _wh(size: Size) -> tuple[int, int]:
+    w, h = (size, size) if isinstance(size, int) else size
+    if w <= 0 or h <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    return int(w), int(h)
+
+
+def fit_image(
+    img: Image.Image,
+    size: Size,
+    mode: Literal["center_crop", "pad", "resize"] = "center_crop",
+    fill: tuple[int, int, int] = WHITE,
+) -> Image.Image:
+    """Bring an image to the model's size (an int means square).
+
+    - center_crop: scale (bicubic) so that the image covers the target, then cut the overflow equally from
+      both sides: nothing is distorted, the edges of the longer side are lost;
+    - pad: scale so that the image fits inside, then centre it on `fill`: nothing is lost or distorted,
+      but the border is not part of the picture;
+    - resize: stretch to the target: everything kept, aspect ratio distorted.
+    """
+    img = load_image(img)
+    W, H = _wh(size)
+    w, h = img.size
+    if mode == "resize":
+        return img.resize((W, H), Image.BICUBIC)
+    if mode == "center_crop":
+        scale = max(W / w, H / h)
+        sw, sh = max(W, round(w * scale)), max(H, round(h * scale))
+        scaled = img.resize((sw, sh), Image.BICUBIC)
+        left, top = (sw - W) // 2, (sh - H) // 2
+        return scaled.crop((left, top, left + W, top + H))
+    if mode == "pad":
+        scale = min(W / w, H / h)
+        sw, sh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
+        canvas = Image.new("RGB", (W, H), fill)
+        canvas.paste(img.resize((sw, sh), Image.BICUBIC), ((W - sw) // 2, (H - sh) // 2))
+        return canvas
+    raise ValueError(f"unknown fit mode {mode!r}; use 'center_crop', 'pad' or 'resize'")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an input image sits inside a fitted one, so that results can be mapped back onto it."""
+
+    box: tuple[int, int, int, int]  # (left, top, right, bottom) of the picture inside the fitted image
+    size: tuple[int, int]  # (width, height) of the fitted image
+    original_size: tuple[int, int]  # (width, height) of the input image
+
+    def restore(self, img: Image.Image) -> Image.Image:
+        """A fitted-size result -> the input's size (crop the padding, resize back)."""
+        if img.size != self.size:
+            raise ValueError(f"expected an image of size {self.size}, got {img.size}")
+        out = img.crop(self.box)
+        return out if out.size == self.original_size else out.resize(self.original_size, Image.BICUBIC)
+
+    def padding_mask(self) -> np.ndarray:
+        """bool [H, W] of the fitted image, True on the padding (what outpainting would fill in)."""
+        w, h = self.size
+        mask = np.ones((h, w), dtype=bool)
+        left, top, right, bottom = self.box
+        mask[top:bottom, left:right] = False
+        return mask
+
+
+def fit_to_multiple(
+    img: Image.Image,
+    multiple: int,
+    long_side: int | None = None,
+    fill: tuple[int, int, int] = WHITE,
+) -> tuple[Image.Image, Placement]:
+    """Keep the aspect ratio and make both sides multiples of the token size (e.g. 16 for VQ-16).
+
+    The image is first scaled (bicubic) so that its longer side is `long_side` (None: keep the size), then
+    padded with `fill` equally on both sides up to the next multiple. Returns the padded image and the
+    Placement that maps a result back to the input (`placement.restore(result)`).
+    """
+    img = load_image(img)
+    if multiple <= 0:
+        raise ValueError(f"multiple must be positive, got {multiple}")
+    w0, h0 = img.size
+    if long_side is not None:
+        if long_side < multiple:
+            raise ValueError(f"long_side {long_side} is smaller than one token ({multiple} pixels)")
+        scale = long_side / max(w0, h0)
+        w, h = max(1, round(w0 * scale)), max(1, round(h0 * scale))
+        img = img.resize((w, h), Image.BICUBIC) if (w, h) != (w0, h0) else img
+    w, h = img.size
+    W, H = -(-w // multiple) * multiple, -(-h // multiple) * multiple
+    left, top = (W - w) // 2, (H - h) // 2
+    canvas = Image.new("RGB", (W, H), fill)
+    canvas.paste(img, (left, top))
+    return canvas, Placement(box=(left, top, left + w, top + h), size=(W, H), original_size=(w0, h0))
+
+
+# ---- tensors ---------------------------------------------------------------------------------------
+
+
+def to_tensor(images: ImageSource | Sequence[ImageSource]) -> torch.Tensor:
+    """One image or a list of same-sized images -> float32 [B, 3, H, W] in [-1, 1] (u8 / 127.5 - 1)."""
+    items = list(images) if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise ValueError("to_tensor needs at least one image")
+    arrays = [np.asarray(load_image(im)) for im in items]
+    sizes = {a.shape for a in arrays}
+    if len(sizes) > 1:
+        raise ValueError(f"images in a batch must share one size, got {sorted(sizes)}; fit them first")
+    batch = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float()
+    return batch / 127.5 - 1.0
+
+
+def to_uint8_array(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] (or [3, H, W]) in [-1, 1] -> uint8 [B, H, W, 3] (or [H, W, 3]): clamp, scale, round."""
+    if images.ndim not in (3, 4) or images.shape[-3] != 3:
+        raise ValueError(f"expected [B, 3, H, W] or [3, H, W], got {tuple(images.shape)}")
+    x = images.detach().float().clamp(-1, 1)
+    x = torch.round((x + 1.0) * 127.5).to(torch.uint8)
+    return x.movedim(-3, -1).cpu().numpy()
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """[B, 3, H, W] (or [3, H, W]) in [-1, 1] -> list of RGB PIL images (via `to_uint8_array`)."""
+    arr = to_uint8_array(images)
+    if arr.ndim == 3:
+        arr = arr[None]
+    return [Image.fromarray(a, "RGB") for a in arr]
+
+
+# ---- masks -----------------------------------------------------------------------------------------
+
+
+def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
+    """A user mask -> bool [H, W], True = regenerate. Resized with nearest neighbour to `size` if given.
+
+    - bool arrays are used as they are;
+    - with real transparency (an alpha channel that is not fully opaque): masked where alpha > 127, so
+      strokes painted on a transparent layer work whatever their colour;
+    - otherwise: masked where the brightest channel exceeds MASK_THRESHOLD (32 of 255), i.e. white or any
+      colour that is not (near-)black; float arrays count as [0, 1].
+    """
+    name = str(src) if isinstance(src, (str, Path)) else type(src).__name__
+    if isinstance(src, np.ndarray) and src.dtype == np.bool_:
+        if src.ndim != 2:
+            raise ImageError(f"bool mask must be HxW, got {src.shape}")
+        mask = src.copy()
+    else:
+        if isinstance(src, (str, Path)):
+            img = _open(Path(src))
+        elif isinstance(src, Image.Image):
+            img = src
+        elif isinstance(src, np.ndarray):
+            img = Image.fromarray(_array_to_uint8(src, "mask array"))
+        else:
+            raise ImageError(f"cannot read a mask from {type(src).__name__}")
+        mask = _mask_from_pil(img, name)
+    if size is not None:
+        W, H = _wh(size)
+        if mask.shape != (H, W):
+            mask_img = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize((W, H), Image.NEAREST)
+            mask = np.asarray(mask_img) > 127
+    return mask
+
+
+def _mask_from_pil(img: Image.Image, name: str) -> np.ndarray:
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = np.asarray(img.convert("RGBA"))
+        alpha = rgba[..., 3]
+        if alpha.min() < 255:
+            return alpha > 127
+        img = Image.fromarray(rgba[..., :3])
+    if img.mode.startswith("I") or img.mode == "F":
+        img = Image.fromarray(_array_to_uint8(np.asarray(img), name))
+    if img.mode == "1":
+        return np.asarray(img, dtype=bool).copy()
+    arr = np.asarray(img.convert("RGB"))
+    return arr.max(axis=-1) > MASK_THRESHOLD
+
+
+def mask_to_token_mask(mask: np.ndarray, patch: int, dilate: int = 0) -> np.ndarray:
+    """Pixel mask bool [H, W] -> token mask bool [H/patch, W/patch].
+
+    A token is unknown if ANY of its pixels is masked (a partly masked token cannot be kept: the VQ code
+    describes the whole patch). `dilate` grows the result by that many tokens in every direction
+    (8-neighbourhood), which gives the generator room to blend the seam.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a mask of shape [H, W], got {mask.shape}")
+    H, W = mask.shape
+    if H % patch or W % patch:
+        raise ValueError(f"mask size {H}x{W} is not a multiple of the token size {patch}")
+    tokens = mask.reshape(H // patch, patch, W // patch, patch).any(axis=(1, 3))
+    if dilate < 0:
+        raise ValueError(f"dilate must be >= 0, got {dilate}")
+    if dilate:
+        h, w = tokens.shape
+        padded = np.pad(tokens, dilate, constant_values=False)
+        grown = np.zeros_like(tokens)
+        for dy in range(2 * dilate + 1):
+            for dx in range(2 * dilate + 1):
+                grown |= padded[dy:dy + h, dx:dx + w]
+        tokens = grown
+    return tokens
