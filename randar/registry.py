@@ -20,7 +20,7 @@ import json
 import os
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -53,6 +53,7 @@ __all__ = [
     "vq_param_count",
     "format_bytes",
     "download_command",
+    "shell_quote",
     "missing_message",
 ]
 
@@ -318,11 +319,11 @@ def download_command(name: str, ckpt: Path | None = None) -> str:
     """The CLI line that downloads `name` (with --checkpoints when `ckpt` is not the default)."""
     cmd = f"python -m randar download {name}"
     if ckpt is not None and Path(ckpt).resolve() != default_checkpoints_dir():
-        cmd += f" --checkpoints {_shell_quote(str(ckpt))}"
+        cmd += f" --checkpoints {shell_quote(str(ckpt))}"
     return cmd
 
 
-def _shell_quote(s: str) -> str:
+def shell_quote(s: str) -> str:
     return s if re.fullmatch(r"[\w@%+=:,./-]+", s) else "'" + s.replace("'", "'\"'\"'") + "'"
 
 

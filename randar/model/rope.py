@@ -47,13 +47,3 @@ def extrapolated_rope(h: int, w: int, head_dim: int, base: float = 10000.0, ntk_
         return torch.cat([extra[:, :ntk_boundary], inter[:, ntk_boundary:]], dim=1)
 
     return _table(angles(h), angles(w))
-
-
-def apply_rope(x: Tensor, freqs: Tensor) -> Tensor:
-    """Rotate [B, T, H, D] vectors pairwise by [B, T, D/2, 2] (cos, sin), in float32 like the reference."""
-    xs = x.float().reshape(*x.shape[:-1], -1, 2)
-    f = freqs.unsqueeze(2)  # broadcast over heads
-    cos, sin = f[..., 0], f[..., 1]
-    x0, x1 = xs[..., 0], xs[..., 1]
-    out = torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1)
-    return out.flatten(3).type_as(x)

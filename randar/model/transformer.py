@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from ..checkpoint import Pretrained
 from ..config import GPTConfig
-from .rope import apply_rope, grid_rope
+from . import kernels
+from .rope import grid_rope
 
 # Slot kinds. Class slots carry cell -1 (RoPE row 0, all zeros). A BLANK slot is a token slot whose
 # input vector is zero: how spatial guidance hides a known token while keeping its position.
@@ -29,8 +30,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: Tensor) -> Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        return kernels.rms_norm(x, self.weight, self.eps)
 
 
 class KVCache:
@@ -69,7 +69,7 @@ class Attention(nn.Module):
         """Without a cache: plain causal attention. With one: write k/v at `slots`, attend under `mask`."""
         B, T, _ = x.shape
         q, k, v = self.wqkv(x).view(B, T, 3, self.n_head, self.head_dim).unbind(2)
-        q, k = apply_rope(q, freqs), apply_rope(k, freqs)
+        q, k = kernels.rope(q, freqs), kernels.rope(k, freqs)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -88,9 +88,21 @@ class FeedForward(nn.Module):
         self.w1 = nn.Linear(config.dim, config.hidden_dim, bias=False)
         self.w3 = nn.Linear(config.dim, config.hidden_dim, bias=False)
         self.w2 = nn.Linear(config.hidden_dim, config.dim, bias=False)
+        self.w13: Tensor | None = None  # set by fuse() for inference
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        if self.w13 is not None:
+            a, b = F.linear(x, self.w13).chunk(2, dim=-1)
+            return self.w2(kernels.swiglu(a, b))
+        return self.w2(kernels.swiglu(self.w1(x), self.w3(x)))
+
+    def fuse(self) -> None:
+        """One [w1; w3] matmul instead of two; w1/w3 become views of it, so no memory is duplicated
+        and the state dict keeps its official keys."""
+        w13 = torch.cat([self.w1.weight.data, self.w3.weight.data])
+        hidden = self.w1.weight.shape[0]
+        self.w1.weight.data, self.w3.weight.data = w13[:hidden], w13[hidden:]
+        self.w13 = w13
 
 
 class Block(nn.Module):
@@ -153,16 +165,20 @@ class RandARTransformer(Pretrained, nn.Module):
         """P(c) for every row of a RoPE table: the shared vector rotated per head. [rows, dim]."""
         cfg = self.config
         p = self.pos_instruct_embeddings.view(1, 1, cfg.n_head, cfg.head_dim).expand(1, rope.shape[0], -1, -1)
-        return apply_rope(p, rope.unsqueeze(0).to(p.device)).reshape(rope.shape[0], cfg.dim)
+        return kernels.rope(p, rope.unsqueeze(0).to(p.device)).reshape(rope.shape[0], cfg.dim)
 
-    def embed(self, kind: Tensor, value: Tensor, cell: Tensor, rope: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Slots -> (input vectors [B, T, dim], RoPE angles [B, T, head_dim/2, 2])."""
+    def embed(
+        self, kind: Tensor, value: Tensor, cell: Tensor, rope: Tensor | None = None, pos_table: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Slots -> (input vectors [B, T, dim], RoPE angles [B, T, head_dim/2, 2]).
+
+        `pos_table` = position_instructions(rope), precomputed by callers that embed many times."""
         rope = self.rope if rope is None else rope
         row = cell + 1
         freqs = rope[row]
         cls = self.cls_embedding(value.clamp(0, self.config.num_classes))
         tok = self.tok_embeddings(value.clamp(0, self.config.vocab_size - 1))
-        pos = self.position_instructions(rope)[row]
+        pos = (self.position_instructions(rope) if pos_table is None else pos_table)[row]
         k = kind.unsqueeze(-1)
         x = torch.where(k == CLASS, cls, torch.where(k == POSITION, pos, torch.where(k == BLANK, 0.0, tok)))
         return x, freqs
@@ -182,6 +198,11 @@ class RandARTransformer(Pretrained, nn.Module):
             kv = None if cache is None else (cache.k[i], cache.v[i])
             x = layer(x, freqs, kv, slots, mask)
         return self.norm(x)
+
+    def fuse_for_inference(self) -> None:
+        for layer in self.layers:
+            if layer.feed_forward.w13 is None:
+                layer.feed_forward.fuse()
 
     def logits(self, h: Tensor) -> Tensor:
         return self.output(h).float()

@@ -1,0 +1,212 @@
+"""Downloading the official checkpoints from the Hugging Face hub into the checkpoints directory.
+
+Each file is fetched with `huggingface_hub.hf_hub_download` into a hidden staging directory inside the
+checkpoints dir (`.download-*`, same filesystem), checked (size against the hub and against the ~4 bytes
+per parameter estimate, sha256 against the registry's value or else the hub's LFS sha256 ETag, and the
+safetensors header), and only then renamed to its final name: an interrupted or bad download never
+leaves a partial file under the final name.
+
+Any failure (no network, `HF_HUB_OFFLINE=1`, HTTP errors, a bad file) raises `DownloadError`, whose
+message lists each file still missing with its URL and the exact destination path, so a user can fetch
+them by hand.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from randar.registry import (
+    REGISTRY,
+    TRUNCATED_FRACTION,
+    ModelNotFoundError,
+    RemoteFile,
+    download_command,
+    file_problem,
+    find_file,
+    format_bytes,
+    missing_message,
+    model_status,
+    resolve_checkpoints_dir,
+    shell_quote,
+)
+
+__all__ = ["DownloadError", "download_model", "manual_instructions"]
+
+_TRUE = {"1", "ON", "YES", "TRUE"}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+Log = Callable[[str], None]
+
+
+class DownloadError(RuntimeError):
+    """A download that could not be done; the message says how to fetch the files by hand."""
+
+
+def manual_instructions(todo: list[tuple[RemoteFile, Path]], ckpt: Path) -> str:
+    lines = ["Fetch these file(s) by hand (browser, `curl -L -o DEST URL` or `wget -O DEST URL`):"]
+    for rf, dest in todo:
+        lines.append(f"  {rf.filename} ({rf.label}, ~{format_bytes(rf.approx_bytes)})")
+        lines.append(f"    URL:         {rf.url}")
+        lines.append(f"    destination: {dest}")
+        lines.append(f"    e.g.  curl -L -o {shell_quote(str(dest))} {shell_quote(rf.url)}")
+        if rf.sha256:
+            lines.append(f"    sha256:      {rf.sha256}")
+    lines.append(f"(any location under {ckpt} works; `python -m randar models` shows what is found)")
+    return "\n".join(lines)
+
+
+def _offline_reason() -> str | None:
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        value = os.environ.get(var, "")
+        if value.strip().upper() in _TRUE:
+            return f"offline mode is on ({var}={value})"
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    return "offline mode is on (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE else None
+
+
+def _endpoint() -> str:
+    """Read at call time (huggingface_hub reads HF_ENDPOINT only once, at import)."""
+    env = os.environ.get("HF_ENDPOINT")
+    if env:
+        return env.rstrip("/")
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT.rstrip("/")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    name = type(exc).__name__
+    hint = ""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if status in (401, 403):
+        hint = " (the hub refused access: log in with `hf auth login` or pass a token)"
+    elif status == 404:
+        hint = " (the file was not found on the hub)"
+    elif "Connect" in name or "Timeout" in name or "Network" in name:
+        hint = " (no connection to the hub)"
+    return f"{name}: {first}{hint}" if first else f"{name}{hint}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 23), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: str | None) -> None:
+    size = path.stat().st_size
+    if remote_size is not None and size != remote_size:
+        raise DownloadError(f"{rf.filename}: got {size} bytes but the hub announced {remote_size}")
+    problem = file_problem(path, rf.approx_bytes)
+    if problem:
+        raise DownloadError(f"{rf.filename}: {problem}")
+    expected = rf.sha256 or (remote_etag if remote_etag and _SHA256.fullmatch(remote_etag) else None)
+    if expected:
+        actual = _sha256(path)
+        if actual != expected.lower():
+            source = "the registry" if rf.sha256 else "the hub"
+            raise DownloadError(f"{rf.filename}: sha256 {actual} does not match {expected} given by {source}")
+
+
+def _fetch(rf: RemoteFile, dest: Path, ckpt: Path, *, token: str | None, endpoint: str, log: Log) -> Path:
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+
+    # One quick HEAD first: hf_hub_download retries connection errors with backoff (~25 s), and we want
+    # the hub's size and sha256 (the ETag of LFS files) for the checks.
+    url = hf_hub_url(rf.repo_id, rf.filename, revision=rf.revision, endpoint=endpoint)
+    meta = get_hf_file_metadata(url, token=token, timeout=constants.HF_HUB_ETAG_TIMEOUT, endpoint=endpoint)
+    if meta.size is not None and rf.approx_bytes and meta.size < TRUNCATED_FRACTION * rf.approx_bytes:
+        raise DownloadError(f"{rf.filename}: the hub has {format_bytes(meta.size)} but ~{format_bytes(rf.approx_bytes)} "
+                            "is expected for this model; refusing a file that does not fit the registry config")
+    log(f"downloading {rf.filename} ({format_bytes(meta.size or rf.approx_bytes)}) from {rf.repo_id}")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".download-", dir=ckpt))
+    try:
+        got = Path(hf_hub_download(repo_id=rf.repo_id, filename=rf.filename, revision=rf.revision, local_dir=stage,
+                                   token=token, endpoint=endpoint))
+        _verify(got, rf, meta.size, meta.etag)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(got, dest)  # atomic: same filesystem
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    log(f"saved {dest}")
+    return dest
+
+
+def download_model(
+    name: str,
+    checkpoints_dir: str | Path | None = None,
+    *,
+    token: str | None = None,
+    force: bool = False,
+    log: Log | None = None,
+) -> list[Path]:
+    """Download the files of registry model `name` that are not yet under the checkpoints dir.
+
+    Returns the paths of all the model's files. Files already present (anywhere under the checkpoints dir)
+    are kept unless `force` or they look truncated. Raises DownloadError (with manual instructions) on any
+    failure, ModelNotFoundError for unknown names or a missing shipped model.
+    """
+    log = log or (lambda _msg: None)
+    ckpt = resolve_checkpoints_dir(checkpoints_dir)
+    if name not in REGISTRY:
+        downloadable = ", ".join(n for n, s in REGISTRY.items() if s.downloadable)
+        raise ModelNotFoundError(f"unknown model {name!r}; the models that can be downloaded are: {downloadable}")
+    spec = REGISTRY[name]
+    if not spec.downloadable:
+        status = model_status(name, ckpt)
+        if not status.complete:
+            raise ModelNotFoundError(missing_message(status))
+        log(f"{name} ships with the repository; there is nothing to download (files in {status.model_dir}).")
+        return [f.path for f in status.files if f.path is not None]
+
+    results: dict[str, Path] = {}
+    todo: list[tuple[RemoteFile, Path]] = []
+    for rf in spec.files:
+        found = find_file(ckpt, rf.filename)
+        if found is not None and not force:
+            problem = file_problem(found, rf.approx_bytes)
+            if problem is None:
+                log(f"{rf.filename}: already present at {found}")
+                results[rf.filename] = found
+                continue
+            log(f"{rf.filename}: {found} looks bad ({problem}); downloading it again")
+        todo.append((rf, found or ckpt / rf.filename))
+
+    if todo:
+        offline = _offline_reason()
+        if offline:
+            raise DownloadError(f"cannot download {name}: {offline}.\n" + manual_instructions(todo, ckpt))
+        try:
+            endpoint = _endpoint()
+        except ImportError as exc:
+            raise DownloadError(f"cannot download {name}: huggingface_hub is not installed ({exc}); "
+                                "`pip install huggingface_hub`, or:\n" + manual_instructions(todo, ckpt)) from None
+        for i, (rf, dest) in enumerate(todo):
+            try:
+                results[rf.filename] = _fetch(rf, dest, ckpt, token=token, endpoint=endpoint, log=log)
+            except Exception as exc:  # network, HTTP, disk and verification errors all end the same way
+                reason = str(exc) if isinstance(exc, DownloadError) else _describe(exc)
+                done = [str(results[f.filename]) for f, _ in todo[:i]]
+                msg = f"cannot download {name}: {rf.filename}: {reason}" if not reason.startswith(rf.filename) \
+                    else f"cannot download {name}: {reason}"
+                if done:
+                    msg += "\nAlready downloaded: " + ", ".join(done)
+                msg += "\n" + manual_instructions(todo[i:], ckpt)
+                msg += f"\nThen check with `python -m randar models`, or retry `{download_command(name, ckpt)}`."
+                raise DownloadError(msg) from exc
+    if spec.vq_unsupported:
+        log(f"note: {name}: {spec.vq_unsupported}.")
+    return [results[rf.filename] for rf in spec.files]
