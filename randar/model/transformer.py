@@ -146,19 +146,31 @@ class RandARTransformer(Pretrained, nn.Module):
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
         g = config.grid_size
-        self.register_buffer("rope", grid_rope(g, g, config.head_dim, config.rope_base), persistent=False)
+        # Kept out of the buffers so that casting the model to bf16 never casts the angles: the
+        # reference computes rotations from float32 tables.
+        self._rope = grid_rope(g, g, config.head_dim, config.rope_base)
+
+    @property
+    def rope(self) -> Tensor:
+        """The native grid's RoPE table (float32), on the model's device."""
+        device = self.tok_embeddings.weight.device
+        if self._rope.device != device:
+            self._rope = self._rope.to(device)
+        return self._rope
 
     @property
     def null_class(self) -> int:
         return self.config.num_classes
 
-    def init_weights(self, std: float = 0.02) -> None:
-        """Fresh weights for training from scratch (LLaMA-style normal init, zeroed output head)."""
+    def init_weights(self, std: float = 0.02, zero_output: bool = True) -> None:
+        """Fresh weights: LLaMA-style normal init. Training zeroes the output head (a uniform start);
+        benchmarks keep it random so that logits are not all tied."""
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
                 nn.init.normal_(module.weight, std=std)
         nn.init.normal_(self.pos_instruct_embeddings, std=std)
-        nn.init.zeros_(self.output.weight)
+        if zero_output:
+            nn.init.zeros_(self.output.weight)
 
     # ---- embedding -------------------------------------------------------------------------------
     def position_instructions(self, rope: Tensor) -> Tensor:

@@ -1,0 +1,90 @@
+"""The zero-shot tasks of RandAR Studio, as pure functions over a loaded model pair.
+
+    job = generate(pair, "cat", batch=4, steps=32, seed=1)   # validates and plans; no compute yet
+    for event in job: ...                                    # one Progress per forward pass
+    result = job.result                                      # or result = job.run()
+
+Every task validates all its inputs when the job is created (ValueError / ImageError naming the problem)
+and records in `result.settings` everything needed to reproduce the run with `rerun`.
+Tasks know nothing of the CLI or the web app; `randar.studio.Studio` wraps them with a loaded model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from ..images import ImageError, ImageSource
+from .common import (
+    MAX_BATCH, Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings,
+)
+from .generate import generate, generate_x2
+from .geometry import image_fingerprint, mask_fingerprint
+from .inpaint import REGIONS, inpaint
+from .outpaint import ALIGNS, outpaint, parse_aspect
+from .upscale import upscale
+
+__all__ = [
+    "TASKS", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH", "REGIONS",
+    "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
+]
+
+TASKS: dict[str, Callable[..., Job]] = {
+    "generate": generate,
+    "generate_x2": generate_x2,
+    "inpaint": inpaint,
+    "outpaint": outpaint,
+    "upscale": upscale,
+}
+TASK_INPUTS: dict[str, tuple[str, ...]] = {
+    "generate": (), "generate_x2": (), "inpaint": ("image", "mask"), "outpaint": ("image",), "upscale": ("image",),
+}
+
+
+def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: bool) -> Any:
+    """The input to use for a re-run: the given one (checked against the record) or the recorded path."""
+    if given is None:
+        path = (record or {}).get("path")
+        if not path or not Path(path).is_file():
+            raise ValueError(f"these settings need the {name} they were made with: pass {name}=..."
+                             + (f" (the recorded file {path} is not there)" if path else ""))
+        given = path
+    if strict and record and record.get("sha256"):
+        from ..images import load_image, load_mask
+
+        if name == "mask":
+            import numpy as np
+
+            mask = load_mask(given)
+            if list(mask.shape[::-1]) != list(record["size"]):
+                mask = load_mask(mask, size=tuple(record["size"]))
+            digest = mask_fingerprint(np.asarray(mask))
+        else:
+            digest = image_fingerprint(load_image(given))
+        if digest != record["sha256"]:
+            raise ImageError(f"the {name} differs from the one these settings were made with (its sha256 does not "
+                             "match); pass the same input, or strict=False to apply the settings to a new one")
+    return given
+
+
+def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | None = None,
+          mask: ImageSource | None = None, strict: bool = True, fast: bool | None = None) -> Job:
+    """A new job with the task and parameters of `settings` (a `Result.settings`): same pixels for the
+    same model. Inputs not given are read from their recorded paths; with `strict` they must match the
+    recorded fingerprints."""
+    if not isinstance(settings, dict) or "task" not in settings or "params" not in settings:
+        raise ValueError("not a RandAR Studio settings dict (it needs 'task' and 'params')")
+    task = settings["task"]
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} in the settings; known tasks: {', '.join(TASKS)}")
+    model = settings.get("model", {})
+    if strict and model and (model.get("grid"), model.get("vocab")) != (pair.grid, pair.gpt.config.vocab_size):
+        raise ValueError(f"these settings were made with model {model.get('name')!r} ({model.get('grid')}x"
+                         f"{model.get('grid')} tokens, {model.get('vocab')} codes), not with {pair.name!r}")
+    kwargs = dict(settings["params"])
+    inputs = settings.get("inputs", {})
+    given = {"image": image, "mask": mask}
+    for name in TASK_INPUTS[task]:
+        kwargs[name] = _check_input(name, given[name], inputs.get(name), strict)
+    if fast is None:
+        fast = bool(settings.get("runtime", {}).get("fast", True))
+    return TASKS[task](pair, **kwargs, fast=fast)

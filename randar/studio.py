@@ -1,0 +1,213 @@
+"""The Python API of RandAR Studio: load a model once, then create jobs.
+
+    from randar.studio import Studio
+    studio = Studio.load()                           # the default model; or a name / a model directory
+    job = studio.generate("smiling face", batch=4, steps=32, seed=0)
+    for event in job:                                # Progress per forward pass (for previews / bars)
+        print(event.stage, event.job_step, "/", event.job_steps)
+    result = job.result                              # Result: images, tokens, seed, settings, timings, notices
+    again = studio.rerun(result.settings).run()      # the same pixels
+
+Every method validates its inputs when it is called (errors before any compute) and returns a `Job`;
+`seed=None` draws a random seed, reported in `job.seed` and `result.seed`.
+The CLI and the web app are built on this module; it knows nothing of either.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .images import ImageSource
+from .model.transformer import RandARTransformer
+from .model.vq import VQModel
+from .registry import resolve_model
+from .tasks import (
+    Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings, generate, generate_x2, inpaint, outpaint,
+    rerun, upscale,
+)
+
+__all__ = ["Studio", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "pick_device"]
+
+
+def pick_device(device: str | torch.device = "auto", dtype: torch.dtype | str | None = None,
+                threads: int | None = None) -> tuple[torch.device, torch.dtype]:
+    """"auto": CUDA with bfloat16 when available, else CPU with float32.
+
+    On the CPU, `threads` sets torch's intra-op threads; None: the usable cores minus one (at least one),
+    leaving a core for the app around the model (web server, previews): PyTorch's spinning worker threads
+    slow down many times over when they compete with other busy processes for every core. Nothing is
+    changed when OMP_NUM_THREADS is set, or with threads=0.
+    """
+    if isinstance(dtype, str):
+        try:
+            dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+                     "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[dtype]
+        except KeyError:
+            raise ValueError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16") from None
+    if str(device) == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r} ({exc}); use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' asked for, but PyTorch sees no CUDA GPU; use device='cpu'")
+    if dtype is None:
+        dtype = torch.bfloat16 if dev.type == "cuda" and torch.cuda.is_bf16_supported() else (
+            torch.float16 if dev.type == "cuda" else torch.float32)
+    if dev.type == "cpu" and dtype == torch.float16:
+        raise ValueError("float16 is not supported on the CPU; use float32 (or bfloat16)")
+    if dev.type == "cpu" and threads != 0 and (threads is not None or "OMP_NUM_THREADS" not in os.environ):
+        if threads is None:
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:
+                cores = os.cpu_count() or 1
+            threads = max(1, cores - 1)
+        if threads < 0:
+            raise ValueError(f"threads must be >= 0 (0 = leave as is), got {threads}")
+        torch.set_num_threads(threads)
+    return dev, dtype
+
+
+class Studio:
+    """A loaded model pair and the tasks over it. Thread use: one job at a time per Studio."""
+
+    def __init__(self, gpt: RandARTransformer, vq: VQModel, class_names: list[str] | None = None, *,
+                 name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True) -> None:
+        self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale))
+        self.description = description
+        self.fast = fast
+
+    @classmethod
+    def load(cls, name_or_path: str | Path | None = None, *, device: str | torch.device = "auto",
+             dtype: torch.dtype | str | None = None, checkpoints_dir: str | Path | None = None,
+             threads: int | None = None, fast: bool = True) -> "Studio":
+        """Load a registry model (default: randar-emoji) or a model directory.
+
+        The transformer gets `dtype` (auto: bfloat16 on CUDA, float32 on CPU); the tokenizer stays in
+        float32 (its nearest-code search and decoder are cheap and precision-sensitive). `threads`: CPU
+        threads (None: cores - 1, see `pick_device`). `fast`: the engine's fast path (same tokens).
+        Raises ModelNotFoundError (what is missing and how to get it) or ValueError (a checkpoint that does
+        not fit its config, or a transformer and tokenizer that do not belong together).
+        """
+        resolved = resolve_model(name_or_path, checkpoints_dir)
+        vq_path, vq_config = resolved.require_vq()
+        dev, dt = pick_device(device, dtype, threads)
+        gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=dev, dtype=dt)
+        vq = VQModel.from_pretrained(vq_path, vq_config, device=dev, dtype=torch.float32)
+        gpt.fuse_for_inference()
+        return cls(gpt, vq, resolved.class_names, name=resolved.name, cfg_scale=resolved.cfg_scale,
+                   description=resolved.description, fast=fast)
+
+    # ---- facts --------------------------------------------------------------------------------------
+    @property
+    def gpt(self) -> RandARTransformer:
+        return self.pair.gpt
+
+    @property
+    def vq(self) -> VQModel:
+        return self.pair.vq
+
+    @property
+    def name(self) -> str:
+        return self.pair.name
+
+    @property
+    def image_size(self) -> int:
+        """Pixels per side of the model's native images."""
+        return self.pair.image_size
+
+    @property
+    def grid_size(self) -> int:
+        """Tokens per side of the model's native grid."""
+        return self.pair.grid
+
+    @property
+    def patch_size(self) -> int:
+        """Pixels per token side (the tokenizer's downsample factor)."""
+        return self.pair.patch
+
+    @property
+    def num_classes(self) -> int:
+        return self.pair.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.pair.class_names)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pair.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.pair.dtype
+
+    @property
+    def cfg_scale(self) -> float:
+        """The default guidance scale of this model (used when cfg=None)."""
+        return self.pair.cfg_scale
+
+    def class_index(self, name_or_id: int | str) -> int:
+        """An index from an int, a numeric string, a name or a unique part of one (ValueError otherwise)."""
+        return self.pair.class_index(name_or_id)
+
+    def __repr__(self) -> str:
+        return (f"<Studio {self.name}: {self.image_size}px, {self.grid_size}x{self.grid_size} tokens, "
+                f"{self.num_classes} classes, {self.device} {str(self.dtype).replace('torch.', '')}>")
+
+    # ---- tasks --------------------------------------------------------------------------------------
+    def generate(self, label: Any = None, *, batch: int = 1, order: str = "random", priority: Any = None,
+                 steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
+                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
+        """Class-conditional images at the model's resolution (label None: no class)."""
+        return generate(self.pair, label, batch=batch, order=order, priority=priority, steps=steps, cfg=cfg,
+                        cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                        fast=self.fast)
+
+    def generate_x2(self, label: Any = None, *, batch: int = 1, order: str = "random", fill_order: str = "random",
+                    steps: int = -1, fill_steps: int = -1, spatial_scale: float = 0.0, masking_ratio: float = 0.5,
+                    cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0,
+                    top_p: float = 1.0, seed: int | None = None) -> Job:
+        """Class-conditional images at twice the model's resolution (lattice first, then the rest)."""
+        return generate_x2(self.pair, label, batch=batch, order=order, fill_order=fill_order, steps=steps,
+                           fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio, cfg=cfg,
+                           cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                           fast=self.fast)
+
+    def inpaint(self, image: ImageSource, mask: ImageSource, *, label: Any = None, region: str = "auto",
+                context: int | None = None, dilate: int = 0, feather: int | None = None, order: str = "random",
+                steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
+                top_k: int = 0, top_p: float = 1.0, batch: int = 1, seed: int | None = None) -> Job:
+        """Regenerate the masked part of an image (mask: white / opaque = regenerate)."""
+        return inpaint(self.pair, image, mask, label=label, region=region, context=context, dilate=dilate,
+                       feather=feather, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
+                       temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+
+    def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
+                 aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
+                 order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
+                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
+                 seed: int | None = None) -> Job:
+        """Extend an image by pixels per side, to an aspect ('16:9') or by a zoom factor."""
+        return outpaint(self.pair, image, left=left, right=right, top=top, bottom=bottom, aspect=aspect, zoom=zoom,
+                        align=align, label=label, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
+                        temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+
+    def upscale(self, image: ImageSource, *, label: Any = None, order: str = "random", steps: int = -1,
+                spatial_scale: float = 0.0, masking_ratio: float = 0.5, cfg: float | None = None,
+                cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                batch: int = 1, seed: int | None = None) -> Job:
+        """x2 upscaling: the image's tokens on the even lattice of a twice larger grid, the rest generated."""
+        return upscale(self.pair, image, label=label, order=order, steps=steps, spatial_scale=spatial_scale,
+                       masking_ratio=masking_ratio, cfg=cfg, cfg_start=cfg_start, temperature=temperature,
+                       top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+
+    def rerun(self, settings: dict[str, Any], *, image: ImageSource | None = None, mask: ImageSource | None = None,
+              strict: bool = True) -> Job:
+        """A job repeating a run from its `Result.settings` (inputs: given, or read from recorded paths)."""
+        return rerun(self.pair, settings, image=image, mask=mask, strict=strict, fast=self.fast)

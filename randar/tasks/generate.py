@@ -1,0 +1,156 @@
+"""Class-conditional generation: at the model's resolution, and directly at twice its resolution.
+
+`generate_x2` follows the paper's resolution extrapolation: the even lattice of the 2G x 2G grid is an
+ordinary G x G image (stage "lattice", normal RoPE); then every other cell is generated with the mixed
+RoPE of `extrapolation.x2_rope`, the lattice in the context (stage "fill", seed + 1, optional spatial
+guidance), as in the official code.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..extrapolation import x2_rope
+from ..images import to_pil
+from ..orders import make_orders
+from .common import (
+    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_float, check_order, check_steps, common_settings,
+    cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
+)
+
+Label = Any  # int | str | None, or a sequence of them (one per image)
+
+
+def _decode_all(pair: ModelPair):
+    def finish(grid: torch.Tensor):
+        images = to_pil(pair.vq.decode(grid))
+        return images, list(images)
+    return finish
+
+
+def generate(
+    pair: ModelPair,
+    label: Label = None,
+    *,
+    batch: int = 1,
+    order: str = "random",
+    priority: Sequence[Sequence[float]] | np.ndarray | None = None,
+    steps: int = -1,
+    cfg: float | None = None,
+    cfg_start: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    fast: bool = True,
+) -> Job:
+    """Sample `batch` images of class `label` (a name, an index, None for no class, or one per image).
+
+    order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G], lower first).
+    steps: forward passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule.
+    cfg: the guidance scale reached at the last token (None: the model's default), starting at cfg_start.
+    """
+    notices: list[str] = []
+    batch = check_batch(batch)
+    seed = resolve_seed(seed)
+    order = check_order(order, allow_priority=True)
+    G = pair.grid
+    if priority is not None:
+        if order != "priority":
+            raise ValueError("a priority map is only used with order='priority'")
+        priority = np.asarray(priority, dtype=np.float64)
+        if priority.shape != (G, G) or not np.isfinite(priority).all():
+            raise ValueError(f"the priority map must be a finite {G}x{G} array (one value per token cell)")
+    elif order == "priority":
+        raise ValueError(f"order 'priority' needs a priority map: a {G}x{G} array, lower = earlier")
+    N = G * G
+    steps = check_steps(steps, N)
+    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
+    ids, names = resolve_labels(pair, label, batch)
+    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+
+    orders = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"), priority=priority)
+    stage = Stage("generate", G, G, place_in_grid(G, G, G, G), torch.empty(batch, 0, dtype=torch.long), orders,
+                  steps, seed)
+    canvas = Canvas(G, G, pair.patch, np.zeros((G, G), dtype=bool))
+    params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order,
+                  priority=None if priority is None else priority.tolist(), steps=steps, cfg=g1, cfg_start=g0,
+                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, seed=seed)
+    settings = common_settings(pair, "generate", params, fast)
+    settings["resolved"] = {"class_names": names, "forward_passes": stage.num_steps, "tokens": N,
+                            "size": [G * pair.patch, G * pair.patch]}
+    plan = Plan("generate", canvas, [stage], cond_tensor(pair, ids), guidance, sampling,
+                prepare=lambda: torch.full((batch, N), -1, dtype=torch.long), finish=_decode_all(pair),
+                settings=settings, seed=seed, notices=notices, batch=batch)
+    plan.validate(pair.gpt)
+    return Job(pair, plan, fast)
+
+
+def generate_x2(
+    pair: ModelPair,
+    label: Label = None,
+    *,
+    batch: int = 1,
+    order: str = "random",
+    fill_order: str = "random",
+    steps: int = -1,
+    fill_steps: int = -1,
+    spatial_scale: float = 0.0,
+    masking_ratio: float = 0.5,
+    cfg: float | None = None,
+    cfg_start: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    fast: bool = True,
+) -> Job:
+    """Sample at twice the model's resolution ((2G)^2 tokens): the lattice first, then the rest.
+
+    order / steps: the lattice stage (G*G tokens, as `generate`); fill_order / fill_steps: the remaining
+    3*G*G tokens. spatial_scale > 0 adds the paper's spatial guidance (a third copy that sees only a random
+    1 - masking_ratio of the lattice): logits = u + s*(c - sc) + spatial_scale*(sc - u).
+    """
+    notices: list[str] = []
+    batch = check_batch(batch)
+    seed = resolve_seed(seed)
+    order = check_order(order)
+    fill_order = check_order(fill_order, "fill_order")
+    G = pair.grid
+    G2 = 2 * G
+    steps = check_steps(steps, G * G)
+    fill_steps = check_steps(fill_steps, 3 * G * G, "fill_steps")
+    spatial_scale = check_float(spatial_scale, "spatial_scale", 0.0, 100.0)
+    masking_ratio = check_float(masking_ratio, "masking_ratio", 0.0, 1.0)
+    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
+    ids, names = resolve_labels(pair, label, batch)
+    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+
+    lattice = np.zeros((G2, G2), dtype=bool)
+    lattice[::2, ::2] = True
+    # stage 1: canvas cell (2i, 2j) is cell (i, j) of the native grid
+    to_coarse = torch.full((G2, G2), -1, dtype=torch.long)
+    to_coarse[::2, ::2] = torch.arange(G * G).view(G, G)
+    to_coarse = to_coarse.reshape(-1)
+    coarse = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"))
+    lattice_order = (2 * (coarse // G)) * G2 + 2 * (coarse % G)
+    stage1 = Stage("lattice", G, G, to_coarse, torch.empty(batch, 0, dtype=torch.long), lattice_order, steps, seed)
+    # stage 2: the lattice (in its generation order, as the official code) as context, the rest generated
+    rest = make_orders(fill_order, batch, G2, G2, seed=derive_seed(seed, "fill_order"), known=lattice, cells=~lattice)
+    stage2 = Stage("fill", G2, G2, place_in_grid(G2, G2, G2, G2), lattice_order, rest, fill_steps, seed + 1,
+                   rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio)
+    canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
+    params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order, fill_order=fill_order,
+                  steps=steps, fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio,
+                  cfg=g1, cfg_start=g0, temperature=sampling.temperature, top_k=sampling.top_k,
+                  top_p=sampling.top_p, seed=seed)
+    settings = common_settings(pair, "generate_x2", params, fast)
+    settings["resolved"] = {"class_names": names, "forward_passes": stage1.num_steps + stage2.num_steps,
+                            "tokens": G2 * G2, "size": [G2 * pair.patch, G2 * pair.patch]}
+    plan = Plan("generate_x2", canvas, [stage1, stage2], cond_tensor(pair, ids), guidance, sampling,
+                prepare=lambda: torch.full((batch, G2 * G2), -1, dtype=torch.long), finish=_decode_all(pair),
+                settings=settings, seed=seed, notices=notices, batch=batch)
+    plan.validate(pair.gpt)
+    return Job(pair, plan, fast)

@@ -1,0 +1,169 @@
+"""Zero-shot inpainting: regenerate the masked part of an image, the rest of its tokens as context.
+
+Strategy for images of any size and shape (`region`):
+- "whole": the whole image is resized (aspect kept, up to half a token of rounding) onto a token rectangle
+  whose longer side is the model's grid. A non-square picture does not fill the model's square grid: the
+  rectangle is centred in it and the grid cells outside it take no part (RandAR generates any subset of
+  cells, so they are simply never in the sequence; no padding pixels are invented).
+- "masked": a square crop around the mask's bounding box, with `context` pixels of margin (default: half
+  the box's longer side), never smaller than the model's canvas when the image allows (so small masks on
+  big photos are edited at full detail, like "only masked" in AUTOMATIC1111), moved inside the image; when
+  the box does not fit in a square, the box plus margin (clipped) is used as a rectangle.
+- "auto" (default): "masked" when the image is larger than the model's canvas and the crop is at most half
+  of the image's area, "whole" otherwise.
+Known tokens are those the (resampled) mask does not touch, grown by `dilate` tokens; they go into the
+context first (in a random order), the others are generated in `order` with `steps` forward passes.
+The result is resized back to the crop and pasted onto the ORIGINAL image through the mask feathered
+outwards by `feather` pixels (default: half a token): pixels farther than that from the mask are the
+input's bytes, unchanged, and the output has the input's size.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..images import ImageError, ImageSource, mask_to_token_mask, to_pil, to_tensor
+from ..orders import make_orders
+from .common import (
+    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_int, check_order, check_steps,
+    common_settings, cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
+    resolve_seed,
+)
+from .geometry import Box, composite, feather_alpha, mask_bbox, resample, resample_mask, token_size
+from .inputs import read_image, read_mask
+
+REGIONS = ("auto", "whole", "masked")
+
+
+def masked_crop(width: int, height: int, bbox: Box, context: int | None, canvas: int) -> Box:
+    """The crop of region="masked" (see the module docstring)."""
+    x0, y0, x1, y1 = bbox
+    bw, bh = x1 - x0, y1 - y0
+    pad = max(bw, bh) // 2 if context is None else context
+    side = max(max(bw, bh) + 2 * pad, min(canvas, width, height))
+    if side <= min(width, height):
+        left = min(max((x0 + x1 - side) // 2, 0), width - side)
+        top = min(max((y0 + y1 - side) // 2, 0), height - side)
+        left, top = min(left, x0), min(top, y0)  # rounding must never cut the box
+        left, top = max(left, x1 - side), max(top, y1 - side)
+        return left, top, left + side, top + side
+    return max(0, x0 - pad), max(0, y0 - pad), min(width, x1 + pad), min(height, y1 + pad)
+
+
+def choose_region(region: str, width: int, height: int, bbox: Box, context: int | None, canvas: int) -> tuple[str, Box]:
+    whole = (0, 0, width, height)
+    if region == "whole":
+        return "whole", whole
+    crop = masked_crop(width, height, bbox, context, canvas)
+    if region == "masked":
+        return "masked", crop
+    area = (crop[2] - crop[0]) * (crop[3] - crop[1])
+    if max(width, height) > canvas and area <= 0.5 * width * height:
+        return "masked", crop
+    return "whole", whole
+
+
+def inpaint(
+    pair: ModelPair,
+    image: ImageSource,
+    mask: ImageSource,
+    *,
+    label: Any = None,
+    region: str = "auto",
+    context: int | None = None,
+    dilate: int = 0,
+    feather: int | None = None,
+    order: str = "random",
+    steps: int = -1,
+    cfg: float | None = None,
+    cfg_start: float = 1.0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    batch: int = 1,
+    seed: int | None = None,
+    fast: bool = True,
+) -> Job:
+    """Regenerate the masked pixels of `image` (white / opaque strokes in `mask` = regenerate).
+
+    steps: forward passes over the tokens to regenerate (1..M, -1 = one per token).
+    order: any engine order, or "boundary-first" / "inside-out" (by distance to the known tokens).
+    """
+    notices: list[str] = []
+    G, f = pair.grid, pair.patch
+    batch = check_batch(batch)
+    seed = resolve_seed(seed)
+    order = check_order(order)
+    region = check_choice(region, "region", REGIONS)
+    dilate = check_int(dilate, "dilate (tokens)", 0, G)
+    if feather is not None:
+        feather = check_int(feather, "feather (pixels)", 0, 4096)
+    if context is not None:
+        context = check_int(context, "context (pixels)", 0)
+    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
+    ids, names = resolve_labels(pair, label, batch)
+    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+
+    img, img_record = read_image(image)
+    pixel_mask, mask_record = read_mask(mask, img.size, notices)
+    if not pixel_mask.any():
+        raise ImageError("the mask is empty, so there is nothing to regenerate: paint the area to regenerate in "
+                         "white on black (or with opaque strokes on a transparent layer)")
+    if pixel_mask.all():
+        raise ImageError("the mask covers the whole image, so no context is left to keep: use generate for a "
+                         "new image, or leave part of the image unmasked")
+
+    W, H = img.size
+    chosen, crop = choose_region(region, W, H, mask_bbox(pixel_mask), context, pair.image_size)
+    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
+    tw, th = token_size(cw, ch, G)
+    work_size = (tw * f, th * f)
+    unknown = mask_to_token_mask(resample_mask(pixel_mask, work_size, crop), f, dilate)
+    known = ~unknown
+    M, K = int(unknown.sum()), int(known.sum())
+    steps = check_steps(steps, M)
+    if feather is None:
+        feather = max(1, round(0.5 * cw / tw))
+    notices.append(f"region {chosen!r}: the {cw}x{ch} px area at ({crop[0]}, {crop[1]}) is edited at "
+                   f"{work_size[0]}x{work_size[1]} px ({tw}x{th} tokens); {M} of {tw * th} tokens are regenerated")
+    if K == 0:
+        notices.append("the mask leaves no whole token of context in the edited area: the masked part is "
+                       "generated without context")
+
+    prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
+    gen_order = make_orders(order, batch, th, tw, seed=derive_seed(seed, "order"), known=known, cells=unknown)
+    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed)
+    base = resample(img, work_size, crop)
+    canvas = Canvas(th, tw, f, known, base)
+
+    def prepare() -> torch.Tensor:
+        codes = pair.vq.encode(to_tensor(base)).reshape(1, -1).cpu()
+        keep = torch.from_numpy(known.reshape(1, -1))
+        return torch.where(keep, codes, -1).expand(batch, -1).clone()
+
+    def finish(grid: torch.Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
+        raw = to_pil(pair.vq.decode(grid))
+        original = np.asarray(img)
+        x0, y0, x1, y1 = crop
+        alpha = feather_alpha(pixel_mask[y0:y1, x0:x1], feather)
+        images = []
+        for r in raw:
+            out = original.copy()
+            out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(r, (cw, ch))), alpha)
+            images.append(Image.fromarray(out, "RGB"))
+        return images, raw
+
+    params = dict(label=ids if len(set(ids)) > 1 else ids[0], region=region, context=context, dilate=dilate,
+                  feather=feather, order=order, steps=steps, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
+                  top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
+    settings = common_settings(pair, "inpaint", params, fast)
+    settings["inputs"] = {"image": img_record, "mask": mask_record}
+    settings["resolved"] = {"class_names": names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
+                            "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H]}
+    plan = Plan("inpaint", canvas, [stage], cond_tensor(pair, ids), guidance, sampling, prepare, finish,
+                settings, seed, notices, batch)
+    plan.validate(pair.gpt)
+    return Job(pair, plan, fast)

@@ -1,0 +1,190 @@
+"""Training the studio's own model pair: first the VQ tokenizer (`train.vq`), then the RandAR transformer on
+its codes (`train.gpt`); `train.evaluate` measures both. `tools/train_default.py` runs the whole recipe.
+
+This module holds what the trainers share: a wall-clock budget with a cosine schedule over it, bf16 autocast on
+CUDA only, a logger that also writes `train_log.txt`, pixel conversions (the package convention: x = u8 / 127.5 - 1,
+u8 = round((x + 1) * 127.5)), PNG grids, and a synthetic dataset with the emoji loader's API for tests and smoke runs.
+Everything runs on torch 2.3+ and on the CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Logger", "Budget", "lr_factor", "resolve_device", "autocast", "seed_everything", "decay_groups",
+    "images_to_device", "to_float", "to_uint8", "save_grid", "SyntheticDataset",
+]
+
+
+class Logger:
+    """print(..., flush=True) with elapsed seconds, mirrored into a log file (appended, so stages accumulate)."""
+
+    def __init__(self, path: str | Path | None = None, quiet: bool = False) -> None:
+        self.t0 = time.perf_counter()
+        self.quiet = quiet
+        self.path = Path(path) if path else None
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, msg: str) -> None:
+        line = f"[{time.perf_counter() - self.t0:7.1f}s] {msg}"
+        if not self.quiet:
+            print(line, flush=True)
+        if self.path:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+class Budget:
+    """Training stops at the wall-clock budget or at max_steps, whichever comes first.
+
+    `progress` (0..1) drives the cosine schedule, so the learning rate anneals fully however fast the machine is.
+    """
+
+    def __init__(self, minutes: float | None, max_steps: int | None = None) -> None:
+        if not minutes and not max_steps:
+            raise ValueError("give a time budget (minutes) or max_steps")
+        self.seconds = 60.0 * minutes if minutes else None
+        self.max_steps = max_steps
+        self.start = time.perf_counter()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def progress(self, step: int) -> float:
+        p = 0.0
+        if self.seconds:
+            p = max(p, self.elapsed / self.seconds)
+        if self.max_steps:
+            p = max(p, step / self.max_steps)
+        return min(p, 1.0)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
+
+
+def lr_factor(step: int, progress: float, warmup_steps: int, min_ratio: float) -> float:
+    """Linear warm-up over steps, then cosine from 1 to `min_ratio` over the budget's progress."""
+    warm = min(1.0, (step + 1) / max(1, warmup_steps))
+    cos = min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
+    return warm * cos
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA; a no-op elsewhere (CPU training stays float32)."""
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def decay_groups(module: torch.nn.Module, weight_decay: float, skip: Sequence[Tensor] = ()) -> list[dict]:
+    """AdamW groups: matrices and embeddings decay, vectors (norms, biases) and `skip` do not."""
+    skip_ids = {id(p) for p in skip}
+    decay, no_decay = [], []
+    for p in module.parameters():
+        if not p.requires_grad:
+            continue
+        (decay if p.ndim >= 2 and id(p) not in skip_ids else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# ---- pixels --------------------------------------------------------------------------------------------
+
+def images_to_device(images: np.ndarray, device: torch.device) -> Tensor:
+    """uint8 [N, H, W, 3] (numpy) -> uint8 [N, 3, H, W] on the device (kept as bytes: 4x less memory)."""
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images [N, H, W, 3], got {images.dtype} {images.shape}")
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def to_float(u8: Tensor) -> Tensor:
+    return u8.float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    return ((x.float() + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def save_grid(images: np.ndarray | Tensor, path: str | Path, nrow: int = 8, pad: int = 2) -> Path:
+    """uint8 images [N, H, W, 3] or [N, 3, H, W] -> one PNG with `nrow` images per row on a grey background."""
+    from PIL import Image
+
+    arr = images.detach().cpu().numpy() if isinstance(images, Tensor) else np.asarray(images)
+    if arr.ndim == 4 and arr.shape[1] == 3 and arr.shape[-1] != 3:
+        arr = arr.transpose(0, 2, 3, 1)
+    n, h, w, _ = arr.shape
+    cols = max(1, min(nrow, n))
+    rows = max(1, math.ceil(n / cols))
+    canvas = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 128, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        canvas[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(canvas).save(path, optimize=True)
+    return path
+
+
+# ---- synthetic data ------------------------------------------------------------------------------------
+
+class SyntheticDataset:
+    """Coloured shapes on white with the emoji loader's API (`images(split)`, `labels(split)`, `class_names`,
+    `num_classes`): the class fixes shape and hue, the sample varies size, position and shade."""
+
+    def __init__(self, n: int = 256, num_classes: int = 4, size: int = 128, eval_fraction: float = 0.125,
+                 seed: int = 0) -> None:
+        rng = np.random.default_rng(seed)
+        self.class_names = [f"shape-{c}" for c in range(num_classes)]
+        self._labels = rng.integers(0, num_classes, n).astype(np.int64)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+        imgs = np.full((n, size, size, 3), 255, np.uint8)
+        for i, c in enumerate(self._labels):
+            cx, cy = rng.uniform(0.35, 0.65, 2)
+            r = rng.uniform(0.18, 0.3)
+            if c % 3 == 0:
+                mask = (xx - cx) ** 2 + (yy - cy) ** 2 < r * r
+            elif c % 3 == 1:
+                mask = (abs(xx - cx) < r) & (abs(yy - cy) < r)
+            else:
+                mask = (yy - cy + r > 0) & (abs(xx - cx) < (yy - cy + r) / 2) & (yy - cy < r)
+            hue = np.array([(c * 97) % 256, (c * 57 + 80) % 256, (c * 151 + 160) % 256], np.float32)
+            shade = rng.uniform(0.7, 1.0)
+            imgs[i][mask] = (hue * shade).astype(np.uint8)
+        self._images = imgs
+        n_eval = max(1, int(round(n * eval_fraction)))
+        self._split = np.array(["train"] * (n - n_eval) + ["eval"] * n_eval)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def images(self, split: str = "train") -> np.ndarray:
+        return self._images[self._split == split]
+
+    def labels(self, split: str = "train") -> np.ndarray:
+        return self._labels[self._split == split]

@@ -1,0 +1,170 @@
+"""Training the RandAR transformer on cached VQ codes (the paper's recipe at small scale).
+
+Every sample gets its own random generation order, class labels are replaced by the null class with probability
+0.1 (so classifier-free guidance works), AdamW (0.9, 0.95) with weight decay on matrices and embeddings, linear
+warm-up then cosine over the wall-clock budget, bf16 autocast on CUDA, gradient clipping at 1.0. The held-out
+NLL (fixed random orders) is measured every `eval_every_s` seconds; with `keep_best` the weights of the best
+evaluation are the ones returned (a small dataset overfits a long run).
+
+Codes are cached once: [N, V, L] with V variants per image (the image and its horizontal flip), so the loop is
+pure indexing on the device.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from randar.config import GPTConfig
+from randar.model.transformer import RandARTransformer
+
+from . import Budget, autocast, decay_groups, lr_factor, seed_everything
+from .evaluate import gpt_nll, make_eval_orders
+
+__all__ = ["GPTTrainConfig", "default_gpt_config", "tiny_gpt_config", "train_gpt", "random_orders"]
+
+
+def default_gpt_config(vocab_size: int, num_classes: int, block_size: int = 256) -> GPTConfig:
+    """7.9M parameters (dim 384, 4 layers, 6 heads). CPU decoding streams every weight from memory once per step, so
+    its time follows the size: 88 CFG steps (batch 2) measured a median 1.15 s on a 2-core CPU with 4 layers,
+    1.36 s with 5 and 1.56 s with 6, and the app has 1.5 s for sampling plus the VQ decode."""
+    return GPTConfig(dim=384, n_layer=4, n_head=6, vocab_size=vocab_size, block_size=block_size,
+                     num_classes=num_classes)
+
+
+def tiny_gpt_config(vocab_size: int, num_classes: int, block_size: int = 256) -> GPTConfig:
+    return GPTConfig(dim=64, n_layer=2, n_head=2, vocab_size=vocab_size, block_size=block_size,
+                     num_classes=num_classes, multiple_of=32)
+
+
+@dataclass
+class GPTTrainConfig:
+    minutes: float | None = 4.5
+    max_steps: int | None = None
+    batch_size: int = 128
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 300
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    class_dropout: float = 0.1
+    eval_every_s: float = 30.0
+    eval_orders: int = 2  # fixed random orders per periodic evaluation
+    keep_best: bool = True
+    log_every_s: float = 10.0
+    compile: bool = False  # torch.compile the training forward (CUDA; costs ~1 min of the budget)
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def random_orders(batch: int, length: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+    """An independent uniformly random permutation per row (argsort of uniform noise)."""
+    return torch.rand(batch, length, device=device, generator=generator).argsort(dim=1)
+
+
+def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval_codes: Tensor | None,
+              eval_labels: Tensor | None, tcfg: GPTTrainConfig, device: torch.device | str = "cpu",
+              log: Callable[[str], None] = print) -> tuple[RandARTransformer, dict[str, Any]]:
+    """Train from scratch. train_codes [N, L] or [N, V, L] (V variants per image, e.g. flips), raster order."""
+    device = torch.device(device)
+    seed_everything(tcfg.seed)
+    if train_codes.ndim == 2:
+        train_codes = train_codes[:, None]
+    N, V, L = train_codes.shape
+    if L != config.block_size:
+        raise ValueError(f"codes have {L} tokens per image, the GPT config expects block_size {config.block_size}")
+    if int(train_codes.max()) >= config.vocab_size or int(train_codes.min()) < 0:
+        raise ValueError(f"codes must lie in [0, {config.vocab_size})")
+    cuda = device.type == "cuda"
+    amp = cuda
+    model = RandARTransformer(config)
+    model.init_weights()
+    model = model.to(device).train()
+    opt = torch.optim.AdamW(decay_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    fwd = torch.compile(model) if (tcfg.compile and cuda) else model
+
+    codes = train_codes.to(device=device, dtype=torch.int16)
+    labels = train_labels.to(device=device, dtype=torch.long)
+    null = config.num_classes
+    have_eval = eval_codes is not None and len(eval_codes) > 0
+    if have_eval:
+        eval_orders = make_eval_orders("random", len(eval_codes), config.grid_size, tcfg.eval_orders, seed=4321)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(tcfg.seed)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"gpt: {n_params / 1e6:.2f}M params, {N} images x {V} variants, {L} tokens, vocab {config.vocab_size}, "
+        f"{config.num_classes} classes, batch {tcfg.batch_size}, budget {tcfg.minutes} min / {tcfg.max_steps} steps, "
+        f"device {device}, amp {amp}")
+
+    history: dict[str, Any] = {"log": [], "eval": []}
+    best_loss, best_state, best_step = float("inf"), None, -1
+    budget = Budget(tcfg.minutes, tcfg.max_steps)
+    loss_sum = torch.zeros((), device=device)
+    window, last_log, last_eval, step = 0, 0.0, 0.0, 0
+
+    def evaluate(step_now: int) -> float:
+        nonlocal best_loss, best_state, best_step
+        losses = gpt_nll(model, eval_codes, eval_labels, eval_orders, device, batch=256, amp=amp)
+        value = sum(losses) / len(losses)
+        history["eval"].append({"step": step_now, "time_s": round(budget.elapsed, 1), "nll_eval": value})
+        improved = value < best_loss
+        if improved:
+            best_loss, best_step = value, step_now
+            if tcfg.keep_best:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        log(f"gpt step {step_now}: held-out NLL {value:.4f} nats/token (random orders)" + (" *" if improved else ""))
+        return value
+
+    while not budget.done(step):
+        progress = budget.progress(step)
+        lr_f = lr_factor(step, progress, tcfg.warmup_steps, tcfg.min_lr_ratio)
+        for g in opt.param_groups:
+            g["lr"] = tcfg.lr * lr_f
+        idx = torch.randint(0, N, (tcfg.batch_size,), device=device, generator=gen)
+        var = torch.randint(0, V, (tcfg.batch_size,), device=device, generator=gen)
+        tokens = codes[idx, var].long()
+        cond = labels[idx]
+        drop = torch.rand(tcfg.batch_size, device=device, generator=gen) < tcfg.class_dropout
+        cond = torch.where(drop, torch.full_like(cond, null), cond)
+        order = random_orders(tcfg.batch_size, L, device, gen)
+        with autocast(device, amp):
+            logits = fwd(tokens, cond, order)
+        loss = F.cross_entropy(logits.float().flatten(0, 1), tokens.gather(1, order).flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        opt.step()
+        loss_sum += loss.detach()
+        window += 1
+        step += 1
+
+        now = budget.elapsed
+        if now - last_log >= tcfg.log_every_s or budget.done(step):
+            avg = float(loss_sum) / max(window, 1)
+            history["log"].append({"step": step, "time_s": round(now, 1), "lr": tcfg.lr * lr_f, "loss": avg})
+            log(f"gpt step {step:6d} {now:6.0f}s lr {tcfg.lr * lr_f:.2e} train loss {avg:.4f} "
+                f"({step / max(now, 1e-9):.1f} it/s)")
+            loss_sum.zero_()
+            window, last_log = 0, now
+        if have_eval and now - last_eval >= tcfg.eval_every_s and not budget.done(step):
+            evaluate(step)
+            last_eval = budget.elapsed
+
+    history["steps"] = step
+    history["train_seconds"] = round(budget.elapsed, 1)
+    if have_eval:
+        evaluate(step)
+        if tcfg.keep_best and best_state is not None and best_step != step:
+            model.load_state_dict(best_state)
+            log(f"gpt: keeping the weights of step {best_step} (held-out NLL {best_loss:.4f})")
+        history["best_step"], history["best_nll_eval"] = best_step, best_loss
+    log(f"gpt done: {step} steps in {budget.elapsed:.0f}s")
+    return model.eval(), history

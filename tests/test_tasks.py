@@ -1,0 +1,348 @@
+"""The zero-shot tasks on a tiny random model: what is kept, what is generated, reproducibility, errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from randar import tasks
+from randar.images import ImageError, to_tensor
+from randar.schedule import step_sizes
+from randar.tasks.geometry import feather_alpha, token_size
+from randar.tasks.outpaint import plan_windows
+
+G, F = 8, 8  # the tiny model: 8x8 tokens of 8x8 pixels
+
+
+def encode(studio, img: Image.Image) -> torch.Tensor:
+    return studio.vq.encode(to_tensor(img))[0]
+
+
+def pixels(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("RGB"))
+
+
+def box_mask(width, height, box):
+    m = np.zeros((height, width), dtype=bool)
+    x0, y0, x1, y1 = box
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+# ---- generation -----------------------------------------------------------------------------------------
+
+
+def test_generate_outputs_and_rerun_from_settings(studio):
+    result = studio.generate("red circle", batch=2, steps=10, cfg=3.0, top_k=20, seed=5).run()
+    assert [im.size for im in result.images] == [(64, 64)] * 2
+    assert result.tokens.shape == (2, G, G) and (result.tokens >= 0).all()
+    assert result.seed == 5 and result.timings.forward_passes == 10
+    assert result.settings["params"]["label"] == 0 and result.settings["params"]["cfg"] == 3.0
+    settings = json.loads(json.dumps(result.settings))  # JSON-serialisable, and enough to reproduce
+    again = studio.rerun(settings).run()
+    assert torch.equal(again.tokens, result.tokens)
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(again.images, result.images))
+    other = studio.generate("red circle", batch=2, steps=10, cfg=3.0, top_k=20, seed=6).run()
+    assert not torch.equal(other.tokens, result.tokens)
+
+
+def test_random_seed_is_reported_and_reproducible(studio):
+    job = studio.generate(steps=4)
+    assert isinstance(job.seed, int) and job.settings["params"]["seed"] == job.seed
+    result = job.run()
+    assert result.seed == job.seed
+    assert torch.equal(studio.rerun(result.settings).run().tokens, result.tokens)
+
+
+@pytest.mark.parametrize("steps", [-1, 1, 7, 64])
+def test_steps_set_the_number_of_forward_passes(studio, counter, steps):
+    result = studio.generate(0, steps=steps, seed=1).run()
+    assert counter.forwards == len(step_sizes(64, steps)) == result.timings.forward_passes
+
+
+def test_generate_x2_two_stages(studio, counter):
+    job = studio.generate_x2(1, steps=6, fill_steps=20, spatial_scale=1.5, seed=2)
+    stages = [(e.stage, e.stage_index) for e in job]
+    assert counter.forwards == len(step_sizes(64, 6)) + len(step_sizes(192, 20)) == job.num_steps
+    assert stages[0] == ("lattice", 0) and stages[-1] == ("fill", 1)
+    result = job.result
+    assert result.tokens.shape == (1, 2 * G, 2 * G) and (result.tokens >= 0).all()
+    assert result.images[0].size == (128, 128)
+    # the lattice was generated first: every lattice cell's step precedes every other cell's
+    steps = result.step_map[0]
+    assert steps[::2, ::2].max() < steps[1::2, :].min()
+    assert torch.equal(studio.rerun(result.settings).run().tokens, result.tokens)
+
+
+def test_fast_and_plain_decoding_give_the_same_tokens(studio, make_picture):
+    img = make_picture(80, 64)
+    mask = box_mask(80, 64, (10, 10, 50, 40))
+    for make in (
+        lambda fast: tasks.generate(studio.pair, [0, None], batch=2, steps=12, cfg=4.0, seed=3, fast=fast),
+        lambda fast: tasks.inpaint(studio.pair, img, mask, label=2, steps=5, order="boundary-first", seed=3, fast=fast),
+        lambda fast: tasks.upscale(studio.pair, img, steps=30, spatial_scale=2.0, cfg=2.0, label=1, seed=3, fast=fast),
+        lambda fast: tasks.outpaint(studio.pair, img, right=48, steps=9, seed=3, fast=fast),
+    ):
+        assert torch.equal(make(True).run().tokens, make(False).run().tokens)
+
+
+# ---- inpainting -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size,box,region,dilate", [
+    ((64, 64), (16, 20, 40, 44), "whole", 0),
+    ((100, 70), (30, 20, 60, 40), "auto", 1),
+    ((240, 160), (150, 60, 175, 90), "auto", 0),  # large image, small mask: edited as a crop ("masked")
+    ((90, 200), (5, 150, 80, 190), "masked", 0),
+])
+def test_inpaint_keeps_context_and_unmasked_pixels(studio, make_picture, size, box, region, dilate):
+    img = make_picture(*size)
+    original = pixels(img).copy()
+    mask = box_mask(*size, box)
+    job = studio.inpaint(img, mask, region=region, dilate=dilate, steps=-1, seed=11)
+    canvas = job.canvas
+    before = encode(studio, canvas.base).reshape(-1)
+    result = job.run()
+    out = pixels(result.images[0])
+    assert result.images[0].size == size
+    # unmasked tokens are never changed: the known cells hold the input's codes
+    known = torch.from_numpy(canvas.known.reshape(-1))
+    assert known.any() and torch.equal(result.tokens[0].reshape(-1)[known], before[known])
+    assert (result.step_map[0].reshape(-1)[known] == 0).all()
+    # pixels farther from the mask than the feather radius are the input's bytes
+    feather = result.settings["params"]["feather"]
+    far = feather_alpha(mask, feather + 1) == 0
+    assert far.any() and np.array_equal(out[far], original[far])
+    assert not np.array_equal(out[mask], original[mask])
+    assert np.array_equal(pixels(img), original)  # the input object is untouched
+    if size == (240, 160):
+        assert result.settings["resolved"]["region"] == "masked"
+        crop = result.settings["resolved"]["crop"]
+        assert crop[2] - crop[0] == crop[3] - crop[1] >= 64  # a square crop, at least the model's canvas
+
+
+def test_inpaint_steps_span_the_unknown_tokens(studio, make_picture, counter):
+    img = make_picture(64, 64)
+    job = studio.inpaint(img, box_mask(64, 64, (8, 8, 40, 32)), steps=5, seed=1)
+    M = int((~job.canvas.known).sum())
+    assert M == 4 * 3 and job.num_tokens == M
+    job.run()
+    assert counter.forwards == len(step_sizes(M, 5))
+    with pytest.raises(ValueError, match=f"between 1 and {M}"):
+        studio.inpaint(img, box_mask(64, 64, (8, 8, 40, 32)), steps=M + 1)
+
+
+@pytest.mark.parametrize("order", ["boundary-first", "inside-out"])
+def test_inpaint_mask_orders(studio, make_picture, order):
+    img = make_picture(64, 64)
+    result = studio.inpaint(img, box_mask(64, 64, (8, 8, 56, 56)), order=order, seed=4).run()
+    steps = result.step_map[0]
+    ring, centre = steps[1, 1:7], steps[3:5, 3:5]  # next to the context / farthest from it
+    if order == "boundary-first":
+        assert ring.max() < centre.min()
+    else:
+        assert centre.max() < ring.min()
+
+
+def test_inpaint_rerun_with_inputs_and_paths(studio, make_picture, tmp_path):
+    img_path, mask_path = tmp_path / "in.png", tmp_path / "mask.png"
+    make_picture(72, 64).save(img_path)
+    Image.fromarray(box_mask(72, 64, (20, 20, 44, 50)).astype(np.uint8) * 255).save(mask_path)
+    result = studio.inpaint(str(img_path), str(mask_path), label="green", cfg=2.5, steps=6, seed=9).run()
+    settings = json.loads(json.dumps(result.settings))
+    same = studio.rerun(settings).run()  # the inputs come from the recorded paths
+    assert same.images[0].tobytes() == result.images[0].tobytes()
+    same = studio.rerun(settings, image=Image.open(img_path), mask=mask_path).run()
+    assert same.images[0].tobytes() == result.images[0].tobytes()
+    with pytest.raises(ImageError, match="differs"):
+        studio.rerun(settings, image=make_picture(72, 64, seed=3))
+
+
+def test_mask_of_another_size(studio, make_picture):
+    img = make_picture(80, 60)
+    small = box_mask(40, 30, (10, 10, 20, 20))
+    job = studio.inpaint(img, small, seed=0)
+    assert any("resized" in n for n in job.notices)
+    with pytest.raises(ImageError, match="different shape"):
+        studio.inpaint(img, box_mask(50, 50, (10, 10, 20, 20)))
+
+
+# ---- outpainting ----------------------------------------------------------------------------------------
+
+
+def test_outpaint_windowed_keeps_the_original(studio, make_picture, counter):
+    img = make_picture(64, 64)
+    original = pixels(img).copy()
+    job = studio.outpaint(img, right=48, bottom=24, steps=40, seed=7)  # 6 tokens > half the grid
+    resolved = job.settings["resolved"]
+    assert resolved["extension_tokens"] == {"left": 0, "right": 6, "top": 0, "bottom": 3}
+    assert len(job.plan.stages) >= 2 and job.canvas.rows == 11 and job.canvas.cols == 14
+    known_tokens = encode(studio, img).reshape(-1)
+    events = list(job)
+    result = job.result
+    assert counter.forwards == len(events) == result.timings.forward_passes == sum(
+        len(step_sizes(s.num_tokens, s.steps)) for s in job.plan.stages)
+    assert {e.stage for e in events} == {"window"} and events[-1].stage_index == len(job.plan.stages) - 1
+    out = pixels(result.images[0])
+    assert result.images[0].size == (112, 88)
+    assert np.array_equal(out[:64, :64], original)  # the original region, byte for byte
+    assert torch.equal(result.tokens[0, :8, :8].reshape(-1), known_tokens)
+    assert (result.tokens >= 0).all()
+    # every window had known context
+    for stage in job.plan.stages:
+        assert stage.prefix.shape[1] > 0
+
+
+def test_window_schedule_gives_every_window_context():
+    known = np.zeros((16, 16), dtype=bool)
+    known[4:12, 4:12] = True
+    windows = plan_windows(known, 8)
+    seen = known.copy()
+    for t, l, h, w, new, ctx in windows:
+        assert ctx.sum() >= h * w // 4
+        assert np.array_equal(ctx, seen[t:t + h, l:l + w])
+        seen[t:t + h, l:l + w] = True
+    assert seen.all()
+
+
+def test_outpaint_rounding_aspect_and_limits(studio, make_picture):
+    img = make_picture(100, 80)
+    job = studio.outpaint(img, left=5, seed=0)  # less than a token: one token, reported
+    assert job.settings["resolved"]["extension_tokens"]["left"] == 1
+    assert any(n.startswith("left: 5 px asked, 1 token(s)") for n in job.notices)
+    job = studio.outpaint(img, aspect="16:9", align="left", seed=0)
+    w, h = job.settings["resolved"]["size"]
+    assert h == 80 and abs(w / h - 16 / 9) < 0.12
+    result = job.run()
+    assert np.array_equal(pixels(result.images[0])[:, :100], pixels(img))  # original kept at the left
+    job = studio.outpaint(img, zoom=3.0, seed=0)  # more than 2x the grid: worked at a smaller scale
+    assert job.canvas.rows <= 16 and job.canvas.cols <= 16
+    assert any("instead of the model's scale" in n for n in job.notices)
+
+
+# ---- upscaling ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(64, 64), (120, 90)])
+def test_upscale_puts_the_input_tokens_on_the_lattice(studio, make_picture, size, counter):
+    img = make_picture(*size)
+    job = studio.upscale(img, steps=25, seed=3)
+    tw, th = token_size(*size, G)
+    work = img if size == (64, 64) else img.resize((tw * F, th * F), Image.BICUBIC)
+    codes = encode(studio, work)
+    result = job.run()
+    assert result.tokens.shape == (1, 2 * th, 2 * tw)
+    assert torch.equal(result.tokens[0, ::2, ::2], codes)
+    assert (result.step_map[0, ::2, ::2] == 0).all() and (result.step_map[0, 1::2, :] > 0).all()
+    assert result.images[0].size == (2 * tw * F, 2 * th * F)
+    assert counter.forwards == len(step_sizes(3 * th * tw, 25))
+
+
+# ---- errors before any compute --------------------------------------------------------------------------
+
+
+def test_bad_inputs_fail_before_any_compute(studio, make_picture, counter, tmp_path):
+    img = make_picture(64, 48)
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image")
+    good_mask = box_mask(64, 48, (8, 8, 24, 24))
+    cases = [
+        (ImageError, "not an image", lambda: studio.inpaint(str(text), good_mask)),
+        (ImageError, "not an image", lambda: studio.outpaint(str(text), left=8)),
+        (ImageError, "not an image", lambda: studio.upscale(str(text))),
+        (ImageError, "not found", lambda: studio.upscale(str(tmp_path / "missing.png"))),
+        (ImageError, "empty", lambda: studio.inpaint(img, np.zeros((48, 64), bool))),
+        (ImageError, "use generate", lambda: studio.inpaint(img, np.ones((48, 64), bool))),
+        (ValueError, "nothing to extend", lambda: studio.outpaint(img)),
+        (ValueError, "nothing to extend", lambda: studio.outpaint(make_picture(64, 64), aspect="1:1")),
+        (ValueError, "one of", lambda: studio.outpaint(img, left=8, aspect="16:9")),
+        (ValueError, "aspect", lambda: studio.outpaint(img, aspect="wide")),
+        (ValueError, "too large", lambda: studio.outpaint(img, left=5000)),
+        (ValueError, "between 1 and 64", lambda: studio.generate(steps=0)),
+        (ValueError, "between 1 and 64", lambda: studio.generate(steps=65)),
+        (ValueError, "between 1 and 64", lambda: studio.generate(steps=-2)),
+        (ValueError, "between 1 and 64", lambda: studio.generate(steps=2.5)),
+        (ValueError, "between 1 and 192", lambda: studio.generate_x2(fill_steps=193)),
+        (ValueError, "no class matches", lambda: studio.generate("purple elephant")),
+        (ValueError, "out of range", lambda: studio.generate(7)),
+        (ValueError, "unknown order", lambda: studio.generate(order="sideways")),
+        (ValueError, "unknown region", lambda: studio.inpaint(img, good_mask, region="everything")),
+        (ValueError, "batch", lambda: studio.generate(batch=0)),
+        (ValueError, "labels for a batch", lambda: studio.generate([0, 1], batch=3)),
+        (ValueError, "top_p", lambda: studio.generate(top_p=0.0)),
+        (ValueError, "temperature", lambda: studio.generate(temperature=-1)),
+        (ValueError, "seed", lambda: studio.generate(seed=-3)),
+        (ValueError, "cfg", lambda: studio.generate(0, cfg=float("nan"))),
+    ]
+    for error, message, make in cases:
+        with pytest.raises(error, match=message):
+            make()
+    assert not counter.any
+
+
+def test_checkpoint_tokenizer_mismatch(tmp_path, tiny_model_dir):
+    from conftest import TINY_GPT, TINY_VQ, write_tiny_model
+
+    from randar.checkpoint import CheckpointError
+    from randar.config import VQConfig
+    from randar.studio import Studio
+
+    other_vq = VQConfig.from_dict({**TINY_VQ.to_dict(), "codebook_size": 32})
+    bad = write_tiny_model(tmp_path / "bad", vq=other_vq)
+    with pytest.raises(ValueError, match="codebook_size 32 != transformer vocab_size 64"):
+        Studio.load(bad, device="cpu", threads=0)
+    studio = Studio.load(tiny_model_dir, device="cpu", threads=0)
+    from randar.model.vq import VQModel
+
+    with pytest.raises(ValueError, match="do not belong together"):
+        Studio(studio.gpt, VQModel(other_vq))
+    # weights that do not fit the card's config: a strict load error naming the file
+    lying = write_tiny_model(tmp_path / "lying", card_gpt=type(TINY_GPT).from_dict({**TINY_GPT.to_dict(), "dim": 32}))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        Studio.load(lying, device="cpu", threads=0)
+
+
+# ---- jobs -----------------------------------------------------------------------------------------------
+
+
+def test_job_events_and_lifecycle(studio, make_picture):
+    job = studio.inpaint(make_picture(64, 64), box_mask(64, 64, (0, 0, 32, 64)), steps=6, seed=1)
+    assert job.state == "pending" and job.result is None
+    undecided = []
+    for event in job:
+        assert event.task == "inpaint" and event.canvas is job.canvas
+        assert event.cells.shape == event.tokens.shape and event.cells.max() < 64
+        assert torch.equal(event.grid[0].reshape(-1)[event.cells[0]], event.tokens[0])
+        assert (event.step_map[0].reshape(-1)[event.cells[0]] == event.job_step).all()
+        undecided.append(int((event.grid < 0).sum()))
+    assert undecided == sorted(undecided, reverse=True) and undecided[-1] == 0
+    assert event.done and event.decoded == event.total == job.num_tokens
+    assert job.state == "done" and job.run() is job.result
+    with pytest.raises(RuntimeError, match="runs once"):
+        iter(job)
+    job = studio.generate(steps=-1, seed=1)
+    for event in job:
+        if event.job_step == 3:
+            job.cancel()
+    assert event.job_step == 3 and job.state == "cancelled" and job.result is None
+    with pytest.raises(tasks.JobCancelled):
+        job.run()
+
+
+def test_failed_job_leaves_inputs_untouched(studio, make_picture, monkeypatch):
+    img = make_picture(70, 50)
+    mask = box_mask(70, 50, (10, 10, 30, 30))
+    img_bytes, mask_copy = img.tobytes(), mask.copy()
+    job = studio.inpaint(img, mask, seed=0)
+
+    def broken(codes):
+        raise RuntimeError("decoder exploded")
+
+    monkeypatch.setattr(studio.vq, "decode", broken)
+    with pytest.raises(RuntimeError, match="exploded"):
+        job.run()
+    assert job.state == "failed"
+    assert img.tobytes() == img_bytes and np.array_equal(mask, mask_copy)
