@@ -1,5 +1,12 @@
 """Command line: `python -m randar <command> ...`.
 
+    python -m randar models                                      # what is installed
+    python -m randar generate --class "smiling face" --out face.png
+    python -m randar inpaint photo.png mask.png --out edited.png  # mask: white = regenerate
+    python -m randar outpaint photo.png --aspect 16:9 --out wide.png
+    python -m randar upscale photo.png --out big.png
+    python -m randar rerun edited.png.json --out again.png        # the same pixels again
+
 Each subcommand is one function registered with `@command(...)`; its options are added by a `configure`
 function given to the decorator. To add one:
 
@@ -13,19 +20,34 @@ function given to the decorator. To add one:
         ...
         return 0
 
-Errors a user can act on (USER_ERRORS: ValueError, which includes CheckpointError and
-UnsupportedModelError, ModelNotFoundError and DownloadError) print `error: <message>` to stderr and exit
-with status 2, without a traceback. Keep heavy imports (torch) inside the command functions so that
+Errors a user can act on (USER_ERRORS: ValueError, which includes CheckpointError, UnsupportedModelError,
+ImageError and OutputExistsError, ModelNotFoundError and DownloadError) print `error: <message>` to stderr
+and exit with status 2, without a traceback. Keep heavy imports (torch) inside the command functions so that
 `models` and `download` start fast.
+
+The task commands (generate, inpaint, outpaint, upscale, rerun) share one pipeline, `execute`, whose order
+is the contract: (1) plan every output path (images, sidecars, GIFs) from the arguments alone and refuse
+existing ones (unless --overwrite) and duplicates; (2) load the model; (3) create every job, which
+validates all inputs (unreadable images, empty masks, steps out of range, unknown classes, ...); only then
+(4) run the jobs one after the other, writing each one's files atomically as it finishes. So a bad input
+fails before any compute and writes nothing. Results go to stdout (one written image path per line);
+progress, notices and a summary line per job (seed, steps, seconds) go to stderr.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from randar.download import DownloadError, download_model
+from randar.outputs import (
+    atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image, save_json,
+    sidecar_path, sidecar_record,
+)
 from randar.registry import (
     DEFAULT_MODEL,
     REGISTRY,
@@ -37,10 +59,17 @@ from randar.registry import (
     resolve_checkpoints_dir,
 )
 
+if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
+    from tqdm import tqdm
+
+    from randar.studio import Job, Result, Studio
+
 __all__ = ["Command", "COMMANDS", "USER_ERRORS", "command", "add_checkpoints_option", "add_model_options",
-           "build_parser", "main"]
+           "add_runtime_options", "add_sampling_options", "add_output_options", "Work", "execute", "build_parser",
+           "main"]
 
 PROG = "python -m randar"
+# ImageError and OutputExistsError are ValueErrors; ModelNotFoundError is a LookupError
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, ModelNotFoundError, DownloadError)
 
 
@@ -51,25 +80,27 @@ class Command:
     configure: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str | None = None
+    epilog: str | None = None  # shown after the options in --help, formatting kept (examples)
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParser], None] | None = None,
-            description: str | None = None) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+            description: str | None = None, epilog: str | None = None
+            ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
     """Register `fn(args) -> exit status` as subcommand `name` (in registration order in --help)."""
 
     def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         if name in COMMANDS:
             raise ValueError(f"subcommand {name!r} registered twice")
-        COMMANDS[name] = Command(name, help, configure or (lambda _p: None), fn, description or fn.__doc__)
+        COMMANDS[name] = Command(name, help, configure or (lambda _p: None), fn, description or fn.__doc__, epilog)
         return fn
 
     return register
 
 
-def add_checkpoints_option(p: argparse.ArgumentParser) -> None:
+def add_checkpoints_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--checkpoints", metavar="DIR", default=None,
                    help="checkpoints directory (default: $RANDAR_CHECKPOINTS or <repo>/checkpoints)")
 
@@ -170,14 +201,712 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Options shared by the task commands
+
+# The choices offered for --order / --align / --region. They mirror randar.orders.ORDER_NAMES ("priority"
+# needs a map, which a command line cannot give) and randar.tasks.ALIGNS / REGIONS; they are spelled out
+# here so that `--help` works without importing torch (tests/test_cli.py checks that they agree).
+ORDER_CHOICES = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
+                 "hierarchical", "boundary-first", "inside-out")
+ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
+REGION_CHOICES = ("auto", "whole", "masked")
+DTYPE_CHOICES = ("float32", "bfloat16", "float16")
+FOLDER_OUTPUT_EXT = ".png"  # lossless, so that a rerun can be compared pixel for pixel
+
+OUTPUTS_EPILOG = """\
+outputs:
+  --out OUT.png writes OUT.png (format from the extension: .png, .jpg, .webp, ...) and its sidecar
+  OUT.png.json: the run's settings, seed, timings, model and randar version, so that
+  `python -m randar rerun OUT.png.json --out NEW.png` makes the same pixels again. With --num N > 1 the
+  images are OUT_0.png .. OUT_{N-1}.png, each with its sidecar. Existing files are never replaced
+  without --overwrite, and every output path is checked before anything runs. Written image paths are
+  printed to stdout, progress and a summary line (seed, steps, seconds) to stderr; exit status 2 means
+  a bad input or option (the message says which), and nothing was written.
+"""
+
+FOLDER_EPILOG = """\
+folders:
+  IMAGE may be a folder: every image file in it (by extension; hidden files and other files are
+  skipped) is edited with the same options, --seed included, and --out must then be a folder (created
+  if missing) that receives one NAME.png (plus NAME.png.json) per input NAME.ext, or NAME_0.png ..
+  with --num N > 1. --gif is then a folder too (NAME.gif). All inputs are validated before the first
+  one runs.
+"""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_runtime_options(p: argparse.ArgumentParser, *, model_default: str | None = DEFAULT_MODEL,
+                        device_default: str | None = "auto", recorded: bool = False) -> None:
+    """Which model and where it runs: --model, --checkpoints, --device, --dtype, --threads, --no-fast."""
+    g = p.add_argument_group("model and device")
+    rec = " (default: as recorded in the sidecar)" if recorded else ""
+    g.add_argument("--model", "-m", default=model_default, metavar="NAME_OR_DIR",
+                   help=f"registry model ({', '.join(REGISTRY)}) or a model directory"
+                   + (rec or f" (default: {DEFAULT_MODEL})"))
+    add_checkpoints_option(g)
+    g.add_argument("--device", "-d", default=device_default, metavar="DEVICE",
+                   help="auto (a CUDA GPU if there is one, else the CPU), cpu, cuda or cuda:N"
+                   + (rec or " (default: auto)"))
+    g.add_argument("--dtype", choices=DTYPE_CHOICES, default=None,
+                   help="transformer precision" + (rec or " (default: bfloat16 on a GPU, float32 on the CPU)"))
+    g.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for PyTorch (default: the cores minus one; 0: PyTorch's own setting)")
+    g.add_argument("--no-fast", dest="fast", action="store_false",
+                   help="decode with the reference path instead of the fast one (same tokens; for debugging)")
+
+
+def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to generate") -> None:
+    """--class, --steps, --order, --cfg, --cfg-start, --temperature, --top-k, --top-p, --seed, --num."""
+    g = p.add_argument_group("sampling")
+    g.add_argument("--class", "-c", dest="label", default=None, metavar="NAME_OR_ID",
+                   help="class: its index, its name or a unique part of it (see `python -m randar models`); "
+                   "default: no class (unconditional, guidance off)")
+    g.add_argument("--steps", "-s", type=int, default=-1, metavar="N",
+                   help=f"forward passes over the {what}: 1..their number (fewer = faster and rougher); "
+                   "default -1: one token per step")
+    g.add_argument("--order", default="random", choices=ORDER_CHOICES, metavar="ORDER",
+                   help="the order tokens are generated in: " + ", ".join(ORDER_CHOICES)
+                   + " (the last two follow the distance to the known tokens; default: random)")
+    g.add_argument("--cfg", type=float, default=None, metavar="SCALE",
+                   help="classifier-free guidance scale reached at the last token (default: the model's; "
+                   "needs --class)")
+    g.add_argument("--cfg-start", type=float, default=1.0, metavar="SCALE",
+                   help="guidance scale at the first token, rising linearly to --cfg (default: 1)")
+    g.add_argument("--temperature", "-t", type=float, default=1.0, help="sampling temperature (default: 1)")
+    g.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K likeliest codes (default 0: off)")
+    g.add_argument("--top-p", type=float, default=1.0, metavar="P",
+                   help="nucleus sampling: keep the likeliest codes up to probability P (default 1: off)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: a random one, printed and recorded in the sidecar)")
+    g.add_argument("--num", "-n", "--batch", dest="batch", type=int, default=1, metavar="N",
+                   help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
+
+
+def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False) -> None:
+    """--out, --overwrite, --gif, --gif-frames, --quiet."""
+    g = p.add_argument_group("output")
+    g.add_argument("--out", "-o", required=True, metavar="OUT",
+                   help="output image file (format from its extension)"
+                   + ("; a folder when IMAGE is a folder" if folder else "")
+                   + "; its sidecar is OUT.json next to it, e.g. out.png.json")
+    g.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
+    g.add_argument("--gif", metavar="PATH", default=None,
+                   help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"
+                   + ("; a folder when IMAGE is a folder" if folder else ""))
+    g.add_argument("--gif-frames", type=_positive_int, default=60, metavar="N",
+                   help="at most N frames in the GIF, evenly spaced over the steps (default: 60)")
+    g.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bar and no notes; the summary line and the output paths remain")
+
+
+def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments every Studio task takes, from the options of `add_sampling_options`."""
+    if args.batch < 1:
+        raise ValueError(f"--num must be at least 1, got {args.batch}")
+    return dict(order=args.order, steps=args.steps, cfg=args.cfg, cfg_start=args.cfg_start,
+                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, batch=args.batch, seed=args.seed)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The pipeline of the task commands (see the module docstring)
+
+
+@dataclass
+class Work:
+    """One job of a command and where its results go, planned from the arguments before any model is
+    loaded (so that all output paths can be checked first)."""
+
+    name: str  # the job in messages and on the progress bar (an input file's name, or the output's)
+    make: Callable[["Studio"], "Job"]  # creates the job: validates its inputs, computes nothing
+    outputs: list[Path]  # the image files to write ...
+    rows: list[int]  # ... and which image of the job's batch goes to each
+    gif: Path | None = None
+    gif_row: int = 0
+    error_prefix: str | None = None  # put before validation errors (the input's path in a folder batch)
+
+    def paths(self) -> list[Path]:
+        """Every file this work writes: images, their sidecars, the GIF."""
+        paths = [q for p in self.outputs for q in (p, sidecar_path(p))]
+        return paths + ([self.gif] if self.gif is not None else [])
+
+
+@dataclass
+class ModelChoice:
+    """Which model to load and how (from --model/--device/... or, for rerun, from a sidecar)."""
+
+    model: str | None
+    checkpoints: str | None
+    device: str = "auto"
+    dtype: str | None = None
+    threads: int | None = None
+    fast: bool = True
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ModelChoice":
+        return cls(args.model, args.checkpoints, args.device, args.dtype, args.threads, args.fast)
+
+    def load(self) -> tuple["Studio", dict[str, Any]]:
+        """-> (the Studio, the model's record for sidecars: its name and how to load it again)."""
+        from randar.registry import resolve_model
+        from randar.studio import Studio
+
+        key = self.model or DEFAULT_MODEL
+        resolved = resolve_model(key, self.checkpoints)  # ModelNotFoundError says what is missing and how to get it
+        source = key if key in REGISTRY or resolved.model_dir is None else str(resolved.model_dir)
+        studio = Studio.load(source, device=self.device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
+                             threads=self.threads, fast=self.fast)
+        return studio, {"name": studio.name, "source": source}
+
+
+def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, notes: Sequence[str] = ()) -> int:
+    """Check outputs, load the model, create every job, then run and write them (see the module docstring)."""
+    check_outputs([p for w in works for p in w.paths()], overwrite=args.overwrite)
+    studio, model = choice.load()
+    jobs = [create_job(w, studio) for w in works]
+    if not args.quiet:
+        _err(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
+             f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
+        for note in notes:
+            _err(f"note: {note}")
+        for w, job in zip(works, jobs):
+            for note in job.notices:
+                _err(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
+    start = time.perf_counter()
+    images = 0
+    bar = _progress_bar(sum(job.num_steps for job in jobs), args.quiet)
+    try:
+        for w, job in zip(works, jobs):
+            result, gif = run_job(job, studio, w, bar, args.gif_frames)
+            for path in write_results(w, result, gif, model, args):
+                bar.write(str(path), file=sys.stdout)
+            images += len(w.outputs)
+            bar.write(summary_line(w, result), file=sys.stderr)
+    finally:
+        bar.close()
+    if len(works) > 1:
+        _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def create_job(work: Work, studio: "Studio") -> "Job":
+    """The job of `work` (its validation errors prefixed with the input's path in a folder batch)."""
+    try:
+        return work.make(studio)
+    except ValueError as exc:
+        prefix = work.error_prefix
+        if prefix is None or str(exc).startswith(prefix):
+            raise
+        raise ValueError(f"{prefix}: {exc}") from exc
+
+
+def _progress_bar(total: int, quiet: bool) -> "tqdm":
+    """One bar over the forward passes of all jobs, on stderr; off with --quiet or when stderr is not a
+    terminal (tqdm's disable=None)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True,
+                leave=False)
+
+
+def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: int) -> tuple["Result", bytes | None]:
+    """Run `job`, advancing the bar per forward pass and recording GIF frames if asked -> (result, GIF)."""
+    recorder = None
+    if work.gif is not None:
+        from randar.preview import GifRecorder, PreviewRenderer
+
+        recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row), max_frames=gif_frames)
+    bar.set_description(work.name, refresh=False)
+    for event in job:
+        if recorder is not None:
+            recorder.add(event)
+        bar.update(1)
+    result = job.run()
+    if recorder is None:
+        return result, None
+    recorder.finish(result)
+    return result, recorder.to_bytes()
+
+
+def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[str, Any],
+                  args: argparse.Namespace) -> list[Path]:
+    """Each kept image and its sidecar, then the GIF, all atomically -> the image paths."""
+    timings = result.timings.as_dict()
+    batch = len(result.images)
+    for path, row in zip(work.outputs, work.rows):
+        img = result.images[row]
+        save_image(img, path, overwrite=args.overwrite)
+        record = sidecar_record(settings=result.settings, seed=result.seed, timings=timings, model=model, image=path,
+                                index=row, batch=batch, size=img.size, notices=result.notices,
+                                command=["python", "-m", "randar", *args.argv])
+        save_json(record, sidecar_path(path), overwrite=args.overwrite)
+    if work.gif is not None and gif is not None:
+        atomic_write_bytes(work.gif, gif, overwrite=args.overwrite)
+    return list(work.outputs)
+
+
+def summary_line(work: Work, result: "Result") -> str:
+    t = result.timings
+    outs = ", ".join(str(p) for p in work.outputs) if len(work.outputs) <= 2 else f"{len(work.outputs)} images"
+    return (f"{work.name}: {result.task}, seed {result.seed}, {t.forward_passes} steps, {t.total:.2f} s"
+            f" -> {outs}" + (f" (+ {work.gif})" if work.gif is not None else ""))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Inputs and output names of the editing commands
+
+
+@dataclass(frozen=True)
+class EditInput:
+    image: Path
+    mask: Path | None = None
+
+
+def image_extensions() -> set[str]:
+    """File extensions PIL can open (what counts as an image in a folder)."""
+    from PIL import Image
+
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
+
+
+def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """-> (image files of `folder` by extension, sorted; the other non-hidden files, skipped)."""
+    exts = image_extensions()
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    return [p for p in files if p.suffix.lower() in exts], [p for p in files if p.suffix.lower() not in exts]
+
+
+def _names(paths: Sequence[Path], limit: int = 5) -> str:
+    text = ", ".join(p.name for p in paths[:limit])
+    return text + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def _must_exist(path: Path, what: str) -> None:
+    if not path.exists():
+        raise ValueError(f"{path}: file not found ({what})")
+
+
+def collect_inputs(image_arg: str, mask_arg: str | None, *, skip_unmatched: bool = False,
+                   notes: list[str]) -> tuple[list[EditInput], bool]:
+    """IMAGE (a file or a folder) and MASK (a file, or a folder of masks named like the images) ->
+    (inputs, whether IMAGE is a folder). Notes say what was skipped."""
+    image = Path(image_arg)
+    mask = Path(mask_arg) if mask_arg is not None else None
+    _must_exist(image, "IMAGE")
+    if mask is not None:
+        _must_exist(mask, "MASK")
+    if not image.is_dir():
+        if mask is not None and mask.is_dir():
+            raise ValueError(f"MASK {mask} is a folder but IMAGE {image} is a single file; give one mask file")
+        return [EditInput(image, mask)], False
+    images, skipped = list_images(image)
+    if skipped:
+        notes.append(f"skipped {len(skipped)} file(s) in {image} that are not images by their extension: "
+                     f"{_names(skipped)}")
+    if not images:
+        raise ValueError(f"{image}: the folder holds no image files")
+    if mask is None or not mask.is_dir():
+        return [EditInput(p, mask) for p in images], True
+    return match_masks(images, mask, skip_unmatched=skip_unmatched, notes=notes), True
+
+
+def match_masks(images: list[Path], mask_dir: Path, *, skip_unmatched: bool, notes: list[str]) -> list[EditInput]:
+    """Pair each image with the mask of the same file name in `mask_dir`, or else of the same name up to
+    the extension (photo.jpg <- photo.png). An image without a mask is an error unless `skip_unmatched`;
+    masks without an image are ignored (with a note)."""
+    masks, _ = list_images(mask_dir)
+    by_name = {m.name: m for m in masks}
+    by_stem: dict[str, list[Path]] = {}
+    for m in masks:
+        by_stem.setdefault(m.stem, []).append(m)
+    pairs: list[EditInput] = []
+    unmatched: list[Path] = []
+    for img in images:
+        candidates = [by_name[img.name]] if img.name in by_name else by_stem.get(img.stem, [])
+        if len(candidates) > 1:
+            raise ValueError(f"{mask_dir}: several masks could belong to {img.name} ({_names(candidates)}); "
+                             "keep one per image")
+        if candidates:
+            pairs.append(EditInput(img, candidates[0]))
+        else:
+            unmatched.append(img)
+    if unmatched and not skip_unmatched:
+        raise ValueError(f"{mask_dir} has no mask for {len(unmatched)} image(s): {_names(unmatched)}; masks are "
+                         "matched by file name (the extension may differ); add them, or pass --skip-unmatched "
+                         "to leave those images out")
+    if unmatched:
+        notes.append(f"--skip-unmatched: {len(unmatched)} image(s) without a mask are left out: {_names(unmatched)}")
+    if not pairs:
+        raise ValueError(f"no image has a mask in {mask_dir}")
+    used = {p.mask for p in pairs}
+    extra = [m for m in masks if m not in used]
+    if extra:
+        notes.append(f"{len(extra)} mask(s) in {mask_dir} match no image and are ignored: {_names(extra)}")
+    return pairs
+
+
+def edit_output(out_arg: str, image: Path, folder: bool) -> Path:
+    """Where the result of `image` goes: OUT itself, or OUT/NAME.png for a folder (or an existing folder)."""
+    out = Path(out_arg)
+    if folder:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} is a file, but IMAGE is a folder: --out must be a folder too")
+        return out / f"{image.stem}{FOLDER_OUTPUT_EXT}"
+    if out.is_dir():
+        return out / f"{image.stem}{FOLDER_OUTPUT_EXT}"
+    image_format(out)
+    return out
+
+
+def gif_output(gif_arg: str | None, stem: str, folder: bool) -> Path | None:
+    """Where the GIF goes: --gif itself (a .gif file), or --gif/STEM.gif for a folder."""
+    if gif_arg is None:
+        return None
+    gif = Path(gif_arg)
+    if folder:
+        if gif.suffix.lower() == ".gif" or (gif.exists() and not gif.is_dir()):
+            raise ValueError(f"--gif {gif}: with a folder of inputs, --gif is a folder (one NAME.gif per input)")
+        return gif / f"{stem}.gif"
+    if gif.is_dir():
+        return gif / f"{stem}.gif"
+    if gif.suffix.lower() != ".gif":
+        raise ValueError(f"--gif {gif}: the animation is a GIF file; give a name ending in .gif")
+    return gif
+
+
+def edit_works(args: argparse.Namespace, inputs: list[EditInput], folder: bool,
+               make: Callable[["Studio", EditInput], "Job"]) -> list[Work]:
+    """One Work per input, its outputs named after it in a folder batch."""
+    works = []
+    for inp in inputs:
+        out = edit_output(args.out, inp.image, folder)
+        works.append(Work(
+            name=inp.image.name, make=lambda studio, inp=inp: make(studio, inp),
+            outputs=numbered_paths(out, args.batch), rows=list(range(args.batch)),
+            gif=gif_output(args.gif, inp.image.stem, folder), error_prefix=str(inp.image) if folder else None))
+    return works
+
+
+# ----------------------------------------------------------------------------------------------------
+# generate
+
+
+def _add_x2_options(g: argparse._ArgumentGroup, *, default_scale: float | None) -> None:
+    g.add_argument("--spatial-scale", type=float, default=default_scale, metavar="S",
+                   help="spatial guidance strength while filling in between the known tokens (default 0: off)")
+    g.add_argument("--masking-ratio", type=float, default=None if default_scale is None else 0.5, metavar="R",
+                   help="fraction of the known tokens hidden from the spatial-guidance branch (default 0.5)")
+
+
+def _generate_options(p: argparse.ArgumentParser) -> None:
+    add_sampling_options(p, what="image's tokens (the grid: 256 for a 16x16-token model)")
+    g = p.add_argument_group("twice the model's resolution")
+    g.add_argument("--x2", action="store_true",
+                   help="generate at twice the model's resolution: the even lattice first, then the tokens in between")
+    g.add_argument("--fill-steps", type=int, default=None, metavar="N",
+                   help="--x2: forward passes over the tokens in between (default -1: one per token)")
+    g.add_argument("--fill-order", choices=ORDER_CHOICES, default=None, metavar="ORDER",
+                   help="--x2: the order of the tokens in between (default: random)")
+    _add_x2_options(g, default_scale=None)
+    add_output_options(p)
+    add_runtime_options(p)
+
+
+GENERATE_EPILOG = """\
+examples:
+  python -m randar generate --class "smiling face" --out face.png
+  python -m randar generate --class 3 --num 4 --steps 32 --seed 7 --out faces.png   # faces_0.png .. faces_3.png
+  python -m randar generate --class cat --model randar-l --cfg 4 --out cat.png --gif cat.gif
+  python -m randar generate --class 3 --x2 --out big.png                            # 2x the model's size
+
+""" + OUTPUTS_EPILOG
+
+
+@command("generate", help="sample new images of a class", configure=_generate_options, epilog=GENERATE_EPILOG,
+         description="Sample new images of a class at the model's resolution (or twice it with --x2).")
+def cmd_generate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'generated.png'}")
+    image_format(out)
+    kwargs = sampling_kwargs(args)
+    x2_only = {"--fill-steps": args.fill_steps, "--fill-order": args.fill_order,
+               "--spatial-scale": args.spatial_scale, "--masking-ratio": args.masking_ratio}
+    if not args.x2 and any(v is not None for v in x2_only.values()):
+        given = ", ".join(k for k, v in x2_only.items() if v is not None)
+        raise ValueError(f"{given}: only used with --x2")
+
+    def make(studio: "Studio") -> "Job":
+        if not args.x2:
+            return studio.generate(args.label, **kwargs)
+        return studio.generate_x2(
+            args.label, **kwargs, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
+            spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
+
+    work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
+                gif=gif_output(args.gif, out.stem, False))
+    return execute(args, [work], ModelChoice.from_args(args))
+
+
+def _default(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# ----------------------------------------------------------------------------------------------------
+# inpaint
+
+
+def _inpaint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE", help="the image to edit, or a folder of images")
+    p.add_argument("mask", metavar="MASK",
+                   help="the mask: white (or opaque strokes on a transparent layer) = regenerate, black = keep; for "
+                   "a folder of images: one mask for all, or a folder of masks named like the images")
+    g = p.add_argument_group("inpainting")
+    g.add_argument("--region", choices=REGION_CHOICES, default="auto",
+                   help="whole: the whole image at the model's scale; masked: a crop around the mask at full "
+                   "detail; auto (default): masked for a small mask on a large image, else whole")
+    g.add_argument("--context", type=int, default=None, metavar="PX",
+                   help="--region masked: pixels of context around the mask (default: half its size)")
+    g.add_argument("--dilate", type=int, default=0, metavar="TOKENS",
+                   help="grow the regenerated area by this many tokens, room to blend the seam (default 0)")
+    g.add_argument("--feather", type=int, default=None, metavar="PX",
+                   help="soft edge when pasting the result into the image (default: half a token)")
+    g.add_argument("--skip-unmatched", action="store_true",
+                   help="with a folder of masks, leave out images without a mask (default: an error)")
+    add_sampling_options(p, what="masked tokens")
+    add_output_options(p, folder=True)
+    add_runtime_options(p)
+
+
+INPAINT_EPILOG = """\
+examples:
+  python -m randar inpaint photo.png mask.png --out edited.png
+  python -m randar inpaint photo.png mask.png --num 4 --dilate 1 --steps 24 --out edited.png
+  python -m randar inpaint photos/ masks/ --out edited/ --seed 1      # masks/NAME.png for photos/NAME.jpg
+  python -m randar inpaint photos/ watermark.png --out clean/         # one mask for every image
+
+Pixels outside the (feathered) mask are the input's, unchanged; the output has the input's size.
+With a folder of masks, an image without a mask of the same name (up to the extension) is an error
+unless --skip-unmatched, which leaves it out; masks without an image are ignored, with a note.
+
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+
+
+@command("inpaint", help="regenerate the masked part of an image", configure=_inpaint_options,
+         epilog=INPAINT_EPILOG, description="Regenerate the masked part of an image (or of every image in a "
+         "folder), keeping the rest.")
+def cmd_inpaint(args: argparse.Namespace) -> int:
+    notes: list[str] = []
+    inputs, folder = collect_inputs(args.image, args.mask, skip_unmatched=args.skip_unmatched, notes=notes)
+    kwargs = sampling_kwargs(args)
+
+    def make(studio: "Studio", inp: EditInput) -> "Job":
+        return studio.inpaint(inp.image, inp.mask, label=args.label, region=args.region, context=args.context,
+                              dilate=args.dilate, feather=args.feather, **kwargs)
+
+    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+
+
+# ----------------------------------------------------------------------------------------------------
+# outpaint
+
+
+def _outpaint_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE", help="the image to extend, or a folder of images")
+    g = p.add_argument_group("extension (pixels per side, OR --aspect, OR --zoom)")
+    for side in ("left", "right", "top", "bottom"):
+        g.add_argument(f"--{side}", type=int, default=0, metavar="PX", help=f"pixels to add on the {side} (default 0)")
+    g.add_argument("--aspect", default=None, metavar="W:H", help="extend to this aspect ratio, e.g. 16:9, 4/3 or 1.5")
+    g.add_argument("--zoom", type=float, default=None, metavar="F", help="zoom out: a canvas F times wider and taller")
+    g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
+                   help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
+    add_sampling_options(p, what="new tokens")
+    add_output_options(p, folder=True)
+    add_runtime_options(p)
+
+
+OUTPAINT_EPILOG = """\
+examples:
+  python -m randar outpaint photo.png --left 64 --right 64 --out wider.png
+  python -m randar outpaint photo.png --aspect 16:9 --out wide.png
+  python -m randar outpaint photo.png --zoom 1.5 --align bottom --out zoomed.png
+  python -m randar outpaint photos/ --aspect 2:1 --out panoramas/
+
+Extensions are rounded to whole tokens (a note says by how much); the original's pixels are pasted back
+unchanged. A canvas larger than the model's grid is filled window by window.
+
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+
+
+@command("outpaint", help="extend an image beyond its borders", configure=_outpaint_options,
+         epilog=OUTPAINT_EPILOG, description="Extend an image (or every image in a folder) beyond its borders: "
+         "by pixels per side, to an aspect ratio, or by a zoom factor.")
+def cmd_outpaint(args: argparse.Namespace) -> int:
+    notes: list[str] = []
+    inputs, folder = collect_inputs(args.image, None, notes=notes)
+    kwargs = sampling_kwargs(args)
+
+    def make(studio: "Studio", inp: EditInput) -> "Job":
+        return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
+                               aspect=args.aspect, zoom=args.zoom, align=args.align, label=args.label, **kwargs)
+
+    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+
+
+# ----------------------------------------------------------------------------------------------------
+# upscale
+
+
+def _upscale_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("image", metavar="IMAGE", help="the image to upscale, or a folder of images")
+    g = p.add_argument_group("upscaling")
+    _add_x2_options(g, default_scale=0.0)
+    add_sampling_options(p, what="new tokens (3/4 of the upscaled grid)")
+    add_output_options(p, folder=True)
+    add_runtime_options(p)
+
+
+UPSCALE_EPILOG = """\
+examples:
+  python -m randar upscale photo.png --out big.png
+  python -m randar upscale photo.png --steps 64 --spatial-scale 1.5 --seed 3 --out big.png
+  python -m randar upscale photos/ --out big/
+
+The image is read at the model's scale (longer side = the model's resolution, aspect kept) and the
+output is twice that: its tokens become every other token of a grid twice as large, and the model
+generates the ones in between.
+
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+
+
+@command("upscale", help="upscale an image x2", configure=_upscale_options, epilog=UPSCALE_EPILOG,
+         description="Upscale an image (or every image in a folder) to twice the model's resolution.")
+def cmd_upscale(args: argparse.Namespace) -> int:
+    notes: list[str] = []
+    inputs, folder = collect_inputs(args.image, None, notes=notes)
+    kwargs = sampling_kwargs(args)
+
+    def make(studio: "Studio", inp: EditInput) -> "Job":
+        return studio.upscale(inp.image, label=args.label, spatial_scale=args.spatial_scale,
+                              masking_ratio=args.masking_ratio, **kwargs)
+
+    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+
+
+# ----------------------------------------------------------------------------------------------------
+# rerun
+
+
+def _rerun_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sidecar", metavar="SIDECAR", help="the .json file written next to an output (e.g. out.png.json)")
+    g = p.add_argument_group("inputs (default: the recorded files)")
+    g.add_argument("--image", default=None, metavar="FILE", help="the input image, if it has moved")
+    g.add_argument("--mask", default=None, metavar="FILE", help="the input mask (inpaint), if it has moved")
+    g.add_argument("--no-strict", dest="strict", action="store_false",
+                   help="accept inputs that differ from the recorded ones (their sha256 is checked by default) "
+                   "and a model of another shape: apply the settings to new inputs")
+    add_output_options(p)
+    add_runtime_options(p, model_default=None, device_default=None, recorded=True)
+
+
+RERUN_EPILOG = """\
+examples:
+  python -m randar rerun out.png.json --out again.png          # the same pixels as out.png
+  python -m randar rerun out_2.png.json --out third.png        # image 2 of a batch (the batch runs again)
+  python -m randar rerun edited.png.json --image moved/photo.png --out again.png
+  python -m randar rerun edited.png.json --image other.png --no-strict --out other_edited.png
+
+The same model, settings, seed, device and precision give the same pixels; a note says when the device
+or precision differs from the recorded one (the pixels may then differ).
+
+""" + OUTPUTS_EPILOG
+
+
+@command("rerun", help="repeat a run from the sidecar JSON of its output", configure=_rerun_options,
+         epilog=RERUN_EPILOG, description="Repeat a run from the sidecar JSON written next to its output: "
+         "same model, settings, seed and inputs, same pixels.")
+def cmd_rerun(args: argparse.Namespace) -> int:
+    record = read_sidecar(Path(args.sidecar))
+    settings = record["settings"]
+    index = record.get("index", 0)
+    if not isinstance(index, int) or index < 0:
+        raise ValueError(f"{args.sidecar}: bad image index {index!r}")
+    out = Path(args.out)
+    if out.is_dir():
+        out = out / str(record.get("image") or f"rerun{FOLDER_OUTPUT_EXT}")
+    image_format(out)
+    notes: list[str] = []
+    choice = rerun_model_choice(args, record, notes)
+
+    def make(studio: "Studio") -> "Job":
+        job = studio.rerun(settings, image=args.image, mask=args.mask, strict=args.strict)
+        if index >= job.plan.batch:
+            raise ValueError(f"{args.sidecar}: image {index} of a batch of {job.plan.batch}")
+        return job
+
+    work = Work(out.name, make, [out], [index], gif=gif_output(args.gif, out.stem, False), gif_row=index)
+    return execute(args, [work], choice, notes)
+
+
+def rerun_model_choice(args: argparse.Namespace, record: dict[str, Any], notes: list[str]) -> ModelChoice:
+    """The model, device, precision and decoding path of the recorded run, unless the options say
+    otherwise (with a note where that may change the pixels)."""
+    runtime = record["settings"].get("runtime") or {}
+    recorded_model = record.get("model") or {}
+    model = args.model or recorded_model.get("source") or recorded_model.get("name")
+    recorded_device = str(runtime.get("device") or "auto")
+    recorded_type = recorded_device.split(":")[0]
+    device = args.device
+    if device is None:
+        device = recorded_device if recorded_type in ("cpu", "cuda") else "auto"
+        if recorded_type == "cuda" and not _cuda_available():
+            device = "cpu"
+            notes.append(f"the run was made on {recorded_device}, and there is no CUDA GPU here: running on the "
+                         "CPU, so the pixels may differ")
+    same_type = device.split(":")[0] == recorded_type
+    dtype = args.dtype or (runtime.get("dtype") if same_type else None)
+    if args.device is not None and not same_type:
+        notes.append(f"the run was made on {recorded_device}; --device {args.device} may give other pixels")
+    if args.dtype and runtime.get("dtype") and args.dtype != runtime.get("dtype"):
+        notes.append(f"the run was made in {runtime.get('dtype')}; --dtype {args.dtype} may give other pixels")
+    fast = args.fast and bool(runtime.get("fast", True))
+    return ModelChoice(model, args.checkpoints, device, dtype, args.threads, fast)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# ----------------------------------------------------------------------------------------------------
+
+
+MAIN_EPILOG = """\
+examples:
+  python -m randar models
+  python -m randar generate --class "smiling face" --out face.png
+  python -m randar inpaint photo.png mask.png --out edited.png
+  python -m randar outpaint photo.png --aspect 16:9 --out wide.png
+  python -m randar upscale photo.png --out big.png
+  python -m randar rerun edited.png.json --out again.png
+
+`python -m randar COMMAND --help` describes each command's options."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="RandAR Studio: random-order autoregressive image "
-                                     "generation and zero-shot editing.")
+                                     "generation and zero-shot editing.", epilog=MAIN_EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for cmd in COMMANDS.values():
-        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help)
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.description or cmd.help, epilog=cmd.epilog,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         cmd.configure(p)
     return parser
 
@@ -191,11 +920,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         parser.print_help(sys.stderr)
         return 2
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in sidecars
     try:
         return int(COMMANDS[args.command].run(args) or 0)
     except USER_ERRORS as exc:
         _err(f"error: {exc}")
         return 2
+    except OSError as exc:  # a full disk, a read-only folder, ...: the message names the file
+        _err(f"error: {exc}")
+        return 1
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

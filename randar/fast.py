@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -65,11 +66,18 @@ class FastDecoder:
         self.graphs: dict[tuple[int, int], _Graph] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
+    @property
+    def cache_bytes(self) -> int:
+        return 2 * self.cache.k.numel() * self.cache.k.element_size()
+
     # ---- one forward over the static cache --------------------------------------------------------
-    def _forward(self, kind: Tensor, value: Tensor, cell: Tensor, positions: Tensor, n_queries: int) -> Tensor:
+    def _forward(self, kind: Tensor, value: Tensor, cell: Tensor, positions: Tensor, n_queries: int,
+                 kv_len: int | None = None) -> Tensor:
+        """`kv_len`: attend to the first kv_len slots only (eager steps know how far the cache is filled;
+        a captured graph must attend to all of it, the mask hiding the unfilled part)."""
         model = self.model
         x, freqs = model.embed(kind, value, cell, self.rope, self.pos_table)
-        mask = self.key_index[None, :] <= positions[:, None]
+        mask = self.key_index[None, : kv_len or self.max_len] <= positions[:, None]
         h = model.forward_hidden(x, freqs, self.cache, positions, mask)
         return model.logits(h[:, -n_queries:])
 
@@ -107,7 +115,7 @@ class FastDecoder:
         T = kind.shape[1]
         if not self.use_graphs:
             positions = torch.arange(start, start + T, device=self.device)
-            return self._forward(kind, value, cell, positions, n_queries)
+            return self._forward(kind, value, cell, positions, n_queries, kv_len=start + T)
         g = self._graph(T, n_queries)
         g.kind.copy_(kind)
         g.value.copy_(value)
@@ -137,7 +145,7 @@ class FastDecoder:
             T = batch_slots[0].shape[1]
             if step == 0:  # the prefill has a one-off length: run it eagerly
                 positions = torch.arange(0, T, device=self.device)
-                logits = self._forward(*batch_slots, positions, n)
+                logits = self._forward(*batch_slots, positions, n, kv_len=T)
             else:
                 logits = self.step(batch_slots, start, n)
             tokens = sample(combine(logits, req, done), req.sampling, generator)
@@ -153,19 +161,28 @@ class FastDecoder:
             queries = next_queries
 
 
-_DECODERS: "weakref.WeakKeyDictionary[RandARTransformer, dict]" = weakref.WeakKeyDictionary()
+_DECODERS: "weakref.WeakKeyDictionary[RandARTransformer, OrderedDict]" = weakref.WeakKeyDictionary()
+CACHE_BUDGET_BYTES = 2 * 2**30  # KV caches kept alive per model, most recently used first
 
 
 def decoder_for(model: RandARTransformer, batch: int, max_len: int) -> FastDecoder:
-    """The cached decoder of this shape (cache length rounded up so nearby sizes share one)."""
+    """The cached decoder of this shape (cache length rounded up so nearby sizes share one).
+
+    Several shapes stay alive (an app alternates native and x2 grids, batch 1 and 4): dropping the decoder
+    of the other shape would throw its captured graphs away on every switch. The least recently used
+    decoders go once their caches together pass CACHE_BUDGET_BYTES; the newest one always stays.
+    """
     max_len = max(max_len, model.config.max_seq_len)
-    per_model = _DECODERS.setdefault(model, {})
+    per_model = _DECODERS.setdefault(model, OrderedDict())
     param = next(model.parameters())
     key = (batch, max_len, param.dtype, param.device)
-    if key not in per_model:
-        per_model.clear()  # one live cache per model: they are large on big batches
-        per_model[key] = FastDecoder(model, batch, max_len)
-    return per_model[key]
+    if key in per_model:
+        per_model.move_to_end(key)
+        return per_model[key]
+    per_model[key] = decoder = FastDecoder(model, batch, max_len)
+    while len(per_model) > 1 and sum(d.cache_bytes for d in per_model.values()) > CACHE_BUDGET_BYTES:
+        per_model.popitem(last=False)
+    return decoder
 
 
 def decode_fast(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepEvent]:

@@ -50,11 +50,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--tiny", action="store_true", help="tiny models and a few steps (CPU smoke run)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-every", type=float, default=30.0, help="seconds between held-out checks during "
+                   "training (a CPU run wants minutes: each check costs a few seconds of training there)")
+    p.add_argument("--warmup", type=int, default=None, help="learning-rate warm-up steps of both stages "
+                   "(default: 200 VQ / 300 GPT; fewer for short CPU runs)")
     # VQ
     p.add_argument("--vq-minutes", type=float, default=3.5)
     p.add_argument("--vq-steps", type=int, default=None, help="optional step cap for the VQ")
     p.add_argument("--vq-batch", type=int, default=64)
     p.add_argument("--vq-lr", type=float, default=4e-4)
+    p.add_argument("--vq-crop", type=int, default=0, help="train on random crops of this side (CPU budget)")
+    p.add_argument("--vq-full-from", type=float, default=0.8, help="with --vq-crop: whole images from this "
+                   "fraction of the budget on")
     p.add_argument("--vq-ch", type=int, default=None)
     p.add_argument("--vq-ch-mult", default=None, help="e.g. 1,1,2,4 (four levels: f=8)")
     p.add_argument("--vq-res-blocks", type=int, default=None)
@@ -123,7 +130,10 @@ def stage_vq(args, out: Path, device, log, data) -> Path:
     cfg = vq_config_from(args, tr_x.shape[1])
     tcfg = VQTrainConfig(minutes=args.vq_minutes, max_steps=args.vq_steps, batch_size=args.vq_batch, lr=args.vq_lr,
                          entropy_weight=args.entropy_weight, gan_weight=args.gan_weight, seed=args.seed,
-                         restart_every=0 if args.no_restarts else 200)
+                         restart_every=0 if args.no_restarts else 200, crop_size=args.vq_crop,
+                         full_size_from=args.vq_full_from, eval_every_s=args.eval_every)
+    if args.warmup is not None:
+        tcfg.warmup_steps = args.warmup
     if args.tiny:
         tcfg.batch_size, tcfg.warmup_steps, tcfg.restart_every, tcfg.eval_every_s = 4, 2, 3, 1e9
         tcfg.max_steps = args.vq_steps or 6
@@ -201,7 +211,9 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     if over:
         gcfg = type(gcfg).from_dict({**gcfg.to_dict(), **over})
     tcfg = GPTTrainConfig(minutes=args.gpt_minutes, max_steps=args.gpt_steps, batch_size=args.gpt_batch,
-                          lr=args.gpt_lr, compile=args.compile, seed=args.seed)
+                          lr=args.gpt_lr, compile=args.compile, seed=args.seed, eval_every_s=args.eval_every)
+    if args.warmup is not None:
+        tcfg.warmup_steps = args.warmup
     if args.tiny:
         tcfg.batch_size, tcfg.warmup_steps, tcfg.eval_every_s = 8, 2, 1e9
         tcfg.max_steps = args.gpt_steps or 6
