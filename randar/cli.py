@@ -278,7 +278,7 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    "needs --class)")
     g.add_argument("--cfg-start", type=float, default=1.0, metavar="SCALE",
                    help="guidance scale at the first token, rising linearly to --cfg (default: 1)")
-    g.add_argument("--temperature", "-t", type=float, default=1.0, help="sampling temperature (default: 1)")
+    g.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="sampling temperature (default: 1)")
     g.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K likeliest codes (default 0: off)")
     g.add_argument("--top-p", type=float, default=1.0, metavar="P",
                    help="nucleus sampling: keep the likeliest codes up to probability P (default 1: off)")
@@ -293,14 +293,15 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False) -> N
     g = p.add_argument_group("output")
     g.add_argument("--out", "-o", required=True, metavar="OUT",
                    help="output image file (format from its extension)"
-                   + ("; a folder when IMAGE is a folder" if folder else "")
-                   + "; its sidecar is OUT.json next to it, e.g. out.png.json")
+                   + ("; a folder (NAME.png inside) when IMAGE is a folder, when OUT is an existing folder or "
+                      "ends in /" if folder else "")
+                   + "; each image gets a sidecar named like it plus .json (out.png.json)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
     g.add_argument("--gif", metavar="PATH", default=None,
                    help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"
                    + ("; a folder when IMAGE is a folder" if folder else ""))
     g.add_argument("--gif-frames", type=_positive_int, default=60, metavar="N",
-                   help="at most N frames in the GIF, evenly spaced over the steps (default: 60)")
+                   help="about N frames of steps in the GIF, evenly spaced, then the finished picture (default: 60)")
     g.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar and no notes; the summary line and the output paths remain")
 
@@ -443,7 +444,7 @@ def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[s
         save_image(img, path, overwrite=args.overwrite)
         record = sidecar_record(settings=result.settings, seed=result.seed, timings=timings, model=model, image=path,
                                 index=row, batch=batch, size=img.size, notices=result.notices,
-                                command=["python", "-m", "randar", *args.argv])
+                                command=["python", "-m", "randar", *getattr(args, "argv", [])])
         save_json(record, sidecar_path(path), overwrite=args.overwrite)
     if work.gif is not None and gif is not None:
         atomic_write_bytes(work.gif, gif, overwrite=args.overwrite)
@@ -551,13 +552,14 @@ def match_masks(images: list[Path], mask_dir: Path, *, skip_unmatched: bool, not
 
 
 def edit_output(out_arg: str, image: Path, folder: bool) -> Path:
-    """Where the result of `image` goes: OUT itself, or OUT/NAME.png for a folder (or an existing folder)."""
+    """Where the result of `image` goes: OUT itself, or OUT/NAME.png when IMAGE is a folder or OUT is one
+    (an existing folder, or a path ending in a slash)."""
     out = Path(out_arg)
     if folder:
         if out.exists() and not out.is_dir():
             raise ValueError(f"--out {out} is a file, but IMAGE is a folder: --out must be a folder too")
         return out / f"{image.stem}{FOLDER_OUTPUT_EXT}"
-    if out.is_dir():
+    if out.is_dir() or out_arg.endswith(("/", os.sep)):  # a folder, existing or to be made
         return out / f"{image.stem}{FOLDER_OUTPUT_EXT}"
     image_format(out)
     return out
@@ -840,17 +842,46 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     if out.is_dir():
         out = out / str(record.get("image") or f"rerun{FOLDER_OUTPUT_EXT}")
     image_format(out)
+    check_rerun_inputs(settings, args)
     notes: list[str] = []
     choice = rerun_model_choice(args, record, notes)
 
     def make(studio: "Studio") -> "Job":
-        job = studio.rerun(settings, image=args.image, mask=args.mask, strict=args.strict)
+        try:
+            job = studio.rerun(settings, image=args.image, mask=args.mask, strict=args.strict)
+        except ValueError as exc:  # the API's words for the option
+            if "strict=False" not in str(exc):
+                raise
+            raise ValueError(str(exc).replace("strict=False", "--no-strict")) from exc
         if index >= job.plan.batch:
             raise ValueError(f"{args.sidecar}: image {index} of a batch of {job.plan.batch}")
         return job
 
     work = Work(out.name, make, [out], [index], gif=gif_output(args.gif, out.stem, False), gif_row=index)
     return execute(args, [work], choice, notes)
+
+
+def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:
+    """The inputs a rerun reads: --image/--mask, else the recorded files, which must still be there (an error
+    naming the option to use, before the model is loaded)."""
+    inputs = settings.get("inputs") or {}
+    for name, given in (("image", args.image), ("mask", args.mask)):
+        record = inputs.get(name)
+        if record is None:
+            if given is not None:
+                raise ValueError(f"--{name}: {settings.get('task')} runs have no {name} input")
+        elif given is not None:
+            _must_exist(Path(given), f"--{name}")
+        elif not record.get("path") or not Path(record["path"]).is_file():
+            where = record.get("path") or "an in-memory image"
+            raise ValueError(f"the {name} of this run ({where}) is not there: pass --{name} FILE")
+
+
+def _device_type(device: str) -> str:
+    """cpu or cuda ("auto" resolved as Studio.load resolves it)."""
+    if device == "auto":
+        return "cuda" if _cuda_available() else "cpu"
+    return device.split(":")[0]
 
 
 def rerun_model_choice(args: argparse.Namespace, record: dict[str, Any], notes: list[str]) -> ModelChoice:
@@ -868,7 +899,7 @@ def rerun_model_choice(args: argparse.Namespace, record: dict[str, Any], notes: 
             device = "cpu"
             notes.append(f"the run was made on {recorded_device}, and there is no CUDA GPU here: running on the "
                          "CPU, so the pixels may differ")
-    same_type = device.split(":")[0] == recorded_type
+    same_type = _device_type(device) == recorded_type
     dtype = args.dtype or (runtime.get("dtype") if same_type else None)
     if args.device is not None and not same_type:
         notes.append(f"the run was made on {recorded_device}; --device {args.device} may give other pixels")

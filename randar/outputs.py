@@ -20,6 +20,7 @@ import importlib.metadata
 import io
 import json
 import os
+import shlex
 import tempfile
 import time
 from pathlib import Path
@@ -230,7 +231,7 @@ def sidecar_record(*, settings: dict[str, Any], seed: int, timings: dict[str, An
         "model": model,
         "timings": timings,
         "notices": list(notices),
-        "command": list(command) if command is not None else None,
+        "command": shlex.join(command) if command is not None else None,
         "settings": settings,
     }
 
