@@ -16,7 +16,6 @@ picture was made. So:
 from __future__ import annotations
 
 import errno
-import importlib.metadata
 import io
 import json
 import os
@@ -174,14 +173,11 @@ def save_json(data: Any, path: Path, *, overwrite: bool = False) -> Path:
 
 
 def randar_version() -> str:
-    """The installed package version, else the source checkout's git commit (so a sidecar always says
-    which code made it)."""
-    try:
-        return importlib.metadata.version("randar")
-    except importlib.metadata.PackageNotFoundError:
-        pass
+    """The package version plus, in a source checkout, its git commit: a sidecar says which code made it."""
+    from randar import __version__
+
     commit = _git_commit(Path(__file__).resolve().parent.parent)
-    return f"0+git.{commit[:12]}" if commit else "0+unknown"
+    return f"{__version__}+git.{commit[:12]}" if commit else __version__
 
 
 def _git_commit(root: Path) -> str | None:
