@@ -1,0 +1,18 @@
+#!/usr/bin/env python
+"""RandAR Studio's web app.
+
+    python app.py                                  # the default model (randar-emoji), http://127.0.0.1:7860
+    python app.py --model randar-l --port 8080     # an official checkpoint (python -m randar download randar-l)
+    RANDAR_MODEL=path/to/model_dir python app.py   # any model directory
+
+The code lives in the `app/` package (`app/ui.py` layout, `app/handlers.py` callbacks, `app/live.py` live view,
+`app/state.py` model cache); `python app.py --help` lists the options.
+"""
+from __future__ import annotations
+
+import sys
+
+from app import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`python app.py`: parse the options, load the model (or explain why it is missing), build and launch the UI.
+
+The app must start even when its model is not there (the default checkpoint may still be training, an
+official one not downloaded yet): it then shows what is missing and how to get it, instead of crashing.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from randar.registry import DEFAULT_MODEL, REGISTRY
+
+from .state import MODEL_ENV
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python app.py", description="RandAR Studio web app: generate, inpaint, outpaint and upscale, live.")
+    p.add_argument("--model", "-m", default=None, metavar="NAME_OR_DIR",
+                   help=f"registry model ({', '.join(REGISTRY)}) or a model directory; default: ${MODEL_ENV}, "
+                        f"else {DEFAULT_MODEL}")
+    p.add_argument("--checkpoints", metavar="DIR", default=None,
+                   help="checkpoints directory (default: $RANDAR_CHECKPOINTS or <repo>/checkpoints)")
+    p.add_argument("--device", default="auto", help="auto (default: a CUDA GPU when present, else the CPU), cpu or cuda")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="transformer precision (default: bfloat16 on GPUs, float32 on the CPU)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: cores - 1)")
+    p.add_argument("--host", default=None, help="address to listen on (default: $GRADIO_SERVER_NAME or 127.0.0.1; "
+                                                "0.0.0.0 for every interface)")
+    p.add_argument("--port", type=int, default=None, help="port (default: $GRADIO_SERVER_PORT or 7860)")
+    p.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
+    p.add_argument("--max-queue", type=int, default=32, help="runs that may wait in the queue (default: 32)")
+    p.add_argument("--outputs", default=None, metavar="DIR", help="where run folders go (default: a temp dir)")
+    p.add_argument("--demo-delay", type=float, default=0.0, help=argparse.SUPPRESS)  # slow steps: demos and tests
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .handlers import AppConfig, StudioApp
+    from .ui import build_demo, launch_kwargs
+
+    config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
+                       device=args.device, dtype=args.dtype, threads=args.threads, demo_delay=args.demo_delay,
+                       outputs=args.outputs)
+    app = StudioApp(config)
+    demo = build_demo(app)
+    if app.try_studio(app.models.initial) is None:
+        print(f"note: model {app.models.initial!r} is not available; the app starts without it and shows how to "
+              "get it.", file=sys.stderr)
+    demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
+    return 0

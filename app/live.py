@@ -1,0 +1,162 @@
+"""Live view: run a job and turn its per-step events into throttled frames for the browser.
+
+Why throttled: a step takes milliseconds on a GPU, and every frame sent is an encoded PNG the browser must
+fetch. `LiveRun` therefore renders a frame only when `interval` seconds passed since the last one it sent
+(plus the frames the GIF needs, at most `gif_frames` evenly spaced over the run), and always the final
+frame, which comes from the result's own decode at no extra cost (`PreviewRenderer.final`). Rendering uses
+`randar.preview.PreviewRenderer`, which keeps full tokenizer decodes under a tenth of the run's time, so
+previews never slow a run down noticeably.
+
+Memory: only the latest frame and the (capped, small) GIF frames are held; nothing else is kept per step.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from randar.preview import PreviewRenderer, gif_bytes, order_map
+
+from .media import tile
+
+if TYPE_CHECKING:
+    from randar.studio import Job, Result, Studio
+    from randar.tasks import Progress
+
+PREVIEW_INTERVAL = 0.15  # seconds between frames sent to the browser (~7 frames per second)
+GIF_FRAMES = 48  # frames of a run's GIF (evenly spaced over its steps), plus the final picture
+MAX_PREVIEW_ROWS = 4  # images of a batch shown live (tiled); the gallery shows all of them
+PREVIEW_MAX_SIDE = 512  # live frames of bigger canvases are composed at this size
+
+
+@dataclass
+class Frame:
+    """What the live view shows at one moment."""
+
+    image: Image.Image  # the canvas: decided tokens as pictures, the rest veiled, this step's tokens outlined
+    order: Image.Image  # which step produced each token (dark blue early -> yellow late; grey = given)
+    status: str  # markdown: step counter, tokens, elapsed time
+    step: int
+    steps: int
+    done: bool = False  # the job finished (the result is in `LiveRun.result`)
+    stopped: bool = False  # the job was cancelled before it finished
+
+
+def progress_text(ev: "Progress", prefix: str = "") -> str:
+    stage = f" · {ev.stage} {ev.stage_index + 1}/{ev.num_stages}" if ev.num_stages > 1 else ""
+    return (f"{prefix}⏳ Step **{ev.job_step}/{ev.job_steps}** · {ev.decoded}/{ev.total} tokens{stage} · "
+            f"{ev.elapsed:.1f} s")
+
+
+class LiveRun:
+    """Runs one job, yielding `Frame`s (see the module docstring). `cancel()` works from any thread."""
+
+    def __init__(self, studio: "Studio", job: "Job", lock: threading.Lock | None = None, *,
+                 interval: float = PREVIEW_INTERVAL, gif_frames: int = GIF_FRAMES, delay: float = 0.0,
+                 prefix: str = "") -> None:
+        self.studio, self.job = studio, job
+        self.lock = lock or threading.Lock()
+        self.interval, self.gif_frames, self.delay, self.prefix = interval, gif_frames, delay, prefix
+        self.rows = min(job.plan.batch, MAX_PREVIEW_ROWS)
+        self.gif: list[Image.Image] = []
+        self.result: "Result | None" = None
+        self.step, self.steps = 0, job.num_steps
+        self.started = time.perf_counter()
+        self._gif_slot = -1
+        self._renderers: list[PreviewRenderer] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self.job.state == "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self.job.state in ("done", "failed", "cancelled")
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def _render(self, ev: "Progress") -> tuple[Image.Image, Image.Image]:
+        with torch.inference_mode():
+            frames = [r.render(ev) for r in self._renderers]
+        cell = self._renderers[0].patch
+        known = np.asarray(self.job.canvas.known, dtype=bool)
+        maps = [order_map(ev.step_map[r], known, num_steps=ev.job_steps, cell=cell) for r in range(self.rows)]
+        return tile(frames), tile(maps)
+
+    def _final(self, result: "Result") -> tuple[Image.Image, Image.Image]:
+        frames = [r.final(result) for r in self._renderers]
+        cell = self._renderers[0].patch
+        known = np.asarray(result.canvas.known, dtype=bool)
+        maps = [order_map(result.step_map[r], known, num_steps=max(result.timings.forward_passes, 1), cell=cell)
+                for r in range(self.rows)]
+        return tile(frames), tile(maps)
+
+    def __iter__(self) -> Iterator[Frame]:
+        job = self.job
+        canvas = job.canvas
+        max_side = PREVIEW_MAX_SIDE if max(canvas.size) > PREVIEW_MAX_SIDE else None
+        self._renderers = [PreviewRenderer(self.studio.vq, canvas, row=r, max_side=max_side,
+                                           decode_budget=0.1 / self.rows) for r in range(self.rows)]
+        events = iter(job)
+        last_sent = -1e9
+        last: tuple[Image.Image, Image.Image] | None = None
+        last_ev: "Progress | None" = None
+        try:
+            while True:
+                with self.lock:
+                    ev = next(events, None)
+                    if ev is None:
+                        break
+                    self.step = ev.job_step
+                    slot = ev.job_step * self.gif_frames // max(ev.job_steps, 1)
+                    gif_due = slot != self._gif_slot and not ev.done
+                    now = time.perf_counter()
+                    ui_due = now - last_sent >= self.interval and not ev.done
+                    if gif_due or ui_due:
+                        last = self._render(ev)
+                        last_ev = ev
+                        if gif_due:
+                            self._gif_slot = slot
+                            self.gif.append(last[0])
+                if self.delay:
+                    time.sleep(self.delay)
+                if ui_due and last is not None:
+                    last_sent = time.perf_counter()
+                    yield Frame(last[0], last[1], progress_text(ev, self.prefix), ev.job_step, ev.job_steps)
+        finally:
+            if job.state in ("pending", "running"):  # closed from outside: Stop, a closed tab, an error
+                job.cancel()
+                events.close()
+        if job.state == "cancelled" or job.result is None:
+            if last is None or last_ev is None:
+                blank = Image.new("RGB", canvas.size, (128, 128, 128))
+                last = (blank, blank)
+            text = (f"{self.prefix}⏹ Stopped at step **{self.step}/{self.steps}** after "
+                    f"{time.perf_counter() - self.started:.1f} s (nothing saved).")
+            yield Frame(last[0], last[1], text, self.step, self.steps, done=False, stopped=True)
+            return
+        self.result = job.result
+        image, order = self._final(self.result)
+        self.gif.append(image)
+        t = self.result.timings
+        text = (f"{self.prefix}✅ Done: **{t.forward_passes} steps** in **{t.total:.2f} s** "
+                f"(model {t.generation + t.encode + t.decode:.2f} s) · seed **{self.result.seed}**")
+        yield Frame(image, order, text, self.steps, self.steps, done=True)
+
+    def gif_bytes(self) -> bytes | None:
+        """The run as an animated GIF (its sampled frames, then the result held for 1.5 s)."""
+        if not self.gif:
+            return None
+        fps = max(4.0, min(12.0, len(self.gif) / 4.0))
+        return gif_bytes(self.gif, fps=fps, hold_last=1.5)
+
+    def release(self) -> None:
+        """Drop the frames and renderers (their caches) once the run's files are written."""
+        self.gif = []
+        self._renderers = []

@@ -1,0 +1,218 @@
+"""Images in and out of the app: uploads, the mask editor's layers, size limits, and the small explanatory
+pictures (which tokens a mask regenerates, the canvas an outpaint will fill, tiles of a batch).
+
+Everything here is about presentation and user input; token geometry comes from the planned `Job` (its
+`canvas`), so that the pictures show exactly what the engine will do rather than a re-derivation of it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from randar.images import ImageError, load_image
+
+# Longer side above which inputs are downscaled (with a notice): bigger inputs only cost time and memory,
+# since the model works at its own scale (edits are pasted back at the input's size).
+MAX_INPUT_SIDE = 1024
+# A layer pixel counts as painted above this alpha (brush edges are anti-aliased).
+ALPHA_THRESHOLD = 127
+MASK_TINT = (255, 45, 85)
+GRID_LINE = (170, 170, 170)
+
+
+@dataclass
+class EditInput:
+    """An image to edit with its mask (True = regenerate), both at the same size, and notices for the user."""
+
+    image: Image.Image
+    mask: np.ndarray | None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def mask_pixels(self) -> int:
+        return 0 if self.mask is None else int(self.mask.sum())
+
+
+def as_image(value: Any, what: str = "image") -> Image.Image:
+    """A user's upload -> RGB PIL image (transparency on white). ImageError with a readable message."""
+    if value is None:
+        raise ImageError(f"no {what}: upload one (or pick an example) first")
+    try:
+        return load_image(value)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise ImageError(f"the {what} could not be read as a picture ({exc})") from None
+
+
+def limit_size(img: Image.Image, notices: list[str], what: str = "image", max_side: int = MAX_INPUT_SIDE) -> Image.Image:
+    """Downscale (area-averaging) so that the longer side is at most `max_side`, saying so in `notices`."""
+    if max(img.size) <= max_side:
+        return img
+    s = max_side / max(img.size)
+    size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+    notices.append(f"The {what} is {img.width}×{img.height} px; it was downscaled to {size[0]}×{size[1]} px "
+                   f"(the app works on images up to {max_side} px on the longer side).")
+    return img.resize(size, Image.BOX)
+
+
+def layer_mask(layer: Any) -> np.ndarray | None:
+    """Painted pixels of one editor layer: alpha > 127 for a transparent layer with strokes; for an opaque
+    image (a plain black/white mask sent as a layer through the API), white = regenerate."""
+    if layer is None:
+        return None
+    img = layer if isinstance(layer, Image.Image) else Image.open(layer) if isinstance(layer, str) else \
+        Image.fromarray(np.asarray(layer))
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+        alpha = np.asarray(img.convert("RGBA"))[:, :, 3]
+        if alpha.min() < 255:
+            return alpha > ALPHA_THRESHOLD
+    return np.asarray(img.convert("L")) > ALPHA_THRESHOLD
+
+
+def file_mask(value: Any) -> np.ndarray | None:
+    """An uploaded mask file: white (or opaque strokes on transparency) = regenerate."""
+    if value is None:
+        return None
+    img = value if isinstance(value, Image.Image) else as_image(value, "mask")
+    if img.mode in ("RGBA", "LA") and np.asarray(img.getchannel("A")).min() < 255:
+        return np.asarray(img.getchannel("A")) > ALPHA_THRESHOLD
+    return np.asarray(img.convert("L")) > ALPHA_THRESHOLD
+
+
+def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if mask.shape[::-1] == tuple(size):
+        return mask
+    return np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize(size, Image.NEAREST)) > 127
+
+
+def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
+                 max_side: int = MAX_INPUT_SIDE) -> EditInput:
+    """The mask editor's value ({"background", "layers", "composite"}) plus an optional uploaded mask ->
+    the image and the union of every painted layer and the uploaded mask (optionally inverted)."""
+    if isinstance(value, dict):
+        background = value.get("background")
+        layers = value.get("layers") or []
+    else:  # a plain image (API callers may send one with a separate mask)
+        background, layers = value, []
+    notices: list[str] = []
+    image = as_image(background, "image to edit")
+    masks = [m for m in (layer_mask(layer) for layer in layers) if m is not None]
+    uploaded = file_mask(mask_upload)
+    if uploaded is not None:
+        masks.append(uploaded)
+    mask = None
+    for m in masks:
+        if m.shape != (image.height, image.width):
+            ratio = (m.shape[1] / m.shape[0]) / (image.width / image.height)
+            if abs(ratio - 1) > 0.02:
+                raise ImageError(f"the mask is {m.shape[1]}×{m.shape[0]} px but the image is {image.width}×"
+                                 f"{image.height} px (a different shape): paint on the image, or upload a mask of "
+                                 "the image's size")
+            m = _fit_mask(m, image.size)
+        mask = m if mask is None else (mask | m)
+    if mask is not None and invert:
+        mask = ~mask
+    resized = limit_size(image, notices, "image", max_side)
+    if resized is not image and mask is not None:
+        mask = _fit_mask(mask, resized.size)
+    return EditInput(resized, mask, notices)
+
+
+def mask_layer(mask: np.ndarray, color: tuple[int, int, int] = MASK_TINT, alpha: int = 200) -> Image.Image:
+    """A white-on-black mask as an editor layer: the brush colour where painted, transparent elsewhere."""
+    rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
+    rgba[mask] = (*color, alpha)
+    return Image.fromarray(rgba, "RGBA")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pictures that explain a plan
+
+
+def _upscale_for_display(img: Image.Image, min_side: int = 256) -> tuple[Image.Image, int]:
+    s = max(1, -(-min_side // max(1, min(img.size))))
+    return (img.resize((img.width * s, img.height * s), Image.NEAREST) if s > 1 else img.copy()), s
+
+
+def token_grid_preview(canvas: Any) -> Image.Image:
+    """The work area of an inpainting job (`job.canvas`): its pixels with the tokens to regenerate tinted
+    and every token outlined, so that the user sees how a brush stroke snaps to the model's token grid."""
+    base = canvas.base.convert("RGB") if canvas.base is not None else Image.new("RGB", canvas.size, (128, 128, 128))
+    img, s = _upscale_for_display(base)
+    f = canvas.patch * s
+    px = np.asarray(img).astype(np.float32)
+    unknown = np.repeat(np.repeat(~np.asarray(canvas.known, dtype=bool), f, 0), f, 1)[:px.shape[0], :px.shape[1]]
+    px[unknown] = px[unknown] * 0.45 + np.array(MASK_TINT, np.float32) * 0.55
+    out = Image.fromarray(px.round().astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(out)
+    for c in range(1, canvas.cols):
+        draw.line([(c * f, 0), (c * f, out.height)], fill=GRID_LINE, width=1)
+    for r in range(1, canvas.rows):
+        draw.line([(0, r * f), (out.width, r * f)], fill=GRID_LINE, width=1)
+    return out
+
+
+def outpaint_preview(canvas: Any, windows: Sequence[Sequence[int]] = ()) -> Image.Image:
+    """The canvas an outpaint job will fill (`job.canvas`): the original in place, the new area grey with a
+    token grid, the original outlined, and the model-sized windows it is filled in (dashed) when several."""
+    img, s = _upscale_for_display(canvas.base.convert("RGB"))
+    f = canvas.patch * s
+    draw = ImageDraw.Draw(img)
+    known = np.asarray(canvas.known, dtype=bool)
+    for r in range(canvas.rows):
+        for c in range(canvas.cols):
+            if not known[r, c]:
+                draw.rectangle([c * f, r * f, (c + 1) * f - 1, (r + 1) * f - 1], outline=(150, 150, 150))
+    ys, xs = np.nonzero(known)
+    if ys.size:
+        draw.rectangle([xs.min() * f, ys.min() * f, (xs.max() + 1) * f - 1, (ys.max() + 1) * f - 1],
+                       outline=MASK_TINT, width=max(2, f // 6))
+    if len(windows) > 1:
+        colors = [(60, 130, 255), (40, 180, 90), (240, 160, 0), (170, 70, 220)]
+        for i, (t, l, h, w) in enumerate(windows):
+            _dashed_rect(draw, (l * f + 2 + i, t * f + 2 + i, (l + w) * f - 3 - i, (t + h) * f - 3 - i),
+                         colors[i % len(colors)])
+    return img
+
+
+def _dashed_rect(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], color: tuple[int, int, int],
+                 dash: int = 6) -> None:
+    x0, y0, x1, y1 = box
+    for x in range(x0, x1, 2 * dash):
+        draw.line([(x, y0), (min(x + dash, x1), y0)], fill=color, width=2)
+        draw.line([(x, y1), (min(x + dash, x1), y1)], fill=color, width=2)
+    for y in range(y0, y1, 2 * dash):
+        draw.line([(x0, y), (x0, min(y + dash, y1))], fill=color, width=2)
+        draw.line([(x1, y), (x1, min(y + dash, y1))], fill=color, width=2)
+
+
+def pixel_outpaint_preview(image: Image.Image, left: int, right: int, top: int, bottom: int) -> Image.Image:
+    """A model-free stand-in for `outpaint_preview` (no model loaded): the new canvas in pixels."""
+    out = Image.new("RGB", (image.width + left + right, image.height + top + bottom), (128, 128, 128))
+    out.paste(image, (left, top))
+    ImageDraw.Draw(out).rectangle([left, top, left + image.width - 1, top + image.height - 1], outline=MASK_TINT,
+                                  width=2)
+    return out
+
+
+def tile(images: Sequence[Image.Image], gap: int = 4, background: tuple[int, int, int] = (255, 255, 255)) -> Image.Image:
+    """One picture of up to four images: side by side for two, 2×2 for three or four."""
+    if len(images) == 1:
+        return images[0]
+    cols = 2 if len(images) in (2, 3, 4) else min(4, len(images))
+    rows = -(-len(images) // cols)
+    w = max(i.width for i in images)
+    h = max(i.height for i in images)
+    out = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), background)
+    for k, img in enumerate(images):
+        out.paste(img, ((k % cols) * (w + gap), (k // cols) * (h + gap)))
+    return out
+
+
+def side_by_side_size(before: Image.Image, after: Image.Image) -> Image.Image:
+    """`before` resized (bicubic) to `after`'s size, for a before/after slider of an upscale."""
+    return before.resize(after.size, Image.BICUBIC) if before.size != after.size else before

@@ -1,0 +1,213 @@
+"""Server-side state: the models the app can offer, the Studios it has loaded, and the run of each session.
+
+Why a cache: loading a model takes seconds (official checkpoints: gigabytes), and every click needs one, so
+loaded Studios are kept, least recently used first out, at most `capacity` of them (a model switch back and
+forth costs nothing; memory stays bounded). Each Studio also gets a lock: a Studio runs one job at a time,
+and the lock is held around every engine step, so that a run which a user abandoned (stopped, tab closed)
+can never interleave its last step with the next user's run.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from randar.registry import (
+    DEFAULT_MODEL, REGISTRY, ModelNotFoundError, ModelStatus, download_command, list_models, missing_message,
+    resolve_checkpoints_dir,
+)
+
+if TYPE_CHECKING:  # torch is imported lazily (see load)
+    from randar.studio import Studio
+
+    from .live import LiveRun
+
+log = logging.getLogger("randar.app")
+
+MODEL_ENV = "RANDAR_MODEL"
+
+
+class ModelUnavailable(RuntimeError):
+    """A model that cannot be used now; the message says why and how to get it (shown to the user as is)."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """One entry of the model picker."""
+
+    key: str  # what `Studio.load` receives: a registry name or a model directory
+    label: str  # what the picker shows
+    ready: bool  # every file present and usable
+    help: str  # markdown: its description, or how to get it when it is missing
+
+
+def _status_help(status: ModelStatus) -> str:
+    """Markdown telling how to get a missing model (the registry's own message and download command)."""
+    spec = status.spec
+    if status.ready:
+        return spec.description
+    if spec.vq_unsupported and status.complete:
+        return f"**{spec.name}** cannot make images here: {spec.vq_unsupported}."
+    lines = [f"**{spec.name}** is not installed. {spec.description}", "", "```", missing_message(status), "```"]
+    if spec.downloadable:
+        lines += ["", f"Download it with `{download_command(spec.name, status.checkpoints)}`, then pick it again "
+                  "(the list is re-read every time)."]
+    return "\n".join(lines)
+
+
+class ModelManager:
+    """The models on offer and an LRU cache of loaded Studios (see the module docstring)."""
+
+    def __init__(self, initial: str | None = None, *, checkpoints: str | Path | None = None, device: str = "auto",
+                 dtype: str | None = None, threads: int | None = None, capacity: int = 2) -> None:
+        self.checkpoints = resolve_checkpoints_dir(checkpoints)
+        self.device, self.dtype, self.threads = device, dtype, threads
+        self.capacity = max(1, capacity)
+        self.initial = self.normalize(initial)
+        self._studios: "OrderedDict[str, Studio]" = OrderedDict()
+        self._locks: dict[int, threading.Lock] = {}
+        self._load_lock = threading.Lock()
+
+    # ---- names ------------------------------------------------------------------------------------------
+    @staticmethod
+    def normalize(key: str | Path | None) -> str:
+        """A registry name stays a name; anything else that exists on disk becomes an absolute path."""
+        if key in (None, ""):
+            return DEFAULT_MODEL
+        text = str(key)
+        if text in REGISTRY:
+            return text
+        path = Path(text).expanduser()
+        return str(path.resolve()) if path.exists() else text
+
+    def choices(self) -> list[ModelChoice]:
+        """Registry models (default first), model directories under the checkpoints dir, and the model the app
+        was started with when it is a directory elsewhere. Re-read on every call: a download shows up at once."""
+        out: list[ModelChoice] = []
+        try:
+            statuses = list_models(self.checkpoints)
+        except OSError as exc:  # an unreadable checkpoints dir must not stop the app
+            log.warning("cannot list models under %s: %s", self.checkpoints, exc)
+            statuses = []
+        for st in statuses:
+            key = st.spec.name if st.spec.name in REGISTRY else str(st.model_dir or st.spec.name)
+            mark = "ready" if st.ready else ("tokenizer not supported" if st.complete else "not installed")
+            out.append(ModelChoice(key, f"{st.spec.name} ({mark})", st.ready, _status_help(st)))
+        if self.initial not in {c.key for c in out}:
+            out.append(self._path_choice(self.initial))
+        return out
+
+    def _path_choice(self, key: str) -> ModelChoice:
+        from randar.registry import resolve_model
+
+        try:
+            resolved = resolve_model(key, self.checkpoints)
+        except (ModelNotFoundError, ValueError, OSError) as exc:
+            return ModelChoice(key, f"{Path(key).name or key} (not available)", False, f"```\n{exc}\n```")
+        return ModelChoice(key, f"{resolved.display_name} ({Path(key).name})", True, resolved.description)
+
+    def choice(self, key: str) -> ModelChoice:
+        key = self.normalize(key)
+        for c in self.choices():
+            if c.key == key:
+                return c
+        return self._path_choice(key)
+
+    # ---- loading ----------------------------------------------------------------------------------------
+    def loaded(self, key: str) -> "Studio | None":
+        return self._studios.get(self.normalize(key))
+
+    def load(self, key: str | None) -> "Studio":
+        """The Studio of `key`, loaded once and cached; ModelUnavailable (with what to do) when it cannot be."""
+        key = self.normalize(key)
+        with self._load_lock:
+            studio = self._studios.get(key)
+            if studio is not None:
+                self._studios.move_to_end(key)
+                return studio
+            from randar.registry import UnsupportedModelError
+            from randar.studio import Studio
+
+            try:
+                studio = Studio.load(key, device=self.device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
+                                     threads=self.threads)
+            except (ModelNotFoundError, UnsupportedModelError) as exc:
+                raise ModelUnavailable(str(exc)) from None
+            except (ValueError, OSError, RuntimeError) as exc:  # bad files, wrong device, out of memory
+                raise ModelUnavailable(f"model {key!r} could not be loaded: {exc}") from None
+            while len(self._studios) >= self.capacity:
+                old_key, old = self._studios.popitem(last=False)
+                self._locks.pop(id(old), None)
+                log.info("unloading %s (cache holds %d models)", old_key, self.capacity)
+                del old
+                _free_device_memory()
+            self._studios[key] = studio
+            self._locks[id(studio)] = threading.Lock()
+            log.info("loaded %r", studio)
+            return studio
+
+    def lock(self, studio: "Studio") -> threading.Lock:
+        """The lock held around each engine step of `studio` (one job at a time per Studio)."""
+        with self._load_lock:
+            return self._locks.setdefault(id(studio), threading.Lock())
+
+
+def _free_device_memory() -> None:
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # pragma: no cover - best effort only
+        pass
+
+
+def describe_studio(studio: "Studio") -> str:
+    """One markdown line: the facts a user checks first (what runs where, at which precision)."""
+    import torch
+
+    dev = studio.device
+    if dev.type == "cuda":
+        where = f"GPU ({torch.cuda.get_device_name(dev)})"
+    else:
+        where = f"CPU ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})"
+    dtype = str(studio.dtype).replace("torch.", "")
+    return (f"**{studio.name}** · {studio.image_size}×{studio.image_size} px · {studio.grid_size}×{studio.grid_size} "
+            f"tokens · {studio.num_classes} classes · running on **{where}** · precision **{dtype}**")
+
+
+class RunRegistry:
+    """The latest run of each browser session, so that its Stop button can reach it (and only it)."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, "LiveRun"] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str | None, run: "LiveRun") -> None:
+        if session is None:
+            return
+        with self._lock:
+            self._runs[session] = run
+
+    def get(self, session: str | None) -> "LiveRun | None":
+        if session is None:
+            return None
+        with self._lock:
+            return self._runs.get(session)
+
+    def finish(self, session: str | None, run: "LiveRun") -> None:
+        """Forget a finished run (only if it is still the session's latest one)."""
+        if session is None:
+            return
+        with self._lock:
+            if self._runs.get(session) is run:
+                del self._runs[session]
+
+    def __len__(self) -> int:
+        return len(self._runs)
