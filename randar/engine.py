@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -156,16 +156,20 @@ def make_generator(device: torch.device, seed: int | None) -> torch.Generator:
     return gen
 
 
-def decode_plain(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepEvent]:
-    """The reference decoder: eager PyTorch, one forward per step, every cache read sized to the step."""
-    req.validate(model)
-    param = next(model.parameters())
-    device, dtype = param.device, param.dtype
-    req = _to_device(req, device)
+StepForward = Callable[[Slots, int, int], Tensor]
+"""(slots of this step [B*copies, T], cache slot of its first token, number of queries) -> their logits."""
+
+
+def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
+                forward: StepForward) -> Iterator[StepEvent]:
+    """The decoding loop of both paths: build each step's slots, run `forward`, guide, sample, record.
+
+    Why one loop: the plain and fast paths differ only in how one step's forward is computed (a cache
+    sized to the step vs a static one with CUDA graphs); sharing the rest guarantees that both feed the
+    model the same slots and consume the random generator identically, so their tokens match.
+    """
     sizes = req.schedule()
     M, B = req.num_generated, req.batch
-    copies = 1 + int(req.guidance.enabled or bool(req.spatial_scale)) + int(bool(req.spatial_scale))
-    cache = KVCache(model.config, B * copies, 1 + 2 * (req.num_prefix + M), device, dtype)
     generator = make_generator(device, req.seed)
     grid = torch.full((B, req.num_cells), -1, dtype=torch.long, device=device)
     if req.num_prefix:
@@ -175,14 +179,10 @@ def decode_plain(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepE
     slots, span = prefill_slots(req, queries)
     start, done, t0 = 0, 0, time.perf_counter()
     for step, n in enumerate(sizes):
-        batch_slots = guidance_batch(slots, req, model.null_class, span if step == 0 else None)
+        batch_slots = guidance_batch(slots, req, null_class, span if step == 0 else None)
         T = batch_slots[0].shape[1]
-        positions = torch.arange(start, start + T, device=device)
-        mask = positions[:, None] >= torch.arange(start + T, device=device)[None, :]
-        x, freqs = model.embed(*batch_slots, req.rope)
-        h = model.forward_hidden(x, freqs, cache, positions, mask)
-        logits = combine(model.logits(h[:, -n:]), req, done)
-        tokens = sample(logits, req.sampling, generator)
+        logits = forward(batch_slots, start, n)
+        tokens = sample(combine(logits, req, done), req.sampling, generator)
         grid.scatter_(1, queries, tokens)
         done += n
         yield StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
@@ -193,6 +193,31 @@ def decode_plain(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepE
         slots = cat_slots(tuple(p[:, 1:] for p in pairs), query_slots(next_queries))  # type: ignore[arg-type]
         start = start + T - n + 1  # right after P(q_0)
         queries = next_queries
+
+
+def guidance_copies(req: DecodeRequest) -> int:
+    """Rows per image in the model batch: the image, its unconditional twin, its spatially guided view."""
+    return 1 + int(req.guidance.enabled or bool(req.spatial_scale)) + int(bool(req.spatial_scale))
+
+
+def decode_plain(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepEvent]:
+    """The reference decoder: eager PyTorch, one forward per step, every cache read sized to the step."""
+    req.validate(model)
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    req = _to_device(req, device)
+    cache = KVCache(model.config, req.batch * guidance_copies(req), 1 + 2 * (req.num_prefix + req.num_generated),
+                    device, dtype)
+
+    def forward(batch_slots: Slots, start: int, n: int) -> Tensor:
+        T = batch_slots[0].shape[1]
+        positions = torch.arange(start, start + T, device=device)
+        mask = positions[:, None] >= torch.arange(start + T, device=device)[None, :]
+        x, freqs = model.embed(*batch_slots, req.rope)
+        h = model.forward_hidden(x, freqs, cache, positions, mask)
+        return model.logits(h[:, -n:])
+
+    return decode_loop(req, device, model.null_class, forward)
 
 
 def _to_device(req: DecodeRequest, device: torch.device) -> DecodeRequest:

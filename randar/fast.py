@@ -12,7 +12,6 @@ It computes the same function as `engine.decode_plain`: greedy float32 decoding 
 """
 from __future__ import annotations
 
-import time
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -21,20 +20,8 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from .engine import (
-    DecodeRequest,
-    StepEvent,
-    _to_device,
-    cat_slots,
-    combine,
-    guidance_batch,
-    interleave_pairs,
-    make_generator,
-    prefill_slots,
-    query_slots,
-)
+from .engine import DecodeRequest, StepEvent, _to_device, decode_loop, guidance_copies
 from .model.transformer import KVCache, RandARTransformer
-from .sampling import sample
 
 
 @dataclass
@@ -126,39 +113,16 @@ class FastDecoder:
 
     # ---- decoding -----------------------------------------------------------------------------
     def stream(self, req: DecodeRequest) -> Iterator[StepEvent]:
-        model = self.model
         req = _to_device(req, self.device)
-        sizes = req.schedule()
-        M, B = req.num_generated, req.batch
-        rope = model.rope if req.rope is None else req.rope
-        self._set_rope(rope)
-        generator = make_generator(self.device, req.seed)
-        grid = torch.full((B, req.num_cells), -1, dtype=torch.long, device=self.device)
-        if req.num_prefix:
-            grid.scatter_(1, req.prefix_cells, req.prefix_tokens)
+        self._set_rope(self.model.rope if req.rope is None else req.rope)
 
-        queries = req.order[:, : sizes[0]]
-        slots, span = prefill_slots(req, queries)
-        start, done, t0 = 0, 0, time.perf_counter()
-        for step, n in enumerate(sizes):
-            batch_slots = guidance_batch(slots, req, model.null_class, span if step == 0 else None)
-            T = batch_slots[0].shape[1]
-            if step == 0:  # the prefill has a one-off length: run it eagerly
-                positions = torch.arange(0, T, device=self.device)
-                logits = self._forward(*batch_slots, positions, n, kv_len=T)
-            else:
-                logits = self.step(batch_slots, start, n)
-            tokens = sample(combine(logits, req, done), req.sampling, generator)
-            grid.scatter_(1, queries, tokens)
-            done += n
-            yield StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
-            if done == M:
-                break
-            next_queries = req.order[:, done : done + sizes[step + 1]]
-            pairs = interleave_pairs(queries, tokens)
-            slots = cat_slots(tuple(p[:, 1:] for p in pairs), query_slots(next_queries))  # type: ignore[arg-type]
-            start = start + T - n + 1
-            queries = next_queries
+        def forward(batch_slots: tuple[Tensor, Tensor, Tensor], start: int, n: int) -> Tensor:
+            if start == 0:  # the prefill has a one-off length: run it eagerly
+                T = batch_slots[0].shape[1]
+                return self._forward(*batch_slots, torch.arange(0, T, device=self.device), n, kv_len=T)
+            return self.step(batch_slots, start, n)
+
+        return decode_loop(req, self.device, self.model.null_class, forward)
 
 
 _DECODERS: "weakref.WeakKeyDictionary[RandARTransformer, OrderedDict]" = weakref.WeakKeyDictionary()
@@ -187,6 +151,5 @@ def decoder_for(model: RandARTransformer, batch: int, max_len: int) -> FastDecod
 
 def decode_fast(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepEvent]:
     req.validate(model)
-    copies = 1 + int(req.guidance.enabled or bool(req.spatial_scale)) + int(bool(req.spatial_scale))
-    decoder = decoder_for(model, req.batch * copies, 1 + 2 * (req.num_prefix + req.num_generated))
+    decoder = decoder_for(model, req.batch * guidance_copies(req), 1 + 2 * (req.num_prefix + req.num_generated))
     return decoder.stream(req)

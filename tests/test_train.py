@@ -15,9 +15,11 @@ from randar.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
 from randar.train import Budget, SyntheticDataset, lr_factor
-from randar.train.evaluate import code_usage, gpt_nll, make_eval_orders, psnr, unigram_baseline, write_metrics
+from randar.train.evaluate import (
+    code_usage, encode_codes, gpt_nll, make_eval_orders, psnr, unigram_baseline, write_metrics,
+)
 from randar.train.gpt import GPTTrainConfig, random_orders, train_gpt
-from randar.train.vq import VQTrainConfig, train_vq
+from randar.train.vq import VQTrainConfig, finetune_decoder, train_vq
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_VQ = VQConfig(ch=32, ch_mult=(1, 1, 1, 1), z_channels=16, num_res_blocks=1, codebook_size=32,
@@ -108,6 +110,24 @@ def test_vq_overfits_a_repeated_batch():
     assert hist["eval"] and math.isfinite(hist["eval"][-1]["psnr_eval_db"])
 
 
+def test_decoder_finetune_improves_recon_and_keeps_codes():
+    ds = SyntheticDataset(n=4, num_classes=2, size=32, eval_fraction=0.25, seed=1)
+    images = ds.images("train")
+    quick = VQTrainConfig(minutes=None, max_steps=5, batch_size=4, lr=3e-3, warmup_steps=1, hflip=False,
+                          restart_every=0, log_every_s=1e9, eval_every_s=1e9)
+    vq, _ = train_vq(SMALL_VQ, images, images, quick, "cpu", log=lambda m: None)
+    codes = encode_codes(vq, images, torch.device("cpu"))
+    encoder_before = {k: v.clone() for k, v in vq.state_dict().items() if not k.startswith(("decoder", "post_quant"))}
+    tcfg = VQTrainConfig(minutes=None, max_steps=40, batch_size=4, lr=3e-3, warmup_steps=1, crop_size=16,
+                         full_size_from=0.5, log_every_s=0.0, eval_every_s=1e9, min_lr_ratio=0.5)
+    vq, hist = finetune_decoder(vq, images, images, tcfg, "cpu", log=lambda m: None)
+    assert hist["steps"] == 40 and not vq.training
+    assert hist["eval"][-1]["psnr_eval_db"] > hist["eval"][0]["psnr_eval_db"] + 1.0, hist["eval"]
+    assert torch.equal(encode_codes(vq, images, torch.device("cpu")), codes)
+    after = vq.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in encoder_before.items())
+
+
 def test_gpt_overfits_a_repeated_batch():
     torch.manual_seed(0)
     codes = torch.randint(0, 16, (4, 16))  # one fixed sequence per class
@@ -165,6 +185,11 @@ def test_train_default_writes_a_loadable_model_directory(tmp_path):
         assert math.isfinite(metrics["gpt"][key])
     assert metrics["cfg_check"]["chosen"] == card.cfg_scale
     assert (out / "train_log.txt").read_text().count("train_default: stage") == 2
+    # decoder fine-tuning in place: the codes (and so the transformer's metrics) stay valid
+    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["vq_decoder_finetune"]["steps"] >= 1 and math.isfinite(metrics["vq"]["psnr_eval_db"])
+    assert "nll_eval_random_nats" in metrics["gpt"]
     assert list(out.glob("samples_cfg*.png")) and (out / "vq_recon.png").is_file()
     # stored in fp16, and the project's resolver and loaders accept the directory
     from safetensors.torch import load_file

@@ -22,7 +22,7 @@ from randar.config import VQConfig
 from randar.model.vq import VQModel
 
 from . import Budget, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float
-from .evaluate import psnr, vq_reconstruct
+from .evaluate import encode_codes, psnr, vq_reconstruct
 
 __all__ = ["VQTrainConfig", "DEFAULT_VQ_CONFIG", "TINY_VQ_CONFIG", "PatchDiscriminator", "vq_forward", "train_vq"]
 
@@ -267,4 +267,102 @@ def train_vq(config: VQConfig, train_images: np.ndarray, eval_images: np.ndarray
         p = _eval_psnr(vq, eval_subset, device)
         history["eval"].append({"step": step, "time_s": round(budget.elapsed, 1), "psnr_eval_db": p})
         log(f"vq done: {step} steps in {budget.elapsed:.0f}s, held-out PSNR {p:.2f} dB")
+    return vq, history
+
+
+def finetune_decoder(vq: VQModel, train_images: np.ndarray, eval_images: np.ndarray | None, tcfg: VQTrainConfig,
+                     device: torch.device | str = "cpu",
+                     log: Callable[[str], None] = print) -> tuple[VQModel, dict[str, Any]]:
+    """Train only the decoder (and post-quant conv) on the frozen tokenizer's quantised latents.
+
+    Why: the codes (encoder + codebook) are what the transformer was trained on, so they must not change;
+    the decoder alone can keep improving reconstructions afterwards, and every trained transformer on these
+    codes benefits at no cost. Latents are computed once (no encoder work per step); crops of them (the
+    decoder is convolutional) are cheap on a CPU, and the last part of the budget uses whole latents.
+    Uses tcfg's minutes/max_steps, batch_size, lr, warmup, crop_size/full_size_from and eval settings.
+    """
+    device = torch.device(device)
+    seed_everything(tcfg.seed)
+    vq = vq.to(device).float().eval()
+    frozen_codes = encode_codes(vq, eval_images[:64], device) if eval_images is not None and len(eval_images) else None
+    with torch.no_grad():
+        latents = []
+        for i in range(0, len(train_images), 128):
+            x = to_float(images_to_device(train_images[i:i + 128], device))
+            z_q, _, _ = vq.quantize(vq.quant_conv(vq.encoder(x)).float())
+            latents.append(z_q)
+        z_all = torch.cat(latents)
+    targets = images_to_device(train_images, device)
+    trainable = list(vq.decoder.parameters()) + list(vq.post_quant_conv.parameters())
+    for p in vq.parameters():
+        p.requires_grad_(False)
+    for p in trainable:
+        p.requires_grad_(True)
+    vq.decoder.train()
+    opt = torch.optim.AdamW(trainable, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), weight_decay=tcfg.weight_decay)
+    f = vq.config.downsample
+    gen = torch.Generator(device=device)
+    gen.manual_seed(tcfg.seed)
+    budget = Budget(tcfg.minutes, tcfg.max_steps)
+    history: dict[str, Any] = {"log": [], "eval": []}
+    eval_subset = eval_images[: tcfg.eval_images] if eval_images is not None else None
+    start_psnr = _eval_psnr(vq, eval_subset, device) if eval_subset is not None else float("nan")
+    history["eval"].append({"step": 0, "time_s": 0.0, "psnr_eval_db": start_psnr})
+    log(f"decoder fine-tune: {sum(p.numel() for p in trainable) / 1e6:.2f}M trainable params, {len(z_all)} latents, "
+        f"held-out PSNR before {start_psnr:.2f} dB")
+    sums, window, last_log, last_eval, step = torch.zeros(2, device=device), 0, 0.0, 0.0, 0
+    lat_side = z_all.shape[-1]
+    while not budget.done(step):
+        progress = budget.progress(step)
+        lr_f = lr_factor(step, progress, tcfg.warmup_steps, tcfg.min_lr_ratio)
+        for g in opt.param_groups:
+            g["lr"] = tcfg.lr * lr_f
+        crop = tcfg.crop_size // f if 0 < tcfg.crop_size < lat_side * f and progress < tcfg.full_size_from else 0
+        batch = tcfg.batch_size  # whole latents after crops: fewer of them, so steps stay equally long
+        if tcfg.crop_size and not crop:
+            batch = max(1, round(batch * (tcfg.crop_size / (lat_side * f)) ** 2))
+        idx = torch.randint(0, len(z_all), (batch,), device=device, generator=gen)
+        z, x = z_all[idx], to_float(targets[idx])
+        if crop:
+            oy, ox = torch.randint(0, lat_side - crop + 1, (2,), generator=gen, device=device).tolist()
+            z = z[:, :, oy:oy + crop, ox:ox + crop]
+            x = x[:, :, oy * f:(oy + crop) * f, ox * f:(ox + crop) * f]
+        recon = vq.decode_latent(z).float()
+        l1 = (recon - x).abs().mean()
+        l2 = F.mse_loss(recon, x)
+        loss = tcfg.l1_weight * l1 + tcfg.l2_weight * l2
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tcfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, tcfg.grad_clip)
+        opt.step()
+        sums += torch.stack([l1.detach(), l2.detach()])
+        window += 1
+        step += 1
+        now = budget.elapsed
+        if now - last_log >= tcfg.log_every_s or budget.done(step):
+            avg = (sums / max(window, 1)).tolist()
+            history["log"].append({"step": step, "time_s": round(now, 1), "lr": tcfg.lr * lr_f, "l1": avg[0],
+                                   "l2": avg[1]})
+            log(f"decoder step {step:6d} {now:6.0f}s lr {tcfg.lr * lr_f:.2e} l1 {avg[0]:.4f} l2 {avg[1]:.4f}"
+                f"{' crop' if crop else ' full'} ({step / max(now, 1e-9):.1f} it/s)")
+            sums.zero_()
+            window, last_log = 0, now
+        if eval_subset is not None and now - last_eval >= tcfg.eval_every_s and not budget.done(step):
+            vq.decoder.eval()
+            p = _eval_psnr(vq, eval_subset, device)
+            vq.decoder.train()
+            history["eval"].append({"step": step, "time_s": round(now, 1), "psnr_eval_db": p})
+            log(f"decoder step {step}: held-out PSNR {p:.2f} dB")
+            last_eval = budget.elapsed
+    for p in vq.parameters():
+        p.requires_grad_(True)
+    vq.eval()
+    history["steps"], history["train_seconds"] = step, round(budget.elapsed, 1)
+    if eval_subset is not None:
+        p = _eval_psnr(vq, eval_subset, device)
+        history["eval"].append({"step": step, "time_s": round(budget.elapsed, 1), "psnr_eval_db": p})
+        log(f"decoder fine-tune done: {step} steps in {budget.elapsed:.0f}s, held-out PSNR {start_psnr:.2f} -> {p:.2f} dB")
+    if frozen_codes is not None and not torch.equal(frozen_codes, encode_codes(vq, eval_images[:64], device)):
+        raise RuntimeError("decoder fine-tuning changed the tokenizer's codes (a bug: only the decoder may train)")
     return vq, history
