@@ -139,6 +139,10 @@ def test_gpt_overfits_a_repeated_batch():
     assert hist["log"][-1]["loss"] < 0.5 * math.log(16)
     assert hist["best_nll_eval"] < 0.5 * math.log(16)
     assert not model.training
+    # going on from it starts where it ended, not from scratch
+    tcfg.max_steps, tcfg.lr = 1, 1e-6
+    again, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=model)
+    assert hist2["log"][0]["loss"] < 0.5 * math.log(16)
 
 
 def test_gpt_trainer_rejects_mismatched_codes():
@@ -185,6 +189,11 @@ def test_train_default_writes_a_loadable_model_directory(tmp_path):
         assert math.isfinite(metrics["gpt"][key])
     assert metrics["cfg_check"]["chosen"] == card.cfg_scale
     assert (out / "train_log.txt").read_text().count("train_default: stage") == 2
+    # going on from the trained transformer (a second budget)
+    assert tool.main(common + ["--stage", "gpt", "--gpt-init", str(out / "gpt.safetensors")]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["gpt_train_before_init"]["steps"] == 3 and metrics["gpt_train"]["steps"] == 3
+    assert "going on from" in (out / "train_log.txt").read_text()
     # decoder fine-tuning in place: the codes (and so the transformer's metrics) stay valid
     assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())

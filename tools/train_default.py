@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--synthetic-size", type=int, default=128, help="side of the synthetic images (tests use 32)")
     p.add_argument("--out", required=True, help="output model directory")
     p.add_argument("--stage", choices=("all", "vq", "gpt", "decoder"), default="all")
+    p.add_argument("--gpt-init", default=None, metavar="PATH",
+                   help="--stage gpt: go on training these transformer weights (same config) instead of from scratch")
     p.add_argument("--decoder-minutes", type=float, default=10.0, help="--stage decoder: time budget")
     p.add_argument("--decoder-lr", type=float, default=2e-4, help="--stage decoder: peak learning rate")
     p.add_argument("--vq", default=None, help="--stage gpt: a trained vq.safetensors (default: OUT/vq.safetensors)")
@@ -252,10 +254,19 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     log(f"gpt config: {json.dumps(gcfg.to_dict())}")
     labels = torch.from_numpy(tr_y)
     ev_labels = torch.from_numpy(ev_y)
-    gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log)
+    init = None
+    if args.gpt_init:
+        init = RandARTransformer.from_pretrained(args.gpt_init, device=device)
+        gcfg = init.config
+        log(f"gpt: going on from {args.gpt_init}")
+    gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log, init=init)
     gpt.save_pretrained(out / "gpt.safetensors", dtype=torch.float16, max_shard_bytes=MAX_SHARD_BYTES)
     shards = sorted(out.glob("gpt*.safetensors"))
     log(f"saved {', '.join(f'{s.name} ({s.stat().st_size / 2**20:.1f} MiB)' for s in shards)}")
+    if args.gpt_init and (out / "metrics.json").is_file():  # keep the curve of the run it went on from
+        earlier = json.loads((out / "metrics.json").read_text()).get("gpt_train")
+        if earlier:
+            write_metrics(out / "metrics.json", {"gpt_train_before_init": earlier})
     write_metrics(out / "metrics.json", {"gpt_train": {"config": tcfg.to_dict(), "steps": hist["steps"],
                                                        "train_seconds": hist["train_seconds"],
                                                        "best_step": hist.get("best_step"),

@@ -71,8 +71,11 @@ def random_orders(batch: int, length: int, device: torch.device, generator: torc
 
 def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval_codes: Tensor | None,
               eval_labels: Tensor | None, tcfg: GPTTrainConfig, device: torch.device | str = "cpu",
-              log: Callable[[str], None] = print) -> tuple[RandARTransformer, dict[str, Any]]:
-    """Train from scratch. train_codes [N, L] or [N, V, L] (V variants per image, e.g. flips), raster order."""
+              log: Callable[[str], None] = print,
+              init: RandARTransformer | None = None) -> tuple[RandARTransformer, dict[str, Any]]:
+    """Train from scratch, or go on from `init` (a trained model of the same config: a second budget with a
+    fresh warm-up and decay, e.g. when one CPU session's time ran out). train_codes [N, L] or [N, V, L]
+    (V variants per image, e.g. flips), raster order."""
     device = torch.device(device)
     seed_everything(tcfg.seed)
     if train_codes.ndim == 2:
@@ -86,6 +89,10 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
     amp = cuda
     model = RandARTransformer(config)
     model.init_weights()
+    if init is not None:
+        if init.config != config:
+            raise ValueError(f"init model config {init.config} differs from {config}")
+        model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
     model = model.to(device).train()
     opt = torch.optim.AdamW(decay_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
     fwd = torch.compile(model) if (tcfg.compile and cuda) else model
