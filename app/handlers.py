@@ -58,6 +58,11 @@ ORDER_LABELS = {
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
+class StatusNote(str):
+    """A notice for the status line only, without a pop-up: what the app adjusted on its own, expected with
+    the default settings (a small mask has fewer tokens than the default step count)."""
+
+
 def order_choices(orders: tuple[str, ...]) -> list[tuple[str, str]]:
     return [(ORDER_LABELS.get(o, o), o) for o in orders]
 
@@ -138,7 +143,9 @@ def _int(value: Any, name: str, lo: int | None = None, hi: int | None = None) ->
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     v = int(f)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise ValueError(f"{name} must be between {lo} and {hi}, got {v}")
+        bounds = (f"between {lo} and {hi}" if lo is not None and hi is not None
+                  else f"at least {lo}" if lo is not None else f"at most {hi}")
+        raise ValueError(f"{name} must be {bounds}, got {v}")
     return v
 
 
@@ -215,7 +222,13 @@ class StudioApp:
     def label(studio: "Studio", class_name: Any) -> int | None:
         if class_name in (None, "", NO_CLASS):
             return None
-        return studio.class_index(class_name if not isinstance(class_name, float) else int(class_name))
+        try:
+            return studio.class_index(class_name if not isinstance(class_name, float) else int(class_name))
+        except ValueError as exc:
+            names = studio.class_names
+            hint = (f" The classes of {studio.name}: {', '.join(names)}." if len(names) <= 30 else
+                    " Pick one from the Class list (type part of a name to search it).")
+            raise ValueError(f"{exc}{hint}") from None
 
     @staticmethod
     def make_job(factory: Callable[[int], "Job"], steps: Any, notices: list[str]) -> "Job":
@@ -224,8 +237,8 @@ class StudioApp:
         probe = factory(-1)  # one token per step; creating a job plans it without any model compute
         if steps >= probe.num_tokens:
             if steps > probe.num_tokens:
-                notices.append(f"{steps} steps asked, but this job generates only {probe.num_tokens} tokens: one "
-                               "token per step.")
+                notices.append(StatusNote(f"{steps} steps asked, but this job generates only {probe.num_tokens} "
+                                          "tokens: one token per step."))
             return probe
         return factory(steps)
 
@@ -247,7 +260,8 @@ class StudioApp:
         """Stream a job: live frames, then (live, order map, status, gallery, downloads, seed, history gallery,
         history state, *finish(result)). `extra` outputs after those are skipped while running."""
         for n in notices:
-            gr.Warning(n)
+            if not isinstance(n, StatusNote):
+                gr.Warning(n)
         run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
                       delay=self.config.demo_delay)
         session = _session(request)
@@ -260,10 +274,11 @@ class StudioApp:
                     break
                 yield (frame.image, frame.order, frame.status) + _skip(5 + extra)
                 if frame.stopped:
-                    self.store.discard(files)
                     return
         finally:
             self.runs.finish(session, run)
+            if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
+                self.store.discard(files)
         assert final is not None and run.result is not None
         result = run.result
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())

@@ -44,6 +44,16 @@ class ModelChoice:
     help: str  # markdown: its description, or how to get it when it is missing
 
 
+def how_to_get_a_model(checkpoints: Path | None = None) -> str:
+    """For a model that is neither a registry name nor a model directory: where models come from."""
+    official = next((s for s in REGISTRY.values() if s.downloadable and not s.vq_unsupported), None)
+    hint = f"To get one: {DEFAULT_MODEL} ships with the repository (in checkpoints/{DEFAULT_MODEL}/)"
+    if official is not None:
+        size = f", about {official.approx_bytes / 1e9:.1f} GB" if official.approx_bytes else ""
+        hint += f"; download an official checkpoint with `{download_command(official.name, checkpoints)}`{size}"
+    return hint + "; or pass --model DIR, a folder with model.json, gpt.safetensors and vq.safetensors."
+
+
 def _status_help(status: ModelStatus) -> str:
     """Markdown telling how to get a missing model (the registry's own message and download command)."""
     spec = status.spec
@@ -106,7 +116,8 @@ class ModelManager:
         try:
             resolved = resolve_model(key, self.checkpoints)
         except (ModelNotFoundError, ValueError, OSError) as exc:
-            return ModelChoice(key, f"{Path(key).name or key} (not available)", False, f"```\n{exc}\n```")
+            return ModelChoice(key, f"{Path(key).name or key} (not available)", False,
+                               f"```\n{exc}\n```\n\n{how_to_get_a_model(self.checkpoints)}")
         return ModelChoice(key, f"{resolved.display_name} ({Path(key).name})", True, resolved.description)
 
     def choice(self, key: str) -> ModelChoice:
@@ -134,7 +145,10 @@ class ModelManager:
             try:
                 studio = Studio.load(key, device=self.device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
                                      threads=self.threads)
-            except (ModelNotFoundError, UnsupportedModelError) as exc:
+            except ModelNotFoundError as exc:
+                hint = "" if key in REGISTRY else f" {how_to_get_a_model(self.checkpoints)}"
+                raise ModelUnavailable(f"{exc}{hint}") from None
+            except UnsupportedModelError as exc:
                 raise ModelUnavailable(str(exc)) from None
             except (ValueError, OSError, RuntimeError) as exc:  # bad files, wrong device, out of memory
                 raise ModelUnavailable(f"model {key!r} could not be loaded: {exc}") from None

@@ -61,7 +61,7 @@ class RunStore:
 
     def _prune(self, keep_also: Path) -> None:
         runs = sorted((p for p in self.root.iterdir() if p.is_dir() and p != keep_also),
-                      key=lambda p: p.stat().st_mtime)
+                      key=lambda p: (p.stat().st_mtime, p.name))  # names: creation time and a counter
         for old in runs[: max(0, len(runs) - (self.keep - 1))]:
             shutil.rmtree(old, ignore_errors=True)
 

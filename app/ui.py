@@ -68,7 +68,8 @@ class Sampling:
     top_p: gr.Slider
 
 
-def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool = False) -> tuple[LivePanel, Any]:
+def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool = False,
+               downloads: bool = True) -> tuple[LivePanel, Any]:
     with gr.Row(elem_classes=["run-row"]):
         run = gr.Button(run_label, variant="primary", scale=3, elem_id=f"{tab}-run")
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{tab}-stop")
@@ -90,7 +91,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          visible=gallery, buttons=["download", "fullscreen"], preview=False, fit_columns=False,
                          elem_id=f"{tab}-results")
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
-                    file_count="multiple", interactive=False, height=170, elem_id=f"{tab}-files")
+                    file_count="multiple", interactive=False, height=170, elem_id=f"{tab}-files", visible=downloads)
     return LivePanel(run, stop, live, order, status, results, files), before_after
 
 
@@ -115,8 +116,11 @@ def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool
 
 
 def _class_dropdown(app: StudioApp, studio: Any, label: str = "Class") -> gr.Dropdown:
+    # allow_custom_value: Gradio checks a value against the choices this server started with (or the ones a
+    # session's model switch set), so without it an API call naming another model's class would be refused;
+    # the handlers check the class against the model actually used, with a readable message
     return gr.Dropdown(app.class_choices(studio), value=app.default_class(studio), label=label, filterable=True,
-                       info="type to search; “(no class)” for unconditional")
+                       allow_custom_value=True, info="type to search; “(no class)” for unconditional")
 
 
 def _example_paths(*names: str) -> list[str]:
@@ -149,6 +153,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         with gr.Row(equal_height=True):
             model_dd = gr.Dropdown([(c.label, c.key) for c in app.models.choices()], value=app.models.initial,
                                    label="Model", scale=3, info="switching reloads (loaded models are cached)",
+                                   allow_custom_value=True,  # a model directory typed in, or downloaded since
                                    elem_id="model-picker")
             with gr.Column(scale=4):
                 model_info = gr.Markdown(info, elem_id="model-info")
@@ -187,9 +192,10 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             brush=gr.Brush(default_size=14, colors=["#ff2d55"], color_mode="fixed"),
                             eraser=gr.Eraser(default_size=14), height=440, canvas_size=(512, 512),
                             elem_id="inpaint-editor", buttons=["fullscreen"])
-                        gr.Examples([[_editor_example("grinning", True)], [_editor_example("cat", True)],
-                                     [_editor_example("apple", True)], [_editor_example("grinning", False)]],
-                                    inputs=[editor], label="Examples: the first three come with a mask; paint over any of them",
+                        # images only: Gradio 6's editor does not draw the layers of a value it is given
+                        # ("No draw texture found for layer"), so an example's mask would be applied unseen
+                        gr.Examples([[_editor_example(n, False)] for n in ("grinning", "cat", "apple", "dog")],
+                                    inputs=[editor], label="Examples: click one, then paint over the part to regenerate",
                                     elem_id="inpaint-examples")
                         with gr.Row(equal_height=True):
                             mask_view = gr.Image(label="Tokens to regenerate", format="png", interactive=False,
@@ -212,6 +218,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             i_invert = gr.Checkbox(label="Invert the mask (regenerate everything else)", value=False)
                             i_mask_file = RobustImage(label="…or upload a mask (white = regenerate)", type="pil",
                                                       image_mode=None, sources=("upload", "clipboard"), height=160)
+                            i_mask_file.what = "mask"  # its decode errors say "mask"
                         i_s = sampling_controls(cfg_default)
                     with gr.Column(scale=6):
                         i_panel, _ = live_panel("inpaint", "Inpaint")
@@ -224,6 +231,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                               sources=("upload", "clipboard"), height=260, elem_id="outpaint-image")
                         gr.Examples([[p] for p in _example_paths("rocket", "house", "sunflower")], inputs=[o_image],
                                     label="Examples", elem_id="outpaint-examples")
+                        gr.Markdown("Presets: extend the canvas by the image's own size (the original stays "
+                                    "where *Keep the original at* says).", elem_classes=["legend"])
                         with gr.Row():
                             presets = {key: gr.Button(text, size="sm", min_width=60) for key, text in
                                        (("wider", "↔ Wider"), ("taller", "↕ Taller"), ("all", "⤢ All sides"),
@@ -239,14 +248,15 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         with gr.Row(equal_height=True):
                             o_view = gr.Image(label="New canvas (preview)", format="png", interactive=False,
                                               height=200, scale=2, elem_id="outpaint-preview")
-                            o_text = gr.Markdown("Upload an image, then extend its sides or pick a preset.")
+                            o_text = gr.Markdown("Upload an image, then extend its sides or pick a preset.",
+                                                 elem_id="outpaint-caption")
                         o_class = _class_dropdown(app, studio)
                         o_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
                         o_steps = gr.Slider(1, 4 * n_tokens, value=default_steps, step=1, label="Steps",
                                             info="forward passes for all new tokens (clipped to their number)")
                         o_s = sampling_controls(cfg_default)
                     with gr.Column(scale=6):
-                        o_panel, _ = live_panel("outpaint", "Fill")
+                        o_panel, _ = live_panel("outpaint", "Outpaint")
 
             # ---------------------------------------------------------------------------------- upscale
             with gr.Tab("Upscale ×2", id="upscale"):
@@ -281,7 +291,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                                     info="256, 128, 88, 64, 32, 16, clipped to the model's tokens")
                         s_s = sampling_controls(cfg_default, batch=False, cfg_start=False, random_default=False)
                     with gr.Column(scale=7):
-                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True)
+                        # no downloads: the speed comparison saves no files
+                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False)
                         with gr.Row():
                             s_latency = gr.LinePlot(x="steps", y="seconds per image", title="Latency vs steps",
                                                     height=260)

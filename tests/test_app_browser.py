@@ -1,0 +1,210 @@
+"""The web app in a real browser (headless Chromium driven by Playwright), as a first-time user uses it.
+
+The app runs as `python app.py` on the tiny model of conftest.py with `--demo-delay` (a sleep after each
+step), so that a run lasts a few seconds and its live view can be watched. Checked: the Inpaint tab takes an
+uploaded image, a mask painted with the mouse shows its token preview, and a run streams intermediate
+frames (step counter and new live images) before its final result lands in the gallery; the Generate and
+Outpaint tabs work too. Full-page screenshots of the three tabs are written to docs/screenshots/.
+
+Chromium comes from Debian (`/usr/bin/chromium`, installed by tools/install_test_deps.sh); a machine without
+it fails this test with that instruction rather than skipping it silently.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_tiny_model
+from test_app_api import AppServer
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = REPO / "docs" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 1000}
+DEMO_DELAY = 0.2  # seconds per step: a 12-step inpaint lasts ~2.5 s, long enough to see ~6 live frames
+pytestmark = pytest.mark.timeout(300)
+
+# Records every change of a tab's status text and live image (a MutationObserver in the page), so that the
+# frames a run streams are all seen, however fast they come, without polling from Python.
+WATCH = """tab => {
+  window.__watch = [];
+  const rec = () => {
+    const s = document.querySelector(`#${tab}-status`), i = document.querySelector(`#${tab}-live img`);
+    const e = {t: performance.now(), status: s ? s.innerText : '', src: i ? i.getAttribute('src') : null};
+    const last = window.__watch[window.__watch.length - 1];
+    if (!last || last.status !== e.status || last.src !== e.src) window.__watch.push(e);
+  };
+  new MutationObserver(rec).observe(document.body, {subtree: true, childList: true, characterData: true,
+                                                    attributes: true, attributeFilter: ['src']});
+  rec();
+}"""
+
+
+def _sync_playwright():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: the browser test needs Debian's chromium. Run "
+                    "`bash tools/install_test_deps.sh` (CI runs it before the tests).", pytrace=False)
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.fail("playwright is not installed: run `python -m pip install -r requirements-dev.txt` and "
+                    "`bash tools/install_test_deps.sh`.", pytrace=False)
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    _sync_playwright()  # fail fast, before starting anything
+    work = tmp_path_factory.mktemp("browser")
+    model = write_tiny_model(work / "tiny")
+    srv = AppServer(["--model", str(model), "--outputs", str(work / "outputs"), "--demo-delay", str(DEMO_DELAY)],
+                    work).wait_ready()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with _sync_playwright()() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM),
+                              args=["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    ctx = browser.new_context(viewport=VIEWPORT)
+    pg = ctx.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.goto(server.url)
+    pg.wait_for_selector("#generate-run", timeout=60_000)
+    pg.page_errors = errors
+    yield pg
+    ctx.close()
+
+
+def open_tab(pg, name: str) -> None:
+    pg.get_by_role("tab", name=name).click()
+
+
+def text(pg, selector: str) -> str:
+    el = pg.query_selector(selector)
+    return el.inner_text() if el is not None else ""
+
+
+def wait_text(pg, selector: str, needle: str, timeout: float = 60_000) -> None:
+    pg.wait_for_function("([sel, needle]) => { const e = document.querySelector(sel); "
+                         "return e !== null && e.innerText.includes(needle); }", arg=[selector, needle],
+                         timeout=timeout)
+
+
+def watch(pg, tab: str) -> None:
+    pg.evaluate(WATCH, tab)
+
+
+def watched(pg) -> list[dict]:
+    return pg.evaluate("window.__watch")
+
+
+def assert_streamed(events: list[dict], what: str) -> None:
+    """Step texts came before the Done text, and the live image changed at least twice before it."""
+    statuses = [e["status"] for e in events]
+    done = next((i for i, s in enumerate(statuses) if "Done" in s), None)
+    assert done is not None, f"{what}: no Done status among {statuses}"
+    steps = [i for i, s in enumerate(statuses[:done]) if "Step" in s]
+    assert steps, f"{what}: no 'Step' progress before Done: {statuses}"
+    srcs_before = {e["src"] for e in events[:done] if e["src"]}
+    assert len(srcs_before) >= 2, f"{what}: the live view showed {len(srcs_before)} distinct frames before Done"
+    assert events[done]["src"], f"{what}: no final live frame"
+
+
+def shot(pg, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    pg.mouse.move(1, 1)  # no hover highlight on the button just clicked
+    # every picture decoded (the live SSE connection keeps the network busy, so "networkidle" never comes)
+    pg.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=15_000)
+    pg.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def paint_stroke(pg) -> None:
+    """Drag the mouse across the middle of the editor's canvas (the brush is the default tool)."""
+    canvas = pg.wait_for_selector("#inpaint-editor canvas", state="visible")
+    box = canvas.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    pg.mouse.move(cx - 70, cy - 20)
+    pg.mouse.down()
+    for i in range(1, 6):  # few events: each one re-renders the WebGL canvas, slow in software rendering
+        pg.mouse.move(cx - 70 + 28 * i, cy - 20 + 4 * i)
+    pg.mouse.up()
+
+
+def test_inpaint_paint_a_mask_and_watch_the_run(page):
+    pg = page
+    open_tab(pg, "Inpaint")
+    pg.wait_for_selector("#inpaint-editor input[type=file]", state="attached")
+    pg.set_input_files("#inpaint-editor input[type=file]", str(REPO / "assets" / "examples" / "cat.png"))
+    pg.wait_for_selector("#inpaint-editor canvas", state="visible")
+    # the editor needs a moment to place the uploaded picture on its canvas; a stroke before that is lost,
+    # so paint again (at most twice more) until the preview reports the tokens to regenerate
+    for attempt in range(3):
+        time.sleep(1.0)
+        paint_stroke(pg)
+        try:
+            wait_text(pg, "#mask-caption", "will be regenerated", timeout=20_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise AssertionError(f"no mask preview after painting: {text(pg, '#mask-caption')!r}")
+    caption = text(pg, "#mask-caption")
+    assert "tokens" in caption and "of 64 tokens" in caption, caption
+    pg.wait_for_selector("#mask-preview img", state="visible")
+
+    watch(pg, "inpaint")
+    pg.click("#inpaint-run")
+    wait_text(pg, "#inpaint-status", "Done", timeout=90_000)
+    events = watched(pg)
+    assert_streamed(events, "inpaint")
+    pg.wait_for_selector("#inpaint-results img", state="visible", timeout=30_000)
+    assert "Done" in text(pg, "#inpaint-status")
+    files = text(pg, "#inpaint-files")
+    assert ".png.json" in files and ".gif" in files, files
+    pg.wait_for_selector("#history img", state="visible")
+    assert not pg.page_errors, pg.page_errors
+    shot(pg, "inpaint.png")
+
+
+def test_generate_run_streams_frames(page):
+    pg = page
+    steps = pg.get_by_label("number input for Steps").first
+    steps.fill("16")
+    steps.press("Enter")
+    watch(pg, "generate")
+    pg.click("#generate-run")
+    wait_text(pg, "#generate-status", "Done", timeout=90_000)
+    assert_streamed(watched(pg), "generate")
+    assert "16 steps" in text(pg, "#generate-status"), text(pg, "#generate-status")
+    pg.wait_for_selector("#generate-results img", state="visible", timeout=30_000)
+    assert not pg.page_errors, pg.page_errors
+    shot(pg, "generate.png")
+
+
+def test_outpaint_example_preset_and_preview(page):
+    pg = page
+    open_tab(pg, "Outpaint")
+    examples = pg.wait_for_selector("#outpaint-examples button, #outpaint-examples img", state="visible")
+    examples.click()
+    wait_text(pg, "#outpaint-caption", "Extend at least one side", timeout=30_000)
+    pg.get_by_role("button", name="↔ Wider").click()
+    wait_text(pg, "#outpaint-caption", "New canvas", timeout=30_000)
+    caption = text(pg, "#outpaint-caption")
+    # 128 px wide + 64 px (half as wide again), split evenly: 32 px a side = 2 tokens of 16 px each
+    assert "New canvas 192×128 px (from 128×128)" in caption, caption
+    pg.wait_for_selector("#outpaint-preview img", state="visible")
+    assert not pg.page_errors, pg.page_errors
+    shot(pg, "outpaint.png")
