@@ -53,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--decoder-lr", type=float, default=2e-4, help="--stage decoder: peak learning rate")
     p.add_argument("--vq", default=None, help="--stage gpt: a trained vq.safetensors (default: OUT/vq.safetensors)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast when training on a CPU (2-2.5x faster "
+                   "where the CPU has native bf16, e.g. AVX512-BF16; CUDA always uses bf16)")
     p.add_argument("--tiny", action="store_true", help="tiny models and a few steps (CPU smoke run)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-every", type=float, default=30.0, help="seconds between held-out checks during "
@@ -136,7 +138,8 @@ def stage_vq(args, out: Path, device, log, data) -> Path:
     tcfg = VQTrainConfig(minutes=args.vq_minutes, max_steps=args.vq_steps, batch_size=args.vq_batch, lr=args.vq_lr,
                          entropy_weight=args.entropy_weight, gan_weight=args.gan_weight, seed=args.seed,
                          restart_every=0 if args.no_restarts else 200, crop_size=args.vq_crop,
-                         full_size_from=args.vq_full_from, eval_every_s=args.eval_every)
+                         full_size_from=args.vq_full_from, eval_every_s=args.eval_every,
+                         cpu_bf16=args.cpu_bf16)
     if args.warmup is not None:
         tcfg.warmup_steps = args.warmup
     if args.tiny:
@@ -245,7 +248,8 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     if over:
         gcfg = type(gcfg).from_dict({**gcfg.to_dict(), **over})
     tcfg = GPTTrainConfig(minutes=args.gpt_minutes, max_steps=args.gpt_steps, batch_size=args.gpt_batch,
-                          lr=args.gpt_lr, compile=args.compile, seed=args.seed, eval_every_s=args.eval_every)
+                          lr=args.gpt_lr, compile=args.compile, seed=args.seed, eval_every_s=args.eval_every,
+                          cpu_bf16=args.cpu_bf16)
     if args.warmup is not None:
         tcfg.warmup_steps = args.warmup
     if args.tiny:

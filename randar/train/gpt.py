@@ -58,6 +58,7 @@ class GPTTrainConfig:
     keep_best: bool = True
     log_every_s: float = 10.0
     compile: bool = False  # torch.compile the training forward (CUDA; costs ~1 min of the budget)
+    cpu_bf16: bool = False  # bf16 autocast on a CPU too (CUDA always uses it)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +87,7 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
     if int(train_codes.max()) >= config.vocab_size or int(train_codes.min()) < 0:
         raise ValueError(f"codes must lie in [0, {config.vocab_size})")
     cuda = device.type == "cuda"
-    amp = cuda
+    amp = cuda or tcfg.cpu_bf16
     model = RandARTransformer(config)
     model.init_weights()
     if init is not None:

@@ -65,6 +65,7 @@ class VQTrainConfig:
     eval_images: int = 256
     log_every_s: float = 10.0
     channels_last: bool = True  # CUDA only
+    cpu_bf16: bool = False  # bf16 autocast on a CPU too (CUDA always uses it)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,7 +166,7 @@ def train_vq(config: VQConfig, train_images: np.ndarray, eval_images: np.ndarray
     if train_images.shape[1:3] != (config.image_size, config.image_size):
         raise ValueError(f"images are {train_images.shape[1:3]}, the VQ config expects {config.image_size}")
     cuda = device.type == "cuda"
-    amp = cuda
+    amp = cuda or tcfg.cpu_bf16
     vq = VQModel(config, beta=tcfg.beta, entropy_weight=tcfg.entropy_weight).to(device).train()
     memory_format = torch.channels_last if (cuda and tcfg.channels_last) else torch.contiguous_format
     vq = vq.to(memory_format=memory_format)
