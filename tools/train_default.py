@@ -173,7 +173,7 @@ def stage_decoder(args, out: Path, device, log, data) -> None:
     tcfg = VQTrainConfig(minutes=args.decoder_minutes, max_steps=args.vq_steps, batch_size=args.vq_batch,
                          lr=args.decoder_lr, crop_size=args.vq_crop, full_size_from=args.vq_full_from,
                          warmup_steps=args.warmup if args.warmup is not None else 50, seed=args.seed,
-                         eval_every_s=args.eval_every)
+                         eval_every_s=args.eval_every, cpu_bf16=args.cpu_bf16)
     if args.tiny:
         tcfg.batch_size, tcfg.warmup_steps, tcfg.eval_every_s = 4, 2, 1e9
         tcfg.max_steps = args.vq_steps or 4

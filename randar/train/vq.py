@@ -300,6 +300,7 @@ def finetune_decoder(vq: VQModel, train_images: np.ndarray, eval_images: np.ndar
     for p in trainable:
         p.requires_grad_(True)
     vq.decoder.train()
+    amp = device.type == "cuda" or tcfg.cpu_bf16
     opt = torch.optim.AdamW(trainable, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), weight_decay=tcfg.weight_decay)
     f = vq.config.downsample
     gen = torch.Generator(device=device)
@@ -328,7 +329,8 @@ def finetune_decoder(vq: VQModel, train_images: np.ndarray, eval_images: np.ndar
             oy, ox = torch.randint(0, lat_side - crop + 1, (2,), generator=gen, device=device).tolist()
             z = z[:, :, oy:oy + crop, ox:ox + crop]
             x = x[:, :, oy * f:(oy + crop) * f, ox * f:(ox + crop) * f]
-        recon = vq.decode_latent(z).float()
+        with autocast(device, amp):
+            recon = vq.decode_latent(z).float()
         l1 = (recon - x).abs().mean()
         l2 = F.mse_loss(recon, x)
         loss = tcfg.l1_weight * l1 + tcfg.l2_weight * l2
