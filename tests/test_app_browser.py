@@ -4,7 +4,8 @@ The app runs as `python app.py` on the tiny model of conftest.py with `--demo-de
 step), so that a run lasts a few seconds and its live view can be watched. Checked: the Inpaint tab takes an
 uploaded image, a mask painted with the mouse shows its token preview, and a run streams intermediate
 frames (step counter and new live images) before its final result lands in the gallery; the Generate and
-Outpaint tabs work too. Full-page screenshots of the three tabs are written to docs/screenshots/.
+Outpaint tabs work too. Full-page screenshots of the three tabs are written to outputs/screenshots/ (git-ignored;
+the README's pictures of the default model come from tools/readme_screenshots.py).
 
 Chromium comes from Debian (`/usr/bin/chromium`, installed by tools/install_test_deps.sh); a machine without
 it fails this test with that instruction rather than skipping it silently.
@@ -21,7 +22,7 @@ from test_app_api import AppServer
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = REPO / "docs" / "screenshots"
+SCREENSHOTS = REPO / "outputs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 DEMO_DELAY = 0.2  # seconds per step: a 12-step inpaint lasts ~2.5 s, long enough to see ~6 live frames
 pytestmark = pytest.mark.timeout(300)
