@@ -132,3 +132,26 @@ def test_decoder_cache_keeps_several_shapes(model, monkeypatch):
     c = fast.decoder_for(model, 6, 129)
     assert fast.decoder_for(model, 6, 129) is c
     assert fast.decoder_for(model, 4, 129) is not b
+
+
+@pytest.mark.parametrize("fast_path", [False, True])
+@pytest.mark.parametrize("steps", [-1, 13, 4])
+@pytest.mark.parametrize("prefix", [0, 21])
+def test_cached_step_logits_equal_one_teacher_forced_forward(model, steps, prefix, fast_path):
+    """The logits each decoding step computes through the KV cache (pending queries after the cache, tokens
+    written back after P(q_0)) equal those of a single teacher-forced forward of the final sequence, with the
+    known prefix first: the cache always holds the teacher-forcing layout. No guidance, so the model batch is
+    the images themselves; sampling is random so that the tokens are not the argmax of these logits."""
+    req = request(steps=steps, cfg=1.0, greedy=False, seed=3, prefix=prefix)
+    seen: list[torch.Tensor] = []
+    hook = model.output.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().float().clone()))
+    try:
+        grid = run(decode(model, req, fast=fast_path))
+    finally:
+        hook.remove()
+    stepwise = torch.cat(seen, dim=1)  # [B, M, vocab]: every step's queries, in generation order
+    assert len(seen) == len(step_sizes(req.num_generated, steps)) and stepwise.shape[1] == req.num_generated
+    full_order = req.order if not prefix else torch.cat([req.prefix_cells, req.order], dim=1)
+    with torch.no_grad():
+        forced = model(grid, req.cond, full_order)[:, prefix:]
+    assert torch.allclose(stepwise, forced, atol=1e-4, rtol=0), float((stepwise - forced).abs().max())
