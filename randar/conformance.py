@@ -168,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m randar.conformance", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path, help="reference_x.safetensors (with reference_x.json beside it)")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
-        results = check_bundle(args.bundle)
+        with torch.no_grad():  # not set_grad_enabled(False): main() is also called in-process (tests)
+            results = check_bundle(args.bundle)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
