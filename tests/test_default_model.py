@@ -2,10 +2,9 @@
 
 These tests read the committed files, so they fail (not skip) when the directory is missing or broken: the app
 and the CLI have no other model without a download. They check the size limits the repository promises, that the
-registry resolves the default name to it, that the tokenizer reconstructs the example images well (they are held
-in the same framing as the training set), and that the trained transformer is far better than chance on them and
-really uses its context: an inpainting run keeps every unmasked pixel and its tokens are predicted better than the
-codebook's uniform guess.
+registry resolves the default name to it, that the tokenizer reconstructs the example images well (they are framed
+like the training set), that the trained transformer predicts their tokens far better than chance, and that an
+inpainting run with it keeps every unmasked pixel.
 """
 from __future__ import annotations
 
@@ -20,6 +19,7 @@ import torch
 from randar.images import load_image, to_tensor
 from randar.registry import DEFAULT_MODEL, resolve_model
 from randar.studio import Studio
+from randar.train.evaluate import psnr, vq_reconstruct
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "checkpoints" / DEFAULT_MODEL
@@ -50,20 +50,17 @@ def test_registry_resolves_the_default_name_to_the_shipped_directory():
 
 
 def test_tokenizer_reconstructs_the_examples(default_studio):
-    vq = default_studio.vq
-    images = [load_image(EXAMPLES / f"{n}.png").convert("RGB") for n in ("cat", "dog", "rocket", "pizza")]
-    x = to_tensor(images)
-    with torch.no_grad():
-        codes = vq.encode(x)
-        recon = vq.decode(codes).clamp(-1, 1)
-    mse = ((recon - x) / 2 * 255).pow(2).flatten(1).mean(1)
-    psnr = 10 * torch.log10(255.0 ** 2 / mse)
+    images = np.stack([np.asarray(load_image(EXAMPLES / f"{n}.png").convert("RGB"))
+                       for n in ("cat", "dog", "rocket", "pizza")])
+    recon, codes = vq_reconstruct(default_studio.vq, images, default_studio.device)
+    db = psnr(images, recon)
     assert codes.shape[1:] == (16, 16)
-    assert float(psnr.min()) > 20.0, f"example reconstruction PSNR {psnr.tolist()}"
+    assert float(db.min()) > 20.0, f"example reconstruction PSNR {db.tolist()}"
 
 
-def test_transformer_predicts_held_out_tokens_far_better_than_chance(default_studio):
-    """Teacher-forced NLL of the examples' tokens in random orders vs log(codebook size)."""
+def test_transformer_predicts_example_tokens_far_better_than_chance(default_studio):
+    """Teacher-forced NLL of the examples' tokens in a random order, no class, vs log(codebook size). (The
+    held-out figures are in the model card; these Noto examples may be in the training split.)"""
     gpt, vq = default_studio.gpt, default_studio.vq
     x = to_tensor([load_image(EXAMPLES / f"{n}.png").convert("RGB") for n in ("cat", "apple", "house")])
     with torch.no_grad():

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "Logger", "Budget", "lr_factor", "resolve_device", "autocast", "seed_everything", "decay_groups",
+    "Logger", "Budget", "lr_factor", "resolve_device", "use_bf16", "autocast", "seed_everything", "decay_groups",
     "images_to_device", "to_float", "to_uint8", "save_grid", "SyntheticDataset",
 ]
 
@@ -84,6 +84,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def use_bf16(device: torch.device, cpu_bf16: bool) -> bool:
+    """Whether training runs under bf16 autocast: always on CUDA; on a CPU only when asked (`cpu_bf16`)."""
+    return device.type == "cuda" or (cpu_bf16 and device.type == "cpu")
 
 
 def autocast(device: torch.device, enabled: bool = True):

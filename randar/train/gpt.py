@@ -21,7 +21,7 @@ from torch import Tensor
 from randar.config import GPTConfig
 from randar.model.transformer import RandARTransformer
 
-from . import Budget, autocast, decay_groups, lr_factor, seed_everything
+from . import Budget, autocast, decay_groups, lr_factor, seed_everything, use_bf16
 from .evaluate import gpt_nll, make_eval_orders
 
 __all__ = ["GPTTrainConfig", "default_gpt_config", "tiny_gpt_config", "train_gpt", "random_orders"]
@@ -87,7 +87,7 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
     if int(train_codes.max()) >= config.vocab_size or int(train_codes.min()) < 0:
         raise ValueError(f"codes must lie in [0, {config.vocab_size})")
     cuda = device.type == "cuda"
-    amp = cuda or tcfg.cpu_bf16
+    amp = use_bf16(device, tcfg.cpu_bf16)
     model = RandARTransformer(config)
     model.init_weights()
     if init is not None:

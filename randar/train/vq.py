@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from randar.config import VQConfig
 from randar.model.vq import VQModel
 
-from . import Budget, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float
+from . import Budget, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float, use_bf16
 from .evaluate import encode_codes, psnr, vq_reconstruct
 
 __all__ = ["VQTrainConfig", "DEFAULT_VQ_CONFIG", "TINY_VQ_CONFIG", "PatchDiscriminator", "vq_forward", "train_vq"]
@@ -166,7 +166,7 @@ def train_vq(config: VQConfig, train_images: np.ndarray, eval_images: np.ndarray
     if train_images.shape[1:3] != (config.image_size, config.image_size):
         raise ValueError(f"images are {train_images.shape[1:3]}, the VQ config expects {config.image_size}")
     cuda = device.type == "cuda"
-    amp = cuda or tcfg.cpu_bf16
+    amp = use_bf16(device, tcfg.cpu_bf16)
     vq = VQModel(config, beta=tcfg.beta, entropy_weight=tcfg.entropy_weight).to(device).train()
     memory_format = torch.channels_last if (cuda and tcfg.channels_last) else torch.contiguous_format
     vq = vq.to(memory_format=memory_format)
@@ -300,7 +300,7 @@ def finetune_decoder(vq: VQModel, train_images: np.ndarray, eval_images: np.ndar
     for p in trainable:
         p.requires_grad_(True)
     vq.decoder.train()
-    amp = device.type == "cuda" or tcfg.cpu_bf16
+    amp = use_bf16(device, tcfg.cpu_bf16)
     opt = torch.optim.AdamW(trainable, lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2), weight_decay=tcfg.weight_decay)
     f = vq.config.downsample
     gen = torch.Generator(device=device)
