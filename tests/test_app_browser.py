@@ -145,16 +145,37 @@ def paint_stroke(pg) -> None:
     pg.mouse.up()
 
 
+def upload_to_editor(pg, image: Path) -> None:
+    """Upload a file into the Inpaint editor, as its upload button does, and wait until the editor shows it.
+
+    The editor draws on a WebGL canvas that initialises after the tab opens; on a loaded machine (software
+    rendering) a file given too early is dropped, and a stroke painted before the picture is placed is lost.
+    Its placeholder ("... select the draw tool to start") disappears once the picture is on the canvas, so
+    that is waited for (the upload is repeated, at most three times). The server's caption is no signal here:
+    Gradio may send the editor's change before its blobs, and the caption then updates only with the first
+    stroke.
+    """
+    pg.wait_for_selector("#inpaint-editor canvas", state="visible")
+    placed = ("() => !document.querySelector('#inpaint-editor').innerText.includes('select the draw tool')")
+    for attempt in range(3):
+        pg.wait_for_selector("#inpaint-editor input[type=file]", state="attached")
+        pg.set_input_files("#inpaint-editor input[type=file]", str(image))
+        try:
+            pg.wait_for_function(placed, timeout=20_000)
+            return
+        except Exception:
+            if attempt == 2:
+                raise AssertionError(f"the editor did not take the upload: {text(pg, '#inpaint-editor')!r}")
+
+
 def test_inpaint_paint_a_mask_and_watch_the_run(page):
     pg = page
     open_tab(pg, "Inpaint")
-    pg.wait_for_selector("#inpaint-editor input[type=file]", state="attached")
-    pg.set_input_files("#inpaint-editor input[type=file]", str(REPO / "assets" / "examples" / "cat.png"))
-    pg.wait_for_selector("#inpaint-editor canvas", state="visible")
-    # the editor needs a moment to place the uploaded picture on its canvas; a stroke before that is lost,
-    # so paint again (at most twice more) until the preview reports the tokens to regenerate
+    upload_to_editor(pg, REPO / "assets" / "examples" / "cat.png")
+    # a stroke can still be lost while the machine is busy: paint again (at most twice more) until the
+    # preview reports the tokens to regenerate
     for attempt in range(3):
-        time.sleep(1.0)
+        time.sleep(0.5)
         paint_stroke(pg)
         try:
             wait_text(pg, "#mask-caption", "will be regenerated", timeout=20_000)
