@@ -12,21 +12,17 @@ still starts the app and every run says how to get one.
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from dataclasses import replace
-
+from app.testing import STARTUP_TIMEOUT, AppProcess, AppStartError
 from conftest import TINY_GPT, picture, write_tiny_model
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -34,7 +30,6 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
-STARTUP_TIMEOUT = 180.0  # importing torch and gradio on a busy 2-core machine can take a while
 pytestmark = pytest.mark.timeout(400)
 
 
@@ -42,63 +37,14 @@ pytestmark = pytest.mark.timeout(400)
 # A server process (also used by tests/test_app_browser.py)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class AppServer:
-    """`python app.py ARGS --port P` in a subprocess, its output in a log file."""
-
-    def __init__(self, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / "server.log"
-        full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_TEMP_DIR": str(workdir / "gradio-tmp"),
-                    "PYTHONUNBUFFERED": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-                    **(env or {})}
-        full_env = {k: v for k, v in full_env.items() if v is not None}
-        self.cmd = [sys.executable, "app.py", *args, "--port", str(self.port)]
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+class AppServer(AppProcess):
+    """app.testing's server process; a failed start fails the test with the server's log."""
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> "AppServer":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"`{' '.join(self.cmd)}` exited with status {self.proc.returncode} before serving; "
-                            f"its log:\n{self.log()[-6000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "config", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        pytest.fail(f"`{' '.join(self.cmd)}` did not answer on {self.url} within {timeout:.0f} s; its log:\n"
-                    f"{self.log()[-6000:]}")
-
-    def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise AssertionError("no VmRSS line")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
+        try:
+            return super().wait_ready(timeout)
+        except AppStartError as exc:
+            pytest.fail(str(exc), pytrace=False)
 
 
 # ----------------------------------------------------------------------------------------------------

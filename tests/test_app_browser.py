@@ -12,16 +12,15 @@ it fails this test with that instruction rather than skipping it silently.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
+from app.testing import CHROMIUM, launch_chromium, paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
 from conftest import write_tiny_model
 from test_app_api import AppServer
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = REPO / "outputs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 DEMO_DELAY = 0.2  # seconds per step: a 12-step inpaint lasts ~2.5 s, long enough to see ~6 live frames
@@ -69,8 +68,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(server):
     with _sync_playwright()() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM),
-                              args=["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader"])
+        b = launch_chromium(p)
         yield b
         b.close()
 
@@ -90,17 +88,6 @@ def page(browser, server):
 
 def open_tab(pg, name: str) -> None:
     pg.get_by_role("tab", name=name).click()
-
-
-def text(pg, selector: str) -> str:
-    el = pg.query_selector(selector)
-    return el.inner_text() if el is not None else ""
-
-
-def wait_text(pg, selector: str, needle: str, timeout: float = 60_000) -> None:
-    pg.wait_for_function("([sel, needle]) => { const e = document.querySelector(sel); "
-                         "return e !== null && e.innerText.includes(needle); }", arg=[selector, needle],
-                         timeout=timeout)
 
 
 def watch(pg, tab: str) -> None:
@@ -127,62 +114,16 @@ def shot(pg, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
     pg.mouse.move(1, 1)  # no hover highlight on the button just clicked
-    # every picture decoded (the live SSE connection keeps the network busy, so "networkidle" never comes)
-    pg.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=15_000)
+    wait_images_decoded(pg)
     pg.screenshot(path=str(path), full_page=True)
     return path
-
-
-def paint_stroke(pg) -> None:
-    """Drag the mouse across the middle of the editor's canvas (the brush is the default tool)."""
-    canvas = pg.wait_for_selector("#inpaint-editor canvas", state="visible")
-    box = canvas.bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    pg.mouse.move(cx - 70, cy - 20)
-    pg.mouse.down()
-    for i in range(1, 6):  # few events: each one re-renders the WebGL canvas, slow in software rendering
-        pg.mouse.move(cx - 70 + 28 * i, cy - 20 + 4 * i)
-    pg.mouse.up()
-
-
-def upload_to_editor(pg, image: Path) -> None:
-    """Upload a file into the Inpaint editor, as its upload button does, and wait until the editor shows it.
-
-    The editor draws on a WebGL canvas that initialises after the tab opens; on a loaded machine (software
-    rendering) a file given too early is dropped, and a stroke painted before the picture is placed is lost.
-    Its placeholder ("... select the draw tool to start") disappears once the picture is on the canvas, so
-    that is waited for (the upload is repeated, at most three times). The server's caption is no signal here:
-    Gradio may send the editor's change before its blobs, and the caption then updates only with the first
-    stroke.
-    """
-    pg.wait_for_selector("#inpaint-editor canvas", state="visible")
-    placed = ("() => !document.querySelector('#inpaint-editor').innerText.includes('select the draw tool')")
-    for attempt in range(3):
-        pg.wait_for_selector("#inpaint-editor input[type=file]", state="attached")
-        pg.set_input_files("#inpaint-editor input[type=file]", str(image))
-        try:
-            pg.wait_for_function(placed, timeout=20_000)
-            return
-        except Exception:
-            if attempt == 2:
-                raise AssertionError(f"the editor did not take the upload: {text(pg, '#inpaint-editor')!r}")
 
 
 def test_inpaint_paint_a_mask_and_watch_the_run(page):
     pg = page
     open_tab(pg, "Inpaint")
     upload_to_editor(pg, REPO / "assets" / "examples" / "cat.png")
-    # a stroke can still be lost while the machine is busy: paint again (at most twice more) until the
-    # preview reports the tokens to regenerate
-    for attempt in range(3):
-        time.sleep(0.5)
-        paint_stroke(pg)
-        try:
-            wait_text(pg, "#mask-caption", "will be regenerated", timeout=20_000)
-            break
-        except Exception:
-            if attempt == 2:
-                raise AssertionError(f"no mask preview after painting: {text(pg, '#mask-caption')!r}")
+    paint_mask(pg)
     caption = text(pg, "#mask-caption")
     assert "tokens" in caption and "of 64 tokens" in caption, caption
     pg.wait_for_selector("#mask-preview img", state="visible")
