@@ -1,6 +1,7 @@
 """Check this implementation against a reference bundle of the official RandAR code.
 
     python -m randar.conformance PATH/reference_x.safetensors   (reads reference_x.json beside it)
+    python -m randar.conformance PATH/reference_x.safetensors --device cuda   (the same checks on a GPU, float32)
 
 A bundle holds small random-weight models, their inputs and the official outputs (see
 tests/fixtures/randar_reference/README.md). Every check must pass for official checkpoints to work.
@@ -43,10 +44,10 @@ def load_bundle(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     return json.loads(meta_path.read_text()), read_state_dict(path)
 
 
-def build_gpt(meta: dict, tensors: dict[str, torch.Tensor]) -> RandARTransformer:
+def build_gpt(meta: dict, tensors: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> RandARTransformer:
     model = RandARTransformer(GPTConfig.from_dict(meta["gpt"]))
     load_strict(model, strip_prefix(tensors, "gpt."), "bundle gpt.*")
-    return model.eval()
+    return model.to(device).eval()
 
 
 def vq_config(meta: dict) -> VQConfig:
@@ -72,8 +73,8 @@ def _compare_close(name: str, got: torch.Tensor, want: torch.Tensor, tol: float)
     return Check(name, err <= tol, f"max abs diff {err:.2e} (tolerance {tol:.0e})")
 
 
-def gpt_checks(meta: dict, t: dict[str, torch.Tensor]) -> Iterator[Callable[[], Check]]:
-    model = build_gpt(meta, t)
+def gpt_checks(meta: dict, t: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> Iterator[Callable[[], Check]]:
+    model = build_gpt(meta, t, device)
     n = model.config.block_size
 
     def forward() -> Check:
@@ -127,10 +128,10 @@ def gpt_checks(meta: dict, t: dict[str, torch.Tensor]) -> Iterator[Callable[[], 
         yield extrapolate
 
 
-def vq_checks(meta: dict, t: dict[str, torch.Tensor]) -> Iterator[Callable[[], Check]]:
+def vq_checks(meta: dict, t: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> Iterator[Callable[[], Check]]:
     vq = VQModel(vq_config(meta))
     load_strict(vq, strip_prefix(t, "vq."), "bundle vq.*", ignore={"quantize.codebook_used", "input", "codes", "decoded"})
-    vq.eval()
+    vq.to(device).eval()
     codes = t["vq.codes"]
     side = int(round(codes.shape[1] ** 0.5))
 
@@ -144,14 +145,16 @@ def vq_checks(meta: dict, t: dict[str, torch.Tensor]) -> Iterator[Callable[[], C
     yield decode
 
 
-def check_bundle(path: str | Path) -> list[Check]:
+def check_bundle(path: str | Path, device: torch.device | str = "cpu") -> list[Check]:
+    """Every check of the bundle, with models and inputs on `device` (float32 there: TF32 stays off)."""
     meta, tensors = load_bundle(Path(path))
+    tensors = {k: v.to(device) for k, v in tensors.items()}  # load_strict copies the weights either way
     results = []
     for family, make in (("gpt", gpt_checks), ("vq", vq_checks)):
         if family not in meta:
             continue
         try:
-            checks = list(make(meta, tensors))
+            checks = list(make(meta, tensors, device))
         except Exception as exc:  # a model that does not even load fails every check of its family
             results.append(Check(f"{family} model loads", False, f"{type(exc).__name__}: {exc}"))
             continue
@@ -167,10 +170,17 @@ def check_bundle(path: str | Path) -> list[Check]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m randar.conformance", description=__doc__.split("\n\n")[0])
     parser.add_argument("bundle", type=Path, help="reference_x.safetensors (with reference_x.json beside it)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     try:
+        try:
+            device = torch.device(args.device)
+        except RuntimeError:
+            raise ValueError(f"unknown --device {args.device!r}: use cpu or cuda") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but PyTorch sees no CUDA GPU")
         with torch.no_grad():  # not set_grad_enabled(False): main() is also called in-process (tests)
-            results = check_bundle(args.bundle)
+            results = check_bundle(args.bundle, device)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -93,3 +93,14 @@ def test_a_mismatching_bundle_fails_with_exit_1(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "FAIL  generate.2" in out and "FAIL  teacher-forced logits" in out
     assert out.strip().endswith(f"{1 + len(CASES)} passed, 2 failed")
+
+
+def test_device_option_names_what_is_wrong(tmp_path, capsys):
+    seed, gpt, vq = SHAPES[1]
+    path = write_bundle(tmp_path, seed, gpt, vq)
+    assert main([str(path), "--device", "cpu"]) == 0
+    assert main([str(path), "--device", "gpu0"]) == 2
+    assert "unknown --device 'gpu0': use cpu or cuda" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert main([str(path), "--device", "cuda"]) == 2
+        assert "sees no CUDA GPU" in capsys.readouterr().err

@@ -1,0 +1,25 @@
+"""The benchmark script runs end to end on the CPU (the default model, as `python -m randar.bench --device cpu`):
+both paths are timed in one run, the fast path's greedy tokens equal the plain path's (float32), the JSON report
+holds every row, and the last line is the headline ratio. Its numbers are not checked: speed targets live in
+the benchmark's output, not in unit tests."""
+from __future__ import annotations
+
+import json
+import re
+
+from randar.bench import main
+
+
+def test_cpu_benchmark_reports_both_paths_and_the_headline_ratio(tmp_path, capsys):
+    report = tmp_path / "bench.json"
+    assert main(["--device", "cpu", "--steps", "88,8", "--repeats", "1", "--verify", "--json", str(report)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"fast/plain: \d+\.\d\dx", lines[-1]), lines[-1]
+    data = json.loads(report.read_text())
+    assert data["device"] == "cpu" and data["dtype"] == "torch.float32"
+    rows = {(r["path"], r["steps"], r["batch"]) for r in data["rows"]}
+    assert rows == {(p, s, 1) for p in ("plain", "fast") for s in (88, 8)}, rows
+    assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in data["rows"])
+    assert {r["forward_passes"] for r in data["rows"] if r["steps"] == 8} == {8}
+    assert [v["steps"] for v in data["verify"]] == [88, 8]
+    assert all(v["agreement"] == 1.0 and v["identical_images"] == v["batch"] for v in data["verify"]), data["verify"]
