@@ -255,14 +255,14 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     if args.tiny:
         tcfg.batch_size, tcfg.warmup_steps, tcfg.eval_every_s = 8, 2, 1e9
         tcfg.max_steps = args.gpt_steps or 6
-    log(f"gpt config: {json.dumps(gcfg.to_dict())}")
     labels = torch.from_numpy(tr_y)
     ev_labels = torch.from_numpy(ev_y)
     init = None
-    if args.gpt_init:
+    if args.gpt_init:  # its own config wins over the defaults and --gpt-dim/--gpt-layers/--gpt-heads
         init = RandARTransformer.from_pretrained(args.gpt_init, device=device)
         gcfg = init.config
         log(f"gpt: going on from {args.gpt_init}")
+    log(f"gpt config: {json.dumps(gcfg.to_dict())}")
     gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log, init=init)
     gpt.save_pretrained(out / "gpt.safetensors", dtype=torch.float16, max_shard_bytes=MAX_SHARD_BYTES)
     shards = sorted(out.glob("gpt*.safetensors"))
