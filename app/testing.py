@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package (tools/install_test_deps.sh installs it)
@@ -113,6 +113,19 @@ def wait_images_decoded(page: Any, timeout: float = 15_000) -> None:
     page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=timeout)
 
 
+def _until(act: Callable[[], None], wait: Callable[[], None], failure: Callable[[], str], tries: int = 3) -> None:
+    """`act`, then `wait` (a Playwright wait that raises on timeout); again while it times out, at most `tries`
+    times in all; then TimeoutError with `failure()` (called late, so it can read the page as it was left)."""
+    for attempt in range(tries):
+        act()
+        try:
+            wait()
+            return
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError (its class lives in playwright)
+            if attempt == tries - 1:
+                raise TimeoutError(failure()) from None
+
+
 def upload_to_editor(page: Any, image: Path, editor: str = "#inpaint-editor") -> None:
     """Upload a file into the image editor, as its upload button does, and wait until the editor shows it.
 
@@ -124,15 +137,13 @@ def upload_to_editor(page: Any, image: Path, editor: str = "#inpaint-editor") ->
     """
     page.wait_for_selector(f"{editor} canvas", state="visible")
     placed = f"() => !document.querySelector('{editor}').innerText.includes('select the draw tool')"
-    for attempt in range(3):
+
+    def upload() -> None:
         page.wait_for_selector(f"{editor} input[type=file]", state="attached")
         page.set_input_files(f"{editor} input[type=file]", str(image))
-        try:
-            page.wait_for_function(placed, timeout=20_000)
-            return
-        except Exception:  # noqa: BLE001 - Playwright's TimeoutError; upload again
-            if attempt == 2:
-                raise TimeoutError(f"the editor did not take the upload of {image.name}: {text(page, editor)!r}")
+
+    _until(upload, lambda: page.wait_for_function(placed, timeout=20_000),
+           lambda: f"the editor did not take the upload of {image.name}: {text(page, editor)!r}")
 
 
 def paint_stroke(page: Any, editor: str = "#inpaint-editor", dx: float = 28, dy: float = 4, moves: int = 5) -> None:
@@ -151,12 +162,9 @@ def paint_mask(page: Any, caption: str = "#mask-caption", needle: str = "will be
                editor: str = "#inpaint-editor", **stroke: float) -> None:
     """Paint a stroke and wait until the app's mask caption reports it; a stroke can still be lost while the
     machine is busy, so paint again (at most twice more)."""
-    for attempt in range(3):
+    def paint() -> None:
         time.sleep(0.5)
         paint_stroke(page, editor, **stroke)
-        try:
-            wait_text(page, caption, needle, timeout=20_000)
-            return
-        except Exception:  # noqa: BLE001 - Playwright's TimeoutError; paint again
-            if attempt == 2:
-                raise TimeoutError(f"no mask preview after painting: {text(page, caption)!r}")
+
+    _until(paint, lambda: wait_text(page, caption, needle, timeout=20_000),
+           lambda: f"no mask preview after painting: {text(page, caption)!r}")

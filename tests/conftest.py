@@ -95,6 +95,14 @@ def picture(width: int, height: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(img.clip(0, 255).astype(np.uint8), "RGB")
 
 
+def untouched_pixels(mask: np.ndarray, patch: int) -> np.ndarray:
+    """Pixels of the token cells (patch x patch) that no masked pixel touches: an inpainting must paste these
+    back from its input byte for byte. Written here independently of randar.images, which the tasks use."""
+    h, w = mask.shape
+    touched = mask.reshape(h // patch, patch, w // patch, patch).any(axis=(1, 3))
+    return ~np.kron(touched, np.ones((patch, patch), bool))
+
+
 @pytest.fixture
 def make_picture():
     return picture

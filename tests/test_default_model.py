@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import untouched_pixels
 from randar.images import load_image, to_tensor
 from randar.registry import DEFAULT_MODEL, resolve_model
 from randar.studio import Studio
@@ -80,9 +81,7 @@ def test_inpainting_an_example_keeps_the_unmasked_pixels(default_studio):
                                     feather=0).run()
     out = np.asarray(result.image.convert("RGB"))
     assert out.shape == image.shape
-    mask = np.asarray(load_image(EXAMPLES / "cat_mask.png").convert("L")) > 127
-    # tokens the mask does not touch (8 px cells) are pasted back from the input
-    cells = mask.reshape(16, 8, 16, 8).any(axis=(1, 3))
-    keep = ~np.kron(cells, np.ones((8, 8), bool))
+    keep = untouched_pixels(np.asarray(load_image(EXAMPLES / "cat_mask.png").convert("L")) > 127,
+                            default_studio.patch_size)
     assert keep.any() and np.array_equal(out[keep], image[keep])
     assert not np.array_equal(out[~keep], image[~keep])
