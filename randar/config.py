@@ -99,8 +99,13 @@ class VQConfig(_JsonConfig):
     codebook_l2_norm: bool = True
     image_size: int = 256  # the resolution the paired transformer was trained at
     dropout: float = 0.0
+    # LlamaGen sizes its decoder like its encoder; a deeper decoder can be trained later on frozen codes
+    # (a better picture from the same tokens, so the paired transformer stays valid). None: num_res_blocks.
+    decoder_num_res_blocks: int | None = None
 
     def __post_init__(self) -> None:
+        if self.decoder_num_res_blocks is not None and self.decoder_num_res_blocks < 1:
+            raise ValueError(f"decoder_num_res_blocks must be >= 1 (or null), got {self.decoder_num_res_blocks}")
         if self.image_size % self.downsample:
             raise ValueError(f"image_size {self.image_size} is not a multiple of the downsample factor {self.downsample}")
 
@@ -111,6 +116,11 @@ class VQConfig(_JsonConfig):
     @property
     def grid_size(self) -> int:
         return self.image_size // self.downsample
+
+    @property
+    def decoder_res_blocks(self) -> int:
+        """Res blocks per decoder level, less one (the official decoder has num_res_blocks + 1 per level)."""
+        return self.num_res_blocks if self.decoder_num_res_blocks is None else self.decoder_num_res_blocks
 
 
 @dataclass(frozen=True)

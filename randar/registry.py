@@ -155,7 +155,7 @@ def vq_param_shapes(cfg: VQConfig) -> dict[str, tuple[int, ...]]:
     res("decoder.mid.2", block_in, block_in)
     for lvl in range(levels):
         block_out = cfg.ch * cfg.ch_mult[levels - 1 - lvl]
-        for b in range(cfg.num_res_blocks + 1):
+        for b in range(cfg.decoder_res_blocks + 1):
             res(f"decoder.conv_blocks.{lvl}.res.{b}", block_in, block_out)
             block_in = block_out
             if lvl == 0:

@@ -19,7 +19,9 @@ from randar.train.evaluate import (
     code_usage, encode_codes, gpt_nll, make_eval_orders, psnr, unigram_baseline, write_metrics,
 )
 from randar.train.gpt import GPTTrainConfig, random_orders, train_gpt
-from randar.train.vq import VQTrainConfig, finetune_decoder, train_vq
+from randar.train.vq import (
+    VQTrainConfig, deepen_decoder, finetune_decoder, log_mse_loss, quantized_latents, train_vq,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_VQ = VQConfig(ch=32, ch_mult=(1, 1, 1, 1), z_channels=16, num_res_blocks=1, codebook_size=32,
@@ -110,13 +112,17 @@ def test_vq_overfits_a_repeated_batch():
     assert hist["eval"] and math.isfinite(hist["eval"][-1]["psnr_eval_db"])
 
 
-def test_decoder_finetune_improves_recon_and_keeps_codes():
-    ds = SyntheticDataset(n=4, num_classes=2, size=32, eval_fraction=0.25, seed=1)
-    images = ds.images("train")
+def _briefly_trained_tokenizer() -> tuple[np.ndarray, VQModel, torch.Tensor]:
+    """(3 synthetic 32x32 images, a VQ trained 5 steps on them, their codes): what decoder fine-tunes start from."""
+    images = SyntheticDataset(n=4, num_classes=2, size=32, eval_fraction=0.25, seed=1).images("train")
     quick = VQTrainConfig(minutes=None, max_steps=5, batch_size=4, lr=3e-3, warmup_steps=1, hflip=False,
                           restart_every=0, log_every_s=1e9, eval_every_s=1e9)
     vq, _ = train_vq(SMALL_VQ, images, images, quick, "cpu", log=lambda m: None)
-    codes = encode_codes(vq, images, torch.device("cpu"))
+    return images, vq, encode_codes(vq, images, torch.device("cpu"))
+
+
+def test_decoder_finetune_improves_recon_and_keeps_codes():
+    images, vq, codes = _briefly_trained_tokenizer()
     encoder_before = {k: v.clone() for k, v in vq.state_dict().items() if not k.startswith(("decoder", "post_quant"))}
     tcfg = VQTrainConfig(minutes=None, max_steps=40, batch_size=4, lr=3e-3, warmup_steps=1, crop_size=16,
                          full_size_from=0.5, log_every_s=0.0, eval_every_s=1e9, min_lr_ratio=0.5)
@@ -126,6 +132,57 @@ def test_decoder_finetune_improves_recon_and_keeps_codes():
     assert torch.equal(encode_codes(vq, images, torch.device("cpu")), codes)
     after = vq.state_dict()
     assert all(torch.equal(after[k], v) for k, v in encoder_before.items())
+
+
+def test_deepened_decoder_starts_as_the_same_function():
+    torch.manual_seed(0)
+    vq = VQModel(SMALL_VQ).eval()
+    for p in vq.parameters():  # a freshly initialised model has zero-ish biases; make every weight matter
+        p.data.add_(0.05 * torch.randn_like(p))
+    deep = deepen_decoder(vq, 3).eval()
+    assert deep.config.decoder_res_blocks == 3 and deep.config.num_res_blocks == SMALL_VQ.num_res_blocks
+    assert all(len(stage.res) == 4 for stage in deep.decoder.conv_blocks)
+    codes = torch.randint(0, SMALL_VQ.codebook_size, (2, 4, 4))
+    torch.testing.assert_close(deep.decode(codes), vq.decode(codes), rtol=0, atol=1e-6)
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(deep.encode(images), vq.encode(images))  # the codes (what the transformer learnt) are unchanged
+    from randar.registry import vq_param_shapes
+
+    expected = {k: s for k, s in vq_param_shapes(deep.config).items() if k != "quantize.codebook_used"}  # official-only
+    assert expected == {k: tuple(v.shape) for k, v in deep.state_dict().items()}
+    assert deepen_decoder(deep, 3).config == deep.config
+    with pytest.raises(ValueError, match="cannot shrink"):
+        deepen_decoder(deep, 1)
+    with pytest.raises(ValueError, match="decoder_num_res_blocks"):
+        VQConfig.from_dict({**SMALL_VQ.to_dict(), "decoder_num_res_blocks": 0})
+
+
+def test_log_mse_loss_is_the_mean_psnr_objective():
+    target = torch.zeros(2, 3, 4, 4)
+    recon = torch.stack([torch.full((3, 4, 4), 0.01), torch.full((3, 4, 4), 0.3)]).requires_grad_(True)
+    loss = log_mse_loss(recon, target, eps=0.0)
+    assert loss.item() == pytest.approx((math.log(1e-4) + math.log(0.09)) / 2, rel=1e-5)
+    loss.backward()
+    # per pixel, d/dx ln(mean e^2) = 2e / (n * mse): the clean image's pixels get the larger pull (1/e), which is
+    # what a batch-mean L2 (pull proportional to e) gets backwards
+    g = recon.grad.abs().flatten(1).mean(1)
+    assert g[0] > 10 * g[1]
+
+
+def test_decoder_finetune_with_a_deeper_decoder_and_log_mse(tmp_path):
+    images, vq, codes = _briefly_trained_tokenizer()
+    latents = quantized_latents(vq, images, torch.device("cpu"))
+    assert latents.shape == (len(images), SMALL_VQ.codebook_embed_dim, 4, 4)
+    deep = deepen_decoder(vq, 2)
+    tcfg = VQTrainConfig(minutes=None, max_steps=40, batch_size=4, lr=3e-3, warmup_steps=1, l1_weight=0.0,
+                         l2_weight=0.0, log_mse_weight=1.0, log_every_s=0.0, eval_every_s=1e9, min_lr_ratio=0.5)
+    deep, hist = finetune_decoder(deep, images, images, tcfg, "cpu", log=lambda m: None, latents=latents)
+    assert hist["eval"][-1]["psnr_eval_db"] > hist["eval"][0]["psnr_eval_db"] + 1.0, hist["eval"]
+    assert torch.equal(encode_codes(deep, images, torch.device("cpu")), codes)
+    path = deep.save_pretrained(tmp_path / "vq.safetensors")
+    assert VQModel.from_pretrained(path).config.decoder_num_res_blocks == 2  # the config travels with the weights
+    with pytest.raises(ValueError, match="latents for"):
+        finetune_decoder(deep, images, images, tcfg, "cpu", log=lambda m: None, latents=latents[:1])
 
 
 def test_gpt_overfits_a_repeated_batch():
@@ -199,6 +256,12 @@ def test_train_default_writes_a_loadable_model_directory(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["vq_decoder_finetune"]["steps"] >= 1 and math.isfinite(metrics["vq"]["psnr_eval_db"])
     assert "nll_eval_random_nats" in metrics["gpt"]
+    # a deeper decoder on the same codes: vq.json and the card the app loads both carry the new config
+    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01", "--decoder-res-blocks", "2",
+                               "--decoder-log-mse", "1", "--decoder-l1", "0", "--decoder-l2", "0", "--decoder-hflip"]) == 0
+    card = ModelCard.load(out / "model.json")
+    assert card.vq_config.decoder_res_blocks == 2 == VQConfig.load(out / "vq.json").decoder_res_blocks
+    assert "deepening the decoder" in (out / "train_log.txt").read_text()
     assert list(out.glob("samples_cfg*.png")) and (out / "vq_recon.png").is_file()
     # stored in fp16, and the project's resolver and loaders accept the directory
     from safetensors.torch import load_file

@@ -13,6 +13,7 @@ a few steps); `--synthetic N` trains on generated shapes instead of a dataset di
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -33,7 +34,7 @@ from randar.train.evaluate import (  # noqa: E402
     write_metrics,
 )
 from randar.train.gpt import GPTTrainConfig, default_gpt_config, tiny_gpt_config, train_gpt  # noqa: E402
-from randar.train.vq import DEFAULT_VQ_CONFIG, TINY_VQ_CONFIG, VQTrainConfig, finetune_decoder, train_vq  # noqa: E402
+from randar.train.vq import DEFAULT_VQ_CONFIG, TINY_VQ_CONFIG, VQTrainConfig, deepen_decoder, finetune_decoder, train_vq  # noqa: E402
 
 MAX_SHARD_BYTES = 15 * 2**20
 OUTPUT_LIMIT_BYTES = 48 * 2**20
@@ -51,6 +52,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="--stage gpt: go on training these transformer weights (same config) instead of from scratch")
     p.add_argument("--decoder-minutes", type=float, default=10.0, help="--stage decoder: time budget")
     p.add_argument("--decoder-lr", type=float, default=2e-4, help="--stage decoder: peak learning rate")
+    p.add_argument("--decoder-res-blocks", type=int, default=None, metavar="N",
+                   help="--stage decoder: first deepen the decoder to N (+1) res blocks per level (new blocks "
+                        "start as identities; the codes do not change)")
+    p.add_argument("--decoder-hflip", action="store_true",
+                   help="--stage decoder: also train on the codes of mirrored training images (twice the data)")
+    p.add_argument("--decoder-l1", type=float, default=1.0, help="--stage decoder: L1 loss weight")
+    p.add_argument("--decoder-l2", type=float, default=1.0, help="--stage decoder: L2 loss weight")
+    p.add_argument("--decoder-log-mse", type=float, default=0.0,
+                   help="--stage decoder: weight of the per-image log-MSE loss (the mean-PSNR objective)")
     p.add_argument("--vq", default=None, help="--stage gpt: a trained vq.safetensors (default: OUT/vq.safetensors)")
     p.add_argument("--device", default="auto")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast when training on a CPU (2-2.5x faster "
@@ -170,14 +180,20 @@ def stage_decoder(args, out: Path, device, log, data) -> None:
     if not path.is_file():
         raise SystemExit(f"--stage decoder needs a trained tokenizer: {path} does not exist")
     vq = VQModel.from_pretrained(path, device=device)
+    if args.decoder_res_blocks is not None and args.decoder_res_blocks != vq.config.decoder_res_blocks:
+        log(f"deepening the decoder: {vq.config.decoder_res_blocks} -> {args.decoder_res_blocks} (+1) res blocks "
+            "per level (new blocks start as identities)")
+        vq = deepen_decoder(vq, args.decoder_res_blocks)
     tcfg = VQTrainConfig(minutes=args.decoder_minutes, max_steps=args.vq_steps, batch_size=args.vq_batch,
                          lr=args.decoder_lr, crop_size=args.vq_crop, full_size_from=args.vq_full_from,
+                         l1_weight=args.decoder_l1, l2_weight=args.decoder_l2, log_mse_weight=args.decoder_log_mse,
                          warmup_steps=args.warmup if args.warmup is not None else 50, seed=args.seed,
                          eval_every_s=args.eval_every, cpu_bf16=args.cpu_bf16)
     if args.tiny:
         tcfg.batch_size, tcfg.warmup_steps, tcfg.eval_every_s = 4, 2, 1e9
         tcfg.max_steps = args.vq_steps or 4
-    vq, hist = finetune_decoder(vq, tr_x, ev_x, tcfg, device, log)
+    targets = np.concatenate([tr_x, tr_x[:, :, ::-1]]) if args.decoder_hflip else tr_x
+    vq, hist = finetune_decoder(vq, targets, ev_x, tcfg, device, log)
     vq.save_pretrained(path, dtype=torch.float16)
     vq = VQModel.from_pretrained(path, device=device)  # measure what ships (fp16-rounded)
     vqm = vq_metrics(vq, tr_x, ev_x, device)
@@ -190,6 +206,12 @@ def stage_decoder(args, out: Path, device, log, data) -> None:
                                 "train_seconds": hist["train_seconds"], "eval_curve": hist["eval"]}})
     recon, _ = vq_reconstruct(vq, ev_x[:16], device)
     save_grid(np.concatenate([ev_x[:16], recon[:16]]), out / "vq_recon.png", nrow=16)
+    card_path = out / "model.json"
+    if card_path.is_file():  # the app loads both configs from the card: keep it in step with vq.json
+        card = ModelCard.load(card_path)
+        if card.vq_config != vq.config:
+            dataclasses.replace(card, vq=vq.config.to_dict()).save(card_path)
+            log(f"{card_path}: tokenizer config updated")
 
 
 def sample(gpt, vq, classes, scale, steps, seed, schedule, log):
@@ -279,7 +301,7 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     description = (f"RandAR Studio's own class-conditional model: {num_classes} emoji classes (Unicode subgroups), "
                    f"{vcfg.image_size}x{vcfg.image_size} pixels, f={vcfg.downsample} VQ tokenizer "
                    f"({vcfg.codebook_size} codes, {vcfg.grid_size}x{vcfg.grid_size} tokens) and a "
-                   f"{gcfg.n_layer}-layer, {gcfg.dim}-wide RandAR transformer, both trained from scratch in minutes "
+                   f"{gcfg.n_layer}-layer, {gcfg.dim}-wide RandAR transformer, both trained from scratch by this project "
                    f"({'on one GPU' if device.type == 'cuda' else 'on a CPU'}).")
     # a loadable directory right away (default scale); rewritten once the CFG check has picked one
     ModelCard(name=MODEL_NAME, gpt=gcfg.to_dict(), vq=vcfg.to_dict(), class_names=class_names,

@@ -145,7 +145,7 @@ class Decoder(nn.Module):
             stage = nn.Module()
             stage.res = nn.ModuleList()
             stage.attn = nn.ModuleList()
-            for _ in range(config.num_res_blocks + 1):
+            for _ in range(config.decoder_res_blocks + 1):
                 stage.res.append(ResnetBlock(block_in, block_out, config.dropout))
                 block_in = block_out
                 if level == 0:
