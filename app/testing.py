@@ -132,8 +132,7 @@ def upload_to_editor(page: Any, image: Path, editor: str = "#inpaint-editor") ->
     The editor draws on a WebGL canvas that initialises after its tab opens; on a loaded machine a file given
     too early is dropped, and a stroke painted before the picture is placed is lost. Its placeholder
     ("... select the draw tool to start") disappears once the picture is on the canvas, so that is waited for
-    (the upload is repeated, at most three times). The server's caption is no signal: Gradio may send the
-    editor's change before its image blobs, and the caption then updates only with the first stroke.
+    (the upload is repeated, at most three times).
     """
     page.wait_for_selector(f"{editor} canvas", state="visible")
     placed = f"() => !document.querySelector('{editor}').innerText.includes('select the draw tool')"

@@ -350,6 +350,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         preview_kw = dict(concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
         mask_inputs = [editor, i_mask_file, i_invert, i_dilate, i_region, model_dd]
         editor.change(app.mask_preview, mask_inputs, [mask_view, mask_text], api_name="mask_preview", **preview_kw)
+        # the editor's change can fire before the uploaded picture is in its value (then empty) and not again until
+        # the first stroke; its upload event carries the picture, so the caption follows the upload at once
+        editor.upload(app.mask_preview, mask_inputs, [mask_view, mask_text], api_visibility="private", **preview_kw)
         for comp in (i_mask_file, i_invert, i_dilate, i_region):
             comp.change(app.mask_preview, mask_inputs, [mask_view, mask_text], api_visibility="private", **preview_kw)
 

@@ -123,6 +123,8 @@ def test_inpaint_paint_a_mask_and_watch_the_run(page):
     pg = page
     open_tab(pg, "Inpaint")
     upload_to_editor(pg, REPO / "assets" / "examples" / "cat.png")
+    # the caption follows the upload itself, before any stroke (the editor's change alone can arrive empty)
+    wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
     paint_mask(pg)
     caption = text(pg, "#mask-caption")
     assert "tokens" in caption and "of 64 tokens" in caption, caption
