@@ -6,11 +6,13 @@ What only runs on a GPU: the fast path's CUDA graphs (one per step shape), its c
 decoding. Checked: greedy tokens of the fast path equal the plain path's in float32 and agree on at least 99 %
 of positions in bfloat16 (random weights in an RandAR-like shape, CFG on); captured graphs are replayed, not
 captured again, by a second request of the same shape; the official reference bundle passes on the GPU; the
-default model runs every task there and inpainting keeps the unmasked pixels byte for byte.
+default model runs every task there and inpainting keeps the unmasked pixels byte for byte; the default model's
+training script runs every stage on CUDA (tiny shapes), including the deeper-decoder fine-tune.
 """
 from __future__ import annotations
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import torch
 from conftest import untouched_pixels
 from randar import fast
 from randar.bench import random_model, request, verify
-from randar.config import GPTConfig
+from randar.config import GPTConfig, ModelCard
 from randar.conformance import check_bundle
 from randar.engine import decode, run
 from randar.images import load_image
@@ -98,3 +100,19 @@ def test_inpainting_on_the_gpu_keeps_the_unmasked_pixels(gpu_studio):
     keep = untouched_pixels(np.asarray(load_image(EXAMPLES / "cat_mask.png").convert("L")) > 127,
                             gpu_studio.patch_size)
     assert keep.any() and np.array_equal(out[keep], image[keep])
+
+
+def test_training_recipe_runs_on_the_gpu(tmp_path):
+    spec = importlib.util.spec_from_file_location("train_default", REPO / "tools" / "train_default.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / "randar-emoji"
+    common = ["--synthetic", "40", "--synthetic-size", "32", "--out", str(out), "--device", "cuda", "--tiny",
+              "--vq-steps", "3", "--gpt-steps", "3", "--eval-orders", "1"]
+    assert tool.main(common) == 0  # both stages in one call, as on a lent GPU
+    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01", "--decoder-res-blocks", "2",
+                               "--decoder-log-mse", "1", "--decoder-l1", "0", "--decoder-l2", "0",
+                               "--decoder-hflip"]) == 0
+    card = ModelCard.load(out / "model.json")
+    assert card.vq_config.decoder_res_blocks == 2
+    assert "device cuda" in (out / "train_log.txt").read_text()
