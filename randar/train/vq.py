@@ -317,18 +317,17 @@ def deepen_decoder(vq: VQModel, decoder_num_res_blocks: int) -> VQModel:
                 nn.init.zeros_(stage.attn[b].proj_out.bias)
     expected_new = all(k.startswith("decoder.conv_blocks.") and int(k.split(".")[4]) > old for k in missing)
     if not expected_new:
-        raise RuntimeError(f"deepen_decoder: old weights not copied: {[k for k in missing][:4]} (a bug)")
+        raise RuntimeError(f"deepen_decoder: old weights not copied: {missing[:4]} (a bug)")
     return new.train(vq.training)
 
 
 @torch.no_grad()
-def quantized_latents(vq: VQModel, images: np.ndarray, device: torch.device, batch: int = 128) -> Tensor:
-    """uint8 images [N, H, W, 3] -> the decoder's inputs z_q [N, embed_dim, h, w] (float32)."""
-    out = []
-    for i in range(0, len(images), batch):
-        x = to_float(images_to_device(images[i:i + batch], device))
-        out.append(vq.quantize(vq.quant_conv(vq.encoder(x.to(vq.dtype))).float())[0].float())
-    return torch.cat(out)
+def quantized_latents(vq: VQModel, images: np.ndarray, device: torch.device) -> Tensor:
+    """uint8 images [N, H, W, 3] -> the decoder's inputs z_q [N, embed_dim, h, w] (float32): the codebook
+    vectors of the images' codes, exactly what `VQModel.decode` feeds the decoder at inference."""
+    f = vq.downsample
+    codes = encode_codes(vq, images, device).reshape(len(images), images.shape[1] // f, images.shape[2] // f)
+    return vq.quantize.lookup(codes.to(device=device, dtype=torch.long)).float()
 
 
 def finetune_decoder(vq: VQModel, train_images: np.ndarray, eval_images: np.ndarray | None, tcfg: VQTrainConfig,
