@@ -23,6 +23,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from randar.choices import EDIT_TEMPERATURE
 from randar.images import ImageError
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
@@ -330,9 +331,9 @@ class StudioApp:
 
     @user_errors
     def inpaint(self, image: Any = None, mask_file: Any = None, invert_mask: bool = False,
-                class_name: str = NO_CLASS, order: str = "random", steps: float = 64, feather: float = 4,
+                class_name: str = NO_CLASS, order: str = "random", steps: float = 64, feather: float = 0,
                 dilate: float = 0, region: str = "auto", cfg: float = 4.0, cfg_start: float = 1.0,
-                temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
+                temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
                 random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Regenerate the painted part of an image; the rest of it is kept byte for byte."""
@@ -359,7 +360,7 @@ class StudioApp:
     @user_errors
     def outpaint(self, image: Any = None, left: float = 0, right: float = 0, top: float = 0, bottom: float = 0,
                  class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
-                 cfg_start: float = 1.0, temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
+                 cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
                  seed: float = 0, random_seed: bool = True, batch: float = 1, model: str | None = None,
                  history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""

@@ -14,6 +14,8 @@ from typing import Any
 
 import gradio as gr
 
+from randar.choices import EDIT_TEMPERATURE
+
 from .components import RobustImage, RobustImageEditor
 from .handlers import (
     ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, StudioApp, order_choices,
@@ -96,7 +98,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
 
 
 def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool = True,
-                      random_default: bool = True) -> Sampling:
+                      random_default: bool = True, temperature_default: float = 1.0) -> Sampling:
     with gr.Row(equal_height=True):
         seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, scale=4,
                          info="shows the seed of the last run")
@@ -109,7 +111,7 @@ def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool
                         info="classifier-free guidance: higher follows the class more closely; 1 = off")
         cfg_start_slider = (gr.Slider(0.0, 10.0, value=1.0, step=0.1, label="CFG at the first step",
                                       info="guidance ramps linearly from this to the CFG scale") if cfg_start else None)
-        temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Temperature", info="0 = always the likeliest token")
+        temperature = gr.Slider(0.0, 2.0, value=temperature_default, step=0.05, label="Temperature", info="0 = always the likeliest token")
         top_k = gr.Slider(0, 1000, value=0, step=1, label="Top-k", info="sample among the k likeliest tokens; 0 = off")
         top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p", info="nucleus sampling; 1 = off")
     return Sampling(seed, random_seed, dice, batch_slider, cfg, cfg_start_slider, temperature, top_k, top_p)
@@ -145,7 +147,6 @@ def build_demo(app: StudioApp) -> gr.Blocks:
     info, banner_text = app.model_report(app.models.initial)
     n_tokens = studio.grid_size ** 2 if studio is not None else 256
     cfg_default = float(studio.cfg_scale) if studio is not None else 4.0
-    patch = studio.patch_size if studio is not None else 8
     default_steps = min(64, n_tokens)
 
     with gr.Blocks(title="RandAR Studio", delete_cache=(600, 3600)) as demo:
@@ -209,8 +210,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         i_steps = gr.Slider(1, n_tokens, value=min(32, n_tokens), step=1, label="Steps",
                                             info="forward passes over the masked tokens (clipped to their number)")
                         with gr.Accordion("Mask options", open=False):
-                            i_feather = gr.Slider(0, 32, value=max(1, patch // 2), step=1, label="Feather (px)",
-                                                  info="soft edge of the paste-back; 0 = hard edge")
+                            i_feather = gr.Slider(0, 32, value=0, step=1, label="Feather (px)",
+                                                  info="soft edge of the paste-back; 0 (default) = every unmasked "
+                                                  "pixel kept as it was (the seam is colour-matched instead)")
                             i_dilate = gr.Slider(0, 4, value=0, step=1, label="Dilate (tokens)",
                                                  info="grow the mask by whole tokens")
                             i_region = gr.Radio(["auto", "whole", "masked"], value="auto", label="Edited area",
@@ -219,7 +221,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             i_mask_file = RobustImage(label="…or upload a mask (white = regenerate)", type="pil",
                                                       image_mode=None, sources=("upload", "clipboard"), height=160)
                             i_mask_file.what = "mask"  # its decode errors say "mask"
-                        i_s = sampling_controls(cfg_default)
+                        i_s = sampling_controls(cfg_default, temperature_default=EDIT_TEMPERATURE)
                     with gr.Column(scale=6):
                         i_panel, _ = live_panel("inpaint", "Inpaint")
 
@@ -254,7 +256,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         o_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
                         o_steps = gr.Slider(1, 4 * n_tokens, value=default_steps, step=1, label="Steps",
                                             info="forward passes for all new tokens (clipped to their number)")
-                        o_s = sampling_controls(cfg_default)
+                        o_s = sampling_controls(cfg_default, temperature_default=EDIT_TEMPERATURE)
                     with gr.Column(scale=6):
                         o_panel, _ = live_panel("outpaint", "Outpaint")
 
@@ -399,12 +401,11 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             out[o_steps] = gr.update(maximum=4 * n, value=min(64, n))
             out[u_steps] = gr.update(maximum=3 * n, value=min(96, 3 * n),
                                      info=f"forward passes over the {3 * n} new tokens")
-            out[i_feather] = gr.update(value=max(1, st.patch_size // 2))
             c = speed_step_counts(n)
             out[s_counts] = gr.update(choices=c, value=c)
             return out
 
-        model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g_steps, i_steps, o_steps, u_steps, i_feather,
+        model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g_steps, i_steps, o_steps, u_steps,
                          s_counts]
         model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY)
 

@@ -43,6 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from randar.choices import (
+    ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, ORDER_CHOICES, PREFILLS, REGION_CHOICES,
+)
 from randar.download import DownloadError, download_model
 from randar.outputs import (
     atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image, save_json,
@@ -206,10 +209,6 @@ def cmd_download(args: argparse.Namespace) -> int:
 # The choices offered for --order / --align / --region. They mirror randar.orders.ORDER_NAMES ("priority"
 # needs a map, which a command line cannot give) and randar.tasks.ALIGNS / REGIONS; they are spelled out
 # here so that `--help` works without importing torch (tests/test_cli.py checks that they agree).
-ORDER_CHOICES = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
-                 "hierarchical", "boundary-first", "inside-out")
-ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
-REGION_CHOICES = ("auto", "whole", "masked")
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
 FOLDER_OUTPUT_EXT = ".png"  # lossless, so that a rerun can be compared pixel for pixel
 
@@ -261,8 +260,10 @@ def add_runtime_options(p: argparse.ArgumentParser, *, model_default: str | None
                    help="decode with the reference path instead of the fast one (same tokens; for debugging)")
 
 
-def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to generate") -> None:
-    """--class, --steps, --order, --cfg, --cfg-start, --temperature, --top-k, --top-p, --seed, --num."""
+def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to generate",
+                         temperature: float = 1.0) -> None:
+    """--class, --steps, --order, --cfg, --cfg-start, --temperature, --top-k, --top-p, --seed, --num.
+    `temperature`: the command's default (edits sample cooler than generation: see tasks.common)."""
     g = p.add_argument_group("sampling")
     g.add_argument("--class", "-c", dest="label", default=None, metavar="NAME_OR_ID",
                    help="class: its index, its name or a unique part of it (see `python -m randar models`); "
@@ -278,7 +279,8 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    "needs --class)")
     g.add_argument("--cfg-start", type=float, default=1.0, metavar="SCALE",
                    help="guidance scale at the first token, rising linearly to --cfg (default: 1)")
-    g.add_argument("--temperature", "-t", type=float, default=1.0, metavar="T", help="sampling temperature (default: 1)")
+    g.add_argument("--temperature", "-t", type=float, default=temperature, metavar="T",
+                   help=f"sampling temperature (default: {temperature:g})")
     g.add_argument("--top-k", type=int, default=0, metavar="K", help="keep the K likeliest codes (default 0: off)")
     g.add_argument("--top-p", type=float, default=1.0, metavar="P",
                    help="nucleus sampling: keep the likeliest codes up to probability P (default 1: off)")
@@ -677,10 +679,21 @@ def _inpaint_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dilate", type=int, default=0, metavar="TOKENS",
                    help="grow the regenerated area by this many tokens, room to blend the seam (default 0)")
     g.add_argument("--feather", type=int, default=None, metavar="PX",
-                   help="soft edge when pasting the result into the image (default: half a token)")
+                   help="soft edge when pasting the result into the image (default: 0 when the seam is harmonised, "
+                   "else half a token)")
+    g.add_argument("--min-cover", type=float, default=MIN_COVER, metavar="F",
+                   help="regenerate a token cell only when at least this fraction of its pixels is masked; cells "
+                   f"less covered keep their code from the image with the hole pre-filled (default {MIN_COVER:g}; "
+                   "0: every touched cell, as in the paper)")
+    g.add_argument("--prefill", dest="prefill_with", choices=PREFILLS, default="telea",
+                   help="classical fill of the hole before encoding: telea (default), ns, or none (grey)")
+    g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
+                   help="do not remove the tokenizer's colour drift at the seam (default: removed)")
+    g.add_argument("--fill-margin", type=float, default=0.0, metavar="PX",
+                   help="blend the classical fill into the result this many pixels into the hole (default 0: off)")
     g.add_argument("--skip-unmatched", action="store_true",
                    help="with a folder of masks, leave out images without a mask (default: an error)")
-    add_sampling_options(p, what="masked tokens")
+    add_sampling_options(p, what="masked tokens", temperature=EDIT_TEMPERATURE)
     add_output_options(p, folder=True)
     add_runtime_options(p)
 
@@ -709,7 +722,9 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     def make(studio: "Studio", inp: EditInput) -> "Job":
         return studio.inpaint(inp.image, inp.mask, label=args.label, region=args.region, context=args.context,
-                              dilate=args.dilate, feather=args.feather, **kwargs)
+                              dilate=args.dilate, feather=args.feather, min_cover=args.min_cover,
+                              prefill_with=args.prefill_with, harmonize_seam=args.harmonize_seam,
+                              fill_margin=args.fill_margin, **kwargs)
 
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
@@ -727,7 +742,9 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--zoom", type=float, default=None, metavar="F", help="zoom out: a canvas F times wider and taller")
     g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
                    help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
-    add_sampling_options(p, what="new tokens")
+    g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
+                   help="do not remove the tokenizer's colour drift at the seam (default: removed)")
+    add_sampling_options(p, what="new tokens", temperature=EDIT_TEMPERATURE)
     add_output_options(p, folder=True)
     add_runtime_options(p)
 
@@ -755,7 +772,8 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
     def make(studio: "Studio", inp: EditInput) -> "Job":
         return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
-                               aspect=args.aspect, zoom=args.zoom, align=args.align, label=args.label, **kwargs)
+                               aspect=args.aspect, zoom=args.zoom, align=args.align, label=args.label,
+                               harmonize_seam=args.harmonize_seam, **kwargs)
 
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 

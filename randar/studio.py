@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .choices import EDIT_TEMPERATURE, MIN_COVER
 from .images import ImageSource
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel
@@ -180,23 +181,27 @@ class Studio:
                            fast=self.fast)
 
     def inpaint(self, image: ImageSource, mask: ImageSource, *, label: Any = None, region: str = "auto",
-                context: int | None = None, dilate: int = 0, feather: int | None = None, order: str = "random",
-                steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
+                context: int | None = None, dilate: int = 0, feather: int | None = None, min_cover: float = MIN_COVER,
+                prefill_with: str = "telea", harmonize_seam: bool = True, fill_margin: float = 0.0,
+                order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
+                temperature: float = EDIT_TEMPERATURE,
                 top_k: int = 0, top_p: float = 1.0, batch: int = 1, seed: int | None = None) -> Job:
         """Regenerate the masked part of an image (mask: white / opaque = regenerate)."""
         return inpaint(self.pair, image, mask, label=label, region=region, context=context, dilate=dilate,
-                       feather=feather, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
+                       feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
+                       fill_margin=fill_margin, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
                        temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
 
     def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
                  aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
                  order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
-                 temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
-                 seed: int | None = None) -> Job:
+                 temperature: float = EDIT_TEMPERATURE, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
+                 seed: int | None = None, harmonize_seam: bool = True) -> Job:
         """Extend an image by pixels per side, to an aspect ('16:9') or by a zoom factor."""
         return outpaint(self.pair, image, left=left, right=right, top=top, bottom=bottom, aspect=aspect, zoom=zoom,
                         align=align, label=label, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
-                        temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+                        temperature=temperature, harmonize_seam=harmonize_seam, top_k=top_k, top_p=top_p,
+                        batch=batch, seed=seed, fast=self.fast)
 
     def upscale(self, image: ImageSource, *, label: Any = None, order: str = "random", steps: int = -1,
                 spatial_scale: float = 0.0, masking_ratio: float = 0.5, cfg: float | None = None,

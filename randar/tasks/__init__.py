@@ -40,6 +40,13 @@ TASK_INPUTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Options added after settings files were first written, with the value that reproduces the older runs.
+LEGACY_PARAMS: dict[str, dict[str, Any]] = {
+    "inpaint": {"min_cover": 0.0, "prefill_with": "none", "harmonize_seam": False, "fill_margin": 0.0},
+    "outpaint": {"harmonize_seam": False},
+}
+
+
 def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: bool) -> Any:
     """The input to use for a re-run: the given one (checked against the record) or the recorded path."""
     if given is None:
@@ -81,6 +88,8 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
         raise ValueError(f"these settings were made with model {model.get('name')!r} ({model.get('grid')}x"
                          f"{model.get('grid')} tokens, {model.get('vocab')} codes), not with {pair.name!r}")
     kwargs = dict(settings["params"])
+    for name, value in LEGACY_PARAMS.get(task, {}).items():
+        kwargs.setdefault(name, value)  # settings written before the option existed ran without it
     inputs = settings.get("inputs", {})
     given = {"image": image, "mask": mask}
     for name in TASK_INPUTS[task]:

@@ -25,13 +25,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..choices import EDIT_TEMPERATURE, MIN_COVER
 from ..images import ImageError, ImageSource, mask_to_token_mask, to_pil, to_tensor
 from ..orders import make_orders
 from .common import (
-    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_int, check_order, check_steps,
+    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order, check_steps,
     common_settings, cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
     resolve_seed,
 )
+from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
 from .geometry import Box, composite, feather_alpha, mask_bbox, resample, resample_mask, token_size
 from .inputs import read_image, read_mask
 
@@ -76,11 +78,15 @@ def inpaint(
     context: int | None = None,
     dilate: int = 0,
     feather: int | None = None,
+    min_cover: float = MIN_COVER,
+    prefill_with: str = "telea",
+    harmonize_seam: bool = True,
+    fill_margin: float = 0.0,
     order: str = "random",
     steps: int = -1,
     cfg: float | None = None,
     cfg_start: float = 1.0,
-    temperature: float = 1.0,
+    temperature: float = EDIT_TEMPERATURE,
     top_k: int = 0,
     top_p: float = 1.0,
     batch: int = 1,
@@ -103,6 +109,12 @@ def inpaint(
         feather = check_int(feather, "feather (pixels)", 0, 4096)
     if context is not None:
         context = check_int(context, "context (pixels)", 0)
+    min_cover = check_float(min_cover, "min_cover (fraction of a token cell)", 0.0, 1.0)
+    prefill_with = check_choice(prefill_with, "prefill_with", PREFILLS)
+    harmonize_seam = bool(harmonize_seam)
+    fill_margin = check_float(fill_margin, "fill_margin (pixels)", 0.0, 1024.0)
+    if fill_margin > 0 and prefill_with == "none":
+        raise ValueError("fill_margin blends a classical fill into the seam: choose prefill_with='telea' or 'ns'")
     sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
     ids, names = resolve_labels(pair, label, batch)
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
@@ -121,12 +133,13 @@ def inpaint(
     cw, ch = crop[2] - crop[0], crop[3] - crop[1]
     tw, th = token_size(cw, ch, G)
     work_size = (tw * f, th * f)
-    unknown = mask_to_token_mask(resample_mask(pixel_mask, work_size, crop), f, dilate)
+    work_mask = resample_mask(pixel_mask, work_size, crop)
+    unknown = regenerated_cells(work_mask, f, min_cover, dilate)
     known = ~unknown
     M, K = int(unknown.sum()), int(known.sum())
     steps = check_steps(steps, M)
-    if feather is None:
-        feather = max(1, round(0.5 * cw / tw))
+    if feather is None:  # a harmonised seam needs no soft edge, and then every unmasked pixel stays as it was
+        feather = 0 if harmonize_seam else max(1, round(0.5 * cw / tw))
     notices.append(f"region {chosen!r}: the {cw}x{ch} px area at ({crop[0]}, {crop[1]}) is edited at "
                    f"{work_size[0]}x{work_size[1]} px ({tw}x{th} tokens); {M} of {tw * th} tokens are regenerated")
     if K == 0:
@@ -137,10 +150,11 @@ def inpaint(
     gen_order = make_orders(order, batch, th, tw, seed=derive_seed(seed, "order"), known=known, cells=unknown)
     stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed)
     base = resample(img, work_size, crop)
-    canvas = Canvas(th, tw, f, known, base)
+    filled = base if prefill_with == "none" else Image.fromarray(prefill(np.asarray(base), work_mask, prefill_with))
+    canvas = Canvas(th, tw, f, known, filled)
 
     def prepare() -> torch.Tensor:
-        codes = pair.vq.encode(to_tensor(base)).reshape(1, -1).cpu()
+        codes = pair.vq.encode(to_tensor(filled)).reshape(1, -1).cpu()
         keep = torch.from_numpy(known.reshape(1, -1))
         return torch.where(keep, codes, -1).expand(batch, -1).clone()
 
@@ -150,14 +164,23 @@ def inpaint(
         x0, y0, x1, y1 = crop
         alpha = feather_alpha(pixel_mask[y0:y1, x0:x1], feather)
         images = []
+        base_px = np.asarray(base)
         for r in raw:
+            gen = np.asarray(r)
+            if harmonize_seam:
+                gen = harmonize(gen, base_px, work_mask)
+            if fill_margin > 0:
+                gen = blend_near_known(gen, np.asarray(filled), work_mask, fill_margin)
             out = original.copy()
-            out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(r, (cw, ch))), alpha)
+            out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(Image.fromarray(gen), (cw, ch))),
+                                          alpha)
             images.append(Image.fromarray(out, "RGB"))
         return images, raw
 
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], region=region, context=context, dilate=dilate,
-                  feather=feather, order=order, steps=steps, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
+                  feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
+                  fill_margin=fill_margin,
+                  order=order, steps=steps, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
                   top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
     settings = common_settings(pair, "inpaint", params, fast)
     settings["inputs"] = {"image": img_record, "mask": mask_record}

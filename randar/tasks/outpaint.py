@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..choices import EDIT_TEMPERATURE
 from ..images import ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from .common import (
@@ -34,6 +35,7 @@ from .common import (
     check_steps, common_settings, cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels,
     resolve_sampling, resolve_seed,
 )
+from .fill import harmonize
 from .geometry import resample, token_size
 from .inputs import read_image
 
@@ -154,7 +156,8 @@ def outpaint(
     steps: int = -1,
     cfg: float | None = None,
     cfg_start: float = 1.0,
-    temperature: float = 1.0,
+    temperature: float = EDIT_TEMPERATURE,
+    harmonize_seam: bool = True,
     top_k: int = 0,
     top_p: float = 1.0,
     batch: int = 1,
@@ -185,6 +188,7 @@ def outpaint(
         if zoom <= 1.0:
             raise ValueError("zoom must be larger than 1 (1.5 = a canvas 1.5x wider and taller)")
     sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
+    harmonize_seam = bool(harmonize_seam)
     ids, names = resolve_labels(pair, label, batch)
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
@@ -239,9 +243,16 @@ def outpaint(
     def finish(grid: torch.Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
         raw = to_pil(pair.vq.decode(grid))
         images = []
+        x0, y0 = out_px["left"], out_px["top"]
+        new = np.ones((out_h, out_w), dtype=bool)
+        new[y0:y0 + img.height, x0:x0 + img.width] = False
         for r in raw:
             out = r.resize((out_w, out_h), Image.BICUBIC)
-            out.paste(img, (out_px["left"], out_px["top"]))
+            if harmonize_seam:
+                given = np.asarray(out).copy()
+                given[~new] = np.asarray(img.convert("RGB")).reshape(-1, 3)
+                out = Image.fromarray(harmonize(np.asarray(out), given, new))
+            out.paste(img, (x0, y0))
             images.append(out)
         return images, raw
 
@@ -249,7 +260,7 @@ def outpaint(
                   aspect=aspect if isinstance(aspect, (str, type(None))) else aspect_value, zoom=zoom, align=align,
                   label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps, cfg=g1, cfg_start=g0,
                   temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, batch=batch,
-                  seed=seed)
+                  seed=seed, harmonize_seam=harmonize_seam)
     settings = common_settings(pair, "outpaint", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {

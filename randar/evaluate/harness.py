@@ -1,0 +1,216 @@
+"""The evaluation harness: a model's zero-shot edits and samples on held-out images, next to the classical
+baselines and the tokenizer's ceiling, on the same inputs with fixed seeds.
+
+Edit tasks (all at the model's native size; the mask says which pixels are unknown):
+- inpaint-thin / -medium / -thick: LaMa's brush-stroke mask families (`masks.py`), <= 50 % of the image;
+- inpaint-box40: a centred square covering 40 %;
+- outpaint-right: the left half given, the right half generated;
+- outpaint-border: a centred square of ~half the area given, the border around it generated.
+Unknown pixels are painted grey before any method sees the image, so nothing leaks from the truth. The model
+edits through `Studio.inpaint(region="whole")` with the picture's true class (an outpainting of a canvas of
+the model's own size is exactly this: known tokens in the context, the rest generated).
+
+Metrics, in the edited region only: PSNR and SSIM; over the whole set: the realism score (Frechet distance in
+the features of this project's emoji classifier, `realism.py`; lower is better) and the classifier's agreement
+with the true class. Samples: class-conditional images for the classes of the held-out images, scored by the
+same classifier (agreement with the asked class, next to the real images' agreement) and Frechet distance.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from PIL import Image
+
+from . import baselines as B
+from . import masks as M
+from .metrics import psnr, ssim
+
+GREY = 128
+
+
+@dataclass(frozen=True)
+class EditTask:
+    name: str
+    kind: str  # "inpaint" | "outpaint"
+    mask: Callable[[int, int], np.ndarray]  # (image index, size) -> bool [size, size]
+    baselines: dict[str, B.Baseline]
+    what: str
+
+
+EDIT_TASKS: dict[str, EditTask] = {
+    "inpaint-thin": EditTask("inpaint-thin", "inpaint", lambda i, s: M.stroke_mask("thin", s, i),
+                             B.INPAINT_BASELINES, "LaMa thin strokes"),
+    "inpaint-medium": EditTask("inpaint-medium", "inpaint", lambda i, s: M.stroke_mask("medium", s, i),
+                               B.INPAINT_BASELINES, "LaMa medium strokes and boxes"),
+    "inpaint-thick": EditTask("inpaint-thick", "inpaint", lambda i, s: M.stroke_mask("thick", s, i),
+                              B.INPAINT_BASELINES, "LaMa thick strokes and boxes"),
+    "inpaint-box40": EditTask("inpaint-box40", "inpaint", lambda i, s: M.centre_box(s, 0.4),
+                              B.INPAINT_BASELINES, "centred box, 40 % of the image"),
+    "outpaint-right": EditTask("outpaint-right", "outpaint", lambda i, s: M.right_half(s),
+                               B.OUTPAINT_BASELINES, "left half given, right half generated"),
+    "outpaint-border": EditTask("outpaint-border", "outpaint", lambda i, s: M.border(s),
+                                B.OUTPAINT_BASELINES, "centred ~50 % square given, border generated"),
+}
+
+
+@dataclass
+class HeldOut:
+    images: np.ndarray  # uint8 [N, S, S, 3]
+    labels: np.ndarray  # int [N]
+    names: list[str]  # per image, for grids and JSON
+    source: str
+
+
+def load_heldout(data: str | Path, limit: int | None = None, sets: list[str] | None = None) -> HeldOut:
+    """The held-out split of an emoji dataset directory, spread evenly over it when `limit` is set (the
+    files are in emoji order, so the first N would all be faces)."""
+    from ..data import load_emoji_dataset
+
+    ds = load_emoji_dataset(data)
+    idx = ds.indices("eval", sets)
+    if limit is not None and limit < len(idx):
+        idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
+    images = ds.decode_all()[idx]
+    labels = np.array([ds.meta[i]["label"] for i in idx])
+    names = [f"{ds.meta[i]['set']}:{ds.meta[i]['name']}" for i in idx]
+    return HeldOut(images, labels, names, f"{data} (eval split, {len(idx)} images)")
+
+
+def load_folder(folder: str | Path, size: int, limit: int | None = None) -> HeldOut:
+    """Any folder of pictures (a user's own held-out set): centre-cropped to a square, resized to `size`.
+    No labels: the model edits without a class (label -1)."""
+    from ..tasks.inputs import read_image
+
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+    if not paths:
+        raise FileNotFoundError(f"no .png/.jpg/.webp images in {folder}")
+    if limit is not None:
+        paths = paths[:limit]
+    imgs = []
+    for p in paths:
+        im, _ = read_image(p)
+        w, h = im.size
+        s = min(w, h)
+        im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)).resize((size, size),
+                                                                                          Image.LANCZOS)
+        imgs.append(np.asarray(im.convert("RGB")))
+    return HeldOut(np.stack(imgs), np.full(len(imgs), -1), [p.name for p in paths], f"{folder} ({len(imgs)} images)")
+
+
+def _masked_input(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    x = truth.copy()
+    x[mask] = GREY
+    return x
+
+
+@dataclass
+class MethodScores:
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    outputs: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, out: np.ndarray, truth: np.ndarray, region: np.ndarray) -> None:
+        self.psnr.append(psnr(out, truth, region))
+        self.ssim.append(ssim(out, truth, region))
+        self.outputs.append(out)
+
+
+def model_edit(studio, image: np.ndarray, mask: np.ndarray, label: int, *, steps: int, seed: int,
+               options: dict[str, Any]) -> np.ndarray:
+    args = (Image.fromarray(image), Image.fromarray(mask.astype(np.uint8) * 255))
+    kw = dict(label=None if label < 0 else int(label), region="whole", seed=seed, **options)
+    tokens = studio.inpaint(*args, steps=1, **kw).num_tokens  # plan only: how many tokens this mask regenerates
+    job = studio.inpaint(*args, steps=min(steps, tokens), **kw)
+    return np.asarray(job.run().images[0].convert("RGB"))
+
+
+def vq_ceiling(studio, truth: np.ndarray) -> np.ndarray:
+    import torch
+
+    from ..images import to_pil, to_tensor
+
+    with torch.no_grad():
+        codes = studio.vq.encode(to_tensor(Image.fromarray(truth)).to(studio.device))
+        return np.asarray(to_pil(studio.vq.decode(codes))[0])
+
+
+def run_edit_task(studio, task: EditTask, data: HeldOut, *, steps: int, seed: int, options: dict[str, Any],
+                  log: Callable[[str], None] = print) -> dict[str, MethodScores]:
+    size = data.images.shape[1]
+    methods: dict[str, MethodScores] = {"randar": MethodScores(), **{k: MethodScores() for k in task.baselines},
+                                        "vq-ceiling": MethodScores()}
+    t0 = time.time()
+    for i, (truth, label) in enumerate(zip(data.images, data.labels)):
+        mask = task.mask(i, size)
+        given = _masked_input(truth, mask)
+        out = model_edit(studio, given, mask, int(label), steps=steps, seed=seed + i, options=options)
+        if not np.array_equal(out[~mask & ~_grow(mask, 8)], truth[~mask & ~_grow(mask, 8)]):
+            raise AssertionError(f"{task.name}: the model changed pixels far from the mask (image {i})")
+        methods["randar"].add(out, truth, mask)
+        for name, fn in task.baselines.items():
+            methods[name].add(fn(given, mask), truth, mask)
+        methods["vq-ceiling"].add(B.paste(vq_ceiling(studio, truth), truth, mask), truth, mask)
+    log(f"{task.name}: {len(data.images)} images in {time.time() - t0:.1f} s")
+    return methods
+
+
+def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """The mask dilated by r pixels (square): the feathered seam the model may touch."""
+    out = mask.copy()
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            out |= np.roll(np.roll(mask, dy, 0), dx, 1)
+    return out
+
+
+def summarise(methods: dict[str, MethodScores], truths: np.ndarray, labels: np.ndarray, scorer) -> dict[str, dict]:
+    out = {}
+    for name, s in methods.items():
+        row = {"psnr": float(np.mean(s.psnr)), "ssim": float(np.mean(s.ssim)),
+               "psnr_per_image": [round(v, 3) for v in s.psnr]}
+        if scorer is not None and len(s.outputs) >= 2:
+            outs = np.stack(s.outputs)
+            row["realism_fd"] = scorer.frechet(outs, truths)
+            if (labels >= 0).all():
+                row["class_agreement"] = float((scorer.predict(outs) == labels).mean())
+        out[name] = row
+    return out
+
+
+def edit_grid(task: EditTask, data: HeldOut, methods: dict[str, MethodScores], n: int = 6) -> Image.Image:
+    """Rows: images; columns: input (unknown pixels grey) | each method | truth."""
+    size = data.images.shape[1]
+    names = list(methods)
+    cols = 2 + len(names)
+    n = min(n, len(data.images))
+    sheet = Image.new("RGB", (cols * size, n * size), "white")
+    for r in range(n):
+        mask = task.mask(r, size)
+        tiles = [_masked_input(data.images[r], mask)] + [methods[m].outputs[r] for m in names] + [data.images[r]]
+        for c, t in enumerate(tiles):
+            sheet.paste(Image.fromarray(t), (c * size, r * size))
+    return sheet
+
+
+def run_samples(studio, data: HeldOut, scorer, *, steps: int, seed: int, options: dict[str, Any],
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """One class-conditional sample per held-out image, of that image's class."""
+    labels = data.labels
+    outs = []
+    t0 = time.time()
+    for k in range(0, len(labels), 16):
+        chunk = labels[k:k + 16]
+        job = studio.generate([int(c) for c in chunk], batch=len(chunk), steps=steps, seed=seed + k, **options)
+        outs += [np.asarray(im.convert("RGB")) for im in job.run().images]
+    outs = np.stack(outs)
+    log(f"samples: {len(outs)} in {time.time() - t0:.1f} s")
+    real_agree = float((scorer.predict(data.images) == labels).mean())
+    return {"class_agreement": float((scorer.predict(outs) == labels).mean()),
+            "real_class_agreement": real_agree,
+            "realism_fd": scorer.frechet(outs, data.images), "steps": steps, "n": int(len(outs)),
+            "_outputs": outs}
