@@ -18,7 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "ImageError", "ImageSource", "Placement", "load_image", "fit_image", "fit_to_multiple",
-    "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask",
+    "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask", "dilate_cells",
 ]
 
 ImageSource = Union[str, Path, Image.Image, np.ndarray]
@@ -323,15 +323,19 @@ def mask_to_token_mask(mask: np.ndarray, patch: int, dilate: int = 0) -> np.ndar
     H, W = mask.shape
     if H % patch or W % patch:
         raise ValueError(f"mask size {H}x{W} is not a multiple of the token size {patch}")
-    tokens = mask.reshape(H // patch, patch, W // patch, patch).any(axis=(1, 3))
+    return dilate_cells(mask.reshape(H // patch, patch, W // patch, patch).any(axis=(1, 3)), dilate)
+
+
+def dilate_cells(cells: np.ndarray, dilate: int) -> np.ndarray:
+    """bool [h, w] grown by `dilate` cells in every direction (8-neighbourhood)."""
     if dilate < 0:
         raise ValueError(f"dilate must be >= 0, got {dilate}")
-    if dilate:
-        h, w = tokens.shape
-        padded = np.pad(tokens, dilate, constant_values=False)
-        grown = np.zeros_like(tokens)
-        for dy in range(2 * dilate + 1):
-            for dx in range(2 * dilate + 1):
-                grown |= padded[dy:dy + h, dx:dx + w]
-        tokens = grown
-    return tokens
+    if not dilate:
+        return cells
+    h, w = cells.shape
+    padded = np.pad(cells, dilate, constant_values=False)
+    grown = np.zeros_like(cells)
+    for dy in range(2 * dilate + 1):
+        for dx in range(2 * dilate + 1):
+            grown |= padded[dy:dy + h, dx:dx + w]
+    return grown

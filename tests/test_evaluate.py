@@ -134,7 +134,7 @@ def test_run_edit_task_scores_every_method(studio, make_picture):
     rows = summarise(methods, imgs, data.labels, scorer=None)
     assert rows["telea"]["psnr"] == pytest.approx(np.mean(methods["telea"].psnr))
     grid = edit_grid(task, data, methods, n=2)
-    assert grid.size == ((2 + len(methods)) * size, 2 * size)
+    assert grid.size == ((2 + len(methods)) * size, 16 + 2 * size)
 
 
 def test_command_line_quick_on_a_folder(tmp_path, tiny_model_dir, make_picture):
@@ -164,3 +164,21 @@ def test_command_line_errors_are_clear(tmp_path, tiny_model_dir, capsys):
     assert "no dataset or image folder" in capsys.readouterr().err
     assert main(["--model", str(tiny_model_dir), "--tasks", "inpaint-huge"]) == 2
     assert "unknown task" in capsys.readouterr().err
+
+
+def test_quick_run_on_the_shipped_model(tmp_path):
+    """The README's one command, on the default model and the bundled example pictures (no dataset needed)."""
+    from randar.evaluate.__main__ import main
+
+    examples = Path(__file__).resolve().parents[1] / "assets" / "examples"
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for p in sorted(examples.glob("*.png")):
+        if "mask" not in p.name:
+            (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "eval"
+    assert main(["--data", str(folder), "--out", str(out), "--quick", "--tasks", "inpaint-medium,outpaint-right",
+                 "--threads", "1"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["model"] == "randar-emoji" and len(res["images"]) == 6
+    assert set(res["tasks"]["inpaint-medium"]) == {"randar", "telea", "ns", "mean", "vq-ceiling"}

@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from .harness import EDIT_TASKS, edit_grid, load_folder, load_heldout, run_edit_task, run_samples, summarise
+from .harness import (
+    EDIT_TASKS, edit_grid, load_folder, load_heldout, run_edit_task, run_samples, run_upscale, summarise,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "emoji"
 
@@ -55,10 +57,11 @@ def markdown(results: dict[str, Any]) -> str:
                   f"ratio {s['class_agreement'] / max(1e-9, s['real_class_agreement']):.2f}); realism FD "
                   f"{s['realism_fd']:.2f}.", ""]
     if "upscale" in results:
-        lines += ["## upscale x2 (128 px -> 256 px against a genuine 256 px rendering)", "",
+        lines += [f"## upscale x2 ({results['upscale']['pairs']} held-out vector emoji, 128 px -> 256 px, against the "
+                  "same artwork rendered at 256 px)", "",
                   "| method | PSNR dB | SSIM | consistency dB | gradient-energy ratio | realism FD |",
                   "|---|---|---|---|---|---|"]
-        for name, r in results["upscale"].items():
+        for name, r in results["upscale"]["methods"].items():
             fd = f"{r['realism_fd']:.2f}" if "realism_fd" in r else "-"
             lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['consistency_psnr']:.2f} | "
                          f"{r['gradient_ratio']:.3f} | {fd} |")
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated subset of: " + ", ".join(list(EDIT_TASKS) + ["samples", "upscale"]))
     p.add_argument("--steps", type=int, default=32, help="forward passes per edit (default 32)")
     p.add_argument("--sample-steps", type=int, default=88, help="forward passes per class sample (default 88)")
+    p.add_argument("--upscale-steps", type=int, default=8, help="forward passes per upscaling tile (default 8)")
     p.add_argument("--seed", type=int, default=0, help="base seed; image i uses seed + i")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="an option passed to every model edit, e.g. --set temperature=0.7 (repeatable)")
@@ -133,12 +137,10 @@ def main(argv: list[str] | None = None) -> int:
             s = run_samples(studio, data, scorer, steps=a.sample_steps, seed=a.seed, options={})
             outs = s.pop("_outputs")
             results["samples"] = s
-            _sample_grid(outs, data.images).save(out / "grids" / "samples.png")
+            _sample_grid(outs, data.images, studio.class_names, data.labels).save(out / "grids" / "samples.png")
         elif t == "upscale":
-            from .upscaling import evaluate_upscale_task
-
-            results["upscale"] = evaluate_upscale_task(studio, scorer, limit=limit, seed=a.seed,
-                                                       grid_path=out / "grids" / "upscale.png")
+            results["upscale"] = run_upscale(studio, scorer, limit=limit, steps=a.upscale_steps, seed=a.seed,
+                                             grid_path=out / "grids" / "upscale.png")
     results["seconds"] = round(time.time() - t0, 1)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     md = markdown(results)
@@ -148,16 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _sample_grid(samples: np.ndarray, real: np.ndarray, n: int = 8):
-    from PIL import Image
+def _sample_grid(samples: np.ndarray, real: np.ndarray, class_names: list[str], labels: np.ndarray, n: int = 8):
+    """Columns: classes; top row a sample of the class, bottom row the held-out image it was asked for."""
+    from .harness import labelled_sheet
 
     n = min(n, len(samples))
-    s = samples.shape[1]
-    sheet = Image.new("RGB", (n * s, 2 * s), "white")
-    for i in range(n):
-        sheet.paste(Image.fromarray(samples[i]), (i * s, 0))
-        sheet.paste(Image.fromarray(real[i]), (i * s, s))
-    return sheet
+    return labelled_sheet([class_names[int(c)][:20] for c in labels[:n]], [list(samples[:n]), list(real[:n])])
 
 
 if __name__ == "__main__":

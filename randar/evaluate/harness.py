@@ -182,19 +182,33 @@ def summarise(methods: dict[str, MethodScores], truths: np.ndarray, labels: np.n
     return out
 
 
+HEADER = 16  # pixels of the column titles above a grid
+
+
+def labelled_sheet(titles: list[str], rows: list[list[np.ndarray]]) -> Image.Image:
+    """A grid of equally sized tiles with a title above each column."""
+    from PIL import ImageDraw
+
+    h, w = rows[0][0].shape[:2]
+    sheet = Image.new("RGB", (len(titles) * w, HEADER + len(rows) * h), "white")
+    draw = ImageDraw.Draw(sheet)
+    for c, title in enumerate(titles):
+        draw.text((c * w + 3, 2), title, fill=(0, 0, 0))
+    for r, tiles in enumerate(rows):
+        for c, t in enumerate(tiles):
+            sheet.paste(Image.fromarray(t), (c * w, HEADER + r * h))
+    return sheet
+
+
 def edit_grid(task: EditTask, data: HeldOut, methods: dict[str, MethodScores], n: int = 6) -> Image.Image:
     """Rows: images; columns: input (unknown pixels grey) | each method | truth."""
     size = data.images.shape[1]
     names = list(methods)
-    cols = 2 + len(names)
-    n = min(n, len(data.images))
-    sheet = Image.new("RGB", (cols * size, n * size), "white")
-    for r in range(n):
-        mask = task.mask(r, size)
-        tiles = [_masked_input(data.images[r], mask)] + [methods[m].outputs[r] for m in names] + [data.images[r]]
-        for c, t in enumerate(tiles):
-            sheet.paste(Image.fromarray(t), (c * size, r * size))
-    return sheet
+    rows = []
+    for r in range(min(n, len(data.images))):
+        given = _masked_input(data.images[r], task.mask(r, size))
+        rows.append([given] + [methods[m].outputs[r] for m in names] + [data.images[r]])
+    return labelled_sheet(["input"] + names + ["truth"], rows)
 
 
 def run_samples(studio, data: HeldOut, scorer, *, steps: int, seed: int, options: dict[str, Any],
@@ -214,3 +228,31 @@ def run_samples(studio, data: HeldOut, scorer, *, steps: int, seed: int, options
             "real_class_agreement": real_agree,
             "realism_fd": scorer.frechet(outs, data.images), "steps": steps, "n": int(len(outs)),
             "_outputs": outs}
+
+
+def run_upscale(studio, scorer, *, limit: int | None, steps: int, seed: int, grid_path=None,
+                log: Callable[[str], None] = print) -> dict[str, dict]:
+    """x2 upscaling of held-out vector emoji rendered at 128 px, against the same artwork rendered at 256 px
+    (`upscaling.py`), with the realism score computed on the 256 px outputs against the 256 px truths."""
+    from .upscaling import run_upscale_eval, upscale_pairs
+
+    t0 = time.time()
+    pairs = upscale_pairs(limit)
+    report = run_upscale_eval(studio, pairs, steps=steps, seed=seed)
+    truths = np.stack([p["high"] for p in pairs])
+    labels = np.array([p["label"] for p in pairs])
+    rows: dict[str, dict] = {}
+    for name, m in report["methods"].items():
+        outs = np.stack(m["outputs"])
+        row = {k: m[k] for k in ("psnr", "ssim", "consistency_psnr", "gradient_ratio")}
+        if scorer is not None and len(outs) >= 2:
+            row["realism_fd"] = scorer.frechet(outs, truths)
+            row["class_agreement"] = float((scorer.predict(outs) == labels).mean())
+        rows[name] = row
+    if grid_path is not None:
+        names = list(report["methods"])
+        grid = [[np.asarray(Image.fromarray(p["low"]).resize(p["high"].shape[1::-1], Image.NEAREST))]
+                + [report["methods"][n]["outputs"][i] for n in names] + [p["high"]] for i, p in enumerate(pairs[:4])]
+        labelled_sheet(["input (nearest)"] + names + ["truth 256"], grid).save(grid_path)
+    log(f"upscale: {len(pairs)} pairs in {time.time() - t0:.1f} s")
+    return {"pairs": len(pairs), "methods": rows}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..choices import PREFILLS
+from ..images import dilate_cells
 
 
 def cell_cover(mask: np.ndarray, patch: int) -> np.ndarray:
@@ -34,15 +35,7 @@ def regenerated_cells(mask: np.ndarray, patch: int, min_cover: float, dilate: in
     cells = cover > 0 if min_cover <= 0 else cover >= min_cover
     if not cells.any() and cover.max() > 0:
         cells = cover >= cover.max()
-    if dilate:
-        h, w = cells.shape
-        padded = np.pad(cells, dilate, constant_values=False)
-        grown = np.zeros_like(cells)
-        for dy in range(2 * dilate + 1):
-            for dx in range(2 * dilate + 1):
-                grown |= padded[dy:dy + h, dx:dx + w]
-        cells = grown
-    return cells
+    return dilate_cells(cells, dilate)
 
 
 def prefill(image: np.ndarray, mask: np.ndarray, method: str = "telea", radius: int = 3) -> np.ndarray:

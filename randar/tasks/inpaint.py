@@ -11,11 +11,15 @@ Strategy for images of any size and shape (`region`):
   the box does not fit in a square, the box plus margin (clipped) is used as a rectangle.
 - "auto" (default): "masked" when the image is larger than the model's canvas and the crop is at most half
   of the image's area, "whole" otherwise.
-Known tokens are those the (resampled) mask does not touch, grown by `dilate` tokens; they go into the
-context first (in a random order), the others are generated in `order` with `steps` forward passes.
-The result is resized back to the crop and pasted onto the ORIGINAL image through the mask feathered
-outwards by `feather` pixels (default: half a token): pixels farther than that from the mask are the
-input's bytes, unchanged, and the output has the input's size.
+Which tokens are regenerated (see fill.py for why): the hole is first filled classically (`prefill_with`,
+TELEA by default) and the filled picture is encoded; a cell is regenerated when at least `min_cover` of its
+pixels are masked (0: any masked pixel, the paper's rule), grown by `dilate` cells. The other cells, partly
+masked ones included, are known context: they go into the sequence first (in a random order), the
+regenerated ones follow in `order` with `steps` forward passes.
+The decoded result has the tokenizer's smooth colour drift at the seam removed (`harmonize_seam`), is resized
+back to the crop and pasted onto the ORIGINAL image through the mask, feathered outwards by `feather` pixels
+(default 0 with a harmonised seam, so every unmasked pixel keeps the input's bytes; else half a token, and
+pixels farther than that from the mask are unchanged). The output has the input's size.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import torch
 from PIL import Image
 
 from ..choices import EDIT_TEMPERATURE, MIN_COVER
-from ..images import ImageError, ImageSource, mask_to_token_mask, to_pil, to_tensor
+from ..images import ImageError, ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order, check_steps,
