@@ -135,9 +135,18 @@ def bicubic_up(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def back_project(out: np.ndarray, low: np.ndarray, iterations: int) -> np.ndarray:
     """uint8 [2h, 2w, 3] close to `out` (float32, modified in place) whose 2x2 box average is `low`
-    (uint8 [h, w, 3]): `iterations` steps of out += bicubic_up(low - box_down(out)), then clipped."""
+    (uint8 [h, w, 3]): `iterations` steps of out += bicubic_up(low - box_down(out)), then clipped.
+
+    Bicubic corrections are smooth but converge slowly on the finest detail (near the input's Nyquist
+    frequency box_down(bicubic_up(.)) passes little), so the last iteration spreads what is left of the
+    residual evenly over each 2x2 block instead: exact (box_down of it is the residual), and small by then."""
     target = low.astype(np.float32)
     size = (out.shape[1], out.shape[0])
-    for _ in range(iterations):
-        out += bicubic_up(target - box_down(out), size)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    for k in range(iterations):
+        residual = target - box_down(out)
+        if k + 1 < iterations:
+            out += bicubic_up(residual, size)
+        else:
+            out += residual.repeat(2, axis=0).repeat(2, axis=1)
+        np.clip(out, 0.0, 255.0, out=out)  # alternate with the pixel range: both constraints hold at the end
+    return np.rint(out).astype(np.uint8)
