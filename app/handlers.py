@@ -389,7 +389,7 @@ class StudioApp:
 
     @user_errors
     def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 8,
-                scale: Any = "×2", regenerate: float = 0.25, cfg: float = 4.0, cfg_start: float = 1.0,
+                scale: Any = "×2", regenerate: float = 0.1, cfg: float = 4.0, cfg_start: float = 1.0,
                 temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
                 random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:

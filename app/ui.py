@@ -277,7 +277,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         u_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
                         u_steps = gr.Slider(1, 64, value=8, step=1, label="Steps per tile",
                                             info="forward passes over each tile's regenerated tokens")
-                        u_regen = gr.Slider(0.0, 1.0, value=0.25, step=0.05, label="Regenerated fraction",
+                        u_regen = gr.Slider(0.0, 1.0, value=0.1, step=0.05, label="Regenerated fraction",
                                             info="share of each tile's tokens generated anew (0 = tokenizer only)")
                         u_s = sampling_controls(cfg_default)
                     with gr.Column(scale=6):

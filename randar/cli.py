@@ -774,7 +774,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
 def _upscale_options(p: argparse.ArgumentParser) -> None:
     from randar.upscale_defaults import (
-        DEFAULT_CONSISTENCY, DEFAULT_OVERLAP, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS as DEFAULT_STEPS,
+        DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS as DEFAULT_STEPS,
     )
 
     p.add_argument("image", metavar="IMAGE", help="the image to upscale, or a folder of images")
@@ -784,8 +784,9 @@ def _upscale_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--regenerate", type=float, default=DEFAULT_REGENERATE, metavar="F",
                    help="fraction of each tile's tokens, those the tokenizer reproduces worst, that the model "
                    f"generates anew (0 = keep every token; default {DEFAULT_REGENERATE})")
-    g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="TOKENS",
-                   help=f"tokens shared by neighbouring tiles (default {DEFAULT_OVERLAP})")
+    g.add_argument("--overlap", type=int, default=None, metavar="TOKENS",
+                   help="tokens shared by neighbouring tiles (default: a quarter of the model's grid, 4 for a "
+                   "16x16-token model)")
     g.add_argument("--consistency", type=int, default=DEFAULT_CONSISTENCY, metavar="N",
                    help="back-projection iterations that make the output shrink back to the input "
                    f"(0 = off; default {DEFAULT_CONSISTENCY})")

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .images import ImageSource
-from .upscale_defaults import DEFAULT_CONSISTENCY, DEFAULT_OVERLAP, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS
+from .upscale_defaults import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel
 from .registry import resolve_model
@@ -201,7 +201,7 @@ class Studio:
 
     def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, order: str = "random",
                 steps: int = DEFAULT_UPSCALE_STEPS, regenerate: float = DEFAULT_REGENERATE,
-                overlap: int = DEFAULT_OVERLAP, consistency: int = DEFAULT_CONSISTENCY, cfg: float | None = None,
+                overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, cfg: float | None = None,
                 cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                 batch: int = 1, seed: int | None = None) -> Job:
         """Upscale to exactly `scale` (2 or 4) times the image's width and height: bicubic, then the model's

@@ -5,8 +5,7 @@ from __future__ import annotations
 MAX_INPUT_PIXELS = 3840 * 2160  # per x2 pass: a 4K UHD input (an 8K result) at most; x4 allows a quarter
 SCALES = (2, 4)  # x4 = x2 applied twice
 DEFAULT_UPSCALE_STEPS = 8  # forward passes per tile
-DEFAULT_REGENERATE = 0.25  # fraction of each tile's owned tokens generated anew
-DEFAULT_OVERLAP = 4  # tokens shared by neighbouring tiles
+DEFAULT_REGENERATE = 0.1  # fraction of each tile's owned tokens generated anew
 DEFAULT_CONSISTENCY = 8  # back-projection iterations
 
 

@@ -43,7 +43,7 @@ from .common import (
 )
 from .inputs import read_image
 from ..upscale_defaults import (
-    DEFAULT_CONSISTENCY, DEFAULT_OVERLAP, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MAX_INPUT_PIXELS, SCALES,
+    DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MAX_INPUT_PIXELS, SCALES,
     output_size,
 )
 from .tiling import Tile, TileGrid, back_project, blend_weights, plan_tiles
@@ -307,7 +307,7 @@ def upscale(
     order: str = "random",
     steps: int = DEFAULT_UPSCALE_STEPS,
     regenerate: float = DEFAULT_REGENERATE,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
     consistency: int = DEFAULT_CONSISTENCY,
     cfg: float | None = None,
     cfg_start: float = 1.0,
@@ -322,7 +322,7 @@ def upscale(
 
     steps: forward passes per tile (-1 = one per token); regenerate: fraction (0..1) of each tile's cells,
     those the tokenizer reproduces worst, that RandAR regenerates (0 = keep every code); overlap: tokens
-    shared by neighbouring tiles; consistency: back-projection iterations (0 = off)."""
+    shared by neighbouring tiles (None: a quarter of the model's grid); consistency: back-projection iterations (0 = off)."""
     notices: list[str] = []
     G, f = pair.grid, pair.patch
     if scale not in SCALES or isinstance(scale, bool):
@@ -335,7 +335,7 @@ def upscale(
                          f"got {steps!r}")
     steps = int(steps)
     regenerate = check_float(regenerate, "regenerate", 0.0, 1.0)
-    overlap = check_int(overlap, "overlap (tokens)", 0, G // 2)
+    overlap = G // 4 if overlap is None else check_int(overlap, "overlap (tokens)", 0, G // 2)
     consistency = check_int(consistency, "consistency (back-projection iterations)", 0, 100)
     sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
     ids, names = resolve_labels(pair, label, batch)
