@@ -35,8 +35,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..engine import DecodeRequest
 from ..images import ImageError, ImageSource
+from ..model.transformer import RandARTransformer
 from ..orders import make_orders
+from ..sampling import Guidance, SamplingParams
+from ..schedule import step_sizes
 from .common import (
     Canvas, Job, ModelPair, Plan, Progress, Result, Stage, Timings, check_batch, check_float, check_int, check_order,
     common_settings, cond_tensor, derive_seed, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
@@ -75,8 +79,6 @@ class PassGeometry:
 
     @property
     def num_steps(self) -> int:
-        from ..schedule import step_sizes
-
         return sum(len(step_sizes(n, s)) for n, s in zip((n for n in self.regen if n), self.steps))
 
     @property
@@ -85,6 +87,8 @@ class PassGeometry:
 
 
 def pass_geometry(width: int, height: int, G: int, f: int, overlap: int, regenerate: float, steps: int) -> PassGeometry:
+    """The canvas, tiles and per-tile token and step counts of an x2 pass over a width x height input:
+    everything the progress bar and the validation need, before any pixel is read."""
     rows = max(G, -(-2 * height // f))
     cols = max(G, -(-2 * width // f))
     grid = plan_tiles(rows, cols, G, overlap)
@@ -113,8 +117,6 @@ class TileStage(Stage):
         r0, r1, c0, c1 = tile.core
         core[r0 - tile.top:r1 - tile.top, c0 - tile.left:c1 - tile.left] = True
         self.core = core
-        from ..schedule import step_sizes
-
         self.sizes = step_sizes(count, steps)
 
     @property
@@ -130,10 +132,8 @@ class TileStage(Stage):
             raise AssertionError(f"tile {self.tile.index}: {int(new.sum())} cells to generate, {self.count} planned")
         return known, new
 
-    def request(self, cond: Tensor, guidance: Any, sampling: Any, tokens: Tensor, *,
-                cells: tuple[np.ndarray, np.ndarray] | None = None) -> Any:
-        from ..engine import DecodeRequest
-
+    def request(self, cond: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor, *,
+                cells: tuple[np.ndarray, np.ndarray] | None = None) -> DecodeRequest:
         known, new = cells if cells is not None else self.cells(tokens)
         B, G = tokens.shape[0], self.tile.size
         device = tokens.device
@@ -145,7 +145,7 @@ class TileStage(Stage):
         return DecodeRequest(cond=cond, order=order.to(device), num_cells=G * G, steps=self.steps, guidance=guidance,
                              sampling=sampling, prefix_cells=prefix_cells, prefix_tokens=prefix_tokens, seed=self.seed)
 
-    def validate(self, plan: Plan, model: Any) -> None:
+    def validate(self, plan: Plan, model: RandARTransformer) -> None:
         """The engine checks a request of the planned shape (the real cells are only known at run time)."""
         G = self.tile.size
         new = np.zeros((G, G), dtype=bool)
@@ -252,6 +252,9 @@ def _enlarge(low: np.ndarray, width: int, height: int) -> np.ndarray:
 def _plan_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, batch: int, order: str, seed: int,
                pass_index: int, consistency: int, cond: Tensor, guidance: Any, sampling: Any, settings: dict[str, Any],
                notices: list[str], name: str = "upscale") -> Plan:
+    """The plan of one x2 pass over `lows` (one input per batch row, or one shared by all): one
+    `TileStage` per tile with cells to regenerate, each encoding the tiles it reads just before it runs
+    and decoding the tiles it finishes just after."""
     G, f = pair.grid, pair.patch
     known = np.zeros((geo.rows, geo.cols), dtype=bool)
     px = _Pass(pair, geo, lows, batch, consistency, known)
