@@ -117,7 +117,8 @@ class Canvas:
     rows: int
     cols: int
     patch: int  # pixels per token side in canvas pixels (the tokenizer's downsample factor)
-    known: np.ndarray  # bool [rows, cols]: context cells, given rather than generated
+    known: np.ndarray  # bool [rows, cols]: context cells, given rather than generated (upscaling fills it
+    # in place as its tiles are encoded: which codes it keeps depends on the tokenizer's errors)
     base: Image.Image | None = None  # the context at canvas pixels (cols*patch x rows*patch), None if none
 
     @property
