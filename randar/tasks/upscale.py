@@ -238,7 +238,8 @@ class _Pass:
             raws.append(Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB"))
             low = self.lows[b if len(self.lows) > 1 else 0]
             images.append(Image.fromarray(back_project(out, low, self.consistency), "RGB"))
-        self.acc = self.wsum = None  # the accumulator is no longer needed
+        self.acc = self.wsum = None  # neither the accumulator nor the enlarged input is needed any more
+        self.big = np.empty((0, 0, 0, 3), dtype=np.uint8)
         return images, raws
 
 
