@@ -31,7 +31,7 @@ from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .media import (
-    EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, side_by_side_size,
+    EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
     token_grid_preview,
 )
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
@@ -148,6 +148,14 @@ def _int(value: Any, name: str, lo: int | None = None, hi: int | None = None) ->
                   else f"at least {lo}" if lo is not None else f"at most {hi}")
         raise ValueError(f"{name} must be {bounds}, got {v}")
     return v
+
+
+def _scale(value: Any) -> int:
+    """The upscale factor from the UI's choice ("×2", "×4") or a number through the API."""
+    text = str(value).strip().lstrip("×xX").strip()
+    if text not in ("2", "4", "2.0", "4.0"):
+        raise ValueError(f"scale must be ×2 or ×4, got {value!r}")
+    return int(float(text))
 
 
 def _float(value: Any, name: str) -> float:
@@ -381,31 +389,34 @@ class StudioApp:
         yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint")
 
     @user_errors
-    def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 96,
-                spatial_scale: float = 0.0, cfg: float = 4.0, cfg_start: float = 1.0, temperature: float = 1.0,
-                top_k: float = 0, top_p: float = 1.0, seed: float = 0, random_seed: bool = True, batch: float = 1,
-                model: str | None = None, history: list | None = None,
+    def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 8,
+                scale: Any = "×2", regenerate: float = 0.1, cfg: float = 4.0, cfg_start: float = 1.0,
+                temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
+                random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """Twice the resolution: the image's tokens on the even lattice, the cells between them generated."""
+        """Exactly 2x (or 4x) the image's width and height, in overlapping tiles of the model's canvas.
+        The input is not shrunk first (the task refuses images above its pixel limit instead)."""
         notices: list[str] = []
-        img = limit_size(as_image(image, "image to upscale"), notices)
+        img = as_image(image, "image to upscale")
+        factor = _scale(scale)
         studio = self.studio(model)
-        kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                  seed=self.pick_seed(seed, random_seed), spatial_scale=_float(spatial_scale, "spatial guidance"),
+        kw = dict(scale=factor, label=self.label(studio, class_name), order=order,
+                  batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                  steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
                   **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
 
         def make(files: RunFiles) -> "Job":
             path = RunStore.save_input(files, "input", img)
-            return self.make_job(lambda s: studio.upscale(str(path), steps=s, **kw), steps, notices)
+            return studio.upscale(str(path), **kw)
 
         job, files = self._start("upscale", make)
 
         def slider(result: Any) -> tuple[Any, ...]:
             after = result.images[0]
-            return ((side_by_side_size(img, after), after),)
+            return ((same_scale_before(img, after), after),)
 
-        yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="upscale ×2",
-                             extra=1, finish=slider)
+        yield from self._run(studio, job, files, request, history, model=model, notices=notices,
+                             caption=f"upscale ×{factor}", extra=1, finish=slider)
 
     @user_errors
     def speed(self, class_name: str = NO_CLASS, order: str = "random", step_counts: list | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -81,15 +81,26 @@ class LiveRun:
     def cancel(self) -> None:
         self.job.cancel()
 
+    def _renderers_for(self, canvas: Any) -> None:
+        """(Re)create the renderers for `canvas`: once, or when a job moves to another canvas (the second
+        pass of an x4 upscale works on a canvas twice as large)."""
+        if self._renderers and self._renderers[0].canvas is canvas:
+            return
+        max_side = PREVIEW_MAX_SIDE if max(canvas.size) > PREVIEW_MAX_SIDE else None
+        self._renderers = [PreviewRenderer(self.studio.vq, canvas, row=r, max_side=max_side,
+                                           decode_budget=0.1 / self.rows) for r in range(self.rows)]
+
     def _render(self, ev: "Progress") -> tuple[Image.Image, Image.Image]:
+        self._renderers_for(ev.canvas)
         with torch.inference_mode():
             frames = [r.render(ev) for r in self._renderers]
         cell = self._renderers[0].patch
-        known = np.asarray(self.job.canvas.known, dtype=bool)
+        known = np.asarray(ev.canvas.known, dtype=bool)
         maps = [order_map(ev.step_map[r], known, num_steps=ev.job_steps, cell=cell) for r in range(self.rows)]
         return tile(frames), tile(maps)
 
     def _final(self, result: "Result") -> tuple[Image.Image, Image.Image]:
+        self._renderers_for(result.canvas)
         frames = [r.final(result) for r in self._renderers]
         cell = self._renderers[0].patch
         known = np.asarray(result.canvas.known, dtype=bool)
@@ -100,9 +111,7 @@ class LiveRun:
     def __iter__(self) -> Iterator[Frame]:
         job = self.job
         canvas = job.canvas
-        max_side = PREVIEW_MAX_SIDE if max(canvas.size) > PREVIEW_MAX_SIDE else None
-        self._renderers = [PreviewRenderer(self.studio.vq, canvas, row=r, max_side=max_side,
-                                           decode_budget=0.1 / self.rows) for r in range(self.rows)]
+        self._renderers_for(canvas)
         events = iter(job)
         last_sent = -1e9
         last: tuple[Image.Image, Image.Image] | None = None

@@ -213,6 +213,10 @@ def tile(images: Sequence[Image.Image], gap: int = 4, background: tuple[int, int
     return out
 
 
-def side_by_side_size(before: Image.Image, after: Image.Image) -> Image.Image:
-    """`before` resized (bicubic) to `after`'s size, for a before/after slider of an upscale."""
-    return before.resize(after.size, Image.BICUBIC) if before.size != after.size else before
+def same_scale_before(before: Image.Image, after: Image.Image) -> Image.Image:
+    """`before` at `after`'s pixel size, for a before/after slider of an upscale: both halves then show the
+    picture at the same scale. An exact multiple is enlarged by pixel repetition (the input as it is)."""
+    if before.size == after.size:
+        return before
+    exact = after.width % before.width == 0 and after.height % before.height == 0
+    return before.resize(after.size, Image.NEAREST if exact else Image.BICUBIC)

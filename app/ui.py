@@ -87,7 +87,8 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          elem_id=f"{tab}-status")
     before_after = None
     if slider:
-        before_after = gr.ImageSlider(label="Before (left, resized) / after (right): drag the divider", type="pil",
+        before_after = gr.ImageSlider(label="Before (left, the input at the output's scale) / after (right): drag "
+                                      "the divider", type="pil",
                                       format="png", interactive=False, elem_id=f"{tab}-slider")
     results = gr.Gallery(label="Results (PNG)", columns=4, height=220, format="png", object_fit="contain",
                          visible=gallery, buttons=["download", "fullscreen"], preview=False, fit_columns=False,
@@ -261,21 +262,25 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         o_panel, _ = live_panel("outpaint", "Outpaint")
 
             # ---------------------------------------------------------------------------------- upscale
-            with gr.Tab("Upscale ×2", id="upscale"):
+            with gr.Tab("Upscale", id="upscale"):
                 with gr.Row():
                     with gr.Column(scale=5):
                         u_image = RobustImage(label="Image to upscale", type="pil", image_mode=None,
                                               sources=("upload", "clipboard"), height=260, elem_id="upscale-image")
                         gr.Examples([[p] for p in _example_paths("dog", "pizza", "grinning")], inputs=[u_image],
                                     label="Examples", elem_id="upscale-examples")
-                        gr.Markdown("The image is read at the model's scale; its tokens become every other token of "
-                                    "a grid twice as large, and the model generates the ones in between.")
+                        gr.Markdown("The output is exactly 2× (or 4×) the image's width and height. The image is "
+                                    "enlarged, then worked on in overlapping tiles of the model's canvas: the tokens "
+                                    "the tokenizer reproduces worst are generated anew, and the result is tied back "
+                                    "to the input (shrinking it gives the input back).")
+                        u_scale = gr.Radio(["×2", "×4"], value="×2", label="Scale", elem_id="upscale-scale",
+                                           info="×4 = ×2 applied twice")
                         u_class = _class_dropdown(app, studio)
                         u_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
-                        u_steps = gr.Slider(1, 3 * n_tokens, value=min(96, 3 * n_tokens), step=1, label="Steps",
-                                            info=f"forward passes over the {3 * n_tokens} new tokens")
-                        u_spatial = gr.Slider(0.0, 3.0, value=0.0, step=0.1, label="Spatial guidance",
-                                              info="contrast with a view that hides part of the input; 0 = off")
+                        u_steps = gr.Slider(1, 64, value=8, step=1, label="Steps per tile",
+                                            info="forward passes over each tile's regenerated tokens")
+                        u_regen = gr.Slider(0.0, 1.0, value=0.1, step=0.05, label="Regenerated fraction",
+                                            info="share of each tile's tokens generated anew (0 = tokenizer only)")
                         u_s = sampling_controls(cfg_default)
                     with gr.Column(scale=6):
                         u_panel, u_slider = live_panel("upscale", "Upscale", gallery=False, slider=True)
@@ -308,7 +313,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             with gr.Row():
                 to_inpaint = gr.Button("Use in Inpaint", size="sm")
                 to_outpaint = gr.Button("Use in Outpaint", size="sm")
-                to_upscale = gr.Button("Use in Upscale ×2", size="sm")
+                to_upscale = gr.Button("Use in Upscale", size="sm")
 
         # ------------------------------------------------------------------------------------------ wiring
         common_out = lambda p: [p.live, p.order, p.status, p.gallery, p.files]  # noqa: E731
@@ -338,7 +343,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              + [model_dd, history_state],
              common_out(o_panel) + [o_s.seed, history, history_state], "outpaint")
         wire(u_panel, app.upscale,
-             [u_image, u_class, u_order, u_steps, u_spatial] + sampling_inputs(u_s) + [model_dd, history_state],
+             [u_image, u_class, u_order, u_steps, u_scale, u_regen] + sampling_inputs(u_s) + [model_dd, history_state],
              common_out(u_panel) + [u_s.seed, history, history_state, u_slider], "upscale")
         wire(s_panel, app.speed,
              [s_class, s_order, s_counts, s_s.cfg, s_s.temperature, s_s.top_k, s_s.top_p, s_s.seed, s_s.random_seed,

@@ -261,16 +261,17 @@ def add_runtime_options(p: argparse.ArgumentParser, *, model_default: str | None
 
 
 def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to generate",
+                         steps_help: str | None = None, steps_default: int = -1,
                          temperature: float = 1.0) -> None:
     """--class, --steps, --order, --cfg, --cfg-start, --temperature, --top-k, --top-p, --seed, --num.
-    `temperature`: the command's default (edits sample cooler than generation: see tasks.common)."""
+    `temperature`: the command's default (edits sample cooler than generation: see randar.choices)."""
     g = p.add_argument_group("sampling")
     g.add_argument("--class", "-c", dest="label", default=None, metavar="NAME_OR_ID",
                    help="class: its index, its name or a unique part of it (see `python -m randar models`); "
                    "default: no class (unconditional, guidance off)")
-    g.add_argument("--steps", "-s", type=int, default=-1, metavar="N",
-                   help=f"forward passes over the {what}: 1..their number (fewer = faster and rougher); "
-                   "default -1: one token per step")
+    g.add_argument("--steps", "-s", type=int, default=steps_default, metavar="N",
+                   help=steps_help or f"forward passes over the {what}: 1..their number (fewer = faster and "
+                   "rougher); default -1: one token per step")
     g.add_argument("--order", default="random", choices=ORDER_CHOICES, metavar="ORDER",
                    help="the order tokens are generated in: " + ", ".join(ORDER_CHOICES)
                    + " (the last two follow the distance to the known tokens; default: random)")
@@ -408,6 +409,9 @@ def create_job(work: Work, studio: "Studio") -> "Job":
         raise ValueError(f"{prefix}: {exc}") from exc
 
 
+GIF_MAX_SIDE = 512  # GIF frames of bigger canvases (large upscales) are drawn at this size
+
+
 def _progress_bar(total: int, quiet: bool) -> "tqdm":
     """One bar over the forward passes of all jobs, on stderr; off with --quiet or when stderr is not a
     terminal (tqdm's disable=None)."""
@@ -423,11 +427,15 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
     if work.gif is not None:
         from randar.preview import GifRecorder, PreviewRenderer
 
-        recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row), max_frames=gif_frames)
+        big = max(job.canvas.size) > GIF_MAX_SIDE
+        recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row,
+                                               max_side=GIF_MAX_SIDE if big else None), max_frames=gif_frames)
     bar.set_description(work.name, refresh=False)
     for event in job:
         if recorder is not None:
             recorder.add(event)
+        if event.num_stages > 1:  # windows / tiles: say which one is running
+            bar.set_postfix_str(f"{event.stage} {event.stage_index + 1}/{event.num_stages}", refresh=False)
         bar.update(1)
     result = job.run()
     if recorder is None:
@@ -783,37 +791,61 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
 
 def _upscale_options(p: argparse.ArgumentParser) -> None:
+    from randar.upscale_defaults import (
+        DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS as DEFAULT_STEPS,
+    )
+
     p.add_argument("image", metavar="IMAGE", help="the image to upscale, or a folder of images")
     g = p.add_argument_group("upscaling")
-    _add_x2_options(g, default_scale=0.0)
-    add_sampling_options(p, what="new tokens (3/4 of the upscaled grid)")
+    g.add_argument("--scale", type=int, choices=(2, 4), default=2,
+                   help="2: twice the width and height (default); 4: x2 applied twice")
+    g.add_argument("--regenerate", type=float, default=DEFAULT_REGENERATE, metavar="F",
+                   help="fraction of each tile's tokens, those the tokenizer reproduces worst, that the model "
+                   f"generates anew (0 = keep every token; default {DEFAULT_REGENERATE})")
+    g.add_argument("--overlap", type=int, default=None, metavar="TOKENS",
+                   help="tokens shared by neighbouring tiles (default: a quarter of the model's grid, 4 for a "
+                   "16x16-token model)")
+    g.add_argument("--consistency", type=int, default=DEFAULT_CONSISTENCY, metavar="N",
+                   help="back-projection iterations that make the output shrink back to the input "
+                   f"(0 = off; default {DEFAULT_CONSISTENCY})")
+    add_sampling_options(p, what="regenerated tokens", steps_default=DEFAULT_STEPS,
+                         steps_help=f"forward passes per tile over its regenerated tokens (default {DEFAULT_STEPS}; "
+                         "-1: one token per step)")
     add_output_options(p, folder=True)
     add_runtime_options(p)
 
 
-UPSCALE_EPILOG = """\
+def _upscale_epilog() -> str:
+    from randar.upscale_defaults import MAX_INPUT_PIXELS
+
+    return f"""\
 examples:
-  python -m randar upscale photo.png --out big.png
-  python -m randar upscale photo.png --steps 64 --spatial-scale 1.5 --seed 3 --out big.png
+  python -m randar upscale photo.png --out big.png                 # 640x427 -> 1280x854
+  python -m randar upscale photo.png --scale 4 --out bigger.png    # 640x427 -> 2560x1708
+  python -m randar upscale photo.png --steps 16 --regenerate 0.5 --seed 3 --out big.png
   python -m randar upscale photos/ --out big/
 
-The image is read at the model's scale (longer side = the model's resolution, aspect kept) and the
-output is twice that: its tokens become every other token of a grid twice as large, and the model
-generates the ones in between.
+Sizes: the output is exactly 2x (or 4x) the input's width and height, for any input size. Inputs up to
+{MAX_INPUT_PIXELS:,} px (3840x2160) for x2 and a quarter of that (1920x1080) for x4; larger ones are refused.
+
+How: the image is enlarged bicubically, then worked on at the target scale in overlapping tiles of the
+model's canvas: each tile's tokens are encoded, the worst reproduced ones are generated anew by the model
+(progress shows the tile), the tiles are decoded and blended without seams, and back-projection makes the
+result shrink (2x2 average) back to the input.
 
 """ + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
 
 
-@command("upscale", help="upscale an image x2", configure=_upscale_options, epilog=UPSCALE_EPILOG,
-         description="Upscale an image (or every image in a folder) to twice the model's resolution.")
+@command("upscale", help="upscale an image x2 or x4", configure=_upscale_options, epilog=_upscale_epilog(),
+         description="Upscale an image (or every image in a folder) to exactly 2x (or 4x) its width and height.")
 def cmd_upscale(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
 
     def make(studio: "Studio", inp: EditInput) -> "Job":
-        return studio.upscale(inp.image, label=args.label, spatial_scale=args.spatial_scale,
-                              masking_ratio=args.masking_ratio, **kwargs)
+        return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,
+                              overlap=args.overlap, consistency=args.consistency, **kwargs)
 
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 

@@ -357,6 +357,10 @@ class GifRecorder:
         if slot == self._slot and not event.done:
             return None
         self._slot = slot
+        if event.canvas is not self.renderer.canvas:  # a job of several canvases (x4 upscaling's second pass)
+            r = self.renderer
+            self.renderer = PreviewRenderer(r.vq, event.canvas, row=r.row, max_side=r.max_side,
+                                            decode_budget=r.decode_budget, decode_every=r.decode_every)
         frame = self.renderer.render(event)
         self.frames.append(frame)
         return frame

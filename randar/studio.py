@@ -22,6 +22,7 @@ import torch
 
 from .choices import EDIT_TEMPERATURE, MIN_COVER
 from .images import ImageSource
+from .upscale_defaults import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel
 from .registry import resolve_model
@@ -203,14 +204,17 @@ class Studio:
                         temperature=temperature, harmonize_seam=harmonize_seam, top_k=top_k, top_p=top_p,
                         batch=batch, seed=seed, fast=self.fast)
 
-    def upscale(self, image: ImageSource, *, label: Any = None, order: str = "random", steps: int = -1,
-                spatial_scale: float = 0.0, masking_ratio: float = 0.5, cfg: float | None = None,
+    def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, order: str = "random",
+                steps: int = DEFAULT_UPSCALE_STEPS, regenerate: float = DEFAULT_REGENERATE,
+                overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, cfg: float | None = None,
                 cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                 batch: int = 1, seed: int | None = None) -> Job:
-        """x2 upscaling: the image's tokens on the even lattice of a twice larger grid, the rest generated."""
-        return upscale(self.pair, image, label=label, order=order, steps=steps, spatial_scale=spatial_scale,
-                       masking_ratio=masking_ratio, cfg=cfg, cfg_start=cfg_start, temperature=temperature,
-                       top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+        """Upscale to exactly `scale` (2 or 4) times the image's width and height: bicubic, then the model's
+        tokens at the target scale in overlapping tiles (the worst reproduced `regenerate` fraction generated
+        anew, `steps` forward passes per tile), blended, and back-projected onto the input."""
+        return upscale(self.pair, image, scale=scale, label=label, order=order, steps=steps, regenerate=regenerate,
+                       overlap=overlap, consistency=consistency, cfg=cfg, cfg_start=cfg_start,
+                       temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
 
     def rerun(self, settings: dict[str, Any], *, image: ImageSource | None = None, mask: ImageSource | None = None,
               strict: bool = True) -> Job:

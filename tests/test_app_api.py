@@ -105,6 +105,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     (d / "not_an_image.png").write_text("this is text, not a picture\n")
     picture(100, 100).save(d / "pic100.png")
     picture(160, 96, seed=1).save(d / "pic160x96.png")
+    picture(40, 30, seed=2).save(d / "pic40x30.png")
     return {p.stem: p for p in d.iterdir()}
 
 
@@ -222,18 +223,21 @@ def test_outpaint_size_rounds_each_side_to_whole_tokens(client):
     assert not np.array_equal(after[:16], np.full_like(after[:16], 128)), "the new strip was not filled"
 
 
-@pytest.mark.parametrize("name, model_size", [("pic100", (64, 64)), ("pic160x96", (64, 40))])
-def test_upscale_doubles_the_model_scale_image(client, files, name, model_size):
-    out = client.predict(image=handle_file(str(files[name])), steps=4, api_name="/upscale")
+@pytest.mark.parametrize("name, scale, expected", [("pic40x30", "×2", (80, 60)), ("pic40x30", "×4", (160, 120))])
+def test_upscale_gives_exactly_twice_or_four_times_the_input(client, files, name, scale, expected):
+    out = client.predict(image=handle_file(str(files[name])), steps=2, scale=scale, api_name="/upscale")
     live, _, status, gallery, dl, _, _, slider = out
     assert "Done" in status, status
-    # the status says at which scale the image is read; the output is twice that
-    m = re.search(r"read at the model's scale, (\d+)x(\d+) px", status)
-    assert m and (int(m.group(1)), int(m.group(2))) == model_size, status
+    assert "overlapping tiles" in status, status  # the tiling is explained
     [png] = gallery_paths(gallery)
-    assert size(png) == (2 * model_size[0], 2 * model_size[1])
+    assert size(png) == expected
+    [meta] = sidecars(dl)
+    assert meta["settings"]["params"]["scale"] == int(scale[1]) and tuple(meta["size"]) == expected
     before, after = slider
-    assert size(before) == size(after) == size(png)  # the slider compares at the output's size
+    assert size(before) == size(after) == size(png)  # the slider compares at the same scale
+    small = rgb(files[name])
+    factor = expected[0] // small.shape[1]
+    assert np.array_equal(rgb(before)[::factor, ::factor], small)  # the input itself, enlarged
 
 
 def test_speed_returns_a_gallery_per_step_count_and_a_table(client):

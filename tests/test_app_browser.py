@@ -173,3 +173,30 @@ def test_outpaint_example_preset_and_preview(page):
     pg.wait_for_selector("#outpaint-preview img", state="visible")
     assert not pg.page_errors, pg.page_errors
     shot(pg, "outpaint.png")
+
+
+def test_upscale_shows_tiles_and_compares_before_and_after_at_the_same_scale(page):
+    pg = page
+    open_tab(pg, "Upscale")
+    examples = pg.wait_for_selector("#upscale-examples button, #upscale-examples img", state="visible")
+    examples.click()  # the first example: 128x128 px
+    steps = pg.get_by_label("number input for Steps per tile").first
+    steps.fill("1")
+    steps.press("Enter")
+    watch(pg, "upscale")
+    pg.click("#upscale-run")
+    wait_text(pg, "#upscale-status", "Done", timeout=120_000)
+    statuses = [e["status"] for e in watched(pg)]
+    assert any("tile" in s and "Step" in s for s in statuses), statuses  # per-tile progress while running
+    pg.wait_for_selector("#upscale-slider img", state="visible", timeout=30_000)
+    wait_images_decoded(pg)
+    imgs = pg.eval_on_selector_all(
+        "#upscale-slider img",
+        "els => els.map(e => { const r = e.getBoundingClientRect(); "
+        "return [e.naturalWidth, e.naturalHeight, Math.round(r.width), Math.round(r.height)]; })")
+    assert len(imgs) == 2, imgs
+    (bw, bh, bdw, bdh), (aw, ah, adw, adh) = imgs
+    assert (bw, bh) == (aw, ah) == (256, 256), imgs  # exactly 2x, the before at the output's size
+    assert (bdw, bdh) == (adw, adh), imgs  # and drawn in the same box: the same scale
+    assert not pg.page_errors, pg.page_errors
+    shot(pg, "upscale.png")

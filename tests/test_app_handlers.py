@@ -269,6 +269,27 @@ def test_a_finished_run_writes_pngs_sidecars_and_a_gif(app):
     assert live.size == (64 * 2 + 4, 64)  # the batch tiled side by side
 
 
+def test_upscale_x4_shows_tiles_and_passes_and_compares_at_the_same_scale(app):
+    img = picture(24, 20)
+    outs = list(app.upscale(image=img, steps=2, scale="×4", seed=3, random_seed=False, request=request()))
+    running = [o[2] for o in outs[:-1]]
+    assert any("pass 1/2 tile" in s for s in running) and any("pass 2/2 tile" in s for s in running), running
+    live, order, status, gallery, downloads, seed, _, history, slider = outs[-1]
+    assert "Done" in status and "overlapping tiles" in status
+    before, after = slider
+    assert after.size == before.size == (96, 80)  # exactly 4x, and the before at the same scale
+    assert np.array_equal(np.asarray(before)[::4, ::4], np.asarray(img))
+    assert order.size == live.size  # the final frame is of the second pass's canvas
+
+
+def test_upscale_handler_errors(app):
+    with pytest.raises(gr.Error, match="scale must be ×2 or ×4"):
+        next(app.upscale(image=picture(24, 20), scale="×3", request=request()))
+    with pytest.raises(gr.Error, match="too large to upscale x4"):
+        next(app.upscale(image=Image.new("RGB", (2000, 1100)), scale="×4", request=request()))
+    assert app.store.count() == 0
+
+
 # ----------------------------------------------------------------------------------------------------
 # Validation
 

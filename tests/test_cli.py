@@ -8,6 +8,7 @@ pixels; folder batches; GIFs; overwrite refusal; and that every bad input exits 
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -118,7 +119,8 @@ def test_num_names_the_images_and_rerun_picks_one_of_the_batch(run, tmp_path):
     ("outpaint", ["{pic}", "--left", "16", "--right", "8"], None),
     ("outpaint", ["{pic}", "--aspect", "2:1", "--align", "left"], None),
     ("outpaint", ["{pic}", "--zoom", "1.3"], None),
-    ("upscale", ["{pic}", "--spatial-scale", "1.0"], (128, 96)),
+    ("upscale", ["{pic}", "--regenerate", "0.5"], (144, 112)),  # exactly 2x the 72x56 input
+    ("upscale", ["{pic}", "--scale", "4", "--consistency", "2"], (288, 224)),
 ])
 def test_each_command_writes_the_right_size_and_rerun_reproduces_it(run, inputs, tmp_path, task, args, size):
     out = tmp_path / "out" / f"{task}.png"  # the out folder is created
@@ -324,6 +326,8 @@ BAD = [
     ("empty folder", ["upscale", "{emptydir}"], "holds no image files"),
     ("folder with a bad image", ["upscale", "{dir}"], "fake.png: not an image file"),
     ("folder out is a file", ["upscale", "{dir}", "--out", "{pic}"], "--out must be a folder too"),
+    ("upscale steps zero", ["upscale", "{pic}", "--steps", "0"], "steps must be a positive integer"),
+    ("upscale regenerate", ["upscale", "{pic}", "--regenerate", "2"], "regenerate must be in"),
 ]
 
 
@@ -382,7 +386,8 @@ def test_usage_errors_exit_2(run, tmp_path, capsys):
     ("generate", ["--class", "--num", "--x2", "OUT_0.png", "examples:", "rerun OUT.png.json"]),
     ("inpaint", ["white", "--feather", "--dilate", "--skip-unmatched", "folders:", "examples:"]),
     ("outpaint", ["--aspect", "--zoom", "--align", "16:9", "examples:"]),
-    ("upscale", ["--spatial-scale", "examples:"]),
+    ("upscale", ["--scale", "--regenerate", "--overlap", "--consistency", "exactly 2x", "3840x2160", "1920x1080",
+                 "per tile", "examples:"]),
     ("rerun", ["SIDECAR", "--no-strict", "same pixels", "examples:"]),
 ])
 def test_help_is_informative(capsys, name, expect):
@@ -405,7 +410,7 @@ def test_quiet_keeps_the_summary_and_drops_the_notes(run, inputs, tmp_path):
                                "--out", tmp_path / "u.png")
     assert code == 0
     assert "note:" not in stderr and "model tiny" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("pic.png: upscale, seed 4, 2 steps")
+    assert re.match(r"pic\.png: upscale, seed 4, \d+ steps", stderr.strip().splitlines()[-1])
     assert stdout.strip() == str(tmp_path / "u.png")
 
 

@@ -78,3 +78,13 @@ def test_rerun_checks_the_model(studio):
         studio.rerun({"task": "paint", "params": {}})
     with pytest.raises(ValueError, match="image"):
         studio.rerun({"task": "upscale", "params": {}, "inputs": {}})
+
+
+def test_rerun_of_settings_from_the_former_upscaler(studio, make_picture):
+    img = make_picture(40, 30)
+    old = {"task": "upscale", "inputs": {}, "params": {"order": "random", "steps": 3, "spatial_scale": 1.5,
+                                                       "masking_ratio": 0.5, "seed": 2, "batch": 1}}
+    with pytest.raises(ValueError, match="former method.*spatial_scale, masking_ratio.*strict=False"):
+        studio.rerun(old, image=img)
+    result = studio.rerun(old, image=img, strict=False).run()  # the current method, the other settings kept
+    assert result.image.size == (80, 60) and result.settings["params"]["steps"] == 3

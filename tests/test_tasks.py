@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from randar import tasks
+from randar.evaluate.metrics import psnr
 from randar.images import ImageError, to_tensor
 from randar.schedule import step_sizes
 from randar.tasks.geometry import feather_alpha, token_size
@@ -83,7 +84,7 @@ def test_fast_and_plain_decoding_give_the_same_tokens(studio, make_picture):
     for make in (
         lambda fast: tasks.generate(studio.pair, [0, None], batch=2, steps=12, cfg=4.0, seed=3, fast=fast),
         lambda fast: tasks.inpaint(studio.pair, img, mask, label=2, steps=5, order="boundary-first", seed=3, fast=fast),
-        lambda fast: tasks.upscale(studio.pair, img, steps=30, spatial_scale=2.0, cfg=2.0, label=1, seed=3, fast=fast),
+        lambda fast: tasks.upscale(studio.pair, img, steps=3, regenerate=0.5, cfg=2.0, label=1, seed=3, fast=fast),
         lambda fast: tasks.outpaint(studio.pair, img, right=48, steps=9, seed=3, fast=fast),
     ):
         assert torch.equal(make(True).run().tokens, make(False).run().tokens)
@@ -226,19 +227,65 @@ def test_outpaint_rounding_aspect_and_limits(studio, make_picture):
 # ---- upscaling ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [(64, 64), (120, 90)])
-def test_upscale_puts_the_input_tokens_on_the_lattice(studio, make_picture, size, counter):
-    img = make_picture(*size)
-    job = studio.upscale(img, steps=25, seed=3)
-    tw, th = token_size(*size, G)
-    work = img if size == (64, 64) else img.resize((tw * F, th * F), Image.BICUBIC)
-    codes = encode(studio, work)
+@pytest.mark.parametrize("size,scale", [((1, 1), 2), ((1, 1), 4), ((64, 64), 2), ((100, 37), 2), ((30, 20), 4)])
+def test_upscale_gives_exactly_scale_times_the_size(studio, make_picture, counter, size, scale):
+    img = make_picture(160, 160).crop((20, 20, 20 + size[0], 20 + size[1]))
+    job = studio.upscale(img, scale=scale, steps=2, seed=3)
+    assert job.settings["resolved"]["size"] == [scale * size[0], scale * size[1]]
+    events = list(job)
+    result = job.result
+    assert result.image.size == (scale * size[0], scale * size[1])
+    assert [e.job_step for e in events] == list(range(1, job.num_steps + 1))
+    assert counter.forwards == job.num_steps == result.timings.forward_passes
+    assert {e.stage.split()[-1] for e in events} == {"tile"} and all(e.window is not None for e in events)
+    # shrinking the output (2x2 averages, once per pass) gives the input back, even from a random model
+    out = result.image
+    while out.size != img.size:
+        out = out.reduce(2)
+    assert psnr(pixels(out), pixels(img)) >= (35 if scale == 2 else 30)  # x4: two passes, each rounded
+
+
+def test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest(studio, make_picture, counter):
+    img = make_picture(100, 70)  # 200x140 px = 25x18 tokens: 4 x 3 tiles of 8x8 (overlap 4)
+    job = studio.upscale(img, steps=-1, regenerate=0.25, seed=1)
+    tiles = job.settings["resolved"]["passes"][0]["tiles"]
+    assert job.canvas.size == (200, 144) and tiles == len(job.plan.stages) > 1
     result = job.run()
-    assert result.tokens.shape == (1, 2 * th, 2 * tw)
-    assert torch.equal(result.tokens[0, ::2, ::2], codes)
-    assert (result.step_map[0, ::2, ::2] == 0).all() and (result.step_map[0, 1::2, :] > 0).all()
-    assert result.images[0].size == (2 * tw * F, 2 * th * F)
-    assert counter.forwards == len(step_sizes(3 * th * tw, 25))
+    regenerated = (result.step_map[0] > 0).sum().item()
+    assert regenerated == job.num_tokens == job.num_steps == counter.forwards  # one token per step
+    assert regenerated == pytest.approx(0.25 * 25 * 18, abs=tiles)  # a quarter of each tile's own cells
+    assert np.array_equal(job.canvas.known, (result.step_map[0] == 0).numpy())  # the canvas shows what was kept
+    assert (result.tokens >= 0).all()
+    # nothing regenerated: no forward pass, and the codes are the tokenizer's of the enlarged tiles
+    keep_all = studio.upscale(img, regenerate=0.0, seed=1)
+    assert keep_all.num_steps == 0 and len(keep_all.plan.stages) == 0
+    kept = keep_all.run()
+    assert counter.forwards == regenerated and (kept.step_map == 0).all()
+    top_left = np.asarray(img.resize((200, 140), Image.BICUBIC))[:64, :64]
+    assert torch.equal(kept.tokens[0, :6, :6], encode(studio, Image.fromarray(top_left))[:6, :6])
+
+
+def test_upscale_rerun_and_batch(studio, make_picture):
+    img = make_picture(50, 40)
+    result = studio.upscale(img, batch=2, steps=3, regenerate=0.5, temperature=2.0, seed=11).run()
+    assert [im.size for im in result.images] == [(100, 80)] * 2
+    assert not torch.equal(result.tokens[0], result.tokens[1])  # rows sample independently
+    again = studio.rerun(result.settings, image=img).run()
+    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(result.images, again.images))
+    x4 = studio.upscale(img, scale=4, batch=2, steps=2, seed=4).run()
+    assert [im.size for im in x4.images] == [(200, 160)] * 2 and x4.settings["params"]["scale"] == 4
+    assert np.array_equal(pixels(studio.rerun(x4.settings, image=img).run().images[1]), pixels(x4.images[1]))
+
+
+def test_upscale_refuses_too_large_images_before_any_compute(studio, counter):
+    from randar.upscale_defaults import MAX_INPUT_PIXELS
+
+    assert MAX_INPUT_PIXELS == 3840 * 2160
+    with pytest.raises(ImageError, match="too large to upscale x2: 3841x2160"):
+        studio.upscale(Image.new("RGB", (3841, 2160)))
+    with pytest.raises(ImageError, match="too large to upscale x4.*the limit is 2,073,600 px"):
+        studio.upscale(Image.new("RGB", (1921, 1080)), scale=4)
+    assert not counter.any
 
 
 # ---- errors before any compute --------------------------------------------------------------------------
@@ -276,6 +323,11 @@ def test_bad_inputs_fail_before_any_compute(studio, make_picture, counter, tmp_p
         (ValueError, "temperature", lambda: studio.generate(temperature=-1)),
         (ValueError, "seed", lambda: studio.generate(seed=-3)),
         (ValueError, "cfg", lambda: studio.generate(0, cfg=float("nan"))),
+        (ValueError, "scale must be 2 or 4", lambda: studio.upscale(img, scale=3)),
+        (ValueError, "regenerate", lambda: studio.upscale(img, regenerate=1.5)),
+        (ValueError, "steps must be a positive integer", lambda: studio.upscale(img, steps=0)),
+        (ValueError, "overlap", lambda: studio.upscale(img, overlap=5)),
+        (ValueError, "consistency", lambda: studio.upscale(img, consistency=-1)),
     ]
     for error, message, make in cases:
         with pytest.raises(error, match=message):

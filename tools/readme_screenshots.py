@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                     wait_text(pg, "#outpaint-caption", "New canvas", timeout=RUN_TIMEOUT)
                     run_and_shoot(pg, "outpaint", out)
                 if "upscale" in tabs:
-                    pg.get_by_role("tab", name="Upscale ×2").click()
+                    pg.get_by_role("tab", name="Upscale").click()
                     pg.wait_for_selector("#upscale-examples button, #upscale-examples img", state="visible").click()
                     time.sleep(1.0)
                     run_and_shoot(pg, "upscale", out)

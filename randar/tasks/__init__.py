@@ -47,6 +47,27 @@ LEGACY_PARAMS: dict[str, dict[str, Any]] = {
 }
 
 
+# parameters of a task's former method, which its settings may still carry (sidecars written before the change)
+RETIRED_PARAMS: dict[str, dict[str, str]] = {
+    "upscale": {"spatial_scale": "lattice extrapolation", "masking_ratio": "lattice extrapolation"},
+}
+
+
+def _retired(task: str, kwargs: dict[str, Any], strict: bool) -> None:
+    """Settings of a retired method: an error (they cannot give the same pixels), or with strict=False
+    the current method with the parameters that still exist."""
+    old = [k for k in RETIRED_PARAMS.get(task, {}) if k in kwargs]
+    if not old:
+        return
+    if strict:
+        method = RETIRED_PARAMS[task][old[0]]
+        raise ValueError(f"these {task} settings were made by its former method ({method}; parameters "
+                         f"{', '.join(old)}), which this version no longer has, so they cannot give the same pixels; "
+                         "pass strict=False (CLI: --no-strict) to run the current method with the other settings")
+    for k in old:
+        kwargs.pop(k)
+
+
 def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: bool) -> Any:
     """The input to use for a re-run: the given one (checked against the record) or the recorded path."""
     if given is None:
@@ -90,6 +111,7 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
     kwargs = dict(settings["params"])
     for name, value in LEGACY_PARAMS.get(task, {}).items():
         kwargs.setdefault(name, value)  # settings written before the option existed ran without it
+    _retired(task, kwargs, strict)
     inputs = settings.get("inputs", {})
     given = {"image": image, "mask": mask}
     for name in TASK_INPUTS[task]:

@@ -117,7 +117,8 @@ class Canvas:
     rows: int
     cols: int
     patch: int  # pixels per token side in canvas pixels (the tokenizer's downsample factor)
-    known: np.ndarray  # bool [rows, cols]: context cells, given rather than generated
+    known: np.ndarray  # bool [rows, cols]: context cells, given rather than generated (upscaling fills it
+    # in place as its tiles are encoded: which codes it keeps depends on the tokenizer's errors)
     base: Image.Image | None = None  # the context at canvas pixels (cols*patch x rows*patch), None if none
 
     @property
@@ -213,6 +214,12 @@ class Stage:
     spatial_scale: float = 0.0
     masking_ratio: float = 0.5
     window: tuple[int, int, int, int] | None = None
+    # Optional hooks around the engine call, for stages whose context is produced lazily (upscaling
+    # encodes and decodes its tiles as the run reaches them, so that memory and silence stay bounded):
+    # before(tokens [B, cells], step_map [B, cells]) may fill context cells in place (step 0);
+    # after(tokens) sees the canvas once the stage's tokens are written.
+    before: Callable[[Tensor, Tensor], None] | None = None
+    after: Callable[[Tensor], None] | None = None
 
     def __post_init__(self) -> None:
         n = self.grid_rows * self.grid_cols
@@ -248,6 +255,13 @@ class Stage:
             prefix_tokens=prefix_tokens, rope=self.rope, seed=self.seed,
             spatial_scale=self.spatial_scale if keep is not None else 0.0, spatial_keep=keep)
 
+    def validate(self, plan: "Plan", model: RandARTransformer) -> None:
+        """Check the stage against the model before any compute (dummy tokens, the planned cells)."""
+        if (self.to_req[self.order] < 0).any() or (self.prefix.numel() and (self.to_req[self.prefix] < 0).any()):
+            raise AssertionError(f"stage {self.name}: a cell outside its grid")  # a planning bug
+        dummy = torch.zeros(plan.batch, plan.canvas.num_cells, dtype=torch.long)
+        self.request(plan.cond, plan.guidance, plan.sampling, dummy).validate(model)
+
 
 @dataclass(eq=False)
 class Plan:
@@ -276,11 +290,8 @@ class Plan:
 
     def validate(self, model: RandARTransformer) -> None:
         """Build every stage's request with dummy tokens and let the engine check it (no compute)."""
-        dummy = torch.zeros(self.batch, self.canvas.num_cells, dtype=torch.long)
         for stage in self.stages:
-            if (stage.to_req[stage.order] < 0).any() or (stage.prefix.numel() and (stage.to_req[stage.prefix] < 0).any()):
-                raise AssertionError(f"stage {stage.name}: a cell outside its grid")  # a planning bug
-            stage.request(self.cond, self.guidance, self.sampling, dummy).validate(model)
+            stage.validate(self, model)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -383,6 +394,10 @@ class Job:
         total_steps, total_tokens = plan.num_steps, plan.num_tokens
         for index, stage in enumerate(plan.stages):
             with torch.inference_mode():
+                if stage.before is not None:
+                    t = time.perf_counter()
+                    stage.before(tokens, step_map)
+                    timings.encode += time.perf_counter() - t
                 req = stage.request(cond, plan.guidance, plan.sampling, tokens)
                 events = decode(gpt, req, fast=self.fast)
                 from_req = stage.from_req.to(device)
@@ -408,6 +423,11 @@ class Job:
                 if self._cancel:
                     self.state = "cancelled"
                     return
+            if stage.after is not None:
+                t = time.perf_counter()
+                with torch.inference_mode():
+                    stage.after(tokens)
+                timings.decode += time.perf_counter() - t
         if device.type == "cuda":  # the steps run asynchronously: count their GPU time as generation
             t = time.perf_counter()
             torch.cuda.synchronize(device)
@@ -418,7 +438,7 @@ class Job:
             t = time.perf_counter()
             grid = tokens.view(B, rows, cols)
             images, raw = plan.finish(grid)
-            timings.decode = time.perf_counter() - t
+            timings.decode += time.perf_counter() - t
         timings.forward_passes = job_step
         timings.total = time.perf_counter() - t_start
         self.result = Result(

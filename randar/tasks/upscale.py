@@ -1,40 +1,318 @@
-"""x2 upscaling by resolution extrapolation: the image's tokens become the even lattice of a grid twice as
-large, and RandAR generates the cells in between (the second stage of the paper's x2 extrapolation).
+"""Upscaling x2 (and x4 = x2 twice): exactly twice the input's width and height, whatever its size.
 
-Geometry. The image is resized onto a token rectangle whose longer side is the model's grid G (aspect kept
-up to half a token: non-square images are neither padded nor cropped), and encoded. Its tokens go to the
-cells (2i, 2j) of a 2*rows x 2*cols canvas, placed in the 2G x 2G extrapolation grid (centred, even
-offsets); the other cells are generated with `extrapolation.x2_rope` and optional spatial guidance. The
-output is the decoded canvas: twice the model's resolution on the longer side, whatever the input's size.
+Method, per x2 pass:
+1. The input (W x H) is enlarged bicubically to 2W x 2H and padded (edge pixels repeated) to whole
+   tokens, at least the model's canvas (G tokens = G*f px) per side. The model works at the TARGET scale.
+2. The token canvas is covered by overlapping G x G tiles (`tiling.plan_tiles`, `overlap` tokens shared
+   between neighbours); each cell is owned by one tile (the middle of the overlaps is the cut).
+3. Tiles are encoded lazily, just before the first tile that reads them runs: the tokenizer encodes the
+   tile's enlarged pixels, decodes them, and measures each owned cell's reconstruction error. The cells it
+   reproduces worst (`regenerate`: a fraction of the owned cells, fixed per tile so that the run's step
+   count is known in advance) are left undecided; the others keep their codes as context.
+4. Each tile with cells to regenerate is one stage: RandAR generates them on its native G x G grid (no
+   extrapolation RoPE at this scale) with the user's order, steps (per tile), class, guidance and sampling,
+   seeded per tile from the run's seed, with every decided code in the window as context.
+5. A tile is decoded as soon as no later stage writes into it; the decoded tiles are blended with
+   raised-cosine weights across their overlaps (no seams), cropped to 2W x 2H.
+6. Back-projection ties the result to the input: `consistency` iterations of
+   out += bicubic_up(input - box_down(out)), so that shrinking the output 2x2 gives the input back.
+
+Memory stays bounded: the tokenizer only ever sees a few G*f px tiles at once; the full-size arrays are
+the enlarged input, the blend accumulator and the output. Inputs above `MAX_INPUT_PIXELS` per x2 pass
+(3840x2160, i.e. an 8K result) are refused before any compute.
+
+x4 runs two x2 passes; the second is planned up front from the sizes (validation, step counts) and
+built from the first pass's images once they exist. Its progress events follow the first pass's.
 """
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import time
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from PIL import Image
+from torch import Tensor
 
-from ..extrapolation import x2_rope
-from ..images import ImageSource, to_pil, to_tensor
+from ..engine import DecodeRequest
+from ..images import ImageError, ImageSource
+from ..model.transformer import RandARTransformer
 from ..orders import make_orders
+from ..sampling import Guidance, SamplingParams
+from ..schedule import step_sizes
 from .common import (
-    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_float, check_order, check_steps, common_settings,
-    cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
+    Canvas, Job, ModelPair, Plan, Progress, Result, Stage, Timings, check_batch, check_float, check_int, check_order,
+    common_settings, cond_tensor, derive_seed, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
 )
-from .geometry import resample, token_size
 from .inputs import read_image
+from ..upscale_defaults import (
+    DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MAX_INPUT_PIXELS, SCALES,
+    output_size,
+)
+from .tiling import Tile, TileGrid, back_project, blend_weights, plan_tiles
+
+ENCODE_CHUNK = 8  # tiles per tokenizer batch
+
+
+def check_size(width: int, height: int, scale: int) -> None:
+    """Refuse inputs whose x2 passes would exceed MAX_INPUT_PIXELS, before any compute."""
+    largest = width * height * (scale // 2) ** 2  # the input of the last x2 pass
+    if largest > MAX_INPUT_PIXELS:
+        limit = MAX_INPUT_PIXELS if scale == 2 else MAX_INPUT_PIXELS // 4
+        raise ImageError(
+            f"the image is too large to upscale x{scale}: {width}x{height} = {width * height:,} px, the limit is "
+            f"{limit:,} px (3840x2160 for x2, 1920x1080 for x4); shrink or crop it first")
+
+
+@dataclasses.dataclass(frozen=True)
+class PassGeometry:
+    """Sizes of one x2 pass, known from the input's size alone."""
+
+    width: int  # the pass's input
+    height: int
+    rows: int  # token canvas at the target scale (padded)
+    cols: int
+    grid: TileGrid
+    regen: list[int]  # cells regenerated per tile (0: none)
+    steps: list[int]  # forward passes per tile with cells to regenerate
+
+    @property
+    def num_steps(self) -> int:
+        return sum(len(step_sizes(n, s)) for n, s in zip((n for n in self.regen if n), self.steps))
+
+    @property
+    def num_tokens(self) -> int:
+        return sum(self.regen)
+
+
+def pass_geometry(width: int, height: int, G: int, f: int, overlap: int, regenerate: float, steps: int) -> PassGeometry:
+    """The canvas, tiles and per-tile token and step counts of an x2 pass over a width x height input:
+    everything the progress bar and the validation need, before any pixel is read."""
+    rows = max(G, -(-2 * height // f))
+    cols = max(G, -(-2 * width // f))
+    grid = plan_tiles(rows, cols, G, overlap)
+    regen = [0 if regenerate <= 0 else max(1, min(t.core_cells, round(regenerate * t.core_cells))) for t in grid.tiles]
+    per_tile = [-1 if steps == -1 else min(steps, n) for n in regen if n]
+    return PassGeometry(width, height, rows, cols, grid, regen, per_tile)
+
+
+class TileStage(Stage):
+    """One tile's engine call. Unlike a planned `Stage`, its context and the cells it generates are read
+    from the live canvas when it starts (they depend on the tokenizer's reconstruction errors); only how
+    many cells it generates is planned, so the run's step count is known in advance."""
+
+    def __init__(self, tile: Tile, cols: int, count: int, steps: int, order: str, seed: int,
+                 before: Callable[[Tensor, Tensor], None], after: Callable[[Tensor], None]) -> None:
+        G = tile.size
+        self.name, self.grid_rows, self.grid_cols = "tile", G, G
+        self.tile, self.count, self.steps, self.order_name, self.seed = tile, count, steps, order, seed
+        self.rope, self.spatial_scale, self.masking_ratio = None, 0.0, 0.0
+        self.window = (tile.top, tile.left, G, G)
+        self.before, self.after = before, after
+        r = torch.arange(G)[:, None] + tile.top
+        c = torch.arange(G)[None, :] + tile.left
+        self.from_req = (r * cols + c).reshape(-1)  # grid cell -> canvas cell
+        core = np.zeros((G, G), dtype=bool)
+        r0, r1, c0, c1 = tile.core
+        core[r0 - tile.top:r1 - tile.top, c0 - tile.left:c1 - tile.left] = True
+        self.core = core
+        self.sizes = step_sizes(count, steps)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.count
+
+    def cells(self, tokens: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """(context, to generate): bool [G, G] over the window, from the live tokens [B, cells]."""
+        G = self.tile.size
+        known = (tokens[0, self.from_req.to(tokens.device)] >= 0).cpu().numpy().reshape(G, G)
+        new = self.core & ~known
+        if int(new.sum()) != self.count:
+            raise AssertionError(f"tile {self.tile.index}: {int(new.sum())} cells to generate, {self.count} planned")
+        return known, new
+
+    def request(self, cond: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor, *,
+                cells: tuple[np.ndarray, np.ndarray] | None = None) -> DecodeRequest:
+        known, new = cells if cells is not None else self.cells(tokens)
+        B, G = tokens.shape[0], self.tile.size
+        device = tokens.device
+        prefix_cells = prefix_tokens = None
+        if known.any():
+            prefix_cells = make_orders("random", B, G, G, seed=derive_seed(self.seed, "prefix"), cells=known).to(device)
+            prefix_tokens = tokens.gather(1, self.from_req.to(device)[prefix_cells])
+        order = make_orders(self.order_name, B, G, G, seed=derive_seed(self.seed, "order"), known=known, cells=new)
+        return DecodeRequest(cond=cond, order=order.to(device), num_cells=G * G, steps=self.steps, guidance=guidance,
+                             sampling=sampling, prefix_cells=prefix_cells, prefix_tokens=prefix_tokens, seed=self.seed)
+
+    def validate(self, plan: Plan, model: RandARTransformer) -> None:
+        """The engine checks a request of the planned shape (the real cells are only known at run time)."""
+        G = self.tile.size
+        new = np.zeros((G, G), dtype=bool)
+        new.reshape(-1)[np.flatnonzero(self.core)[:self.count]] = True
+        dummy = torch.zeros(plan.batch, plan.canvas.num_cells, dtype=torch.long)
+        self.request(plan.cond, plan.guidance, plan.sampling, dummy, cells=(~new, new)).validate(model)
+
+
+class _Pass:
+    """The pixel side of one x2 pass: lazy tile encoding, blended tile decoding, back-projection."""
+
+    def __init__(self, pair: ModelPair, geo: PassGeometry, lows: list[np.ndarray], batch: int, consistency: int,
+                 known: np.ndarray) -> None:
+        self.pair, self.geo, self.batch, self.consistency = pair, geo, batch, consistency
+        self.lows = lows  # one uint8 [H, W, 3] per batch row, or a single one shared by all rows
+        f = pair.patch
+        self.big = np.stack([_enlarge(low, geo.cols * f, geo.rows * f) for low in lows])  # [B', Hp, Wp, 3]
+        self.known = known  # the canvas's context mask, filled as tiles are encoded
+        self.encoded = np.zeros(len(geo.grid.tiles), dtype=bool)
+        self.decoded = np.zeros(len(geo.grid.tiles), dtype=bool)
+        self.acc: np.ndarray | None = None
+        self.wsum: np.ndarray | None = None
+
+    def _crop(self, tile: Tile) -> np.ndarray:
+        f, n = self.pair.patch, tile.size * self.pair.patch
+        return self.big[:, tile.top * f:tile.top * f + n, tile.left * f:tile.left * f + n]
+
+    def encode(self, indices: list[int], tokens: Tensor, step_map: Tensor) -> None:
+        """Encode tiles (once each): their owned cells get codes, except the worst reproduced ones."""
+        todo = [i for i in indices if not self.encoded[i]]
+        vq, f, cols = self.pair.vq, self.pair.patch, self.geo.cols
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            chunk = [self.geo.grid.tiles[i] for i in todo[start:start + ENCODE_CHUNK]]
+            px = np.concatenate([self._crop(t) for t in chunk])  # [n*B', S, S, 3]
+            x = torch.from_numpy(px).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            codes = vq.encode(x.to(vq.device, vq.dtype))
+            rec = vq.decode(codes).float().clamp(-1, 1).cpu()
+            G = chunk[0].size
+            err = (rec - x).pow(2).mean(1).reshape(len(px), G, f, G, f).mean((2, 4))
+            rows = len(self.lows)
+            err = err.reshape(len(chunk), rows, G, G).mean(1).numpy()
+            codes = codes.reshape(len(chunk), rows, G, G).to(tokens.device)
+            for k, t in enumerate(chunk):
+                r0, r1, c0, c1 = t.core
+                keep = np.ones((r1 - r0, c1 - c0), dtype=bool)
+                n = self.geo.regen[t.index]
+                if n:
+                    local = err[k, r0 - t.top:r1 - t.top, c0 - t.left:c1 - t.left].reshape(-1)
+                    keep.reshape(-1)[np.argsort(-local, kind="stable")[:n]] = False
+                rr, cc = np.nonzero(keep)
+                cells = torch.from_numpy((rr + r0) * cols + (cc + c0)).to(tokens.device)
+                ri = torch.from_numpy(rr + r0 - t.top).to(tokens.device)
+                ci = torch.from_numpy(cc + c0 - t.left).to(tokens.device)
+                got = codes[k][:, ri, ci]  # [rows, n]
+                tokens[:, cells] = got.expand(tokens.shape[0], -1) if rows == 1 else got
+                step_map[:, cells] = 0
+                self.known[rr + r0, cc + c0] = True
+                self.encoded[t.index] = True
+
+    def decode(self, indices: list[int], tokens: Tensor) -> None:
+        """Decode tiles whose tokens are final and blend them into the accumulator."""
+        todo = [i for i in indices if not self.decoded[i]]
+        if not todo:
+            return
+        vq, f, B = self.pair.vq, self.pair.patch, self.batch
+        Hp, Wp = self.geo.rows * f, self.geo.cols * f
+        if self.acc is None:
+            self.acc = np.zeros((B, Hp, Wp, 3), dtype=np.float32)
+            self.wsum = np.zeros((Hp, Wp), dtype=np.float32)
+        grid = tokens.view(B, self.geo.rows, self.geo.cols)
+        for start in range(0, len(todo), ENCODE_CHUNK):
+            chunk = [self.geo.grid.tiles[i] for i in todo[start:start + ENCODE_CHUNK]]
+            G = chunk[0].size
+            codes = torch.cat([grid[:, t.top:t.top + G, t.left:t.left + G] for t in chunk])
+            px = vq.decode(codes).float().clamp(-1, 1).add(1.0).mul(127.5).permute(0, 2, 3, 1).cpu().numpy()
+            for k, t in enumerate(chunk):
+                w = blend_weights(t, f)
+                y, x, n = t.top * f, t.left * f, G * f
+                self.acc[:, y:y + n, x:x + n] += w[None, :, :, None] * px[k * B:(k + 1) * B]
+                self.wsum[y:y + n, x:x + n] += w
+                self.decoded[t.index] = True
+
+    def finish(self, tokens: Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
+        self.decode(list(range(len(self.geo.grid.tiles))), tokens.reshape(self.batch, -1))
+        assert self.acc is not None and self.wsum is not None
+        W2, H2 = output_size(self.geo.width, self.geo.height)
+        images, raws = [], []
+        for b in range(self.batch):
+            out = self.acc[b, :H2, :W2] / self.wsum[:H2, :W2, None]
+            raws.append(Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8), "RGB"))
+            low = self.lows[b if len(self.lows) > 1 else 0]
+            images.append(Image.fromarray(back_project(out, low, self.consistency), "RGB"))
+        self.acc = self.wsum = None  # neither the accumulator nor the enlarged input is needed any more
+        self.big = np.empty((0, 0, 0, 3), dtype=np.uint8)
+        return images, raws
+
+
+def _enlarge(low: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bicubic 2x of `low`, padded with its edge pixels to width x height."""
+    h, w = low.shape[:2]
+    big = np.asarray(Image.fromarray(low, "RGB").resize((2 * w, 2 * h), Image.BICUBIC))
+    return np.pad(big, ((0, height - 2 * h), (0, width - 2 * w), (0, 0)), mode="edge")
+
+
+def _plan_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, batch: int, order: str, seed: int,
+               pass_index: int, consistency: int, cond: Tensor, guidance: Any, sampling: Any, settings: dict[str, Any],
+               notices: list[str], name: str = "upscale") -> Plan:
+    """The plan of one x2 pass over `lows` (one input per batch row, or one shared by all): one
+    `TileStage` per tile with cells to regenerate, each encoding the tiles it reads just before it runs
+    and decoding the tiles it finishes just after."""
+    G, f = pair.grid, pair.patch
+    known = np.zeros((geo.rows, geo.cols), dtype=bool)
+    px = _Pass(pair, geo, lows, batch, consistency, known)
+    canvas = Canvas(geo.rows, geo.cols, f, known, Image.fromarray(px.big[0], "RGB"))
+    tiles = geo.grid.tiles
+    stage_of = np.full(len(tiles), -1)
+    stage_tiles = [t for t in tiles if geo.regen[t.index]]
+    for k, t in enumerate(stage_tiles):
+        stage_of[t.index] = k
+    owners = [geo.grid.owners_in(t) for t in tiles]
+    # a tile's pixels are final once the last stage writing into its window has run
+    final_after: dict[int, list[int]] = {}
+    for t in tiles:
+        last = max(int(stage_of[o]) for o in owners[t.index])
+        final_after.setdefault(last, []).append(t.index)
+    needed = {o for t in stage_tiles for o in owners[t.index]}
+
+    def prepare() -> Tensor:
+        tokens = torch.full((batch, geo.rows * geo.cols), -1, dtype=torch.long)
+        step_map = torch.full_like(tokens, -1)
+        px.encode([i for i in range(len(tiles)) if i not in needed], tokens, step_map)
+        return tokens
+
+    stages: list[Stage] = []
+    for k, t in enumerate(stage_tiles):
+        def before(tokens: Tensor, step_map: Tensor, t: Tile = t) -> None:
+            px.encode(owners[t.index], tokens, step_map)
+
+        def after(tokens: Tensor, k: int = k) -> None:
+            px.decode(final_after.get(k, []), tokens)
+
+        stages.append(TileStage(t, geo.cols, geo.regen[t.index], geo.steps[k], order, derive_seed(seed, "tile", pass_index, t.index),
+                                before, after))
+
+    def finish(grid: Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
+        return px.finish(grid)  # tiles no stage touched are decoded here
+
+    plan = Plan(name, canvas, stages, cond, guidance, sampling, prepare, finish, settings, seed, notices, batch)
+    shapes: dict[tuple[int, int], Stage] = {}
+    for stage in stages:  # one engine check per distinct request shape (there may be thousands of tiles)
+        shapes.setdefault((stage.num_tokens, stage.steps), stage)
+    for stage in shapes.values():
+        stage.validate(plan, pair.gpt)
+    return plan
 
 
 def upscale(
     pair: ModelPair,
     image: ImageSource,
     *,
+    scale: int = 2,
     label: Any = None,
     order: str = "random",
-    steps: int = -1,
-    spatial_scale: float = 0.0,
-    masking_ratio: float = 0.5,
+    steps: int = DEFAULT_UPSCALE_STEPS,
+    regenerate: float = DEFAULT_REGENERATE,
+    overlap: int | None = None,
+    consistency: int = DEFAULT_CONSISTENCY,
     cfg: float | None = None,
     cfg_start: float = 1.0,
     temperature: float = 1.0,
@@ -44,56 +322,122 @@ def upscale(
     seed: int | None = None,
     fast: bool = True,
 ) -> Job:
-    """Upscale `image` x2 (to 2x the model's resolution). steps: forward passes over the 3/4 of the
-    tokens that are generated (-1 = one per token). spatial_scale > 0 enables spatial guidance."""
+    """Upscale `image` to exactly `scale` (2 or 4) times its width and height (see the module docstring).
+
+    steps: forward passes per tile (-1 = one per token); regenerate: fraction (0..1) of each tile's cells,
+    those the tokenizer reproduces worst, that RandAR regenerates (0 = keep every code); overlap: tokens
+    shared by neighbouring tiles (None: a quarter of the model's grid); consistency: back-projection iterations (0 = off)."""
     notices: list[str] = []
     G, f = pair.grid, pair.patch
+    if scale not in SCALES or isinstance(scale, bool):
+        raise ValueError(f"scale must be 2 or 4 (x4 = x2 applied twice), got {scale!r}")
     batch = check_batch(batch)
     seed = resolve_seed(seed)
     order = check_order(order)
-    spatial_scale = check_float(spatial_scale, "spatial_scale", 0.0, 100.0)
-    masking_ratio = check_float(masking_ratio, "masking_ratio", 0.0, 1.0)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not (steps == -1 or steps >= 1):
+        raise ValueError(f"steps must be a positive integer (forward passes per tile) or -1 for one token per step, "
+                         f"got {steps!r}")
+    steps = int(steps)
+    regenerate = check_float(regenerate, "regenerate", 0.0, 1.0)
+    overlap = G // 4 if overlap is None else check_int(overlap, "overlap (tokens)", 0, G // 2)
+    consistency = check_int(consistency, "consistency (back-projection iterations)", 0, 100)
     sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
     ids, names = resolve_labels(pair, label, batch)
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     img, img_record = read_image(image)
     W, H = img.size
-    tw, th = token_size(W, H, G)
-    work = resample(img, (tw * f, th * f))
-    if work.size != img.size:
-        notices.append(f"the {W}x{H} image is read at the model's scale, {work.width}x{work.height} px "
-                       f"({tw}x{th} tokens), and upscaled to {2 * work.width}x{2 * work.height} px")
-    rows, cols = 2 * th, 2 * tw
-    lattice = np.zeros((rows, cols), dtype=bool)
-    lattice[::2, ::2] = True
-    M = int((~lattice).sum())
-    steps = check_steps(steps, M)
-    prefix = make_orders("random", batch, rows, cols, seed=derive_seed(seed, "prefix"), cells=lattice)
-    gen = make_orders(order, batch, rows, cols, seed=derive_seed(seed, "order"), known=lattice, cells=~lattice)
-    G2 = 2 * G
-    stage = Stage("upscale", G2, G2, place_in_grid(rows, cols, G2, G2, even=True), prefix, gen, steps, seed,
-                  rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio)
-    canvas = Canvas(rows, cols, f, lattice, work.resize((cols * f, rows * f), Image.BICUBIC))
+    check_size(W, H, scale)
+    geos = [pass_geometry(W, H, G, f, overlap, regenerate, steps)]
+    if scale == 4:
+        geos.append(pass_geometry(2 * W, 2 * H, G, f, overlap, regenerate, steps))
+    out_w, out_h = output_size(W, H, scale)
 
-    def prepare() -> torch.Tensor:
-        codes = pair.vq.encode(to_tensor(work)).reshape(th, tw).cpu()
-        grid = torch.full((rows, cols), -1, dtype=torch.long)
-        grid[::2, ::2] = codes
-        return grid.reshape(1, -1).expand(batch, -1).clone()
-
-    def finish(grid: torch.Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
-        images = to_pil(pair.vq.decode(grid))
-        return images, list(images)
-
-    params = dict(label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps, spatial_scale=spatial_scale,
-                  masking_ratio=masking_ratio, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
-                  top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
+    params = dict(scale=scale, label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps,
+                  regenerate=regenerate, overlap=overlap, consistency=consistency, cfg=g1, cfg_start=g0,
+                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
     settings = common_settings(pair, "upscale", params, fast)
     settings["inputs"] = {"image": img_record}
-    settings["resolved"] = {"class_names": names, "input_tokens": [tw, th], "canvas_tokens": [cols, rows],
-                            "size": [cols * f, rows * f], "forward_passes": stage.num_steps}
-    plan = Plan("upscale", canvas, [stage], cond_tensor(pair, ids), guidance, sampling, prepare, finish,
-                settings, seed, notices, batch)
-    plan.validate(pair.gpt)
-    return Job(pair, plan, fast)
+    settings["resolved"] = {
+        "class_names": names, "size": [out_w, out_h],
+        "passes": [{"input": [g.width, g.height], "output": list(output_size(g.width, g.height)),
+                    "canvas_tokens": [g.cols, g.rows], "tiles": len(g.grid.tiles), "regenerated_tokens": g.num_tokens,
+                    "forward_passes": g.num_steps} for g in geos],
+        "forward_passes": sum(g.num_steps for g in geos)}
+    tiles = sum(len(g.grid.tiles) for g in geos)
+    if tiles > 1:
+        notices.append(f"the {out_w}x{out_h} result is made in {tiles} overlapping tiles of {G * f}x{G * f} px "
+                       f"({' + '.join(str(len(g.grid.tiles)) for g in geos)} for the two x2 passes)"
+                       if scale == 4 else
+                       f"the {out_w}x{out_h} result is made in {tiles} overlapping tiles of {G * f}x{G * f} px")
+    cond = cond_tensor(pair, ids)
+    common = dict(batch=batch, order=order, consistency=consistency, cond=cond, guidance=guidance, sampling=sampling)
+    low = np.asarray(img, dtype=np.uint8)
+    first = _plan_pass(pair, [low], geos[0], seed=seed, pass_index=1, settings=settings, notices=notices, **common)
+    if scale == 2:
+        return Job(pair, first, fast)
+
+    def second(images: list[Image.Image]) -> Plan:
+        lows = [np.asarray(im, dtype=np.uint8) for im in images]
+        return _plan_pass(pair, lows, geos[1], seed=seed, pass_index=2, settings=settings, notices=notices, **common)
+
+    return ChainJob(pair, first, second, geos[1], fast)
+
+
+class ChainJob(Job):
+    """Two x2 passes as one job (x4): the second pass is built from the first's images when they exist.
+    Progress events are numbered over both passes; `canvas` is the current pass's."""
+
+    def __init__(self, pair: ModelPair, first: Plan, second: Callable[[list[Image.Image]], Plan],
+                 second_geo: PassGeometry, fast: bool = True) -> None:
+        super().__init__(pair, first, fast)
+        self._second, self._second_geo = second, second_geo
+        self._current = first
+
+    @property
+    def canvas(self) -> Canvas:
+        return self._current.canvas
+
+    @property
+    def num_steps(self) -> int:
+        return self.plan.num_steps + self._second_geo.num_steps
+
+    @property
+    def num_tokens(self) -> int:
+        return self.plan.num_tokens + self._second_geo.num_tokens
+
+    def _body(self) -> Iterator[Progress]:
+        t_start = time.perf_counter()
+        total_steps, total_tokens = self.num_steps, self.num_tokens
+        num_stages = len(self.plan.stages) + sum(1 for n in self._second_geo.regen if n)
+        step0 = token0 = stage0 = 0
+        results: list[Result] = []
+        plan: Plan | None = self.plan
+        for index in range(2):
+            if index == 1:
+                plan = self._second(results[0].images)
+            assert plan is not None
+            self._current = plan
+            sub = Job(self.pair, plan, self.fast)
+            for ev in sub:
+                yield dataclasses.replace(
+                    ev, stage=f"pass {index + 1}/2 tile", stage_index=stage0 + ev.stage_index, num_stages=num_stages,
+                    job_step=step0 + ev.job_step, job_steps=total_steps, decoded=token0 + ev.decoded,
+                    total=total_tokens, elapsed=time.perf_counter() - t_start)
+                if self._cancel:
+                    sub.cancel()
+                    self.state = "cancelled"
+                    return
+            results.append(sub.run())
+            step0 += plan.num_steps
+            token0 += plan.num_tokens
+            stage0 += len(plan.stages)
+        last = results[-1]
+        timings = Timings()
+        for r in results:
+            for key in ("encode", "generation", "decode", "forward_passes"):
+                setattr(timings, key, getattr(timings, key) + getattr(r.timings, key))
+        timings.total = time.perf_counter() - t_start
+        self.result = Result(task="upscale", images=last.images, tokens=last.tokens, seed=self.seed,
+                             settings=self.plan.settings, timings=timings, notices=list(self.plan.notices),
+                             canvas=last.canvas, step_map=last.step_map, raw=last.raw)
