@@ -1,5 +1,5 @@
-"""Names and defaults shared by the tasks, the CLI and the app, importable without torch (the CLI builds its
-parser before any model code is loaded)."""
+"""Names, defaults and limits shared by the tasks, the CLI and the app, importable without torch (the CLI builds
+its parser, and quotes these in its help, before any model code is loaded)."""
 from __future__ import annotations
 
 ORDER_CHOICES = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
@@ -15,3 +15,15 @@ EDIT_TEMPERATURE = 0.5
 # cells keep the code of the image with the hole pre-filled (see randar/tasks/fill.py).
 MIN_COVER = 0.75
 PREFILLS = ("telea", "ns", "none")
+
+# Upscaling (randar/tasks/upscale.py)
+MAX_INPUT_PIXELS = 3840 * 2160  # per x2 pass: a 4K UHD input (an 8K result) at most; x4 allows a quarter
+SCALES = (2, 4)  # x4 = x2 applied twice
+DEFAULT_UPSCALE_STEPS = 8  # forward passes per tile
+DEFAULT_REGENERATE = 0.1  # fraction of each tile's owned tokens generated anew
+DEFAULT_CONSISTENCY = 8  # back-projection iterations
+
+
+def output_size(width: int, height: int, scale: int = 2) -> tuple[int, int]:
+    """The exact size of an upscale: scale * width x scale * height."""
+    return width * scale, height * scale

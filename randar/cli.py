@@ -791,7 +791,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
 
 def _upscale_options(p: argparse.ArgumentParser) -> None:
-    from randar.upscale_defaults import (
+    from randar.choices import (
         DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS as DEFAULT_STEPS,
     )
 
@@ -816,7 +816,7 @@ def _upscale_options(p: argparse.ArgumentParser) -> None:
 
 
 def _upscale_epilog() -> str:
-    from randar.upscale_defaults import MAX_INPUT_PIXELS
+    from randar.choices import MAX_INPUT_PIXELS
 
     return f"""\
 examples:

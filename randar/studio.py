@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from .choices import EDIT_TEMPERATURE, MIN_COVER
+from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE, MIN_COVER
 from .images import ImageSource
-from .upscale_defaults import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel
 from .registry import resolve_model

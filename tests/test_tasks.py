@@ -278,7 +278,7 @@ def test_upscale_rerun_and_batch(studio, make_picture):
 
 
 def test_upscale_refuses_too_large_images_before_any_compute(studio, counter):
-    from randar.upscale_defaults import MAX_INPUT_PIXELS
+    from randar.choices import MAX_INPUT_PIXELS
 
     assert MAX_INPUT_PIXELS == 3840 * 2160
     with pytest.raises(ImageError, match="too large to upscale x2: 3841x2160"):

@@ -46,7 +46,7 @@ from .common import (
     common_settings, cond_tensor, derive_seed, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
 )
 from .inputs import read_image
-from ..upscale_defaults import (
+from ..choices import (
     DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MAX_INPUT_PIXELS, SCALES,
     output_size,
 )
