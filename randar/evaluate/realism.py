@@ -122,8 +122,9 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_classifier(data_root: str | Path, out: str | Path, *, minutes: float = 10.0, batch: int = 64,
-                     lr: float = 2e-3, seed: int = 0, threads: int | None = None) -> dict:
-    """Train on the training split (every set), report held-out accuracy, save weights and card."""
+                     lr: float = 2e-3, seed: int = 0, threads: int | None = None, init: str | Path | None = None) -> dict:
+    """Train on the training split (every set), report held-out accuracy, save weights and card.
+    `init`: a classifier directory to go on training from (its steps and minutes are added to the record)."""
     from safetensors.torch import save_file
 
     from ..data import load_emoji_dataset
@@ -136,6 +137,13 @@ def train_classifier(data_root: str | Path, out: str | Path, *, minutes: float =
     xtr, ytr = ds.images("train"), torch.from_numpy(ds.labels("train"))
     xev, yev = ds.images("eval"), ds.labels("eval")
     model = EmojiClassifier(ds.num_classes)
+    before: dict = {"steps": 0, "minutes": 0.0, "history": [], "runs": []}
+    if init is not None:
+        prior = RealismScorer.load(init)
+        if prior.class_names != ds.class_names:
+            raise ValueError(f"{init} was trained on other classes than {data_root}")
+        model.load_state_dict(prior.model.state_dict())
+        before = {k: prior.info.get(k, before[k]) for k in before}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     start, step, history = time.time(), 0, []
     budget = minutes * 60
@@ -164,10 +172,12 @@ def train_classifier(data_root: str | Path, out: str | Path, *, minutes: float =
     scorer = RealismScorer(model, ds.class_names)
     acc_eval = float((scorer.predict(xev) == yev).mean())
     acc_train = float((scorer.predict(xtr[:1000]) == ytr[:1000].numpy()).mean())
-    info = {"config": model.config, "class_names": ds.class_names, "steps": step, "minutes": minutes,
+    info = {"config": model.config, "class_names": ds.class_names, "steps": before["steps"] + step,
+            "minutes": before["minutes"] + minutes,
+            "runs": before["runs"] + [{"steps": step, "minutes": minutes, "lr": lr, "batch": batch, "init": str(init)}],
             "batch": batch, "lr": lr, "seed": seed, "heldout_accuracy": round(acc_eval, 4),
             "train_accuracy_first1000": round(acc_train, 4), "heldout_images": int(len(xev)),
-            "data": str(data_root), "history": history,
+            "data": str(data_root), "history": before["history"] + history,
             "purpose": "realism score (Frechet distance of 64-d features) and class agreement in randar.evaluate"}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,8 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=10.0, help="training budget in wall-clock minutes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine to 2 %%)")
+    p.add_argument("--init", default=None, help="go on training this classifier directory")
     a = p.parse_args(argv)
-    train_classifier(a.data, a.out, minutes=a.minutes, seed=a.seed, threads=a.threads)
+    train_classifier(a.data, a.out, minutes=a.minutes, seed=a.seed, threads=a.threads, lr=a.lr, init=a.init)
     return 0
 
 
