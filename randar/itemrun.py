@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
 from randar.distributed import Ranks, shard
+from randar.outputs import sidecar_path
 from randar.itemdir import (
-    ITEM_EXT, MANIFEST_NAME, DirPlan, Item, item_complete, item_sidecar, manifest_record, pack_npz, plan_dir,
+    ITEM_EXT, MANIFEST_NAME, NPZ_NAME, DirPlan, Item, item_complete, item_sidecar, manifest_record, pack_npz, plan_dir,
     read_manifest, remove_stale_temps, write_item, write_manifest,
 )
 
@@ -72,7 +73,7 @@ def settings_from_args(args: Any, task: str, seed: int, model_source: str, devic
     """The run's settings for the manifest: every parsed option that changes the pixels, the task, the
     run's seed, the model and the device type (cpu / cuda: pixels may differ between them)."""
     opts = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS and not callable(v)}
-    return {"task": task, "seed": seed, "model": model_source, "device": device_type, "options": opts}
+    return {"task": task, "seed": seed, "model": model_source, "device": device_type, **opts}
 
 
 @dataclass
@@ -190,7 +191,8 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
                 _err(f"note: {note}")
         try:
             run.out_dir.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(run.out_dir, [n for i in plan.pending for n in (items[i].file, items[i].file + ".json")])
+            names = [n for it in items for n in (it.file, sidecar_path(Path(it.file)).name)]
+            remove_stale_temps(run.out_dir, names + [MANIFEST_NAME, NPZ_NAME])
             if plan.write_manifest:
                 write_manifest(run.out_dir, plan.manifest, replace=plan.replace)
         except (ValueError, OSError) as exc:
