@@ -217,3 +217,43 @@ def test_item_options_are_not_prefixes_of_torchrun_options():
         clashes = [(o, t) for o in ours for t in theirs if t.startswith(o)]
         assert not clashes, f"{name}: {clashes}"
         assert "--out-dir" in ours and "--resume" in ours
+
+
+# ---- the app on several devices ---------------------------------------------------------------------
+
+
+def test_app_on_two_devices_runs_two_jobs_at_once(tiny_model_dir, tmp_path):
+    """`python app.py --devices cpu,cpu`: one replica per device, two runs at the same time (each step is
+    slowed by --demo-delay so that they overlap whatever the machine's load), the header reporting both
+    devices busy, then both idle."""
+    pytest.importorskip("gradio_client")
+    from gradio_client import Client
+
+    from app.testing import AppProcess, AppStartError
+
+    srv = AppProcess(["--model", str(tiny_model_dir), "--devices", "cpu,cpu", "--threads", "1", "--demo-delay",
+                      "0.15", "--outputs", str(tmp_path / "outputs")], tmp_path / "server")
+    try:
+        try:
+            srv.wait_ready()
+        except AppStartError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        a, b, watcher = (Client(srv.url, verbose=False, download_files=False) for _ in range(3))
+        jobs = [c.submit(class_name=name, steps=24, seed=s, random_seed=False, api_name="/generate")
+                for c, name, s in ((a, "red circle", 1), (b, "green square", 2))]
+        reports = []
+        while not all(job.done() for job in jobs):
+            reports.append(watcher.predict(api_name="/devices"))
+        results = [job.result(timeout=120) for job in jobs]
+        for (_, _, status, *_), s in zip(results, (1, 2)):
+            assert "Done: **24 steps**" in status and f"seed **{s}**" in status, status
+        assert any("(2/2 busy)" in r for r in reports), reports
+        assert "(0/2 busy)" in watcher.predict(api_name="/devices")
+    finally:
+        srv.stop()
+
+
+def test_app_refuses_a_bad_device_list():
+    proc = subprocess.run([sys.executable, "app.py", "--devices", "cpu,gpu0"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "error: --devices: 'gpu0' is not a device" in proc.stderr
