@@ -241,7 +241,8 @@ scaling out (--out-dir DIR):
   GPU LOCAL_RANK; several machines: torchrun's --nnodes, --node-rank, --rdzv-backend c10d,
   --rdzv-endpoint HOST:PORT, DIR on a shared file system). A non-empty DIR is refused unless --resume
   (make only the missing or incomplete items of the same run: other options are refused) or --overwrite
-  (make every item again). A folder's inputs are items in sorted file-name order.
+  (make every item again). A folder's inputs are items in sorted file-name order. Under torchrun use
+  --count, never --num (torchrun takes --num for an ambiguous prefix of its own --numa-binding).
 """
 
 
@@ -321,7 +322,8 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
                            help="a run of many items, one image + sidecar each plus DIR/manifest.json, that "
                            "torchrun can spread over processes and machines (see 'scaling out' below)")
         g.add_argument("--resume", action="store_true",
-                       help="--out-dir: make only the missing or incomplete items of the run in DIR (same options)")
+                       help="--out-dir: make only the missing or incomplete items of the run in DIR (same options; "
+                       "a new or empty DIR starts the run, so a restarted command can always carry --resume)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
     g.add_argument("--gif", metavar="PATH", default=None,
                    help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"

@@ -113,7 +113,7 @@ class DirPlan:
 def plan_dir(out_dir: Path, manifest: dict[str, Any], *, resume: bool, overwrite: bool) -> DirPlan:
     """Check DIR against the new run (reads only, writes nothing) and decide what to make:
 
-    - a new or empty DIR: every item;
+    - a new or empty DIR: every item (with or without --resume);
     - a non-empty DIR: refused, unless --resume (only the incomplete items of the same run; a manifest
       from other settings is refused, naming the differences) or --overwrite (every item again, files of
       the same names replaced; other files are left alone).
@@ -124,7 +124,7 @@ def plan_dir(out_dir: Path, manifest: dict[str, Any], *, resume: bool, overwrite
     if resume and overwrite:
         raise ValueError("--resume finishes the run in --out-dir, --overwrite starts it again: give one of them")
     empty = not out_dir.exists() or not any(out_dir.iterdir())
-    if empty and not resume:
+    if empty:  # also with --resume: a run restarted before it wrote anything (torchrun --max-restarts)
         return DirPlan(manifest, [it["index"] for it in items], True, False, 0)
     if not resume:
         if not overwrite:

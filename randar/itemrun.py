@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
@@ -167,26 +167,25 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
 
     errors: list[str] = []
     studio = model = None
-    try:
-        from dataclasses import replace
-
-        studio, model = replace(run.choice, device=ranks.device).load()
-        checked: set[Hashable] = set()
-        for item in mine:
-            key = run.check_key(item)
-            if key not in checked:
-                checked.add(key)
-                run.make(studio, item)  # validates; the job is made again when its turn comes
-    except (ValueError, LookupError) as exc:
-        errors.append(str(exc))
+    if plan.pending:  # a finished run needs no model (--resume only packs the .npz again)
+        try:
+            studio, model = replace(run.choice, device=ranks.device).load()
+            checked: set[Hashable] = set()
+            for item in mine:
+                key = run.check_key(item)
+                if key not in checked:
+                    checked.add(key)
+                    run.make(studio, item)  # validates; the job is made again when its turn comes
+        except (ValueError, LookupError) as exc:
+            errors.append(str(exc))
     _agree(ranks, errors)
-    assert studio is not None and model is not None
 
     if ranks.is_main:
         if not args.quiet:
-            _err(f"model {studio.name}: {studio.image_size}px, {studio.device} "
-                 f"{str(studio.dtype).replace('torch.', '')}; {len(plan.pending)} of {len(items)} item(s) to make "
-                 f"on {ranks.world_size} rank(s)" + (f", {plan.done_before} already done" if plan.done_before else ""))
+            where = "" if studio is None else (f"model {studio.name}: {studio.image_size}px, {studio.device} "
+                                               f"{str(studio.dtype).replace('torch.', '')}; ")
+            _err(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {ranks.world_size} rank(s)"
+                 + (f", {plan.done_before} already done" if plan.done_before else ""))
             for note in run.notes:
                 _err(f"note: {note}")
         try:
@@ -221,9 +220,12 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
     return 0
 
 
-def _make_share(run: ItemRun, ranks: Ranks, studio: "Studio", model: dict[str, Any], plan: DirPlan,
+def _make_share(run: ItemRun, ranks: Ranks, studio: "Studio | None", model: dict[str, Any] | None, plan: DirPlan,
                 mine: list[Item], total: int, start: float) -> int:
     """Make and write this rank's items; rank 0 prints the run-wide count and rate now and then."""
+    if not mine:
+        return 0
+    assert studio is not None and model is not None  # loaded whenever items are pending
     kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0) if ranks.is_main else 0
     last_print = start
     made = 0

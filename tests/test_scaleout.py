@@ -200,7 +200,9 @@ def test_an_item_is_done_only_when_image_and_sidecar_agree(tmp_path):
     with pytest.raises(OutputExistsError, match="not empty"):
         plan_dir(tmp_path, manifest, resume=False, overwrite=False)
     assert plan_dir(tmp_path, manifest, resume=False, overwrite=True).pending == [0, 1, 2]
-    assert plan_dir(tmp_path / "new", manifest, resume=False, overwrite=False).write_manifest
+    for resume in (False, True):  # --resume in a new folder starts the run (torchrun --max-restarts)
+        fresh = plan_dir(tmp_path / "new", manifest, resume=resume, overwrite=False)
+        assert fresh.write_manifest and fresh.pending == [0, 1, 2] and not fresh.replace
 
 
 def test_item_options_are_not_prefixes_of_torchrun_options():
