@@ -438,7 +438,8 @@ class StudioApp:
 
         with self.models.lease(model or self.models.initial, "speed") as studio:  # a free device
             n = studio.grid_size ** 2
-            counts = sorted({min(_int(c, "step count", 1), n) for c in (step_counts or speed_step_counts(n))}, reverse=True)
+            counts = sorted({min(_int(c, "step count", 1), n) for c in (step_counts or speed_step_counts(n))},
+                            reverse=True)
             label = self.label(studio, class_name)
             seed_value = self.pick_seed(seed, random_seed)
             kw = dict(order=order, seed=seed_value, **self._sampling(studio, cfg, 1.0, temperature, top_k, top_p))
@@ -469,7 +470,8 @@ class StudioApp:
                     r["speed-up"] = round(base / max(r["seconds"], 1e-9), 2)
                 gallery.append((result.images[0], f"{c} steps · {seconds:.2f} s · {rows[-1]['speed-up']:.1f}×"))
             table = pd.DataFrame(rows, columns=["steps", "seconds", "speed-up", "tokens per step"])
-            latency = pd.DataFrame({"steps": [r["steps"] for r in rows], "seconds per image": [r["seconds"] for r in rows]})
+            latency = pd.DataFrame({"steps": [r["steps"] for r in rows],
+                                    "seconds per image": [r["seconds"] for r in rows]})
             schedule = pd.DataFrame([{"step": i + 1, "tokens": size, "steps": f"{c} steps"}
                                      for c in counts for i, size in enumerate(step_sizes(n, c))])
             fastest = rows[-1]

@@ -48,7 +48,8 @@ from randar.choices import (
 )
 from randar.download import DownloadError, download_model
 from randar.outputs import (
-    OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image, save_json,
+    OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image,
+    save_json,
     sidecar_path, sidecar_record,
 )
 from randar.registry import (

@@ -29,7 +29,8 @@ from PIL import Image
 
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
-    "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json", "sidecar_record", "read_sidecar",
+    "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
+    "sidecar_record", "read_sidecar",
     "randar_version",
 ]
 

@@ -137,6 +137,24 @@ def test_folder_inpaint_on_two_ranks_matches_one_process(tiny_model_dir, make_pi
     assert files(killed) == files(one)
 
 
+def test_a_bad_input_on_rank_1_stops_every_rank_before_anything_is_written(tiny_model_dir, make_picture, tmp_path):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for i in range(2):
+        make_picture(64, 64, seed=i).save(images / f"pic{i}.png")
+        m = np.zeros((64, 64), np.uint8)
+        m[8:40, 8:40] = 255 if i == 0 else 0  # pic1 (rank 1's item) has an empty mask
+        Image.fromarray(m).save(masks / f"pic{i}.png")
+    out = tmp_path / "out"
+    proc = randar("inpaint", str(images), str(masks), "--model", str(tiny_model_dir), "--steps", "4", "--seed", "1",
+                  "--threads", "1", "--device", "cpu", "--out-dir", str(out), ranks=2)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "pic1.png" in errors[0], proc.stderr  # said once, by rank 0
+    assert not out.exists()
+
+
 def test_non_empty_directory_and_other_settings_are_refused(one_process, tmp_path):
     before = files(one_process)
     proc = randar(*GENERATE, "--out-dir", str(one_process))
@@ -215,7 +233,8 @@ def test_item_options_are_not_prefixes_of_torchrun_options():
     theirs = [o for o in get_args_parser()._option_string_actions if o.startswith("--")]
     sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
     for name in ("generate", "inpaint", "outpaint", "upscale"):
-        ours = [o for o in sub.choices[name]._option_string_actions if o.startswith("--") and o not in ("--num", "--help")]
+        ours = [o for o in sub.choices[name]._option_string_actions
+                if o.startswith("--") and o not in ("--num", "--help")]
         clashes = [(o, t) for o in ours for t in theirs if t.startswith(o)]
         assert not clashes, f"{name}: {clashes}"
         assert "--out-dir" in ours and "--resume" in ours
