@@ -80,6 +80,10 @@ def test_two_ranks_write_the_same_directory_as_one_process(one_process, tmp_path
     assert len({it["seed"] for it in manifest["items"]}) == 6  # one seed per item
     record = json.loads(ref[names[0] + ".json"])
     assert record["seed"] == manifest["items"][0]["seed"] and record["settings"]["params"]["seed"] == record["seed"]
+    # an item's sidecar is an ordinary one: `rerun` makes the same pixels again
+    proc = randar("rerun", str(out / (names[2] + ".json")), "--threads", "1", "--out", str(tmp_path / "again.png"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "again.png").read_bytes() == ref[names[2]]
 
 
 def test_killed_run_resumes_to_the_same_directory(one_process, tmp_path):
