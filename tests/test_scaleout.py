@@ -180,6 +180,23 @@ def test_non_empty_directory_and_other_settings_are_refused(one_process, tmp_pat
     assert proc.returncode == 2 and "only used with --out-dir" in proc.stderr
 
 
+def test_class_balanced_items_come_in_class_order(tiny_model_dir, tmp_path):
+    common = ["generate", "--model", str(tiny_model_dir), "--steps", "4", "--seed", "2", "--threads", "1",
+              "--device", "cpu"]
+    out = tmp_path / "balanced"
+    proc = randar(*common, "--classes", "all", "--per-class", "2", "--npz", "--out-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / MANIFEST_NAME).read_text())
+    assert [it["class_id"] for it in manifest["items"]] == [0, 0, 1, 1, 2, 2]
+    assert [it["file"] for it in manifest["items"]] == [item_name(i, 6) for i in range(6)]
+    for it in manifest["items"]:
+        assert json.loads((out / (it["file"] + ".json")).read_text())["settings"]["params"]["label"] == it["class_id"]
+    assert np.load(out / "samples.npz")["arr_0"].shape == (6, 64, 64, 3)
+    proc = randar(*common, "--classes", "green square,nonsense", "--out-dir", str(tmp_path / "bad"))
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "nonsense" in proc.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 # ---- the directory rules without a model ------------------------------------------------------------
 
 SETTINGS = {"task": "generate", "seed": 1, "steps": 8}
