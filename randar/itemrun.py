@@ -121,7 +121,7 @@ def _agree(ranks: Ranks, errors: list[str]) -> None:
     raise ValueError(everyone[0] + more)
 
 
-def _plan(run: ItemRun) -> tuple[DirPlan, dict[str, Any], list[Item]]:
+def _plan(run: ItemRun) -> tuple[DirPlan, list[Item]]:
     """Rank 0: the seed, the settings, the items and what to do in DIR (reads only)."""
     from randar.registry import DEFAULT_MODEL, REGISTRY, resolve_model
     from randar.tasks.common import resolve_seed
@@ -146,23 +146,31 @@ def _plan(run: ItemRun) -> tuple[DirPlan, dict[str, Any], list[Item]]:
     plan = plan_dir(run.out_dir, manifest_record(settings, items), resume=args.resume, overwrite=args.overwrite)
     if args.seed is None and not plan.done_before and not args.quiet:
         _err(f"note: seed {seed} (random; pass --seed {seed} to make the same items again)")
-    return plan, settings, items
+    return plan, items
+
+
+def _shared_plan(run: ItemRun, ranks: Ranks) -> tuple[DirPlan, list[Item]]:
+    """Rank 0's plan on every rank; when rank 0 finds an error, rank 0 raises it and the others stop
+    quietly (only its message is sent: any exception class need not survive pickling)."""
+    failure: BaseException | None = None
+    outcome: tuple[DirPlan, list[Item]] | str | None = None
+    if ranks.is_main:
+        try:
+            outcome = _plan(run)
+        except (ValueError, LookupError) as exc:
+            failure, outcome = exc, str(exc)
+    outcome = ranks.broadcast(outcome)
+    if isinstance(outcome, str):
+        if failure is not None:
+            raise failure
+        raise _QuietFailure()
+    assert outcome is not None
+    return outcome
 
 
 def _run(run: ItemRun, ranks: Ranks) -> int:
     args = run.args
-    outcome: tuple[str, Any] | None = None
-    if ranks.is_main:
-        try:
-            outcome = ("ok", _plan(run))
-        except (ValueError, LookupError) as exc:
-            outcome = ("error", exc)
-    outcome = ranks.broadcast(outcome if ranks.is_main else None)
-    if outcome[0] == "error":
-        if ranks.is_main:
-            raise outcome[1]
-        raise _QuietFailure()
-    plan, settings, items = outcome[1]
+    plan, items = _shared_plan(run, ranks)
     mine = [items[i] for i in shard(plan.pending, ranks.rank, ranks.world_size)]
 
     errors: list[str] = []
