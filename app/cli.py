@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", metavar="DIR", default=None,
                    help="checkpoints directory (default: $RANDAR_CHECKPOINTS or <repo>/checkpoints)")
     p.add_argument("--device", default="auto", help="auto (default: a CUDA GPU when present, else the CPU), cpu or cuda")
+    p.add_argument("--devices", default=None, metavar="LIST",
+                   help="several devices, comma-separated (cuda:0,cuda:1 or cpu,cpu): the model is loaded on each, "
+                        "and up to one run per device goes on at once (default: --device only)")
     p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
                    help="transformer precision (default: bfloat16 on GPUs, float32 on the CPU)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the model (default: cores - 1)")
@@ -38,6 +41,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_devices(devices: str | None, device: str) -> tuple[str, ...]:
+    """--devices "cuda:0,cuda:1" -> ("cuda:0", "cuda:1"); without it, (--device,). Each must be cpu, cuda or
+    cuda:N (exit status 2 with `error:` otherwise; whether the GPU exists is checked when the model loads)."""
+    if devices is None:
+        return (device,)
+    names = tuple(d.strip() for d in devices.split(","))
+    for name in names:
+        kind, _, index = name.partition(":")
+        if kind not in ("cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+            print(f"error: --devices: {name!r} is not a device; give cpu, cuda or cuda:N, comma-separated "
+                  "(e.g. cuda:0,cuda:1 or cpu,cpu)", file=sys.stderr)
+            raise SystemExit(2)
+    return names
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -45,9 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .handlers import AppConfig, StudioApp
     from .ui import build_demo, launch_kwargs
 
+    devices = parse_devices(args.devices, args.device)
     config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
-                       device=args.device, dtype=args.dtype, threads=args.threads, demo_delay=args.demo_delay,
-                       outputs=args.outputs)
+                       device=devices[0], devices=devices, dtype=args.dtype, threads=args.threads,
+                       demo_delay=args.demo_delay, outputs=args.outputs)
     app = StudioApp(config)
     demo = build_demo(app)
     if app.try_studio(app.models.initial) is None:

@@ -120,6 +120,7 @@ class AppConfig:
     device: str = "auto"
     dtype: str | None = None
     threads: int | None = None
+    devices: tuple[str, ...] = ()  # one model replica per device, one run per device at once (--devices)
     demo_delay: float = 0.0  # seconds of sleep after each step (demos and browser tests of the live view)
     preview_interval: float = PREVIEW_INTERVAL
     outputs: str | None = None  # run folders (default: a temporary directory)
@@ -174,7 +175,7 @@ class StudioApp:
         self.config = config or AppConfig()
         self.models = models or ModelManager(self.config.model, checkpoints=self.config.checkpoints,
                                              device=self.config.device, dtype=self.config.dtype,
-                                             threads=self.config.threads)
+                                             threads=self.config.threads, devices=self.config.devices)
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
 
@@ -204,6 +205,14 @@ class StudioApp:
             return "**No model loaded.**", banner
         desc = studio.description or self.models.choice(key).help
         return describe_studio(studio) + (f"  \n{desc}" if desc else ""), ""
+
+    def device_report(self) -> str:
+        """The header line of a server with several devices: what each one is doing now."""
+        states = self.models.device_states()
+        parts = [f"`{i}: {device}` {'🟢 idle' if what == 'idle' else f'🔴 running {what}'}"
+                 for i, (device, what) in enumerate(states)]
+        busy = sum(what != "idle" for _, what in states)
+        return f"**Devices** ({busy}/{len(states)} busy): " + " · ".join(parts)
 
     def class_choices(self, studio: "Studio | None") -> list[tuple[str, str]]:
         names = studio.class_names if studio is not None else []
@@ -319,23 +328,23 @@ class StudioApp:
                  model: str | None = None, history: list | None = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """New images of a class (optionally at twice the model's resolution)."""
-        studio = self.studio(model)
-        label = self.label(studio, class_name)
-        batch = _int(batch, "batch", 1, MAX_UI_BATCH)
-        kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
-                  **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
-        notices: list[str] = []
+        with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
+            label = self.label(studio, class_name)
+            batch = _int(batch, "batch", 1, MAX_UI_BATCH)
+            kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
+                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            notices: list[str] = []
 
-        def factory(s: int) -> "Job":
-            if double_size:
-                n = studio.grid_size ** 2
-                return studio.generate_x2(label, steps=s if s == -1 else min(s, n),
-                                          fill_steps=s if s == -1 else min(s, 3 * n), **kw)
-            return studio.generate(label, steps=s, **kw)
+            def factory(s: int) -> "Job":
+                if double_size:
+                    n = studio.grid_size ** 2
+                    return studio.generate_x2(label, steps=s if s == -1 else min(s, n),
+                                              fill_steps=s if s == -1 else min(s, 3 * n), **kw)
+                return studio.generate(label, steps=s, **kw)
 
-        job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))
-        caption = class_name if label is not None else "no class"
-        yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption=caption)
+            job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))
+            caption = class_name if label is not None else "no class"
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption=caption)
 
     @user_errors
     def inpaint(self, image: Any = None, mask_file: Any = None, invert_mask: bool = False,
@@ -349,21 +358,21 @@ class StudioApp:
         if edit.mask is None or not edit.mask.any():
             raise gr.Error("The mask is empty: paint over the part of the image to regenerate (or upload a mask), "
                            "then run again.", title="Nothing to inpaint")
-        studio = self.studio(model)
-        label = self.label(studio, class_name)
-        kw = dict(label=label, order=order, feather=_int(feather, "feather", 0, 4096),
-                  dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
-                  batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                  **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
-        notices = list(edit.notices)
+        with self.models.lease(model or self.models.initial, "inpaint") as studio:  # a free device
+            label = self.label(studio, class_name)
+            kw = dict(label=label, order=order, feather=_int(feather, "feather", 0, 4096),
+                      dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
+                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            notices = list(edit.notices)
 
-        def make(files: RunFiles) -> "Job":
-            img = RunStore.save_input(files, "input", edit.image)
-            mask = RunStore.save_input(files, "mask", Image.fromarray(edit.mask.astype(np.uint8) * 255, "L"))
-            return self.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
+            def make(files: RunFiles) -> "Job":
+                img = RunStore.save_input(files, "input", edit.image)
+                mask = RunStore.save_input(files, "mask", Image.fromarray(edit.mask.astype(np.uint8) * 255, "L"))
+                return self.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
 
-        job, files = self._start("inpaint", make)
-        yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint")
+            job, files = self._start("inpaint", make)
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint")
 
     @user_errors
     def outpaint(self, image: Any = None, left: float = 0, right: float = 0, top: float = 0, bottom: float = 0,
@@ -374,19 +383,19 @@ class StudioApp:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
         notices: list[str] = []
         img = limit_size(as_image(image, "image to extend"), notices)
-        studio = self.studio(model)
-        sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
-                 (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-        kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                  seed=self.pick_seed(seed, random_seed), **sides,
-                  **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+        with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
+            sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
+                     (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
+            kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
+                      seed=self.pick_seed(seed, random_seed), **sides,
+                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
 
-        def make(files: RunFiles) -> "Job":
-            path = RunStore.save_input(files, "input", img)
-            return self.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
+            def make(files: RunFiles) -> "Job":
+                path = RunStore.save_input(files, "input", img)
+                return self.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
 
-        job, files = self._start("outpaint", make)
-        yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint")
+            job, files = self._start("outpaint", make)
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint")
 
     @user_errors
     def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 8,
@@ -399,24 +408,24 @@ class StudioApp:
         notices: list[str] = []
         img = as_image(image, "image to upscale")
         factor = _scale(scale)
-        studio = self.studio(model)
-        kw = dict(scale=factor, label=self.label(studio, class_name), order=order,
-                  batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                  steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
-                  **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+        with self.models.lease(model or self.models.initial, "upscale") as studio:  # a free device
+            kw = dict(scale=factor, label=self.label(studio, class_name), order=order,
+                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                      steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
+                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
 
-        def make(files: RunFiles) -> "Job":
-            path = RunStore.save_input(files, "input", img)
-            return studio.upscale(str(path), **kw)
+            def make(files: RunFiles) -> "Job":
+                path = RunStore.save_input(files, "input", img)
+                return studio.upscale(str(path), **kw)
 
-        job, files = self._start("upscale", make)
+            job, files = self._start("upscale", make)
 
-        def slider(result: Any) -> tuple[Any, ...]:
-            after = result.images[0]
-            return ((same_scale_before(img, after), after),)
+            def slider(result: Any) -> tuple[Any, ...]:
+                after = result.images[0]
+                return ((same_scale_before(img, after), after),)
 
-        yield from self._run(studio, job, files, request, history, model=model, notices=notices,
-                             caption=f"upscale ×{factor}", extra=1, finish=slider)
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices,
+                                 caption=f"upscale ×{factor}", extra=1, finish=slider)
 
     @user_errors
     def speed(self, class_name: str = NO_CLASS, order: str = "random", step_counts: list | None = None,
@@ -427,47 +436,49 @@ class StudioApp:
         Outputs: live, order map, status, gallery, table, latency plot, schedule plot, seed."""
         import pandas as pd
 
-        studio = self.studio(model)
-        n = studio.grid_size ** 2
-        counts = sorted({min(_int(c, "step count", 1), n) for c in (step_counts or speed_step_counts(n))}, reverse=True)
-        label = self.label(studio, class_name)
-        seed_value = self.pick_seed(seed, random_seed)
-        kw = dict(order=order, seed=seed_value, **self._sampling(studio, cfg, 1.0, temperature, top_k, top_p))
-        jobs = [studio.generate(label, steps=c, **kw) for c in counts]  # validate everything first
-        with self.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
-            studio.generate(label, steps=min(counts), **kw).run()
-        rows: list[dict[str, Any]] = []
-        gallery: list[tuple[Any, str]] = []
-        session = _session(request)
-        for k, (c, job) in enumerate(zip(counts, jobs)):
-            run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
-                          delay=self.config.demo_delay, prefix=f"Run {k + 1}/{len(counts)} ({c} steps): ")
-            self.runs.start(session, run)
-            try:
-                for frame in run:
-                    yield (frame.image, frame.order, frame.status) + _skip(5)
-                    if frame.stopped:
-                        return
-            finally:
-                self.runs.finish(session, run)
-            result = run.result
-            run.release()
-            t = result.timings
-            seconds = t.encode + t.generation + t.decode
-            rows.append({"steps": c, "seconds": round(seconds, 4), "tokens per step": round(n / c, 2)})
-            base = rows[0]["seconds"]
-            for r in rows:
-                r["speed-up"] = round(base / max(r["seconds"], 1e-9), 2)
-            gallery.append((result.images[0], f"{c} steps · {seconds:.2f} s · {rows[-1]['speed-up']:.1f}×"))
-        table = pd.DataFrame(rows, columns=["steps", "seconds", "speed-up", "tokens per step"])
-        latency = pd.DataFrame({"steps": [r["steps"] for r in rows], "seconds per image": [r["seconds"] for r in rows]})
-        schedule = pd.DataFrame([{"step": i + 1, "tokens": size, "steps": f"{c} steps"}
-                                 for c in counts for i, size in enumerate(step_sizes(n, c))])
-        fastest = rows[-1]
-        status = (f"✅ Same seed ({seed_value}) at {len(counts)} step counts: {counts[0]} steps took "
-                  f"{rows[0]['seconds']:.2f} s, {fastest['steps']} steps {fastest['seconds']:.2f} s "
-                  f"(**{fastest['speed-up']:.1f}× faster**). Times are the model's own (excluding previews).")
-        yield (gr.skip(), gr.skip(), status, gallery, table, latency, schedule, seed_value)
+        with self.models.lease(model or self.models.initial, "speed") as studio:  # a free device
+            n = studio.grid_size ** 2
+            counts = sorted({min(_int(c, "step count", 1), n) for c in (step_counts or speed_step_counts(n))},
+                            reverse=True)
+            label = self.label(studio, class_name)
+            seed_value = self.pick_seed(seed, random_seed)
+            kw = dict(order=order, seed=seed_value, **self._sampling(studio, cfg, 1.0, temperature, top_k, top_p))
+            jobs = [studio.generate(label, steps=c, **kw) for c in counts]  # validate everything first
+            with self.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
+                studio.generate(label, steps=min(counts), **kw).run()
+            rows: list[dict[str, Any]] = []
+            gallery: list[tuple[Any, str]] = []
+            session = _session(request)
+            for k, (c, job) in enumerate(zip(counts, jobs)):
+                run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
+                              delay=self.config.demo_delay, prefix=f"Run {k + 1}/{len(counts)} ({c} steps): ")
+                self.runs.start(session, run)
+                try:
+                    for frame in run:
+                        yield (frame.image, frame.order, frame.status) + _skip(5)
+                        if frame.stopped:
+                            return
+                finally:
+                    self.runs.finish(session, run)
+                result = run.result
+                run.release()
+                t = result.timings
+                seconds = t.encode + t.generation + t.decode
+                rows.append({"steps": c, "seconds": round(seconds, 4), "tokens per step": round(n / c, 2)})
+                base = rows[0]["seconds"]
+                for r in rows:
+                    r["speed-up"] = round(base / max(r["seconds"], 1e-9), 2)
+                gallery.append((result.images[0], f"{c} steps · {seconds:.2f} s · {rows[-1]['speed-up']:.1f}×"))
+            table = pd.DataFrame(rows, columns=["steps", "seconds", "speed-up", "tokens per step"])
+            latency = pd.DataFrame({"steps": [r["steps"] for r in rows],
+                                    "seconds per image": [r["seconds"] for r in rows]})
+            schedule = pd.DataFrame([{"step": i + 1, "tokens": size, "steps": f"{c} steps"}
+                                     for c in counts for i, size in enumerate(step_sizes(n, c))])
+            fastest = rows[-1]
+            status = (f"✅ Same seed ({seed_value}) at {len(counts)} step counts: {counts[0]} steps took "
+                      f"{rows[0]['seconds']:.2f} s, {fastest['steps']} steps {fastest['seconds']:.2f} s "
+                      f"(**{fastest['speed-up']:.1f}× faster**). Times are the model's own (excluding previews).")
+            yield (gr.skip(), gr.skip(), status, gallery, table, latency, schedule, seed_value)
 
     # ------------------------------------------------------------------------------------------------
     # Stop

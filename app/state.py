@@ -1,19 +1,25 @@
 """Server-side state: the models the app can offer, the Studios it has loaded, and the run of each session.
 
 Why a cache: loading a model takes seconds (official checkpoints: gigabytes), and every click needs one, so
-loaded Studios are kept, least recently used first out, at most `capacity` of them (a model switch back and
+loaded Studios are kept, least recently used first out, at most `capacity` models (a model switch back and
 forth costs nothing; memory stays bounded). Each Studio also gets a lock: a Studio runs one job at a time,
 and the lock is held around every engine step, so that a run which a user abandoned (stopped, tab closed)
 can never interleave its last step with the next user's run.
+
+Why replicas: with several devices (`python app.py --devices cuda:0,cuda:1`, or cpu,cpu) a model is loaded
+once per device, and a run leases a whole device (`ModelManager.lease`) for its duration, so that up to one
+run per device goes on at once (the UI's queue admits as many runs as there are devices) and the header
+can show what each device is doing.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from randar.registry import (
     DEFAULT_MODEL, REGISTRY, ModelNotFoundError, ModelStatus, download_command, list_models, missing_message,
@@ -72,14 +78,18 @@ class ModelManager:
     """The models on offer and an LRU cache of loaded Studios (see the module docstring)."""
 
     def __init__(self, initial: str | None = None, *, checkpoints: str | Path | None = None, device: str = "auto",
-                 dtype: str | None = None, threads: int | None = None, capacity: int = 2) -> None:
+                 dtype: str | None = None, threads: int | None = None, capacity: int = 2,
+                 devices: Sequence[str] | None = None) -> None:
         self.checkpoints = resolve_checkpoints_dir(checkpoints)
-        self.device, self.dtype, self.threads = device, dtype, threads
+        self.devices = list(devices) if devices else [device]
+        self.device, self.dtype, self.threads = self.devices[0], dtype, threads
         self.capacity = max(1, capacity)
         self.initial = self.normalize(initial)
-        self._studios: "OrderedDict[str, Studio]" = OrderedDict()
+        self._studios: "OrderedDict[str, list[Studio]]" = OrderedDict()  # one replica per device
         self._locks: dict[int, threading.Lock] = {}
         self._load_lock = threading.Lock()
+        self._free = threading.Condition()
+        self._busy: dict[int, str] = {}  # device index -> what runs on it
 
     # ---- names ------------------------------------------------------------------------------------------
     @staticmethod
@@ -129,22 +139,29 @@ class ModelManager:
 
     # ---- loading ----------------------------------------------------------------------------------------
     def loaded(self, key: str) -> "Studio | None":
-        return self._studios.get(self.normalize(key))
+        replicas = self._studios.get(self.normalize(key))
+        return replicas[0] if replicas else None
 
     def load(self, key: str | None) -> "Studio":
-        """The Studio of `key`, loaded once and cached; ModelUnavailable (with what to do) when it cannot be."""
+        """The Studio of `key` on the first device, loaded once and cached (with its replicas on the other
+        devices); ModelUnavailable (with what to do) when it cannot be. For the facts of a model and the
+        previews; a run leases a device with `lease`."""
+        return self.replicas(key)[0]
+
+    def replicas(self, key: str | None) -> "list[Studio]":
+        """The Studios of `key`, one per device (loaded once and cached)."""
         key = self.normalize(key)
         with self._load_lock:
-            studio = self._studios.get(key)
-            if studio is not None:
+            replicas = self._studios.get(key)
+            if replicas is not None:
                 self._studios.move_to_end(key)
-                return studio
+                return replicas
             from randar.registry import UnsupportedModelError
             from randar.studio import Studio
 
             try:
-                studio = Studio.load(key, device=self.device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
-                                     threads=self.threads)
+                replicas = [Studio.load(key, device=device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
+                                        threads=self.threads) for device in self.devices]
             except ModelNotFoundError as exc:
                 hint = "" if key in REGISTRY else f" {how_to_get_a_model(self.checkpoints)}"
                 raise ModelUnavailable(f"{exc}{hint}") from None
@@ -154,14 +171,42 @@ class ModelManager:
                 raise ModelUnavailable(f"model {key!r} could not be loaded: {exc}") from None
             while len(self._studios) >= self.capacity:
                 old_key, old = self._studios.popitem(last=False)
-                self._locks.pop(id(old), None)
+                for studio in old:
+                    self._locks.pop(id(studio), None)
                 log.info("unloading %s (cache holds %d models)", old_key, self.capacity)
                 del old
                 _free_device_memory()
-            self._studios[key] = studio
-            self._locks[id(studio)] = threading.Lock()
-            log.info("loaded %r", studio)
-            return studio
+            self._studios[key] = replicas
+            for studio in replicas:
+                self._locks[id(studio)] = threading.Lock()
+                log.info("loaded %r", studio)
+            return replicas
+
+    @contextmanager
+    def lease(self, key: str | None, task: str = "run") -> "Iterator[Studio]":
+        """The replica of `key` on a free device, held for the block: waits while every device runs
+        something (the UI's queue admits at most one run per device, so a run rarely waits here)."""
+        replicas = self.replicas(key)
+        with self._free:
+            while True:
+                free = [i for i in range(len(self.devices)) if i not in self._busy]
+                if free:
+                    index = free[0]
+                    self._busy[index] = task
+                    break
+                self._free.wait()
+        try:
+            yield replicas[index]
+        finally:
+            with self._free:
+                del self._busy[index]
+                self._free.notify()
+
+    def device_states(self) -> list[tuple[str, str]]:
+        """(device, "idle" or the task running on it), one per device, in --devices order."""
+        with self._free:
+            busy = dict(self._busy)
+        return [(device, busy.get(i, "idle")) for i, device in enumerate(self.devices)]
 
     def lock(self, studio: "Studio") -> threading.Lock:
         """The lock held around each engine step of `studio` (one job at a time per Studio)."""

@@ -24,7 +24,7 @@ from .handlers import (
 from .media import MASK_TINT, mask_layer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
-RUN_CONCURRENCY = "model"  # one run at a time per server (one model on one device)
+RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
 
 CSS = """
 .live-view img, .order-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -149,9 +149,14 @@ def build_demo(app: StudioApp) -> gr.Blocks:
     n_tokens = studio.grid_size ** 2 if studio is not None else 256
     cfg_default = float(studio.cfg_scale) if studio is not None else 4.0
     default_steps = min(64, n_tokens)
+    slots = len(app.models.devices)  # runs at once: one per device
 
     with gr.Blocks(title="RandAR Studio", delete_cache=(600, 3600)) as demo:
         gr.Markdown(INTRO)
+        if len(app.models.devices) > 1:  # what each device is doing, refreshed every second
+            devices_md = gr.Markdown(app.device_report(), elem_id="device-states")
+            gr.Timer(1.0).tick(app.device_report, None, devices_md, api_name="devices", concurrency_limit=None,
+                               show_progress="hidden")
         with gr.Row(equal_height=True):
             model_dd = gr.Dropdown([(c.label, c.key) for c in app.models.choices()], value=app.models.initial,
                                    label="Model", scale=3, info="switching reloads (loaded models are cached)",
@@ -323,7 +328,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                                                                   s.seed, s.random_seed]
             return out + ([s.batch] if with_batch and s.batch is not None else [])
 
-        run_kw = dict(concurrency_id=RUN_CONCURRENCY, show_progress="minimal")
+        run_kw = dict(concurrency_id=RUN_CONCURRENCY, concurrency_limit=slots, show_progress="minimal")
 
         def wire(panel: LivePanel, fn: Any, inputs: list[Any], outputs: list[Any], api_name: str) -> None:
             ev = panel.run.click(fn, inputs=inputs, outputs=outputs, api_name=api_name,
@@ -412,7 +417,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g_steps, i_steps, o_steps, u_steps,
                          s_counts]
-        model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY)
+        model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY,
+                        concurrency_limit=slots)
 
         def rescan(model: str) -> Any:
             return gr.update(choices=[(c.label, c.key) for c in app.models.choices()])

@@ -48,7 +48,8 @@ from randar.choices import (
 )
 from randar.download import DownloadError, download_model
 from randar.outputs import (
-    atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image, save_json,
+    OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image,
+    save_json,
     sidecar_path, sidecar_record,
 )
 from randar.registry import (
@@ -232,6 +233,19 @@ folders:
   one runs.
 """
 
+ITEMS_EPILOG = """\
+scaling out (--out-dir DIR):
+  Many items, one image + sidecar each (DIR/000000.png + .json for generate, DIR/NAME.png for a folder
+  of inputs) and DIR/manifest.json (settings, files, seeds). Each item's seed depends only on --seed and
+  its index, so DIR is the same, byte for byte, in one process or spread over processes with
+  `torchrun --nproc_per_node N -m randar COMMAND ... --out-dir DIR` (Gloo on CPUs, NCCL with each rank on
+  GPU LOCAL_RANK; several machines: torchrun's --nnodes, --node-rank, --rdzv-backend c10d,
+  --rdzv-endpoint HOST:PORT, DIR on a shared file system). A non-empty DIR is refused unless --resume
+  (make only the missing or incomplete items of the same run: other options are refused) or --overwrite
+  (make every item again). A folder's inputs are items in sorted file-name order. Under torchrun use
+  --count, never --num (torchrun takes --num for an ambiguous prefix of its own --numa-binding).
+"""
+
 
 def _positive_int(text: str) -> int:
     value = int(text)
@@ -291,14 +305,26 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
 
 
-def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False) -> None:
-    """--out, --overwrite, --gif, --gif-frames, --quiet."""
+def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
+    """--out, --overwrite, --gif, --gif-frames, --quiet; with `items` also --out-dir and --resume (a
+    sharded run, see randar/itemrun.py), of which one of --out / --out-dir is required.
+
+    Option names here must not be prefixes of torchrun's options: torchrun's parser takes any unambiguous
+    prefix of its own options even after the module name (`--num` collides with `--numa-binding`)."""
     g = p.add_argument_group("output")
-    g.add_argument("--out", "-o", required=True, metavar="OUT",
-                   help="output image file (format from its extension)"
-                   + ("; a folder (NAME.png inside) when IMAGE is a folder, when OUT is an existing folder or "
-                      "ends in /" if folder else "")
-                   + "; each image gets a sidecar named like it plus .json (out.png.json)")
+    where = g.add_mutually_exclusive_group(required=True) if items else g
+    where.add_argument("--out", "-o", required=not items, metavar="OUT",
+                       help="output image file (format from its extension)"
+                       + ("; a folder (NAME.png inside) when IMAGE is a folder, when OUT is an existing folder or "
+                          "ends in /" if folder else "")
+                       + "; each image gets a sidecar named like it plus .json (out.png.json)")
+    if items:
+        where.add_argument("--out-dir", metavar="DIR", default=None,
+                           help="a run of many items, one image + sidecar each plus DIR/manifest.json, that "
+                           "torchrun can spread over processes and machines (see 'scaling out' below)")
+        g.add_argument("--resume", action="store_true",
+                       help="--out-dir: make only the missing or incomplete items of the run in DIR (same options; "
+                       "a new or empty DIR starts the run, so a restarted command can always carry --resume)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
     g.add_argument("--gif", metavar="PATH", default=None,
                    help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"
@@ -605,6 +631,116 @@ def edit_works(args: argparse.Namespace, inputs: list[EditInput], folder: bool,
 
 
 # ----------------------------------------------------------------------------------------------------
+# --out-dir runs: many items, sharded over torchrun's processes (randar/itemrun.py)
+
+ITEM_OPTION_NAMES = {"count": "--count", "classes": "--classes", "per_class": "--per-class", "npz": "--npz",
+                     "resume": "--resume"}
+
+
+def refuse_item_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Options of --out-dir runs given without --out-dir: an error naming them."""
+    given = [ITEM_OPTION_NAMES[n] for n in names if getattr(args, n, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only used with --out-dir DIR")
+
+
+def _check_item_args(args: argparse.Namespace) -> None:
+    """What an --out-dir run does not take: one image per item, no GIFs."""
+    if args.batch != 1:
+        raise ValueError("--num/--batch: with --out-dir every item is one image; use --count (generate) or more "
+                         "inputs")
+    if args.gif is not None:
+        raise ValueError("--gif: not available with --out-dir")
+
+
+def _item_choice(args: argparse.Namespace) -> ModelChoice:
+    return ModelChoice.from_args(args)
+
+
+def run_generate_items(args: argparse.Namespace) -> int:
+    """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
+    from randar.itemdir import Item
+    from randar.itemrun import ItemRun, item_name, run_items
+    from randar.registry import class_index, resolve_model
+
+    _check_item_args(args)
+    if args.classes is not None and (args.label is not None or args.count is not None):
+        raise ValueError("--classes: give either --classes (with --per-class) or --class (with --count)")
+    if args.classes is None and args.per_class is not None:
+        raise ValueError("--per-class: only used with --classes")
+    kwargs = sampling_kwargs(args)
+    choice = _item_choice(args)
+    names = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints).class_names
+    if args.classes is not None:
+        if args.classes.strip() == "all":
+            ids = list(range(len(names)))
+        else:
+            ids = [class_index(c.strip(), names) for c in args.classes.split(",") if c.strip()]
+            if not ids:
+                raise ValueError("--classes: give 'all' or a comma-separated list of class names or indices")
+        labels: list[int | None] = [i for i in ids for _ in range(args.per_class or 1)]
+    else:
+        label = None if args.label is None else class_index(args.label, names)
+        labels = [label] * (args.count or 1)
+
+    def items(seed: int) -> list[Item]:
+        from randar.tasks.common import derive_seed
+
+        return [Item(i, item_name(i, len(labels)), derive_seed(seed, "item", i),
+                     {"class": None if c is None else names[c], "class_id": c}) for i, c in enumerate(labels)]
+
+    def make(studio: "Studio", item: Item) -> "Job":
+        label = item.source["class_id"]
+        over = {**kwargs, "seed": item.seed, "batch": 1}
+        if not args.x2:
+            return studio.generate(label, **over)
+        return studio.generate_x2(
+            label, **over, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
+            spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
+
+    run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
+                  npz=args.npz)
+    return run_items(run)
+
+
+def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput],
+                     make: Callable[..., "Job"], notes: Sequence[str]) -> int:
+    """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
+    from randar.itemdir import Item
+    from randar.itemrun import ItemRun, file_sha256, run_items
+
+    _check_item_args(args)
+    files = [f"{inp.image.stem}{FOLDER_OUTPUT_EXT}" for inp in inputs]
+    seen: dict[str, Path] = {}
+    for inp, name in zip(inputs, files):
+        if name in seen:
+            raise OutputExistsError(f"{seen[name].name} and {inp.image.name} would both be written to {name}; give "
+                                    "the inputs distinct names")
+        seen[name] = inp.image
+
+    def items(seed: int) -> list[Item]:
+        from randar.tasks.common import derive_seed
+
+        out = []
+        for i, (inp, name) in enumerate(zip(inputs, files)):
+            source: dict[str, Any] = {"input": str(inp.image), "input_sha256": file_sha256(inp.image)}
+            if inp.mask is not None:
+                source |= {"mask": str(inp.mask), "mask_sha256": file_sha256(inp.mask)}
+            out.append(Item(i, name, derive_seed(seed, "item", i), source))
+        return out
+
+    def make_item(studio: "Studio", item: Item) -> "Job":
+        try:
+            return make(studio, inputs[item.index], seed=item.seed, batch=1)
+        except ValueError as exc:
+            raise ValueError(f"{inputs[item.index].image}: {exc}") from exc
+
+    run = ItemRun(task, args, Path(args.out_dir), items, make_item, lambda item: item.index, _item_choice(args),
+                  notes=tuple(notes))
+    return run_items(run)
+
+
+# ----------------------------------------------------------------------------------------------------
 # generate
 
 
@@ -625,7 +761,19 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fill-order", choices=ORDER_CHOICES, default=None, metavar="ORDER",
                    help="--x2: the order of the tokens in between (default: random)")
     _add_x2_options(g, default_scale=None)
-    add_output_options(p)
+    add_output_options(p, items=True)
+    g = p.add_argument_group("many items (with --out-dir)")
+    g.add_argument("--count", type=_positive_int, default=None, metavar="K",
+                   help="--out-dir: make K images of --class (default 1), each with its own seed from --seed and "
+                   "its index")
+    g.add_argument("--classes", default=None, metavar="all|LIST",
+                   help="--out-dir: class-balanced items, --per-class of each class, in class order: all, or a "
+                   "comma-separated list of class names or indices")
+    g.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
+                   help="--out-dir with --classes: images per class (default 1)")
+    g.add_argument("--npz", action="store_true",
+                   help="--out-dir: also pack every image into DIR/samples.npz (arr_0: uint8 [N, H, W, 3], the "
+                   "layout of the ADM evaluator used for FID)")
     add_runtime_options(p)
 
 
@@ -635,13 +783,18 @@ examples:
   python -m randar generate --class 3 --num 4 --steps 32 --seed 7 --out faces.png   # faces_0.png .. faces_3.png
   python -m randar generate --class cat --model randar-l --cfg 4 --out cat.png --gif cat.gif
   python -m randar generate --class 3 --x2 --out big.png                            # 2x the model's size
+  python -m randar generate --class 3 --count 100 --seed 0 --out-dir runs/c3        # 100 items
+  torchrun --nproc_per_node 8 -m randar generate --classes all --per-class 50 --seed 0 --npz --out-dir runs/all
 
-""" + OUTPUTS_EPILOG
+""" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
 
 @command("generate", help="sample new images of a class", configure=_generate_options, epilog=GENERATE_EPILOG,
          description="Sample new images of a class at the model's resolution (or twice it with --x2).")
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.out_dir is not None:
+        return run_generate_items(args)
+    refuse_item_options(args, ("count", "classes", "per_class", "npz", "resume"))
     out = Path(args.out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'generated.png'}")
@@ -702,7 +855,7 @@ def _inpaint_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--skip-unmatched", action="store_true",
                    help="with a folder of masks, leave out images without a mask (default: an error)")
     add_sampling_options(p, what="masked tokens", temperature=EDIT_TEMPERATURE)
-    add_output_options(p, folder=True)
+    add_output_options(p, folder=True, items=True)
     add_runtime_options(p)
 
 
@@ -717,7 +870,7 @@ Pixels outside the (feathered) mask are the input's, unchanged; the output has t
 With a folder of masks, an image without a mask of the same name (up to the extension) is an error
 unless --skip-unmatched, which leaves it out; masks without an image are ignored, with a note.
 
-""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
 
 @command("inpaint", help="regenerate the masked part of an image", configure=_inpaint_options,
@@ -728,12 +881,15 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     inputs, folder = collect_inputs(args.image, args.mask, skip_unmatched=args.skip_unmatched, notes=notes)
     kwargs = sampling_kwargs(args)
 
-    def make(studio: "Studio", inp: EditInput) -> "Job":
+    def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.inpaint(inp.image, inp.mask, label=args.label, region=args.region, context=args.context,
                               dilate=args.dilate, feather=args.feather, min_cover=args.min_cover,
                               prefill_with=args.prefill_with, harmonize_seam=args.harmonize_seam,
-                              fill_margin=args.fill_margin, **kwargs)
+                              fill_margin=args.fill_margin, **{**kwargs, **over})
 
+    if args.out_dir is not None:
+        return run_folder_items(args, "inpaint", inputs, make, notes)
+    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 
@@ -753,7 +909,7 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
                    help="do not remove the tokenizer's colour drift at the seam (default: removed)")
     add_sampling_options(p, what="new tokens", temperature=EDIT_TEMPERATURE)
-    add_output_options(p, folder=True)
+    add_output_options(p, folder=True, items=True)
     add_runtime_options(p)
 
 
@@ -767,7 +923,7 @@ examples:
 Extensions are rounded to whole tokens (a note says by how much); the original's pixels are pasted back
 unchanged. A canvas larger than the model's grid is filled window by window.
 
-""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
 
 @command("outpaint", help="extend an image beyond its borders", configure=_outpaint_options,
@@ -778,11 +934,14 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
 
-    def make(studio: "Studio", inp: EditInput) -> "Job":
+    def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
                                aspect=args.aspect, zoom=args.zoom, align=args.align, label=args.label,
-                               harmonize_seam=args.harmonize_seam, **kwargs)
+                               harmonize_seam=args.harmonize_seam, **{**kwargs, **over})
 
+    if args.out_dir is not None:
+        return run_folder_items(args, "outpaint", inputs, make, notes)
+    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 
@@ -811,7 +970,7 @@ def _upscale_options(p: argparse.ArgumentParser) -> None:
     add_sampling_options(p, what="regenerated tokens", steps_default=DEFAULT_STEPS,
                          steps_help=f"forward passes per tile over its regenerated tokens (default {DEFAULT_STEPS}; "
                          "-1: one token per step)")
-    add_output_options(p, folder=True)
+    add_output_options(p, folder=True, items=True)
     add_runtime_options(p)
 
 
@@ -833,7 +992,7 @@ model's canvas: each tile's tokens are encoded, the worst reproduced ones are ge
 (progress shows the tile), the tiles are decoded and blended without seams, and back-projection makes the
 result shrink (2x2 average) back to the input.
 
-""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG
+""" + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
 
 @command("upscale", help="upscale an image x2 or x4", configure=_upscale_options, epilog=_upscale_epilog(),
@@ -843,10 +1002,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
 
-    def make(studio: "Studio", inp: EditInput) -> "Job":
+    def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,
-                              overlap=args.overlap, consistency=args.consistency, **kwargs)
+                              overlap=args.overlap, consistency=args.consistency, **{**kwargs, **over})
 
+    if args.out_dir is not None:
+        return run_folder_items(args, "upscale", inputs, make, notes)
+    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 

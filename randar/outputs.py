@@ -29,7 +29,8 @@ from PIL import Image
 
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
-    "check_outputs", "atomic_write_bytes", "save_image", "save_json", "sidecar_record", "read_sidecar",
+    "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
+    "sidecar_record", "read_sidecar",
     "randar_version",
 ]
 
@@ -110,8 +111,27 @@ def _check_writable(directory: Path) -> None:
 def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> Path:
     """Write `data` to `path` through a temporary file in the same directory, published in one step."""
     path = Path(path)
+    tmp = write_temp(path, data)
+    try:
+        publish(tmp, path, overwrite)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def temp_prefix(path: Path) -> str:
+    """The name prefix of `path`'s temporary files (`.NAME.`; they end in .tmp): a run that resumes after
+    a kill can find and remove the ones it left behind."""
+    return f".{Path(path).name}."
+
+
+def write_temp(path: Path, data: bytes) -> Path:
+    """Write `data`, flushed to disk, to a new temporary file next to `path` (hidden, `.NAME.*.tmp`) and
+    return it; `publish` then gives it its name. Several files can be written first and published in an
+    order of the caller's choosing (an image before its sidecar). Removed again if writing fails."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -119,13 +139,15 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = False) -> P
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        _publish(tmp, path, overwrite)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return path
+        raise
+    return tmp
 
 
-def _publish(tmp: Path, path: Path, overwrite: bool) -> None:
+def publish(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Give the temporary file `tmp` (from `write_temp`) the name `path` in one step: replacing an existing
+    file only with `overwrite`, else OutputExistsError (also when the name appears in a race)."""
     if overwrite:
         os.replace(tmp, path)
         return

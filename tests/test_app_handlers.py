@@ -358,4 +358,4 @@ def test_model_cache_is_lru_with_a_capacity(tmp_path):
     assert mm.load(str(dirs[1])) is not b  # reloaded, evicting m0
     assert mm.loaded(str(dirs[0])) is None and len(mm._studios) == 2
     assert len(mm._locks) == 2 and mm.lock(c) is mm.lock(c)
-    assert [s.name for s in mm._studios.values()] == ["m2", "m1"]
+    assert [r[0].name for r in mm._studios.values()] == ["m2", "m1"]
