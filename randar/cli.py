@@ -707,7 +707,8 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
                      make: Callable[..., "Job"], notes: Sequence[str]) -> int:
     """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
     from randar.itemdir import Item
-    from randar.itemrun import ItemRun, file_sha256, run_items
+    from randar.hashing import file_sha256
+    from randar.itemrun import ItemRun, run_items
 
     _check_item_args(args)
     files = [f"{inp.image.stem}{FOLDER_OUTPUT_EXT}" for inp in inputs]

@@ -12,7 +12,6 @@ them by hand.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from randar.hashing import file_sha256
 from randar.registry import (
     REGISTRY,
     TRUNCATED_FRACTION,
@@ -97,12 +97,6 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {first}{hint}" if first else f"{name}{hint}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 23), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: str | None) -> None:
@@ -114,7 +108,7 @@ def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: st
         raise DownloadError(f"{rf.filename}: {problem}")
     expected = rf.sha256 or (remote_etag if remote_etag and _SHA256.fullmatch(remote_etag) else None)
     if expected:
-        actual = _sha256(path)
+        actual = file_sha256(path)
         if actual != expected.lower():
             source = "the registry" if rf.sha256 else "the hub"
             raise DownloadError(f"{rf.filename}: sha256 {actual} does not match {expected} given by {source}")

@@ -15,7 +15,6 @@ The order is the CLI's contract (randar/cli.py), spread over ranks:
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import signal
@@ -35,7 +34,7 @@ from randar.itemdir import (
 if TYPE_CHECKING:
     from randar.studio import Job, Studio
 
-__all__ = ["ItemRun", "run_items", "settings_from_args", "item_name", "file_sha256", "KILL_AFTER_ENV"]
+__all__ = ["ItemRun", "run_items", "settings_from_args", "item_name", "KILL_AFTER_ENV"]
 
 # A test hook: rank 0 kills itself (SIGKILL, no clean-up) after writing this many items, as a crash
 # or a pre-empted machine would; the tests use it to check that --resume finishes such a run.
@@ -61,12 +60,6 @@ def item_name(index: int, count: int) -> str:
     return f"{index:0{max(6, len(str(count - 1)))}d}{ITEM_EXT}"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def settings_from_args(args: Any, task: str, seed: int, model_source: str, device_type: str) -> dict[str, Any]:

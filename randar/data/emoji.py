@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hashing import file_sha256
+
 __all__ = [
     "IMAGE_SIZE", "MARGIN", "SETS", "SPLIT_SALT", "EVAL_FRACTION", "FORMAT_VERSION",
     "EmojiDataset", "load_emoji_dataset", "split_of", "build_emoji_dataset",
@@ -415,8 +417,9 @@ def select_limit(emoji: list, limit: int) -> list:
 
 
 # ----------------------------------------------------------------------------- rendering
-def frame_on_white(rgb_on_white, alpha):
-    """Crop to the alpha bbox, scale the longer side to FIT px, centre on a white 128^2."""
+def frame_on_white(rgb_on_white, alpha, scale: int = 1):
+    """Crop to the alpha bbox, scale the longer side to FIT px, centre on a white 128^2. `scale` k draws the
+    same geometry k times larger (sizes and offsets times k): the evaluation's genuine 2x ground truth."""
     from PIL import Image
 
     bbox = alpha.point(lambda a: 255 if a > ALPHA_BBOX_THRESHOLD else 0).getbbox()
@@ -426,9 +429,9 @@ def frame_on_white(rgb_on_white, alpha):
     w, h = crop.size
     s = FIT / max(w, h)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    crop = crop.resize((nw, nh), Image.Resampling.LANCZOS)
-    out = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (255, 255, 255))
-    out.paste(crop, ((IMAGE_SIZE - nw) // 2, (IMAGE_SIZE - nh) // 2))
+    crop = crop.resize((nw * scale, nh * scale), Image.Resampling.LANCZOS)
+    out = Image.new("RGB", (IMAGE_SIZE * scale, IMAGE_SIZE * scale), (255, 255, 255))
+    out.paste(crop, (scale * ((IMAGE_SIZE - nw) // 2), scale * ((IMAGE_SIZE - nh) // 2)))
     return out
 
 
@@ -533,12 +536,6 @@ def _write_npz(path: Path, arrays: dict):
                                           allow_pickle=False)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions(src: Sources, sets) -> dict:
@@ -556,7 +553,7 @@ def _versions(src: Sources, sets) -> dict:
         v["@discordapp/twemoji (npm)"] = src.twemoji_version
     if "noto" in sets:
         v["fonts-noto-color-emoji (deb)"] = src.noto_version
-        v["NotoColorEmoji.ttf sha256"] = _sha256(src.noto_font)
+        v["NotoColorEmoji.ttf sha256"] = file_sha256(src.noto_font)
     return v
 
 
@@ -699,7 +696,7 @@ def _manifest(out, ds, src, sets, emoji, absent, limit, missing) -> dict:
         "per_set": per_set,
         "per_class": per_class,
         "emoji_without_artwork": {s: absent[s] for s in sets},
-        "files": {f: {"bytes": (out / f).stat().st_size, "sha256": _sha256(out / f)}
+        "files": {f: {"bytes": (out / f).stat().st_size, "sha256": file_sha256(out / f)}
                   for f in files},
         "versions": _versions(src, sets),
     }

@@ -31,25 +31,15 @@ RENDER_PX = 1024  # SVG rasterisation size; both sizes are resampled from it
 
 def _frame_pair(rgba: Image.Image) -> tuple[np.ndarray, np.ndarray] | None:
     """(128 px, 256 px) framings of one rasterised RGBA emoji, identical geometry at both scales."""
-    from ..data.emoji import ALPHA_BBOX_THRESHOLD, FIT, IMAGE_SIZE
+    from ..data.emoji import frame_on_white
 
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     white.alpha_composite(rgba)
-    rgb = white.convert("RGB")
-    bbox = rgba.getchannel("A").point(lambda a: 255 if a > ALPHA_BBOX_THRESHOLD else 0).getbbox()
-    if bbox is None:
+    rgb, alpha = white.convert("RGB"), rgba.getchannel("A")
+    low, high = frame_on_white(rgb, alpha, 1), frame_on_white(rgb, alpha, 2)
+    if low is None:
         return None
-    crop = rgb.crop(bbox)
-    w, h = crop.size
-    s = FIT / max(w, h)
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
-    out = []
-    for k in (1, 2):
-        canvas = Image.new("RGB", (IMAGE_SIZE * k, IMAGE_SIZE * k), (255, 255, 255))
-        canvas.paste(crop.resize((nw * k, nh * k), Image.Resampling.LANCZOS),
-                     (k * ((IMAGE_SIZE - nw) // 2), k * ((IMAGE_SIZE - nh) // 2)))
-        out.append(np.asarray(canvas, dtype=np.uint8))
-    return out[0], out[1]
+    return np.asarray(low, dtype=np.uint8), np.asarray(high, dtype=np.uint8)
 
 
 def _render(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
