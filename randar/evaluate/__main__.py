@@ -141,13 +141,19 @@ def main(argv: list[str] | None = None) -> int:
         elif t == "upscale":
             results["upscale"] = run_upscale(studio, scorer, limit=limit, steps=a.upscale_steps, seed=a.seed,
                                              grid_path=out / "grids" / "upscale.png")
-    results["seconds"] = round(time.time() - t0, 1)
-    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    md = markdown(results)
-    (out / "results.md").write_text(md + "\n")
+        results["seconds"] = round(time.time() - t0, 1)
+        _write(out, results)  # after every task: a failure later keeps what was measured
+    md = _write(out, results)
     print(md)
     print(f"wrote {out / 'results.json'}, {out / 'results.md'} and {out / 'grids'}/ in {results['seconds']} s")
     return 0
+
+
+def _write(out: Path, results: dict[str, Any]) -> str:
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    md = markdown(results)
+    (out / "results.md").write_text(md + "\n")
+    return md
 
 
 def _sample_grid(samples: np.ndarray, real: np.ndarray, class_names: list[str], labels: np.ndarray, n: int = 8):
