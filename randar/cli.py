@@ -1055,6 +1055,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     if out.is_dir():
         out = out / str(record.get("image") or f"rerun{FOLDER_OUTPUT_EXT}")
     image_format(out)
+    from randar.tasks import check_settings
+
+    check_settings(settings, args.sidecar)
     check_rerun_inputs(settings, args)
     notes: list[str] = []
     choice = rerun_model_choice(args, record, notes)
@@ -1077,6 +1080,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """The inputs a rerun reads: --image/--mask, else the recorded files, which must still be there (an error
     naming the option to use, before the model is loaded)."""
+    from randar.images import check_image_file  # torch, via randar.images: only for the commands that need it
+
     inputs = settings.get("inputs") or {}
     for name, given in (("image", args.image), ("mask", args.mask)):
         record = inputs.get(name)
@@ -1085,9 +1090,12 @@ def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> No
                 raise ValueError(f"--{name}: {settings.get('task')} runs have no {name} input")
         elif given is not None:
             _must_exist(Path(given), f"--{name}")
+            check_image_file(given, f"--{name} {given}")  # over the pixel cap: refused from the header, now
         elif not record.get("path") or not Path(record["path"]).is_file():
             where = record.get("path") or "an in-memory image"
             raise ValueError(f"the {name} of this run ({where}) is not there: pass --{name} FILE")
+        else:
+            check_image_file(record["path"], f"the recorded {name} {record['path']}")
 
 
 def _device_type(device: str) -> str:
