@@ -133,7 +133,7 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     app): a JPEG file is then decoded at a reduced scale whose sides stay >= max_side.
     """
     if isinstance(src, (str, Path)):
-        return _from_pil(_open(Path(src), max_side), str(src))
+        return _from_pil(_open(Path(src), max_side), str(src), owned=True)
     if isinstance(src, Image.Image):
         check_image_size(src.size, "image")
         return _from_pil(src, "image")
@@ -157,20 +157,23 @@ def _open(path: Path, max_side: int | None = None) -> Image.Image:
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{path}: cannot decode the image ({exc}); the file may be truncated or corrupt") from exc
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no second full-size copy of the picture
     except Exception:  # a broken EXIF block should not make a good image unusable
-        return img
+        pass
+    return img
 
 
-def _from_pil(img: Image.Image, name: str) -> Image.Image:
+def _from_pil(img: Image.Image, name: str, owned: bool = False) -> Image.Image:
+    """-> RGB. `owned`: `img` is ours (just opened), so it is returned or converted without a defensive
+    copy (a full-size copy is the difference that matters at the pixel cap)."""
     mode = img.mode
     if mode == "RGB":
-        return img.copy()
+        return img if owned else img.copy()
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-        return _from_pil(img, name)
+        return _from_pil(img, name, owned=True)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if mode.startswith("I") or mode == "F":
