@@ -334,3 +334,52 @@ def test_black_and_transparent_are_not_masked():
 
     assert not load_mask(Image.new("RGB", (8, 8), (20, 20, 20))).any()  # JPEG noise around black
     assert not file_mask(Image.new("RGBA", (8, 8), (255, 0, 0, 0))).any()  # colour under zero alpha
+
+
+# ---- D. the plain folder batch writes image + sidecar as a pair ------------------------------------
+
+
+def test_pair_overwrite_never_leaves_a_new_image_next_to_an_old_sidecar(monkeypatch, tmp_path):
+    import randar.outputs as outputs
+
+    image = tmp_path / "out.png"
+    outputs.write_pair(Image.new("RGB", (8, 8), (0, 0, 0)), image, {"run": "old"})
+    assert json.loads((tmp_path / "out.png.json").read_text()) == {"run": "old"}
+    published: list[Path] = []
+    real_publish = outputs.publish
+
+    def killed_after_the_image(tmp, path, overwrite):  # the process dies between the two renames
+        if published:
+            raise KeyboardInterrupt
+        published.append(path)
+        real_publish(tmp, path, overwrite)
+
+    monkeypatch.setattr(outputs, "publish", killed_after_the_image)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.write_pair(Image.new("RGB", (8, 8), (255, 255, 255)), image, {"run": "new"}, overwrite=True)
+    assert Image.open(image).getpixel((0, 0)) == (255, 255, 255)
+    assert not (tmp_path / "out.png.json").exists()  # the old run's sidecar is gone, not describing new pixels
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporary files left
+
+
+def test_folder_batch_removes_stale_temps_and_names_every_bad_input(capsys, tiny_model_dir, pictures, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("a.png", "b.png"):
+        shutil.copy(pictures.photo, inputs / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".a.png.x1y2.tmp"  # what a run killed while writing a.png left
+    stale.write_bytes(b"partial")
+    base = ["inpaint", inputs, pictures.mask, "--model", tiny_model_dir, "--device", "cpu", "--threads", "1",
+            "--steps", "2", "--out", out, "--quiet"]
+    code, err = run_cli(capsys, *base)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.png.json", "b.png", "b.png.json"]
+    # two unusable inputs (too large, not a picture): both named, nothing written
+    shutil.copy(pictures.huge, inputs / "c.png")
+    (inputs / "d.png").write_bytes(b"not a picture")
+    out2 = tmp_path / "out2"
+    code, err = run_cli(capsys, *base[:-2], out2, "--quiet")
+    assert_clean_error(code, err, "c.png", "d.png", "2 of 4 inputs")
+    assert not out2.exists() or not any(out2.iterdir())
