@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
     p.add_argument("--max-queue", type=int, default=32, help="runs that may wait in the queue (default: 32)")
     p.add_argument("--outputs", default=None, metavar="DIR", help="where run folders go (default: a temp dir)")
+    p.add_argument("--allow-model-path", action="store_true",
+                   help="let users load any model folder on this server by typing its path (default: only the "
+                        "models in the checkpoints folder and the --model one)")
     p.add_argument("--demo-delay", type=float, default=0.0, help=argparse.SUPPRESS)  # slow steps: demos and tests
     return p
 
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = parse_devices(args.devices, args.device)
     config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
                        device=devices[0], devices=devices, dtype=args.dtype, threads=args.threads,
-                       demo_delay=args.demo_delay, outputs=args.outputs)
+                       demo_delay=args.demo_delay, outputs=args.outputs, allow_model_path=args.allow_model_path)
     app = StudioApp(config)
     demo = build_demo(app)
     if app.try_studio(app.models.initial) is None:

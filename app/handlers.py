@@ -125,6 +125,7 @@ class AppConfig:
     preview_interval: float = PREVIEW_INTERVAL
     outputs: str | None = None  # run folders (default: a temporary directory)
     keep_runs: int = 200
+    allow_model_path: bool = False  # users may load model folders outside the checkpoints folder (--allow-model-path)
 
 
 def _skip(n: int) -> tuple[Any, ...]:
@@ -175,7 +176,8 @@ class StudioApp:
         self.config = config or AppConfig()
         self.models = models or ModelManager(self.config.model, checkpoints=self.config.checkpoints,
                                              device=self.config.device, dtype=self.config.dtype,
-                                             threads=self.config.threads, devices=self.config.devices)
+                                             threads=self.config.threads, devices=self.config.devices,
+                                             allow_model_path=self.config.allow_model_path)
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
 

@@ -383,3 +383,22 @@ def test_folder_batch_removes_stale_temps_and_names_every_bad_input(capsys, tiny
     code, err = run_cli(capsys, *base[:-2], out2, "--quiet")
     assert_clean_error(code, err, "c.png", "d.png", "2 of 4 inputs")
     assert not out2.exists() or not any(out2.iterdir())
+
+
+def test_app_loads_model_paths_only_from_its_checkpoints_folder(tiny_model_dir, tmp_path):
+    from app.state import ModelManager, ModelUnavailable
+
+    checkpoints = tmp_path / "checkpoints"
+    inside = shutil.copytree(tiny_model_dir, checkpoints / "mine")
+    outside = shutil.copytree(tiny_model_dir, tmp_path / "elsewhere" / "secret-model")
+    models = ModelManager(None, checkpoints=checkpoints, device="cpu", threads=1)
+    with pytest.raises(ModelUnavailable, match="--allow-model-path") as info:
+        models.load(str(outside))
+    assert str(tmp_path) not in str(info.value)  # no server paths in what a remote user sees
+    choice = models.choice(str(outside))
+    assert not choice.ready and str(tmp_path) not in choice.help
+    assert models.load(str(inside)).name  # under the checkpoints folder: fine
+    missing = models.choice(str(checkpoints / "nothing-here"))
+    assert str(tmp_path) not in missing.help
+    trusting = ModelManager(None, checkpoints=checkpoints, device="cpu", threads=1, allow_model_path=True)
+    assert trusting.load(str(outside)).name
