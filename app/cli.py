@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from randar.registry import DEFAULT_MODEL, REGISTRY
 
@@ -59,6 +60,18 @@ def parse_devices(devices: str | None, device: str) -> tuple[str, ...]:
     return names
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `docker stop`, systemd) end the app like Ctrl+C does.
+
+    Why: Python's default SIGTERM ends the process at once, without `atexit` or Gradio's shutdown, so
+    the run folders of the temporary store and Gradio's upload cache were left behind on every stop."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -75,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if app.try_studio(app.models.initial) is None:
         print(f"note: model {app.models.initial!r} is not available; the app starts without it and shows how to "
               "get it.", file=sys.stderr)
+    exit_on_sigterm()
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
     return 0

@@ -402,3 +402,19 @@ def test_app_loads_model_paths_only_from_its_checkpoints_folder(tiny_model_dir, 
     assert str(tmp_path) not in missing.help
     trusting = ModelManager(None, checkpoints=checkpoints, device="cpu", threads=1, allow_model_path=True)
     assert trusting.load(str(outside)).name
+
+
+def test_sigterm_removes_the_apps_temporary_run_folders(tmp_path):
+    script = ("import os, signal, time\n"
+              "from app.cli import exit_on_sigterm\n"
+              "from app.store import RunStore\n"
+              "store = RunStore()\n"
+              "(store.new_run('inpaint').folder / 'input.png').write_bytes(b'x')\n"
+              "print(store.root, flush=True)\n"
+              "exit_on_sigterm()\n"
+              "os.kill(os.getpid(), signal.SIGTERM)\n"
+              "time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    root = Path(proc.stdout.split()[0])
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr  # ended by the signal, quickly
+    assert not root.exists()
