@@ -150,6 +150,26 @@ def test_13000_square_png_is_refused_with_bounded_memory(pictures):
     assert kb < RSS_LIMIT_KB, kb
 
 
+CLI_PEAK_SCRIPT = """
+import resource, sys
+from randar.cli import main
+code = main(sys.argv[1:])
+print("exit", code, "peak_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_13000_square_png_through_the_cli_with_bounded_memory(tiny_model_dir, pictures, tmp_path):
+    out = tmp_path / "edited.png"
+    proc = subprocess.run([sys.executable, "-c", CLI_PEAK_SCRIPT, "inpaint", str(pictures.large), str(pictures.mask),
+                           "--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=120)
+    words = proc.stdout.split()
+    assert words[:2] == ["exit", "2"], proc.stderr
+    assert "error:" in proc.stderr and "13000x13000" in proc.stderr and "Traceback" not in proc.stderr
+    assert int(words[-1]) < RSS_LIMIT_KB and not out.exists()
+
+
 def test_largest_allowed_input_decodes_in_bounded_memory(tmp_path):
     side = int(MAX_IMAGE_PIXELS ** 0.5)  # 6000: a transparent RGBA PNG, the costliest conversion (onto white)
     outcome, kb = peak_rss(write_png(tmp_path / "cap.png", side, side, bit_depth=8, color_type=6))
