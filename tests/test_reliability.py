@@ -438,3 +438,24 @@ def test_sigterm_removes_the_apps_temporary_run_folders(tmp_path):
     root = Path(proc.stdout.split()[0])
     assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr  # ended by the signal, quickly
     assert not root.exists()
+
+
+@pytest.mark.parametrize("colour", ["red", "blue", "dark grey"])
+def test_app_handler_and_cli_agree_on_coloured_strokes(capsys, tiny_model_dir, pictures, tmp_path, colour):
+    """The handler's preview counts the same tokens as the CLI's run of the same mask file."""
+    from app.handlers import AppConfig, StudioApp
+
+    px = np.zeros((64, 64, 3), np.uint8)
+    px[stroke_region()] = STROKES[colour]
+    mask = tmp_path / "mask.png"
+    Image.fromarray(px, "RGB").save(mask)
+    app = StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs")))
+    view, text = app.mask_preview(Image.open(pictures.photo), Image.open(mask), model=str(tiny_model_dir))
+    assert view is not None, text  # not "paint over the part...": the stroke counts
+    regenerated = int(text.split("**")[1].split()[0])
+    out = tmp_path / "edited.png"
+    code, err = run_cli(capsys, "inpaint", pictures.photo, mask, "--model", tiny_model_dir, "--device", "cpu",
+                        "--threads", "1", "--steps", "2", "--seed", "0", "--out", out, "--quiet")
+    assert code == 0, err
+    resolved = json.loads(Path(str(out) + ".json").read_text())["settings"]["resolved"]
+    assert resolved["regenerated"] == regenerated > 0
