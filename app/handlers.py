@@ -31,7 +31,7 @@ from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .media import (
-    EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
+    MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
     token_grid_preview,
 )
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
@@ -384,7 +384,7 @@ class StudioApp:
                  history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
         notices: list[str] = []
-        img = limit_size(as_image(image, "image to extend"), notices)
+        img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
@@ -533,7 +533,7 @@ class StudioApp:
             return None, "Upload an image or pick an example, then choose how far to extend each side."
         notices: list[str] = []
         try:
-            img = limit_size(as_image(image, "image to extend"), notices)
+            img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
             sides = {k: _int(v, k, 0) for k, v in (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
         except (ImageError, ValueError) as exc:
             return None, f"⚠️ {exc}"

@@ -34,15 +34,17 @@ class EditInput:
         return 0 if self.mask is None else int(self.mask.sum())
 
 
-def as_image(value: Any, what: str = "image") -> Image.Image:
+def as_image(value: Any, what: str = "image", max_side: int | None = None) -> Image.Image:
     """A user's upload -> RGB PIL image (transparency on white). ImageError with a readable message.
 
     Files go through `load_image` like the CLI's (size checked from the header, refused above the pixel
-    cap); a JPEG file is decoded at a reduced scale (still >= MAX_INPUT_SIDE), since `limit_size` follows."""
+    cap). `max_side`, for callers that `limit_size` right after: a JPEG file is decoded at a reduced scale
+    whose sides stay >= max_side (far less memory; the downscale that follows gives
+    nearly the same picture)."""
     if value is None:
         raise ImageError(f"no {what}: upload one (or pick an example) first")
     try:
-        return load_image(value, max_side=MAX_INPUT_SIDE)
+        return load_image(value, max_side=max_side)
     except ImageError:
         raise
     except (OSError, ValueError, TypeError) as exc:
@@ -99,7 +101,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
     else:  # a plain image (API callers may send one with a separate mask)
         background, layers = value, []
     notices: list[str] = []
-    image = as_image(background, "image to edit")
+    image = as_image(background, "image to edit", max_side)
     masks = [m for m in (layer_mask(layer) for layer in layers) if m is not None]
     uploaded = file_mask(mask_upload)
     if uploaded is not None:
