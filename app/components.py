@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import io
+import warnings
 
 import gradio as gr
 from PIL import Image
@@ -35,7 +36,10 @@ def check_upload(file: Any, what: str) -> None:
     if source is None:
         return
     try:
-        with Image.open(source) as img:
+        with warnings.catch_warnings():  # Pillow's bomb warning: our own cap is checked right here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+        with img:
             check_image_size(img.size, f"the {what}")
             return
     except ImageError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence, Union
@@ -102,7 +103,9 @@ def _open_header(path: Path, name: str) -> Image.Image:
     if path.is_dir():
         raise ImageError(f"{name}: is a directory, not an image file")
     try:
-        img = Image.open(path)
+        with warnings.catch_warnings():  # Pillow's bomb warning is noise next to our own cap, checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image file PIL can read (unknown or corrupt format)") from exc
     except Image.DecompressionBombError as exc:  # over Pillow's own limit (twice Image.MAX_IMAGE_PIXELS)

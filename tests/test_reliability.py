@@ -167,6 +167,7 @@ def test_13000_square_png_through_the_cli_with_bounded_memory(tiny_model_dir, pi
     words = proc.stdout.split()
     assert words[:2] == ["exit", "2"], proc.stderr
     assert "error:" in proc.stderr and "13000x13000" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # one line: no Pillow warnings either
     assert int(words[-1]) < RSS_LIMIT_KB and not out.exists()
 
 
