@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from randar.registry import DEFAULT_MODEL, REGISTRY
 
@@ -37,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--share", action="store_true", help="also publish a temporary public gradio.live link")
     p.add_argument("--max-queue", type=int, default=32, help="runs that may wait in the queue (default: 32)")
     p.add_argument("--outputs", default=None, metavar="DIR", help="where run folders go (default: a temp dir)")
+    p.add_argument("--allow-model-path", action="store_true",
+                   help="let users load any model folder on this server by typing its path (default: only the "
+                        "models in the checkpoints folder and the --model one)")
     p.add_argument("--demo-delay", type=float, default=0.0, help=argparse.SUPPRESS)  # slow steps: demos and tests
     return p
 
@@ -56,6 +60,18 @@ def parse_devices(devices: str | None, device: str) -> tuple[str, ...]:
     return names
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM (`kill`, `docker stop`, systemd) end the app like Ctrl+C does.
+
+    Why: Python's default SIGTERM ends the process at once, without `atexit` or Gradio's shutdown, so
+    the run folders of the temporary store and Gradio's upload cache were left behind on every stop."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -66,12 +82,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     devices = parse_devices(args.devices, args.device)
     config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
                        device=devices[0], devices=devices, dtype=args.dtype, threads=args.threads,
-                       demo_delay=args.demo_delay, outputs=args.outputs)
+                       demo_delay=args.demo_delay, outputs=args.outputs, allow_model_path=args.allow_model_path)
     app = StudioApp(config)
     demo = build_demo(app)
     if app.try_studio(app.models.initial) is None:
         print(f"note: model {app.models.initial!r} is not available; the app starts without it and shows how to "
               "get it.", file=sys.stderr)
+    exit_on_sigterm()
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
     return 0

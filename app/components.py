@@ -11,10 +11,45 @@ import os
 import re
 from typing import Any
 
+import io
+import warnings
+
 import gradio as gr
 from PIL import Image
 
+from randar.images import ImageError, bomb_error, check_image_size
+
+
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def check_upload(file: Any, what: str) -> None:
+    """Refuse an upload over the package's pixel cap from its header, BEFORE Gradio decodes it.
+
+    Why: Gradio decodes uploads in `preprocess`, before any handler runs; a 0.5 MB PNG of 13000x13000 px
+    cost 4.3 GB there. The message names what the upload is, never the server's temporary path."""
+    if file is None:
+        return
+    source = getattr(file, "path", None)
+    if source is None and isinstance(file, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(file))
+    if source is None:
+        return
+    try:
+        with warnings.catch_warnings():  # Pillow's bomb warning: our own cap is checked right here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(source)
+        with img:
+            check_image_size(img.size, f"the {what}")
+            return
+    except ImageError as exc:
+        error = exc
+    except Image.DecompressionBombError as exc:
+        error = bomb_error(f"the {what}", exc)
+    except (OSError, ValueError, SyntaxError):
+        return  # not a picture: Gradio's own decoding reports it (with `_readable`)
+    message = str(error)
+    raise gr.Error(message[0].upper() + message[1:], title="Image too large")
 
 
 def _readable(exc: BaseException, what: str) -> gr.Error:
@@ -37,6 +72,7 @@ class RobustImage(gr.Image):
     what = "image"
 
     def preprocess(self, payload: Any) -> Any:
+        check_upload(payload, self.what)
         try:
             return super().preprocess(payload)
         except _DECODE_ERRORS as exc:
@@ -53,3 +89,7 @@ class RobustImageEditor(gr.ImageEditor):
             return super().preprocess(payload)
         except _DECODE_ERRORS as exc:
             raise _readable(exc, "image") from None
+
+    def convert_and_format_image(self, file: Any, flatten_on_white: bool = False) -> Any:
+        check_upload(file, "image")
+        return super().convert_and_format_image(file, flatten_on_white=flatten_on_white)

@@ -31,7 +31,7 @@ from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .media import (
-    EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
+    MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
     token_grid_preview,
 )
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
@@ -125,6 +125,7 @@ class AppConfig:
     preview_interval: float = PREVIEW_INTERVAL
     outputs: str | None = None  # run folders (default: a temporary directory)
     keep_runs: int = 200
+    allow_model_path: bool = False  # users may load model folders outside the checkpoints folder (--allow-model-path)
 
 
 def _skip(n: int) -> tuple[Any, ...]:
@@ -175,7 +176,8 @@ class StudioApp:
         self.config = config or AppConfig()
         self.models = models or ModelManager(self.config.model, checkpoints=self.config.checkpoints,
                                              device=self.config.device, dtype=self.config.dtype,
-                                             threads=self.config.threads, devices=self.config.devices)
+                                             threads=self.config.threads, devices=self.config.devices,
+                                             allow_model_path=self.config.allow_model_path)
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
 
@@ -382,7 +384,7 @@ class StudioApp:
                  history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
         notices: list[str] = []
-        img = limit_size(as_image(image, "image to extend"), notices)
+        img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
@@ -531,7 +533,7 @@ class StudioApp:
             return None, "Upload an image or pick an example, then choose how far to extend each side."
         notices: list[str] = []
         try:
-            img = limit_size(as_image(image, "image to extend"), notices)
+            img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
             sides = {k: _int(v, k, 0) for k, v in (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
         except (ImageError, ValueError) as exc:
             return None, f"⚠️ {exc}"

@@ -12,13 +12,11 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from randar.images import ImageError, load_image
+from randar.images import ImageError, load_image, load_mask, mask_from_image
 
 # Longer side above which inputs are downscaled (with a notice): bigger inputs only cost time and memory,
 # since the model works at its own scale (edits are pasted back at the input's size).
 MAX_INPUT_SIDE = 1024
-# A layer pixel counts as painted above this alpha (brush edges are anti-aliased).
-ALPHA_THRESHOLD = 127
 MASK_TINT = (255, 45, 85)
 GRID_LINE = (170, 170, 170)
 
@@ -36,12 +34,17 @@ class EditInput:
         return 0 if self.mask is None else int(self.mask.sum())
 
 
-def as_image(value: Any, what: str = "image") -> Image.Image:
-    """A user's upload -> RGB PIL image (transparency on white). ImageError with a readable message."""
+def as_image(value: Any, what: str = "image", max_side: int | None = None) -> Image.Image:
+    """A user's upload -> RGB PIL image (transparency on white). ImageError with a readable message.
+
+    Files go through `load_image` like the CLI's (size checked from the header, refused above the pixel
+    cap). `max_side`, for callers that `limit_size` right after: a JPEG file is decoded at a reduced scale
+    whose sides stay >= max_side (far less memory; the downscale that follows gives
+    nearly the same picture)."""
     if value is None:
         raise ImageError(f"no {what}: upload one (or pick an example) first")
     try:
-        return load_image(value)
+        return load_image(value, max_side=max_side)
     except ImageError:
         raise
     except (OSError, ValueError, TypeError) as exc:
@@ -60,27 +63,26 @@ def limit_size(img: Image.Image, notices: list[str], what: str = "image", max_si
 
 
 def layer_mask(layer: Any) -> np.ndarray | None:
-    """Painted pixels of one editor layer: alpha > 127 for a transparent layer with strokes; for an opaque
-    image (a plain black/white mask sent as a layer through the API), white = regenerate."""
+    """Painted pixels of one editor layer, by the package's one mask rule (`randar.images.mask_from_image`):
+    on a transparent layer every stroke counts whatever its colour; an opaque image (a mask sent as a layer
+    through the API) counts every pixel that is not (near-)black."""
     if layer is None:
         return None
-    img = layer if isinstance(layer, Image.Image) else Image.open(layer) if isinstance(layer, str) else \
-        Image.fromarray(np.asarray(layer))
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        alpha = np.asarray(img.convert("RGBA"))[:, :, 3]
-        if alpha.min() < 255:
-            return alpha > ALPHA_THRESHOLD
-    return np.asarray(img.convert("L")) > ALPHA_THRESHOLD
+    if isinstance(layer, Image.Image):
+        return mask_from_image(layer, "mask layer")
+    return load_mask(layer)
 
 
 def file_mask(value: Any) -> np.ndarray | None:
-    """An uploaded mask file: white (or opaque strokes on transparency) = regenerate."""
+    """An uploaded mask file, by the same rule as `layer_mask` and the CLI: any visible stroke counts."""
     if value is None:
         return None
-    img = value if isinstance(value, Image.Image) else as_image(value, "mask")
-    if img.mode in ("RGBA", "LA") and np.asarray(img.getchannel("A")).min() < 255:
-        return np.asarray(img.getchannel("A")) > ALPHA_THRESHOLD
-    return np.asarray(img.convert("L")) > ALPHA_THRESHOLD
+    try:
+        return layer_mask(value)
+    except ImageError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise ImageError(f"the mask could not be read as a picture ({exc})") from None
 
 
 def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -99,7 +101,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
     else:  # a plain image (API callers may send one with a separate mask)
         background, layers = value, []
     notices: list[str] = []
-    image = as_image(background, "image to edit")
+    image = as_image(background, "image to edit", max_side)
     masks = [m for m in (layer_mask(layer) for layer in layers) if m is not None]
     uploaded = file_mask(mask_upload)
     if uploaded is not None:

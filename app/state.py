@@ -79,8 +79,11 @@ class ModelManager:
 
     def __init__(self, initial: str | None = None, *, checkpoints: str | Path | None = None, device: str = "auto",
                  dtype: str | None = None, threads: int | None = None, capacity: int = 2,
-                 devices: Sequence[str] | None = None) -> None:
+                 devices: Sequence[str] | None = None, allow_model_path: bool = False) -> None:
         self.checkpoints = resolve_checkpoints_dir(checkpoints)
+        # a model path typed into the picker is a path on the SERVER: loaded only under the checkpoints
+        # folder, unless the operator started the app with --allow-model-path (see `permitted`)
+        self.allow_model_path = allow_model_path
         self.devices = list(devices) if devices else [device]
         self.device, self.dtype, self.threads = self.devices[0], dtype, threads
         self.capacity = max(1, capacity)
@@ -123,12 +126,38 @@ class ModelManager:
     def _path_choice(self, key: str) -> ModelChoice:
         from randar.registry import resolve_model
 
+        if not self.permitted(key):
+            return ModelChoice(key, f"{Path(key).name or key} (not offered)", False, self._refuse(key))
         try:
             resolved = resolve_model(key, self.checkpoints)
         except (ModelNotFoundError, ValueError, OSError) as exc:
             return ModelChoice(key, f"{Path(key).name or key} (not available)", False,
-                               f"```\n{exc}\n```\n\n{how_to_get_a_model(self.checkpoints)}")
+                               self.public(f"```\n{exc}\n```\n\n{how_to_get_a_model(self.checkpoints)}"))
         return ModelChoice(key, f"{resolved.display_name} ({Path(key).name})", True, resolved.description)
+
+    def permitted(self, key: str) -> bool:
+        """Whether users may load `key` (normalized): a registry name, the model the app was started with,
+        or a directory inside the checkpoints folder; any path with --allow-model-path.
+
+        Why: the picker accepts typed values, so without this a remote user could make the server read any
+        directory it can see as a model (and learn from the messages what exists there)."""
+        if self.allow_model_path or key in REGISTRY or key == self.initial:
+            return True
+        try:
+            Path(key).resolve().relative_to(self.checkpoints.resolve())
+        except (ValueError, OSError, RuntimeError):
+            return False
+        return True
+
+    def public(self, text: str) -> str:
+        """`text` without the server's paths (the checkpoints folder), for messages shown to remote users."""
+        return text.replace(str(self.checkpoints.resolve()), "<checkpoints>").replace(str(self.checkpoints),
+                                                                                    "<checkpoints>")
+
+    def _refuse(self, key: str) -> str:
+        return (f"model {Path(key).name!r} is not offered by this app: it loads only the models listed in the "
+                "picker (its checkpoints folder); to load other folders, the server's operator starts the app "
+                "with --allow-model-path")
 
     def choice(self, key: str) -> ModelChoice:
         key = self.normalize(key)
@@ -159,16 +188,18 @@ class ModelManager:
             from randar.registry import UnsupportedModelError
             from randar.studio import Studio
 
+            if not self.permitted(key):
+                raise ModelUnavailable(self._refuse(key))
             try:
                 replicas = [Studio.load(key, device=device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
                                         threads=self.threads) for device in self.devices]
             except ModelNotFoundError as exc:
                 hint = "" if key in REGISTRY else f" {how_to_get_a_model(self.checkpoints)}"
-                raise ModelUnavailable(f"{exc}{hint}") from None
+                raise ModelUnavailable(self.public(f"{exc}{hint}")) from None
             except UnsupportedModelError as exc:
-                raise ModelUnavailable(str(exc)) from None
+                raise ModelUnavailable(self.public(str(exc))) from None
             except (ValueError, OSError, RuntimeError) as exc:  # bad files, wrong device, out of memory
-                raise ModelUnavailable(f"model {key!r} could not be loaded: {exc}") from None
+                raise ModelUnavailable(self.public(f"model {Path(key).name!r} could not be loaded: {exc}")) from None
             while len(self._studios) >= self.capacity:
                 old_key, old = self._studios.popitem(last=False)
                 for studio in old:

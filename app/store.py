@@ -9,6 +9,7 @@ ones, so disk use stays bounded whatever the traffic (Gradio's own cache is clea
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from randar.outputs import numbered_paths, save_json, sidecar_path, sidecar_record
+from randar.outputs import numbered_paths, sidecar_path, sidecar_record, write_pair
 
 if TYPE_CHECKING:
     from randar.studio import Result
@@ -48,6 +49,8 @@ class RunStore:
     def __init__(self, root: str | Path | None = None, keep: int = 200) -> None:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="randar-studio-"))
         self.root.mkdir(parents=True, exist_ok=True)
+        if root is None:  # our own temporary folder: removed when the app exits (SIGTERM too, see app.cli)
+            atexit.register(shutil.rmtree, self.root, True)
         self.keep = max(1, keep)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
@@ -87,11 +90,10 @@ class RunStore:
         stem = stem or f"{result.task}-seed{result.seed}"
         paths = numbered_paths(files.folder / f"{stem}.png", len(result.images))
         for i, (img, path) in enumerate(zip(result.images, paths)):
-            img.save(path, format="PNG")
             record = sidecar_record(settings=result.settings, seed=result.seed, timings=result.timings.as_dict(),
                                     model=model, image=path, index=i, batch=len(result.images), size=img.size,
                                     notices=result.notices, command=None)
-            save_json(record, sidecar_path(path), overwrite=True)
+            write_pair(img, path, record, overwrite=True)  # image then sidecar, like the CLI's
             files.images.append(path)
             files.sidecars.append(sidecar_path(path))
         if gif:

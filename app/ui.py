@@ -25,6 +25,11 @@ from .media import MASK_TINT, mask_layer
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
+# Previews never wait behind runs (their own slot), but at most this many decode uploads at once: each one
+# holds a decoded input (up to the pixel cap of randar.images) and a few copies, so an unbounded number of
+# concurrent previews was an unbounded amount of memory.
+PREVIEW_CONCURRENCY = "preview"
+PREVIEW_SLOTS = 2
 
 CSS = """
 .live-view img, .order-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -132,13 +137,12 @@ def _example_paths(*names: str) -> list[str]:
 
 def _editor_example(name: str, with_mask: bool) -> dict[str, Any]:
     """An editor value: the example image, and its example mask as a painted layer."""
-    import numpy as np
-    from PIL import Image
+    from randar.images import load_mask
 
     layers = []
     mask_path = ASSETS / f"{name}_mask.png"
     if with_mask and mask_path.is_file():
-        layers = [mask_layer(np.asarray(Image.open(mask_path).convert("L")) > 127)]
+        layers = [mask_layer(load_mask(mask_path))]  # the one mask rule of randar.images
     return {"background": str(ASSETS / f"{name}.png"), "layers": layers, "composite": None}
 
 
@@ -358,8 +362,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 
-        # previews: cheap, never queued behind runs
-        preview_kw = dict(concurrency_limit=None, show_progress="hidden", trigger_mode="always_last")
+        # previews: cheap, never queued behind runs, but a bounded number at once (memory)
+        preview_kw = dict(concurrency_id=PREVIEW_CONCURRENCY, concurrency_limit=PREVIEW_SLOTS, show_progress="hidden",
+                          trigger_mode="always_last")
         mask_inputs = [editor, i_mask_file, i_invert, i_dilate, i_region, model_dd]
         editor.change(app.mask_preview, mask_inputs, [mask_view, mask_text], api_name="mask_preview", **preview_kw)
         # the editor's change can fire before the uploaded picture is in its value (then empty) and not again until

@@ -82,6 +82,16 @@ def load_strict(
 
     `ignore` names keys a file may carry that inference does not use (e.g. VQ usage counters).
     """
+    given = check_fit(module, state, source, ignore)
+    module.load_state_dict(given, strict=True)
+
+
+def check_fit(module: nn.Module, state: Mapping[str, torch.Tensor], source: str,
+              ignore: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """The entries of `state` that `module` loads, or one CheckpointError listing every mismatch.
+
+    `module` may live on the meta device (shapes only): `from_pretrained` checks the weights against a
+    skeleton first, so that a config that does not fit its weights costs no memory."""
     ignore = set(ignore)
     expected = module.state_dict()
     given = {k: v for k, v in state.items() if k not in ignore}
@@ -102,7 +112,7 @@ def load_strict(
             parts.append("  shape mismatches: " + "; ".join(wrong[:8]) + (f"; ... ({len(wrong)} in all)" if len(wrong) > 8 else ""))
         parts.append("  Check that the checkpoint and the chosen model/config belong together.")
         raise CheckpointError("\n".join(parts))
-    module.load_state_dict(dict(given), strict=True)
+    return given
 
 
 def save_state_dict(state: Mapping[str, torch.Tensor], path: str | Path, max_shard_bytes: int | None = None) -> list[Path]:
@@ -191,8 +201,14 @@ class Pretrained:
         state = read_state_dict(path)
         if prefix:
             state = strip_prefix(state, prefix)
-        model = cls(config)  # type: ignore[call-arg]
         source = f"{path}" + (f" (entries under '{prefix}')" if prefix else "")
+        # the weights' shapes against a skeleton on the meta device, BEFORE the model is allocated: a config
+        # that does not fit (e.g. a model.json edited to dim 65536) is an error, not a 51 GB allocation
+        with torch.device("meta"):
+            skeleton = cls(config)  # type: ignore[call-arg]
+        check_fit(skeleton, state, source, ignore={*cls.ignored_keys, *ignore})
+        del skeleton
+        model = cls(config)  # type: ignore[call-arg]
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         load_strict(model, state, source, ignore={*cls.ignored_keys, *ignore})
         return model.to(device=device, dtype=dtype).eval()

@@ -48,9 +48,8 @@ from randar.choices import (
 )
 from randar.download import DownloadError, download_model
 from randar.outputs import (
-    OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, save_image,
-    save_json,
-    sidecar_path, sidecar_record,
+    OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, remove_temps,
+    sidecar_path, sidecar_record, write_pair,
 )
 from randar.registry import (
     DEFAULT_MODEL,
@@ -396,9 +395,13 @@ class ModelChoice:
 
 def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, notes: Sequence[str] = ()) -> int:
     """Check outputs, load the model, create every job, then run and write them (see the module docstring)."""
-    check_outputs([p for w in works for p in w.paths()], overwrite=args.overwrite)
+    outputs = [p for w in works for p in w.paths()]
+    check_outputs(outputs, overwrite=args.overwrite)
     studio, model = choice.load()
-    jobs = [create_job(w, studio) for w in works]
+    jobs = create_jobs(works, studio)
+    removed = remove_temps(outputs)  # hidden leftovers of a killed run that wrote these names
+    if removed and not args.quiet:
+        _err(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
     if not args.quiet:
         _err(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
              f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
@@ -422,6 +425,24 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
     if len(works) > 1:
         _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def create_jobs(works: list[Work], studio: "Studio") -> list["Job"]:
+    """Every work's job; in a batch, ONE error naming every input that failed validation (not only the
+    first), so that a user fixes them all in one go. Nothing is run or written when any fails."""
+    jobs: list["Job"] = []
+    errors: list[str] = []
+    for w in works:
+        try:
+            jobs.append(create_job(w, studio))
+        except ValueError as exc:
+            if len(works) == 1:
+                raise
+            errors.append(str(exc))
+    if errors:
+        head = f"{len(errors)} of {len(works)} inputs cannot be used (nothing was written); fix or remove them:"
+        raise ValueError("\n  ".join([head, *errors]))
+    return jobs
 
 
 def create_job(work: Work, studio: "Studio") -> "Job":
@@ -472,16 +493,16 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
 
 def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[str, Any],
                   args: argparse.Namespace) -> list[Path]:
-    """Each kept image and its sidecar, then the GIF, all atomically -> the image paths."""
+    """Each kept image and its sidecar as a pair (`write_pair`), then the GIF, all atomically -> the image
+    paths."""
     timings = result.timings.as_dict()
     batch = len(result.images)
     for path, row in zip(work.outputs, work.rows):
         img = result.images[row]
-        save_image(img, path, overwrite=args.overwrite)
         record = sidecar_record(settings=result.settings, seed=result.seed, timings=timings, model=model, image=path,
                                 index=row, batch=batch, size=img.size, notices=result.notices,
                                 command=["python", "-m", "randar", *getattr(args, "argv", [])])
-        save_json(record, sidecar_path(path), overwrite=args.overwrite)
+        write_pair(img, path, record, overwrite=args.overwrite)  # image then sidecar (see write_pair)
     if work.gif is not None and gif is not None:
         atomic_write_bytes(work.gif, gif, overwrite=args.overwrite)
     return list(work.outputs)
@@ -1055,6 +1076,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     if out.is_dir():
         out = out / str(record.get("image") or f"rerun{FOLDER_OUTPUT_EXT}")
     image_format(out)
+    from randar.tasks import check_settings
+
+    check_settings(settings, args.sidecar)
     check_rerun_inputs(settings, args)
     notes: list[str] = []
     choice = rerun_model_choice(args, record, notes)
@@ -1077,6 +1101,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """The inputs a rerun reads: --image/--mask, else the recorded files, which must still be there (an error
     naming the option to use, before the model is loaded)."""
+    from randar.images import check_image_file  # torch, via randar.images: only for the commands that need it
+
     inputs = settings.get("inputs") or {}
     for name, given in (("image", args.image), ("mask", args.mask)):
         record = inputs.get(name)
@@ -1085,9 +1111,12 @@ def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> No
                 raise ValueError(f"--{name}: {settings.get('task')} runs have no {name} input")
         elif given is not None:
             _must_exist(Path(given), f"--{name}")
+            check_image_file(given, f"--{name} {given}")  # over the pixel cap: refused from the header, now
         elif not record.get("path") or not Path(record["path"]).is_file():
             where = record.get("path") or "an in-memory image"
             raise ValueError(f"the {name} of this run ({where}) is not there: pass --{name} FILE")
+        else:
+            check_image_file(record["path"], f"the recorded {name} {record['path']}")
 
 
 def _device_type(device: str) -> str:

@@ -15,6 +15,22 @@ from typing import Any, TypeVar
 T = TypeVar("T", bound="_JsonConfig")
 
 
+def check_bounds(owner: str, values: dict[str, Any], bounds: dict[str, tuple[int, int]]) -> None:
+    """ValueError unless every bounded field is a whole number within its range.
+
+    Why: a config is read from a model.json that anyone can edit or download; the model is sized from it,
+    so `"dim": 65536` asked for a 51 GB allocation before anything else was checked. The ranges are far
+    beyond every published RandAR/LlamaGen model, and small enough that a model built from them fails on
+    its own terms (weights that do not fit) rather than by exhausting the machine."""
+    for name, (lo, hi) in bounds.items():
+        value = values[name]
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{owner}: {name} = {value!r} is outside the supported range {lo}..{hi}; "
+                                 "fix the model's config (model.json)")
+
+
 class _JsonConfig:
     """Dict/JSON round-trip shared by both configs; unknown keys are an error, not silently dropped."""
 
@@ -54,7 +70,15 @@ class GPTConfig(_JsonConfig):
     norm_eps: float = 1e-5
     ffn_hidden: int | None = None  # None: derived from dim as the official code does
 
+    # supported ranges (see check_bounds); the largest published RandAR (XXL) has dim 1280 and 36 layers
+    BOUNDS = {"dim": (4, 8192), "n_layer": (1, 128), "n_head": (1, 128), "vocab_size": (2, 1 << 20),
+              "block_size": (1, 256 * 256), "num_classes": (0, 1 << 20), "cls_token_num": (1, 1),
+              "multiple_of": (1, 4096)}
+
     def __post_init__(self) -> None:
+        check_bounds("GPTConfig", dataclasses.asdict(self), self.BOUNDS)
+        if self.ffn_hidden is not None:
+            check_bounds("GPTConfig", {"ffn_hidden": self.ffn_hidden}, {"ffn_hidden": (1, 65536)})
         if self.dim % self.n_head:
             raise ValueError(f"dim {self.dim} is not divisible by n_head {self.n_head}")
         if self.head_dim % 4:
@@ -103,7 +127,16 @@ class VQConfig(_JsonConfig):
     # (a better picture from the same tokens, so the paired transformer stays valid). None: num_res_blocks.
     decoder_num_res_blocks: int | None = None
 
+    # supported ranges (see check_bounds)
+    BOUNDS = {"ch": (1, 1024), "ch_mult": (1, 16), "z_channels": (1, 4096), "num_res_blocks": (1, 16),
+              "codebook_size": (2, 1 << 20), "codebook_embed_dim": (1, 1024), "image_size": (8, 4096)}
+
     def __post_init__(self) -> None:
+        check_bounds("VQConfig", dataclasses.asdict(self), self.BOUNDS)
+        if not 1 <= len(self.ch_mult) <= 8:
+            raise ValueError(f"VQConfig: ch_mult {self.ch_mult} must have 1..8 levels; fix the model's config")
+        if self.decoder_num_res_blocks is not None and self.decoder_num_res_blocks > 16:
+            raise ValueError(f"VQConfig: decoder_num_res_blocks {self.decoder_num_res_blocks} is outside 1..16")
         if self.decoder_num_res_blocks is not None and self.decoder_num_res_blocks < 1:
             raise ValueError(f"decoder_num_res_blocks must be >= 1 (or null), got {self.decoder_num_res_blocks}")
         if self.image_size % self.downsample:

@@ -8,6 +8,9 @@ Conventions, used everywhere in the package:
 """
 from __future__ import annotations
 
+import os
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence, Union
@@ -17,7 +20,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "ImageError", "ImageSource", "Placement", "load_image", "fit_image", "fit_to_multiple",
+    "ImageError", "ImageSource", "Placement", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
+    "check_image_file", "load_image", "mask_from_image", "fit_image", "fit_to_multiple",
     "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask", "dilate_cells",
 ]
 
@@ -27,6 +31,17 @@ Size = Union[int, tuple[int, int]]  # an int is a square side; a tuple is (width
 WHITE = (255, 255, 255)
 # "non-black" for masks, with room for the few levels of noise that JPEG leaves around black pixels
 MASK_THRESHOLD = 32
+# a pixel of a mask with real transparency is painted above this alpha (brush edges are anti-aliased)
+MASK_ALPHA_THRESHOLD = 127
+
+# The largest input, in pixels, that is decoded at all. Why: a small compressed file can hold a huge picture
+# (a 0.5 MB PNG of 13000x13000 decodes to 676 MB of RGBA, and the conversions after it multiply that), and
+# the models work at a few hundred pixels anyway. 36 megapixels (6000x6000, a 24 MP photo fits) decode to
+# 144 MB of RGBA; with the conversions to RGB on white the peak stays far below 1.5 GB. The size is read from
+# the file's header, before anything is decoded. Override with the environment variable
+# RANDAR_MAX_IMAGE_PIXELS (a positive integer), read at each call.
+MAX_IMAGE_PIXELS = 36_000_000
+MAX_IMAGE_PIXELS_ENV = "RANDAR_MAX_IMAGE_PIXELS"
 
 
 class ImageError(ValueError):
@@ -36,7 +51,76 @@ class ImageError(ValueError):
 # ---- loading ---------------------------------------------------------------------------------------
 
 
-def load_image(src: ImageSource) -> Image.Image:
+def max_image_pixels() -> int:
+    """The pixel cap in force: $RANDAR_MAX_IMAGE_PIXELS if set, else MAX_IMAGE_PIXELS."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_IMAGE_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ImageError(f"{MAX_IMAGE_PIXELS_ENV}={text!r} is not a positive whole number of pixels; "
+                         f"unset it or set e.g. {MAX_IMAGE_PIXELS_ENV}={MAX_IMAGE_PIXELS}")
+    return value
+
+
+def check_image_size(size: tuple[int, int], name: str) -> None:
+    """ImageError if an image of `size` (width, height) is over the pixel cap (see MAX_IMAGE_PIXELS)."""
+    w, h = size
+    if w * h > max_image_pixels():
+        raise _too_large(name, f"{w}x{h} ({w * h / 1e6:.1f} megapixels)")
+
+
+def _too_large(name: str, what: str) -> ImageError:
+    cap = max_image_pixels()
+    return ImageError(f"{name}: the image is {what}, more than the {cap / 1e6:.1f} megapixels allowed; "
+                      f"downscale it first (or raise {MAX_IMAGE_PIXELS_ENV})")
+
+
+def bomb_error(name: str, exc: Exception) -> ImageError:
+    """Pillow's DecompressionBombError (over twice Image.MAX_IMAGE_PIXELS, checked inside Image.open, so the
+    header's size never reaches us) as the same message as the pixel cap's."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    what = f"{int(found.group(1)) / 1e6:.1f} megapixels" if found else "too large to open safely"
+    return _too_large(name, what)
+
+
+def check_image_file(path: str | Path, name: str | None = None) -> tuple[int, int]:
+    """Read only the header of an image file and refuse it if it is over the pixel cap -> (width, height).
+
+    For code that hands a file to another decoder (Gradio's uploads): this costs no decoding."""
+    img = _open_header(Path(path), name or str(path))
+    with img:
+        return img.size
+
+
+def _open_header(path: Path, name: str) -> Image.Image:
+    """Image.open (header only) with the size checked; nothing is decoded yet."""
+    if not path.exists():
+        raise ImageError(f"{name}: file not found")
+    if path.is_dir():
+        raise ImageError(f"{name}: is a directory, not an image file")
+    try:
+        with warnings.catch_warnings():  # Pillow's bomb warning is noise next to our own cap, checked below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name}: not an image file PIL can read (unknown or corrupt format)") from exc
+    except Image.DecompressionBombError as exc:  # over Pillow's own limit (twice Image.MAX_IMAGE_PIXELS)
+        raise bomb_error(name, exc) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{name}: cannot read the image ({exc}); the file may be truncated or corrupt") from exc
+    try:
+        check_image_size(img.size, name)
+    except ImageError:
+        img.close()
+        raise
+    return img
+
+
+def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     """Any supported input -> 8-bit RGB PIL image.
 
     - path: opened with PIL, EXIF rotation applied (phone photos are stored sideways), then as PIL below;
@@ -46,43 +130,53 @@ def load_image(src: ImageSource) -> Image.Image:
     - numpy: uint8 [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA, composited onto white);
       float arrays must hold values in [0, 1] (scaled by 255 and rounded); bool arrays are black/white;
       uint16 arrays are scaled by 1/257.
+
+    Every input is refused (ImageError) above the pixel cap, `max_image_pixels()`; files are checked from
+    their header before anything is decoded. `max_side` is a hint from callers that downscale anyway (the
+    app): a JPEG file is then decoded at a reduced scale whose sides stay >= max_side.
     """
     if isinstance(src, (str, Path)):
-        return _from_pil(_open(Path(src)), str(src))
+        return _from_pil(_open(Path(src), max_side), str(src), owned=True)
     if isinstance(src, Image.Image):
+        check_image_size(src.size, "image")
         return _from_pil(src, "image")
     if isinstance(src, np.ndarray):
+        if src.ndim >= 2:
+            check_image_size((src.shape[1], src.shape[0]), "array")
         return _from_pil(Image.fromarray(_array_to_uint8(src, "array")), "array")
     raise ImageError(f"cannot read an image from {type(src).__name__}; pass a path, a PIL image or a numpy array")
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.exists():
-        raise ImageError(f"{path}: file not found")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory, not an image file")
+def _open(path: Path, max_side: int | None = None) -> Image.Image:
+    """Open, check the size from the header, then decode. With `max_side`, a JPEG is decoded directly at the
+    smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less memory)."""
+    img = _open_header(path, str(path))
     try:
-        img = Image.open(path)
+        if max_side is not None and img.format == "JPEG":
+            img.draft("RGB", (max_side, max_side))
         img.load()  # decode now, so that a truncated file fails here with its name rather than later
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{path}: not an image file PIL can read (unknown or corrupt format)") from exc
+    except Image.DecompressionBombError as exc:
+        raise bomb_error(str(path), exc) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"{path}: cannot decode the image ({exc}); the file may be truncated or corrupt") from exc
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no second full-size copy of the picture
     except Exception:  # a broken EXIF block should not make a good image unusable
-        return img
+        pass
+    return img
 
 
-def _from_pil(img: Image.Image, name: str) -> Image.Image:
+def _from_pil(img: Image.Image, name: str, owned: bool = False) -> Image.Image:
+    """-> RGB. `owned`: `img` is ours (just opened), so it is returned or converted without a defensive
+    copy (a full-size copy is the difference that matters at the pixel cap)."""
     mode = img.mode
     if mode == "RGB":
-        return img.copy()
+        return img if owned else img.copy()
     if mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-        return _from_pil(img, name)
+        return _from_pil(img, name, owned=True)
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
         canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if mode.startswith("I") or mode == "F":
@@ -264,11 +358,9 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
 def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
     """A user mask -> bool [H, W], True = regenerate. Resized with nearest neighbour to `size` if given.
 
-    - bool arrays are used as they are;
-    - with real transparency (an alpha channel that is not fully opaque): masked where alpha > 127, so
-      strokes painted on a transparent layer work whatever their colour;
-    - otherwise: masked where the brightest channel exceeds MASK_THRESHOLD (32 of 255), i.e. white or any
-      colour that is not (near-)black; float arrays count as [0, 1].
+    bool arrays are used as they are; everything else follows THE mask rule of the package, `mask_from_image`
+    (the app, the CLI and the API all read masks through it, so that a stroke works the same everywhere).
+    Files are opened like images: size checked from the header, ImageError above the pixel cap.
     """
     name = str(src) if isinstance(src, (str, Path)) else type(src).__name__
     if isinstance(src, np.ndarray) and src.dtype == np.bool_:
@@ -281,10 +373,12 @@ def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
         elif isinstance(src, Image.Image):
             img = src
         elif isinstance(src, np.ndarray):
+            if src.ndim >= 2:
+                check_image_size((src.shape[1], src.shape[0]), "mask array")
             img = Image.fromarray(_array_to_uint8(src, "mask array"))
         else:
             raise ImageError(f"cannot read a mask from {type(src).__name__}")
-        mask = _mask_from_pil(img, name)
+        mask = mask_from_image(img, name)
     if size is not None:
         W, H = _wh(size)
         if mask.shape != (H, W):
@@ -293,19 +387,34 @@ def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
     return mask
 
 
-def _mask_from_pil(img: Image.Image, name: str) -> np.ndarray:
+def mask_from_image(img: Image.Image, name: str = "mask") -> np.ndarray:
+    """THE mask rule (app, CLI and API): a PIL image -> bool [H, W], True = regenerate.
+
+    - with real transparency (an alpha channel, or a palette transparency, that is not fully opaque): a pixel
+      is masked where its alpha > MASK_ALPHA_THRESHOLD (127), whatever its colour: strokes painted on a
+      transparent layer (the app's editor) count in any colour;
+    - opaque images: a pixel is masked where its brightest channel > MASK_THRESHOLD (32 of 255), i.e. any
+      visible stroke that is not (near-)black counts: white, red, blue, dark grey alike; black is "keep".
+      The small threshold absorbs the noise JPEG leaves around black;
+    - 1-bit images: set pixels; 16-bit/float greyscale: scaled to 8 bits first (float as [0, 1]).
+    Why one rule: the app used to need luminance > 127 and the CLI any channel > 32, so a red or dark-grey
+    stroke was "empty" in the app and a mask in the CLI.
+    """
+    check_image_size(img.size, name)
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = np.asarray(img.convert("RGBA"))
         alpha = rgba[..., 3]
         if alpha.min() < 255:
-            return alpha > 127
+            return alpha > MASK_ALPHA_THRESHOLD
         img = Image.fromarray(rgba[..., :3])
     if img.mode.startswith("I") or img.mode == "F":
         img = Image.fromarray(_array_to_uint8(np.asarray(img), name))
     if img.mode == "1":
         return np.asarray(img, dtype=bool).copy()
+    if img.mode == "L":
+        return np.asarray(img) > MASK_THRESHOLD
     arr = np.asarray(img.convert("RGB"))
     return arr.max(axis=-1) > MASK_THRESHOLD
 

@@ -30,7 +30,7 @@ from PIL import Image
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
     "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
-    "sidecar_record", "read_sidecar",
+    "encode_image", "write_pair", "remove_temps", "sidecar_record", "read_sidecar",
     "randar_version",
 ]
 
@@ -176,18 +176,69 @@ def _umask() -> int:
     return 0o022
 
 
-def save_image(img: Image.Image, path: Path, *, overwrite: bool = False) -> Path:
-    """Encode `img` in the format of `path`'s extension and write it atomically."""
+def encode_image(img: Image.Image, path: Path) -> bytes:
+    """`img` encoded in the format of `path`'s extension."""
     fmt = image_format(path)
     buf = io.BytesIO()
     options: dict[str, Any] = {"quality": JPEG_QUALITY} if fmt in ("JPEG", "WEBP") else {}
     img.convert("RGB").save(buf, format=fmt, **options)
-    return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
+    return buf.getvalue()
+
+
+def save_image(img: Image.Image, path: Path, *, overwrite: bool = False) -> Path:
+    """Encode `img` in the format of `path`'s extension and write it atomically."""
+    return atomic_write_bytes(path, encode_image(img, path), overwrite=overwrite)
+
+
+def json_bytes(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
 
 
 def save_json(data: Any, path: Path, *, overwrite: bool = False) -> Path:
-    text = json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n"
-    return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+    return atomic_write_bytes(path, json_bytes(data), overwrite=overwrite)
+
+
+def write_pair(img: Image.Image, path: Path, sidecar: dict[str, Any], *, overwrite: bool = False) -> Path:
+    """An output image and its sidecar, written as a pair: both to temporary files first (a kill while
+    encoding or writing leaves only hidden `.NAME.*.tmp` files, removed by the next run: `remove_temps`),
+    then the image renamed into place, then the sidecar.
+
+    Why this order: a kill between the renames leaves an image without a sidecar (visibly incomplete),
+    never a sidecar describing an image that is not there. With `overwrite`, the previous run's sidecar is
+    removed BEFORE the new image is published, so that a new image never sits next to another run's
+    sidecar (a rerun from it would describe other pixels)."""
+    path = Path(path)
+    side = sidecar_path(path)
+    side_tmp = write_temp(side, json_bytes(sidecar))
+    try:
+        image_tmp = write_temp(path, encode_image(img, path))
+        try:
+            if overwrite:
+                side.unlink(missing_ok=True)
+            publish(image_tmp, path, overwrite)
+            publish(side_tmp, side, overwrite)
+        finally:
+            image_tmp.unlink(missing_ok=True)
+    finally:
+        side_tmp.unlink(missing_ok=True)
+    return path
+
+
+def remove_temps(paths: Iterable[Path]) -> int:
+    """Remove the temporary files that a killed run left for these output paths (`.NAME.*.tmp` beside
+    each) -> how many. Run before writing, so that hidden leftovers do not pile up."""
+    removed = 0
+    by_dir: dict[Path, set[str]] = {}
+    for p in paths:
+        by_dir.setdefault(Path(p).parent, set()).add(temp_prefix(Path(p)))
+    for directory, prefixes in by_dir.items():
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            if entry.name.endswith(".tmp") and entry.name.startswith(tuple(prefixes)) and entry.is_file():
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -685,10 +685,23 @@ def resolve_model(name_or_path: str | Path | None = None, checkpoints_dir: str |
     if path.is_file() and path.name == MODEL_CARD_FILE:
         path = path.parent
     candidates = [path] if path.is_absolute() else [path, ckpt / key]
-    for cand in candidates:
+    resolved = [_resolve_link(c, key) for c in candidates]
+    for cand in resolved:
         if cand.is_dir() and ((cand / MODEL_CARD_FILE).is_file() or _gpt_files(cand)[0]):
-            return _resolve_dir(cand.resolve(), ckpt)
-    raise ModelNotFoundError(_unknown_message(key, ckpt, [c.resolve() for c in candidates]))
+            return _resolve_dir(cand, ckpt)
+    raise ModelNotFoundError(_unknown_message(key, ckpt, resolved))
+
+
+def _resolve_link(path: Path, key: str) -> Path:
+    """`path.resolve()`, with a symbolic link loop (a link leading back to itself) as ModelNotFoundError.
+
+    Why: pathlib raises a bare RuntimeError for a loop, which reached users as a traceback."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:
+        raise ModelNotFoundError(f"model {key!r}: the path is a symbolic link loop (a link that leads back to "
+                                 "itself), not a model directory; point --model at the real model directory "
+                                 f"({type(exc).__name__})") from None
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -33,6 +33,27 @@ from .tasks import (
 __all__ = ["Studio", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "pick_device"]
 
 
+# at most this many CPU threads per core: more only thrash, and a huge count made PyTorch's thread pool
+# crash the process (`--threads 100000` was a segfault, exit 139)
+MAX_THREADS_PER_CORE = 4
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), else all of the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def check_threads(threads: int) -> None:
+    """ValueError unless 0 <= threads <= MAX_THREADS_PER_CORE * cores (0 = leave PyTorch's setting)."""
+    limit = MAX_THREADS_PER_CORE * max(usable_cores(), os.cpu_count() or 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 0 <= threads <= limit:
+        raise ValueError(f"threads must be 0..{limit} ({MAX_THREADS_PER_CORE} per core of this machine; 0 = "
+                         f"PyTorch's own setting), got {threads!r}")
+
+
 def pick_device(device: str | torch.device = "auto", dtype: torch.dtype | str | None = None,
                 threads: int | None = None) -> tuple[torch.device, torch.dtype]:
     """"auto": CUDA with bfloat16 when available, else CPU with float32.
@@ -63,13 +84,8 @@ def pick_device(device: str | torch.device = "auto", dtype: torch.dtype | str | 
         raise ValueError("float16 is not supported on the CPU; use float32 (or bfloat16)")
     if dev.type == "cpu" and threads != 0 and (threads is not None or "OMP_NUM_THREADS" not in os.environ):
         if threads is None:
-            try:
-                cores = len(os.sched_getaffinity(0))
-            except AttributeError:
-                cores = os.cpu_count() or 1
-            threads = max(1, cores - 1)
-        if threads < 0:
-            raise ValueError(f"threads must be >= 0 (0 = leave as is), got {threads}")
+            threads = max(1, usable_cores() - 1)
+        check_threads(threads)
         torch.set_num_threads(threads)
     return dev, dtype
 

@@ -59,7 +59,9 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("app-server")
-    srv = AppServer(["--model", str(model_dir), "--outputs", str(work / "outputs")], work).wait_ready()
+    # --allow-model-path: the tests name model folders of their own (outside the checkpoints folder)
+    srv = AppServer(["--model", str(model_dir), "--outputs", str(work / "outputs"), "--allow-model-path"],
+                    work).wait_ready()
     srv.outputs = work / "outputs"
     yield srv
     srv.stop()

@@ -350,7 +350,7 @@ def test_missing_model_report_says_how_to_get_it(tmp_path):
 
 def test_model_cache_is_lru_with_a_capacity(tmp_path):
     dirs = [write_tiny_model(tmp_path / f"m{i}", seed=i, name=f"m{i}") for i in range(3)]
-    mm = ModelManager(str(dirs[0]), device="cpu", threads=1, capacity=2)
+    mm = ModelManager(str(dirs[0]), checkpoints=tmp_path, device="cpu", threads=1, capacity=2)  # dirs inside it
     a, b = mm.load(str(dirs[0])), mm.load(str(dirs[1]))
     assert mm.load(str(dirs[0])) is a  # cached, and now the most recently used
     c = mm.load(str(dirs[2]))  # evicts the least recently used: m1

@@ -76,8 +76,8 @@ def test_rerun_checks_the_model(studio):
         studio.rerun(settings)
     with pytest.raises(ValueError, match="unknown task"):
         studio.rerun({"task": "paint", "params": {}})
-    with pytest.raises(ValueError, match="image"):
-        studio.rerun({"task": "upscale", "params": {}, "inputs": {}})
+    with pytest.raises(ValueError, match="image"):  # (steps and seed: without them a rerun is refused too)
+        studio.rerun({"task": "upscale", "params": {"steps": 8, "seed": 0}, "inputs": {}})
 
 
 def test_rerun_of_settings_from_the_former_upscaler(studio, make_picture):

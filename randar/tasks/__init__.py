@@ -10,6 +10,7 @@ Tasks know nothing of the CLI or the web app; `randar.studio.Studio` wraps them 
 """
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from .upscale import upscale
 __all__ = [
     "TASKS", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH", "REGIONS",
     "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
+    "check_settings",
 ]
 
 TASKS: dict[str, Callable[..., Job]] = {
@@ -68,6 +70,38 @@ def _retired(task: str, kwargs: dict[str, Any], strict: bool) -> None:
         kwargs.pop(k)
 
 
+# parameters a re-run needs from the settings: without them it would silently use today's defaults
+# (e.g. 256 steps for a run made in 32) and give other pixels
+REQUIRED_PARAMS = ("steps", "seed")
+
+
+def check_settings(settings: Any, where: str = "the settings") -> None:
+    """Check a settings dict (a `Result.settings`, e.g. from a sidecar) before anything is loaded: a known
+    task, params that are a dict of that task's parameters, and the ones a re-run cannot guess.
+
+    Why: unknown keys used to reach the task function as a TypeError traceback, and a missing `steps`
+    re-ran silently with the default."""
+    if not isinstance(settings, dict) or "task" not in settings or "params" not in settings:
+        raise ValueError(f"{where}: not a RandAR Studio settings dict (it needs 'task' and 'params')")
+    task = settings["task"]
+    if task not in TASKS:
+        raise ValueError(f"{where}: unknown task {task!r}; known tasks: {', '.join(TASKS)}")
+    params = settings["params"]
+    if not isinstance(params, dict):
+        raise ValueError(f"{where}: 'params' must be an object of parameter names and values, "
+                         f"not {type(params).__name__}")
+    accepted = set(inspect.signature(TASKS[task]).parameters) - {"pair", "fast", *TASK_INPUTS[task]}
+    accepted |= set(RETIRED_PARAMS.get(task, {}))
+    unknown = sorted(str(k) for k in params if k not in accepted)
+    if unknown:
+        raise ValueError(f"{where}: unknown {task} parameter(s) {', '.join(unknown)}; remove them (known: "
+                         f"{', '.join(sorted(accepted))})")
+    missing = [k for k in REQUIRED_PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"{where}: the params lack {', '.join(missing)}, so the run cannot be repeated exactly; "
+                         f"add them (e.g. \"steps\": 32) to the params")
+
+
 def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: bool) -> Any:
     """The input to use for a re-run: the given one (checked against the record) or the recorded path."""
     if given is None:
@@ -99,11 +133,8 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
     """A new job with the task and parameters of `settings` (a `Result.settings`): same pixels for the
     same model. Inputs not given are read from their recorded paths; with `strict` they must match the
     recorded fingerprints."""
-    if not isinstance(settings, dict) or "task" not in settings or "params" not in settings:
-        raise ValueError("not a RandAR Studio settings dict (it needs 'task' and 'params')")
+    check_settings(settings)
     task = settings["task"]
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r} in the settings; known tasks: {', '.join(TASKS)}")
     model = settings.get("model", {})
     if strict and model and (model.get("grid"), model.get("vocab")) != (pair.grid, pair.gpt.config.vocab_size):
         raise ValueError(f"these settings were made with model {model.get('name')!r} ({model.get('grid')}x"
