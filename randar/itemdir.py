@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from randar.outputs import (
-    OutputExistsError, SIDECAR_KIND, publish, sidecar_path, sidecar_record, temp_prefix, write_temp,
+    OutputExistsError, SIDECAR_KIND, publish, sidecar_path, sidecar_record, temp_prefix, write_pair_bytes,
+    write_temp,
 )
 
 __all__ = ["MANIFEST_NAME", "NPZ_NAME", "Item", "DirPlan", "manifest_record", "plan_dir", "item_complete",
@@ -186,19 +187,7 @@ def item_sidecar(*, settings: dict[str, Any], item: Item, run: str, model: dict[
 def write_item(out_dir: Path, item: Item, image_bytes: bytes, sidecar: dict[str, Any], *, replace: bool) -> Path:
     """Write the item's pair: both to temporary files, then the image renamed, then the sidecar (see the
     module docstring). `replace`: existing files of the item may be replaced (else OutputExistsError)."""
-    image = out_dir / item.file
-    side = sidecar_path(image)
-    side_tmp = write_temp(side, canonical_json(sidecar).encode("utf-8"))
-    try:
-        image_tmp = write_temp(image, image_bytes)
-        try:
-            publish(image_tmp, image, replace)
-            publish(side_tmp, side, replace)
-        finally:
-            image_tmp.unlink(missing_ok=True)
-    finally:
-        side_tmp.unlink(missing_ok=True)
-    return image
+    return write_pair_bytes(out_dir / item.file, image_bytes, canonical_json(sidecar).encode("utf-8"), replace)
 
 
 def write_manifest(out_dir: Path, manifest: dict[str, Any], *, replace: bool) -> Path:

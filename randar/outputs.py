@@ -208,10 +208,15 @@ def write_pair(img: Image.Image, path: Path, sidecar: dict[str, Any], *, overwri
     removed BEFORE the new image is published, so that a new image never sits next to another run's
     sidecar (a rerun from it would describe other pixels)."""
     path = Path(path)
+    return write_pair_bytes(path, encode_image(img, path), json_bytes(sidecar), overwrite)
+
+
+def write_pair_bytes(path: Path, image_bytes: bytes, sidecar_bytes: bytes, overwrite: bool) -> Path:
+    """The ordered pair write of `write_pair` (see its docstring) for bytes already encoded."""
     side = sidecar_path(path)
-    side_tmp = write_temp(side, json_bytes(sidecar))
+    side_tmp = write_temp(side, sidecar_bytes)
     try:
-        image_tmp = write_temp(path, encode_image(img, path))
+        image_tmp = write_temp(path, image_bytes)
         try:
             if overwrite:
                 side.unlink(missing_ok=True)
