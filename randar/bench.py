@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 
 from .config import GPTConfig, VQConfig
-from .engine import DecodeRequest, decode, run
+from .decoding import DecodeRequest, decode, run
 from .model import kernels
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel

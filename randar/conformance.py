@@ -20,7 +20,7 @@ import torch
 
 from .checkpoint import load_strict, read_state_dict, strip_prefix
 from .config import GPTConfig, VQConfig
-from .engine import DecodeRequest, decode_plain, run
+from .decoding import DecodeRequest, decode_plain, run
 from .extrapolation import fill_request, lattice_request, x2_rope
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel

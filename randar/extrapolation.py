@@ -11,7 +11,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from .engine import DecodeRequest, StepEvent
+from .decoding import DecodeRequest, StepEvent
 from .model.rope import extrapolated_rope
 from .model.transformer import RandARTransformer
 from .orders import lattice_to_coarse

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from randar import fast
+from randar.decoding import fast
 from randar.config import GPTConfig
 from randar.conformance import check_bundle
-from randar.engine import DecodeRequest, decode, decode_plain, run
+from randar.decoding import DecodeRequest, decode, decode_plain, run
 from randar.extrapolation import fill_request, lattice_request, x2_rope
 from randar.model.transformer import RandARTransformer
 from randar.orders import lattice_first_order

@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from conftest import untouched_pixels
-from randar import fast
+from randar.decoding import fast
 from randar.bench import random_model, request, verify
 from randar.config import GPTConfig, ModelCard
 from randar.conformance import check_bundle
-from randar.engine import decode, run
+from randar.decoding import decode, run
 from randar.images import load_image
 from randar.model import kernels
 from randar.registry import DEFAULT_MODEL

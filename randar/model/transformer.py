@@ -98,8 +98,10 @@ class FeedForward(nn.Module):
 
     def fuse(self) -> None:
         """One [w1; w3] matmul instead of two; w1/w3 become views of it, so no memory is duplicated
-        and the state dict keeps its official keys."""
-        w13 = torch.cat([self.w1.weight.data, self.w3.weight.data])
+        and the state dict keeps its official keys. Built outside inference mode: a fast decode may fuse on
+        first use inside `torch.inference_mode()`, and the model must stay usable with autograd after."""
+        with torch.inference_mode(False), torch.no_grad():
+            w13 = torch.cat([self.w1.weight.data, self.w3.weight.data])
         hidden = self.w1.weight.shape[0]
         self.w1.weight.data, self.w3.weight.data = w13[:hidden], w13[hidden:]
         self.w13 = w13

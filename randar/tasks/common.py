@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..engine import DecodeRequest, decode
+from ..decoding import DecodeRequest, decode
 from ..model.transformer import RandARTransformer
 from ..model.vq import VQModel
 from ..orders import ORDER_NAMES

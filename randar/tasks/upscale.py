@@ -35,7 +35,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from ..engine import DecodeRequest
+from ..decoding import DecodeRequest
 from ..images import ImageError, ImageSource
 from ..model.transformer import RandARTransformer
 from ..orders import make_orders

@@ -179,10 +179,10 @@ def gpt_metrics(model, train_codes: Tensor, eval_codes: Tensor, eval_labels: Ten
 @torch.no_grad()
 def sample_images(gpt, vq, classes: Sequence[int], cfg_scale: float, steps: int = 88, seed: int = 0,
                   schedule: str = "linear", batch: int = 128, fast: bool = True) -> np.ndarray:
-    """Class-conditional samples through `randar.engine` (random order, `steps` parallel steps), decoded by the
+    """Class-conditional samples through `randar.decoding` (random order, `steps` parallel steps), decoded by the
     VQ -> uint8 [N, H, W, 3]. `schedule`: "linear" ramps the CFG scale from 1 to cfg_scale (the official
     RandAR sampler), "constant" keeps it fixed."""
-    from randar.engine import DecodeRequest, decode, run
+    from randar.decoding import DecodeRequest, decode, run
     from randar.orders import make_orders
     from randar.sampling import Guidance
 

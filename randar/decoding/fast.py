@@ -7,8 +7,10 @@ the causal limiting), the position-instruction table is built once per request, 
 only for the step's queries, and nothing in the loop waits for the GPU (no `.item()`, no host copies).
 With `kernels.use_compiled()` the norms, rotary embeddings and SwiGLU are single fused kernels.
 
-On the CPU there are no graphs; the same static cache and precomputation still save work.
-It computes the same function as `engine.decode_plain`: greedy float32 decoding gives the same tokens.
+On the CPU there are no graphs: a step runs `cpu_step.CpuStep`, a lean forward over the same static
+cache (one embedding lookup, both rotations at once, attention to the filled part only, the last block
+only for the queries), since there the per-step cost is the number of small operations.
+It computes the same function as `plain.decode_plain`: greedy float32 decoding gives the same tokens.
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
-from .engine import DecodeRequest, StepEvent, _to_device, decode_loop, guidance_copies
-from .model.transformer import KVCache, RandARTransformer
+from ..model.transformer import KVCache, RandARTransformer
+from .cpu_step import CpuStep
+from .loop import Slots, decode_loop
+from .request import DecodeRequest, StepEvent
 
 
 @dataclass
@@ -52,10 +56,12 @@ class FastDecoder:
         self.pos_table = torch.zeros(self.rope.shape[0], model.config.dim, device=self.device, dtype=self.dtype)
         self.graphs: dict[tuple[int, int], _Graph] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
+        self.cpu_step = CpuStep(model, self.cache) if self.device.type == "cpu" else None
 
     @property
     def cache_bytes(self) -> int:
-        return 2 * self.cache.k.numel() * self.cache.k.element_size()
+        extra = 0 if self.cpu_step is None else self.cpu_step.causal.numel() * self.cpu_step.causal.element_size()
+        return 2 * self.cache.k.numel() * self.cache.k.element_size() + extra
 
     # ---- one forward over the static cache --------------------------------------------------------
     def _forward(self, kind: Tensor, value: Tensor, cell: Tensor, positions: Tensor, n_queries: int,
@@ -76,6 +82,8 @@ class FastDecoder:
             self.graphs.clear()
         self.rope[: rope.shape[0]].copy_(rope)
         self.pos_table.copy_(self.model.position_instructions(self.rope))
+        if self.cpu_step is not None:
+            self.cpu_step.set_rope(rope, self.pos_table)
 
     def _graph(self, T: int, n_queries: int) -> _Graph:
         key = (T, n_queries)
@@ -97,9 +105,11 @@ class FastDecoder:
             self.graphs[key] = _Graph(graph, kind, value, cell, positions, logits)
         return self.graphs[key]
 
-    def step(self, slots: tuple[Tensor, Tensor, Tensor], start: int, n_queries: int) -> Tensor:
+    def step(self, slots: Slots, start: int, n_queries: int) -> Tensor:
         kind, value, cell = slots
         T = kind.shape[1]
+        if self.cpu_step is not None:
+            return self.cpu_step(kind, value, cell, start, n_queries)
         if not self.use_graphs:
             positions = torch.arange(start, start + T, device=self.device)
             return self._forward(kind, value, cell, positions, n_queries, kv_len=start + T)
@@ -113,11 +123,11 @@ class FastDecoder:
 
     # ---- decoding -----------------------------------------------------------------------------
     def stream(self, req: DecodeRequest) -> Iterator[StepEvent]:
-        req = _to_device(req, self.device)
+        req = req.to(self.device)
         self._set_rope(self.model.rope if req.rope is None else req.rope)
 
-        def forward(batch_slots: tuple[Tensor, Tensor, Tensor], start: int, n: int) -> Tensor:
-            if start == 0:  # the prefill has a one-off length: run it eagerly
+        def forward(batch_slots: Slots, start: int, n: int) -> Tensor:
+            if start == 0 and self.cpu_step is None:  # the prefill has a one-off length: run it eagerly
                 T = batch_slots[0].shape[1]
                 return self._forward(*batch_slots, torch.arange(0, T, device=self.device), n, kv_len=T)
             return self.step(batch_slots, start, n)
@@ -151,5 +161,5 @@ def decoder_for(model: RandARTransformer, batch: int, max_len: int) -> FastDecod
 
 def decode_fast(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepEvent]:
     req.validate(model)
-    decoder = decoder_for(model, req.batch * guidance_copies(req), 1 + 2 * (req.num_prefix + req.num_generated))
+    decoder = decoder_for(model, req.batch * req.copies, req.sequence_length)
     return decoder.stream(req)

@@ -1,0 +1,149 @@
+"""One decoding step on the CPU with as few tensor operations as the arithmetic allows.
+
+Why a separate forward: at batch 1 the default model's step is a few dozen tiny matrix products, and in
+eager PyTorch the hundreds of small operations around them (three embedding lookups and a `where` chain,
+two rotary embeddings of ~10 ops each, index copies, a masked flash-attention call per layer) cost as much
+as the products. This forward computes the same function as `RandARTransformer.embed` + `forward_hidden`
++ `logits` with the model's own weights, but
+
+- embeds every slot with one lookup into a table of [class rows; token rows; position instructions; zero],
+- rotates q and k together from precomputed cos/sin tables (the reference formula, in float32),
+- writes keys and values into the static cache by slice and attends to the filled part only, with a
+  precomputed causal bias (a step's queries see the cache and the earlier slots of their own step),
+- runs the last block's attention output and MLP only for the step's queries: only their logits are read,
+- multiplies by weights pre-packed for oneDNN (`PackedWeights`): on small-row products MKL re-packs the
+  weight on every call, which here costs more than the multiply (about 1.5x on the whole step's products).
+
+Rounding can differ from the reference path in the last bits (attention is two matrix products instead
+of one fused kernel), which leaves greedy float32 tokens identical (tests/test_engine.py checks it).
+"""
+from __future__ import annotations
+
+import weakref
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..model import kernels
+from ..model.transformer import BLANK, CLASS, POSITION, KVCache, RandARTransformer
+
+
+PACK_LIMIT_BYTES = 512 * 2**20  # larger models multiply with their own weights: a packed copy doubles memory
+
+
+def onednn_available() -> bool:
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+class PackedWeights:
+    """The model's linear weights in oneDNN's blocked layout, re-packed whenever a weight changes in place
+    (an optimizer step while a training run samples with the fast path): `current` compares version
+    counters once per request."""
+
+    def __init__(self, weights: list[Tensor]) -> None:
+        self.weights = weights
+        self.versions: list[int] = []
+        self.packed: list[Tensor] = []
+
+    def current(self) -> list[Tensor]:
+        versions = [w._version for w in self.weights]
+        if versions != self.versions:
+            with torch.inference_mode():
+                self.packed = [torch.ops.mkldnn._reorder_linear_weight(w.detach(), 16) for w in self.weights]
+            self.versions = versions
+        return self.packed
+
+
+_PACKED: "weakref.WeakKeyDictionary[RandARTransformer, PackedWeights]" = weakref.WeakKeyDictionary()
+
+
+def onednn_linear(x: Tensor, packed: Tensor) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+
+
+class CpuStep:
+    """The lean forward over a static cache; `set_rope` once per request (it also refreshes the packed
+    weights), then call per step."""
+
+    def __init__(self, model: RandARTransformer, cache: KVCache) -> None:
+        cfg = model.config
+        model.fuse_for_inference()  # one [w1; w3] product per MLP; the state dict keeps its official keys
+        self.model, self.cache = model, cache
+        self.n_head, self.head_dim, self.dim = cfg.n_head, cfg.head_dim, cfg.dim
+        self.eps = cfg.norm_eps
+        self.scale = cfg.head_dim ** -0.5
+        self.norms = [(b.attention_norm.weight, b.ffn_norm.weight) for b in model.layers]
+        weights = [w for b in model.layers for w in (b.attention.wqkv.weight, b.attention.wo.weight,
+                                                      b.feed_forward.w13, b.feed_forward.w2.weight)]
+        size = sum(w.numel() * w.element_size() for w in weights)
+        self.packed: PackedWeights | None = None
+        if onednn_available() and size <= PACK_LIMIT_BYTES and cache.k.dtype in (torch.float32, torch.bfloat16):
+            self.packed = _PACKED.get(model)
+            if self.packed is None or any(a is not b for a, b in zip(self.packed.weights, weights)):
+                self.packed = _PACKED[model] = PackedWeights(weights)
+        self.weights = weights
+        self.linear: Callable[[Tensor, Tensor], Tensor] = onednn_linear if self.packed else F.linear
+        self.num_classes, self.vocab = cfg.num_classes, cfg.vocab_size
+        self.token_offset = cfg.num_classes + 1
+        self.position_offset = self.token_offset + cfg.vocab_size
+        self.table: Tensor | None = None
+        self.cos = self.sin = torch.empty(0)
+        n = cache.max_len
+        self.causal = torch.full((n, n), float("-inf"), device=cache.k.device, dtype=cache.k.dtype).triu_(1)
+
+    def set_rope(self, rope: Tensor, pos_table: Tensor) -> None:
+        """The embedding table and the rotation tables of this request's grid."""
+        m = self.model
+        zero = torch.zeros(1, self.dim, device=pos_table.device, dtype=pos_table.dtype)
+        self.table = torch.cat([m.cls_embedding.embedding_table.weight, m.tok_embeddings.weight,
+                                pos_table[: rope.shape[0]], zero])
+        self.zero_row = self.table.shape[0] - 1
+        self.cos, self.sin = rope[..., 0].contiguous(), rope[..., 1].contiguous()
+        if self.packed is not None:
+            self.weights = self.packed.current()
+
+    def embed_rows(self, kind: Tensor, value: Tensor, cell: Tensor) -> Tensor:
+        """Row of the joint table for every slot (the same vectors `RandARTransformer.embed` picks)."""
+        cls_row = value.clamp(0, self.num_classes)
+        tok_row = value.clamp(0, self.vocab - 1) + self.token_offset
+        pos_row = cell + (1 + self.position_offset)
+        rows = torch.where(kind == CLASS, cls_row, torch.where(kind == POSITION, pos_row, tok_row))
+        return rows.masked_fill_(kind == BLANK, self.zero_row)
+
+    def __call__(self, kind: Tensor, value: Tensor, cell: Tensor, start: int, n_queries: int) -> Tensor:
+        """Logits [B, n_queries, vocab] (float32) of a step whose slots occupy cache slots start..start+T-1."""
+        assert self.table is not None, "set_rope first"
+        B, T = kind.shape
+        H, Dh = self.n_head, self.head_dim
+        x = F.embedding(self.embed_rows(kind, value, cell), self.table)
+        row = cell + 1
+        cos, sin = self.cos[row].unsqueeze(2), self.sin[row].unsqueeze(2)  # [B, T, 1, Dh/2], broadcast over heads
+        end = start + T
+        bias = self.causal[start:end, :end]
+        last = len(self.norms) - 1
+        linear, weights = self.linear, self.weights
+        for i, (norm1, norm2) in enumerate(self.norms):
+            wqkv, wo, w13, w2 = weights[4 * i: 4 * i + 4]
+            qkv = linear(kernels.rms_norm(x, norm1, self.eps), wqkv).view(B, T, 3 * H, Dh)
+            qk = rotate(qkv[:, :, : 2 * H], cos, sin)
+            q, k, v = qk[:, :, :H], qk[:, :, H:], qkv[:, :, 2 * H:]
+            keys, values = self.cache.k[i], self.cache.v[i]
+            keys[:, :, start:end].copy_(k.transpose(1, 2))
+            values[:, :, start:end].copy_(v.transpose(1, 2))
+            if i == last:  # only the queries' rows are read from here on
+                x, q, bias = x[:, T - n_queries:], q[:, T - n_queries:], bias[T - n_queries:]
+            scores = torch.matmul(q.transpose(1, 2), keys[:, :, :end].transpose(2, 3)).mul_(self.scale).add_(bias)
+            y = torch.matmul(scores.float().softmax(-1).type_as(values), values[:, :, :end])
+            x = x + linear(y.transpose(1, 2).reshape(B, -1, self.dim), wo)
+            a, b = linear(kernels.rms_norm(x, norm2, self.eps), w13).chunk(2, dim=-1)
+            x = x + linear(kernels.swiglu(a, b), w2)
+        return self.model.logits(self.model.norm(x))  # the model's own head: its hooks see every step
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """`kernels.rope` with the (cos, sin) tables already split: the same float32 arithmetic, fewer ops."""
+    xs = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = xs[..., 0], xs[..., 1]
+    return torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1).flatten(3).type_as(x)
