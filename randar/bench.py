@@ -3,14 +3,20 @@
     python -m randar.bench                      # GPU: RandAR-L and -XL configs, random weights, bf16
     python -m randar.bench --device cpu         # CPU: the default model, batch 1, including VQ decode
     python -m randar.bench --verify             # also check that both paths give the same tokens
+    python -m randar.bench --device cpu --models randar-l --dtype bfloat16 --steps 32 --verify
+                                                # bfloat16 on a CPU: speed, and token agreement with float32
 
-Speed does not depend on the weights, so official configs run with random weights. Prints a table
-(latency per batch, images/s, peak memory, fast/plain) and ends with `fast/plain: X.XXx` for the
-headline case (88 steps, batch 1, CFG on).
+Speed does not depend on the weights, so official configs run with random weights. The paths are timed
+interleaved in one process (each repeat runs every path back to back) and the reported speed-up is the
+median of the per-repeat ratios: on a shared machine a busy spell then slows both sides of a ratio alike.
+The first run of each path is timed on its own as warm-up (graph capture, weight packing). Prints a table
+(latency per batch, images/s, peak memory, warm-up, CPU time, fast/plain) and ends with `fast/plain: X.XXx`
+for the headline case (88 steps, batch 1, CFG on).
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import resource
 import statistics
@@ -42,6 +48,9 @@ class Row:
     images_per_s: float
     peak_mem_gb: float
     forward_passes: int
+    warmup_s: float = 0.0  # the first run: graph capture, weight packing, allocator (a one-off per process)
+    cpu_seconds: float = 0.0  # median CPU time of the process per batch (CPU runs; steadier than wall time)
+    ratio: float = 1.0  # median over repeats of plain / this path, each repeat timing both back to back
 
 
 def sync(device: torch.device) -> None:
@@ -55,16 +64,18 @@ def peak_memory_gb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # kB -> GB, whole process
 
 
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of one call."""
+    sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    sync(device)
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def time_it(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     fn()  # warm-up: graph capture, compilation, allocator
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(timed(fn, device)[0] for _ in range(repeats))
 
 
 def random_model(config: GPTConfig, device: torch.device, dtype: torch.dtype, seed: int = 0) -> RandARTransformer:
@@ -88,6 +99,12 @@ def request(model: RandARTransformer, batch: int, steps: int, cfg: float, seed: 
     )
 
 
+def select_path(path: str, device: torch.device) -> bool:
+    """Switch the kernels for a path; True when it decodes with the fast decoder."""
+    kernels.use_compiled(path == "fast" and device.type == "cuda")
+    return path != "plain"
+
+
 def bench_model(
     name: str,
     model: RandARTransformer,
@@ -98,60 +115,97 @@ def bench_model(
     repeats: int,
     paths: list[str],
 ) -> list[Row]:
+    """Time every path on every (batch, steps), interleaved: each repeat runs all paths back to back, so a
+    busy spell of a shared machine slows them alike and the per-repeat ratios stay meaningful.
+
+    The MLP weights are fused first for every path, as `Studio.load` does (the state dict is unchanged)."""
     device = next(model.parameters()).device
+    model.fuse_for_inference()
     rows = []
-    for path in paths:  # plain first: the fast path fuses weights in place
-        fast = path != "plain"
-        if fast:
-            model.fuse_for_inference()
-            kernels.use_compiled(path == "fast" and device.type == "cuda")
-        else:
-            kernels.use_compiled(False)
-        for batch in batches:
-            for steps in steps_list:
-                req = request(model, batch, steps, cfg)
-                g = model.config.grid_size
+    for batch in batches:
+        for steps in steps_list:
+            req = request(model, batch, steps, cfg)
+            g = model.config.grid_size
 
-                def job() -> None:
-                    with torch.inference_mode():
-                        grid = run(decode(model, req, fast=fast))
-                        if vq is not None:
-                            vq.decode(grid.view(batch, g, g))
+            def job(fast: bool) -> None:
+                with torch.inference_mode():
+                    grid = run(decode(model, req, fast=fast))
+                    if vq is not None:
+                        vq.decode(grid.view(batch, g, g))
 
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                sec = time_it(job, device, repeats)
-                rows.append(Row(name, path, batch, steps, sec, batch / sec, peak_memory_gb(device), len(req.schedule())))
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            warmup = {}
+            for path in paths:
+                fast = select_path(path, device)
+                warmup[path] = timed(lambda: job(fast), device)[0]
+            wall: dict[str, list[float]] = {p: [] for p in paths}
+            cpu: dict[str, list[float]] = {p: [] for p in paths}
+            for _ in range(repeats):
+                for path in paths:
+                    fast = select_path(path, device)
+                    w, c = timed(lambda: job(fast), device)
+                    wall[path].append(w)
+                    cpu[path].append(c)
+            for path in paths:
+                sec = statistics.median(wall[path])
+                ratio = statistics.median(p / f for p, f in zip(wall[paths[0]], wall[path]))
+                rows.append(Row(name, path, batch, steps, sec, batch / sec, peak_memory_gb(device),
+                                len(req.schedule()), warmup[path], statistics.median(cpu[path]), ratio))
                 r = rows[-1]
                 print(f"{name:>12} {path:>6} batch {batch:>3} steps {steps:>3} ({r.forward_passes:>3} passes): "
-                      f"{sec * 1000:9.1f} ms  {r.images_per_s:8.2f} img/s  peak {r.peak_mem_gb:6.2f} GB", flush=True)
+                      f"{sec * 1000:9.1f} ms  {r.images_per_s:8.2f} img/s  peak {r.peak_mem_gb:6.2f} GB  "
+                      f"warm-up {r.warmup_s * 1000:8.1f} ms  cpu {r.cpu_seconds * 1000:8.1f} ms  "
+                      f"ratio {r.ratio:5.2f}x", flush=True)
     kernels.use_compiled(False)
     return rows
 
 
 def verify(model: RandARTransformer, batch: int, steps_list: list[int], cfg: float) -> list[dict]:
-    """Greedy tokens of the plain and fast paths: identical in float32; agreement rate otherwise."""
-    device = next(model.parameters()).device
+    """Greedy tokens of the plain and fast paths: identical in float32; agreement rate otherwise.
+
+    A model in bfloat16 (or float16) is also compared with the plain path in float32 on the same weights
+    (`agreement_float32`): what the lower precision itself changes, the number to weigh before using it."""
+    param = next(model.parameters())
+    device, dtype = param.device, param.dtype
+    reference = None if dtype == torch.float32 else copy.deepcopy(model).float()
     out = []
     for steps in steps_list:
         req = request(model, batch, steps, cfg, seed=123, greedy=True)
         with torch.inference_mode():
             with kernels.eager():
                 plain = run(decode(model, req, fast=False))
+                plain32 = None if reference is None else run(decode(reference, req, fast=False))
             kernels.use_compiled(device.type == "cuda")
             fast = run(decode(model, req, fast=True))
             kernels.use_compiled(False)
         agree = (plain == fast).float().mean().item()
-        first = (plain != fast).float().argmax(dim=1)  # first raster cell that differs, per image
-        out.append({"steps": steps, "dtype": str(next(model.parameters()).dtype), "agreement": agree,
-                    "identical_images": int((plain == fast).all(dim=1).sum()), "batch": batch})
-        print(f"verify {out[-1]['dtype']:>14} steps {steps:>3}: token agreement {agree * 100:.2f}% "
-              f"({out[-1]['identical_images']}/{batch} images identical)", flush=True)
+        result = {"steps": steps, "dtype": str(dtype), "agreement": agree,
+                  "identical_images": int((plain == fast).all(dim=1).sum()), "batch": batch}
+        line = (f"verify {result['dtype']:>14} steps {steps:>3}: token agreement {agree * 100:.2f}% "
+                f"({result['identical_images']}/{batch} images identical)")
+        if plain32 is not None:
+            result["agreement_float32"] = (plain32 == fast).float().mean().item()
+            line += f", fast {dtype} vs plain float32: {result['agreement_float32'] * 100:.2f}%"
+        out.append(result)
+        print(line, flush=True)
+    del reference
     return out
 
 
+def cpu_bf16_support() -> str:
+    """'native' when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), else 'emulated': there
+    bfloat16 saves memory but is usually slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        flags = []
+    return "native" if {"avx512_bf16", "amx_bf16"} & set(flags) else "emulated"
+
+
 def summarize(rows: list[Row]) -> None:
-    print("\nmodel         batch steps   plain ms    fast ms   fast img/s  fast/plain")
+    """fast/plain is the median of per-repeat ratios (both timed back to back), not a ratio of medians."""
+    print("\nmodel         batch steps   plain ms    fast ms   fast img/s  fast/plain  (cpu-time ratio)")
     keyed = {(r.model, r.path, r.batch, r.steps): r for r in rows}
     for (model, path, batch, steps), r in keyed.items():
         if path != "plain":
@@ -159,9 +213,10 @@ def summarize(rows: list[Row]) -> None:
         best = [keyed[k] for k in keyed if k[0] == model and k[1] != "plain" and k[2] == batch and k[3] == steps]
         if not best:
             continue
-        f = min(best, key=lambda x: x.seconds)
+        f = max(best, key=lambda x: x.ratio)
+        cpu = r.cpu_seconds / f.cpu_seconds if f.cpu_seconds else float("nan")
         print(f"{model:<12} {batch:>5} {steps:>5} {r.seconds * 1000:10.1f} {f.seconds * 1000:10.1f} "
-              f"{f.images_per_s:12.2f} {r.seconds / f.seconds:10.2f}x  ({f.path})")
+              f"{f.images_per_s:12.2f} {f.ratio:10.2f}x  ({cpu:.2f}x, {f.path})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default=None, help="comma list (GPU default 1,64; CPU default 1)")
     p.add_argument("--steps", default="256,88,32", help="comma list of step counts")
     p.add_argument("--cfg", type=float, default=4.0)
-    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per path, interleaved (default 3)")
     p.add_argument("--paths", default=None, help="plain,graphs,fast (GPU: graphs = no compiled kernels)")
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (GPU default bfloat16)")
     p.add_argument("--verify", action="store_true", help="compare plain and fast tokens first")
@@ -189,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.models.split(",") if args.models else (["randar-l", "randar-xl"] if on_gpu else ["default"])
     print(f"device {device} ({torch.cuda.get_device_name(device) if on_gpu else f'{torch.get_num_threads()} threads'}), "
           f"dtype {dtype}, torch {torch.__version__}, CFG {args.cfg}", flush=True)
+    if not on_gpu and dtype == torch.bfloat16:
+        print(f"CPU bfloat16: {cpu_bf16_support()}", flush=True)
 
     report: dict = {"device": str(device), "dtype": str(dtype), "rows": [], "verify": []}
     rows: list[Row] = []
@@ -214,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     plain = [r for r in headline if r.path == "plain"]
     fast = [r for r in headline if r.path != "plain"]
     if plain and fast:
-        print(f"fast/plain: {plain[0].seconds / min(r.seconds for r in fast):.2f}x")
+        print(f"fast/plain: {max(r.ratio for r in fast):.2f}x")
     return 0
 
 
@@ -228,7 +285,8 @@ def load_for_bench(name: str, device: torch.device, dtype: torch.dtype) -> tuple
             raise SystemExit(f"error: {exc}")
         gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=device, dtype=dtype)
         vq_path, vq_cfg = resolved.require_vq()
-        vq = VQModel.from_pretrained(vq_path, vq_cfg, device=device, dtype=dtype)
+        # On the CPU the tokenizer stays in float32 whatever the transformer's dtype, as `Studio.load` keeps it.
+        vq = VQModel.from_pretrained(vq_path, vq_cfg, device=device, dtype=dtype if device.type == "cuda" else torch.float32)
         return gpt, vq, DEFAULT_MODEL
     spec = REGISTRY.get(name)
     if spec is None or spec.gpt is None:

@@ -70,7 +70,9 @@ def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:
 
 def sample(logits: Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> Tensor:
     """[..., V] logits -> [...] token ids."""
-    logits = filter_logits(logits / max(params.temperature, 1e-5), params.top_k, params.top_p)
+    if params.temperature != 1.0:  # dividing by 1.0 is exact: skip the pass over the vocabulary
+        logits = logits / max(params.temperature, 1e-5)
+    logits = filter_logits(logits, params.top_k, params.top_p)
     probs = logits.softmax(-1)
     race = torch.empty_like(probs).exponential_(generator=generator).clamp_min_(1e-20)
     return (probs / race).argmax(-1)

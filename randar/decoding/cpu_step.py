@@ -7,7 +7,8 @@ as the products. This forward computes the same function as `RandARTransformer.e
 + `logits` with the model's own weights, but
 
 - embeds every slot with one lookup into a table of [class rows; token rows; position instructions; zero],
-- rotates q and k together from precomputed cos/sin tables (the reference formula, in float32),
+- rotates q and k together as one complex product with a precomputed table (the reference's float32
+  arithmetic: (x0 cos - x1 sin, x1 cos + x0 sin) is what complex multiplication computes),
 - writes keys and values into the static cache by slice and attends to the filled part only, with a
   precomputed causal bias (a step's queries see the cache and the earlier slots of their own step),
 - runs the last block's attention output and MLP only for the step's queries: only their logits are read,
@@ -89,7 +90,7 @@ class CpuStep:
         self.token_offset = cfg.num_classes + 1
         self.position_offset = self.token_offset + cfg.vocab_size
         self.table: Tensor | None = None
-        self.cos = self.sin = torch.empty(0)
+        self.rotations = torch.empty(0, dtype=torch.complex64)
         n = cache.max_len
         self.causal = torch.full((n, n), float("-inf"), device=cache.k.device, dtype=cache.k.dtype).triu_(1)
 
@@ -100,7 +101,7 @@ class CpuStep:
         self.table = torch.cat([m.cls_embedding.embedding_table.weight, m.tok_embeddings.weight,
                                 pos_table[: rope.shape[0]], zero])
         self.zero_row = self.table.shape[0] - 1
-        self.cos, self.sin = rope[..., 0].contiguous(), rope[..., 1].contiguous()
+        self.rotations = torch.view_as_complex(rope.float().contiguous())  # [rows, Dh/2]: cos + i sin
         if self.packed is not None:
             self.weights = self.packed.current()
 
@@ -118,8 +119,7 @@ class CpuStep:
         B, T = kind.shape
         H, Dh = self.n_head, self.head_dim
         x = F.embedding(self.embed_rows(kind, value, cell), self.table)
-        row = cell + 1
-        cos, sin = self.cos[row].unsqueeze(2), self.sin[row].unsqueeze(2)  # [B, T, 1, Dh/2], broadcast over heads
+        rotations = self.rotations[cell + 1].unsqueeze(2)  # [B, T, 1, Dh/2], broadcast over heads
         end = start + T
         bias = self.causal[start:end, :end]
         last = len(self.norms) - 1
@@ -127,7 +127,7 @@ class CpuStep:
         for i, (norm1, norm2) in enumerate(self.norms):
             wqkv, wo, w13, w2 = weights[4 * i: 4 * i + 4]
             qkv = linear(kernels.rms_norm(x, norm1, self.eps), wqkv).view(B, T, 3 * H, Dh)
-            qk = rotate(qkv[:, :, : 2 * H], cos, sin)
+            qk = rotate(qkv[:, :, : 2 * H], rotations)
             q, k, v = qk[:, :, :H], qk[:, :, H:], qkv[:, :, 2 * H:]
             keys, values = self.cache.k[i], self.cache.v[i]
             keys[:, :, start:end].copy_(k.transpose(1, 2))
@@ -142,8 +142,7 @@ class CpuStep:
         return self.model.logits(self.model.norm(x))  # the model's own head: its hooks see every step
 
 
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """`kernels.rope` with the (cos, sin) tables already split: the same float32 arithmetic, fewer ops."""
-    xs = x.float().unflatten(-1, (-1, 2))
-    x0, x1 = xs[..., 0], xs[..., 1]
-    return torch.stack([x0 * cos - x1 * sin, x1 * cos + x0 * sin], dim=-1).flatten(3).type_as(x)
+def rotate(x: Tensor, rotations: Tensor) -> Tensor:
+    """`kernels.rope` as one complex product: pairs (x0, x1) are x0 + i x1, rotations are cos + i sin."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotations).flatten(3).type_as(x)

@@ -91,10 +91,18 @@ class FeedForward(nn.Module):
         self.w13: Tensor | None = None  # set by fuse() for inference
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.w13 is not None:
+        if self.fused:
             a, b = F.linear(x, self.w13).chunk(2, dim=-1)
             return self.w2(kernels.swiglu(a, b))
         return self.w2(kernels.swiglu(self.w1(x), self.w3(x)))
+
+    @property
+    def fused(self) -> bool:
+        """w13 is set and w1/w3 are still its two halves: `module.to(dtype or device)` replaces the
+        parameters and leaves the plain attribute w13 behind, and then it must not be used."""
+        w13, w1, w3 = self.w13, self.w1.weight, self.w3.weight
+        return (w13 is not None and w1.data_ptr() == w13.data_ptr()
+                and w3.data_ptr() == w13.data_ptr() + w1.numel() * w1.element_size())
 
     def fuse(self) -> None:
         """One [w1; w3] matmul instead of two; w1/w3 become views of it, so no memory is duplicated
@@ -215,7 +223,7 @@ class RandARTransformer(Pretrained, nn.Module):
 
     def fuse_for_inference(self) -> None:
         for layer in self.layers:
-            if layer.feed_forward.w13 is None:
+            if not layer.feed_forward.fused:
                 layer.feed_forward.fuse()
 
     def logits(self, h: Tensor) -> Tensor:
