@@ -9,14 +9,15 @@ as the products. This forward computes the same function as `RandARTransformer.e
 - embeds every slot with one lookup into a table of [class rows; token rows; position instructions; zero],
 - rotates q and k together as one complex product with a precomputed table (the reference's float32
   arithmetic: (x0 cos - x1 sin, x1 cos + x0 sin) is what complex multiplication computes),
-- writes keys and values into the static cache by slice and attends to the filled part only, with a
-  precomputed causal bias (a step's queries see the cache and the earlier slots of their own step),
+- writes keys and values into the static cache by slice and attends to the filled part only, under a
+  precomputed causal mask (a step's queries see the cache and the earlier slots of their own step),
+- adds each block's residual inside the output products (oneDNN's post-op: the same float32 sums),
 - runs the last block's attention output and MLP only for the step's queries: only their logits are read,
 - multiplies by weights pre-packed for oneDNN (`PackedWeights`): on small-row products MKL re-packs the
   weight on every call, which here costs more than the multiply (about 1.5x on the whole step's products).
 
-Rounding can differ from the reference path in the last bits (attention is two matrix products instead
-of one fused kernel), which leaves greedy float32 tokens identical (tests/test_engine.py checks it).
+Rounding can differ from the reference path in the last bits (oneDNN's products block the sums
+differently from MKL's), which leaves greedy float32 tokens identical (tests/test_engine.py checks it).
 """
 from __future__ import annotations
 
@@ -64,6 +65,15 @@ def onednn_linear(x: Tensor, packed: Tensor) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
 
+def onednn_linear_add(x: Tensor, packed: Tensor, residual: Tensor) -> Tensor:
+    """residual + x W^T in one call (oneDNN adds to the float32 result: the same numbers as two calls)."""
+    return torch.ops.mkldnn._linear_pointwise.binary(x, residual, packed, None, "add")
+
+
+def linear_add(x: Tensor, weight: Tensor, residual: Tensor) -> Tensor:
+    return residual + F.linear(x, weight)
+
+
 class CpuStep:
     """The lean forward over a static cache; `set_rope` once per request (it also refreshes the packed
     weights), then call per step."""
@@ -74,7 +84,6 @@ class CpuStep:
         self.model, self.cache = model, cache
         self.n_head, self.head_dim, self.dim = cfg.n_head, cfg.head_dim, cfg.dim
         self.eps = cfg.norm_eps
-        self.scale = cfg.head_dim ** -0.5
         self.norms = [(b.attention_norm.weight, b.ffn_norm.weight) for b in model.layers]
         weights = [w for b in model.layers for w in (b.attention.wqkv.weight, b.attention.wo.weight,
                                                       b.feed_forward.w13, b.feed_forward.w2.weight)]
@@ -86,13 +95,14 @@ class CpuStep:
                 self.packed = _PACKED[model] = PackedWeights(weights)
         self.weights = weights
         self.linear: Callable[[Tensor, Tensor], Tensor] = onednn_linear if self.packed else F.linear
+        self.linear_add: Callable[[Tensor, Tensor, Tensor], Tensor] = onednn_linear_add if self.packed else linear_add
         self.num_classes, self.vocab = cfg.num_classes, cfg.vocab_size
         self.token_offset = cfg.num_classes + 1
         self.position_offset = self.token_offset + cfg.vocab_size
         self.table: Tensor | None = None
         self.rotations = torch.empty(0, dtype=torch.complex64)
         n = cache.max_len
-        self.causal = torch.full((n, n), float("-inf"), device=cache.k.device, dtype=cache.k.dtype).triu_(1)
+        self.causal = torch.ones(n, n, dtype=torch.bool, device=cache.k.device).tril_()  # True = may attend
 
     def set_rope(self, rope: Tensor, pos_table: Tensor) -> None:
         """The embedding table and the rotation tables of this request's grid."""
@@ -121,9 +131,9 @@ class CpuStep:
         x = F.embedding(self.embed_rows(kind, value, cell), self.table)
         rotations = self.rotations[cell + 1].unsqueeze(2)  # [B, T, 1, Dh/2], broadcast over heads
         end = start + T
-        bias = self.causal[start:end, :end]
+        mask = self.causal[start:end, :end]
         last = len(self.norms) - 1
-        linear, weights = self.linear, self.weights
+        linear, linear_add, weights = self.linear, self.linear_add, self.weights
         for i, (norm1, norm2) in enumerate(self.norms):
             wqkv, wo, w13, w2 = weights[4 * i: 4 * i + 4]
             qkv = linear(kernels.rms_norm(x, norm1, self.eps), wqkv).view(B, T, 3 * H, Dh)
@@ -133,12 +143,11 @@ class CpuStep:
             keys[:, :, start:end].copy_(k.transpose(1, 2))
             values[:, :, start:end].copy_(v.transpose(1, 2))
             if i == last:  # only the queries' rows are read from here on
-                x, q, bias = x[:, T - n_queries:], q[:, T - n_queries:], bias[T - n_queries:]
-            scores = torch.matmul(q.transpose(1, 2), keys[:, :, :end].transpose(2, 3)).mul_(self.scale).add_(bias)
-            y = torch.matmul(scores.float().softmax(-1).type_as(values), values[:, :, :end])
-            x = x + linear(y.transpose(1, 2).reshape(B, -1, self.dim), wo)
+                x, q, mask = x[:, T - n_queries:], q[:, T - n_queries:], mask[T - n_queries:]
+            y = F.scaled_dot_product_attention(q.transpose(1, 2), keys[:, :, :end], values[:, :, :end], attn_mask=mask)
+            x = linear_add(y.transpose(1, 2).reshape(B, -1, self.dim), wo, x)
             a, b = linear(kernels.rms_norm(x, norm2, self.eps), w13).chunk(2, dim=-1)
-            x = x + linear(kernels.swiglu(a, b), w2)
+            x = linear_add(kernels.swiglu(a, b), w2, x)
         return self.model.logits(self.model.norm(x))  # the model's own head: its hooks see every step
 
 
