@@ -11,17 +11,16 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "ImageError", "ImageSource", "Placement", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
-    "check_image_file", "load_image", "mask_from_image", "fit_image", "fit_to_multiple",
+    "ImageError", "ImageSource", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
+    "check_image_file", "load_image", "mask_from_image",
     "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask", "dilate_cells",
 ]
 
@@ -229,94 +228,6 @@ def _wh(size: Size) -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise ValueError(f"size must be positive, got {size}")
     return int(w), int(h)
-
-
-def fit_image(
-    img: Image.Image,
-    size: Size,
-    mode: Literal["center_crop", "pad", "resize"] = "center_crop",
-    fill: tuple[int, int, int] = WHITE,
-) -> Image.Image:
-    """Bring an image to the model's size (an int means square).
-
-    - center_crop: scale (bicubic) so that the image covers the target, then cut the overflow equally from
-      both sides: nothing is distorted, the edges of the longer side are lost;
-    - pad: scale so that the image fits inside, then centre it on `fill`: nothing is lost or distorted,
-      but the border is not part of the picture;
-    - resize: stretch to the target: everything kept, aspect ratio distorted.
-    """
-    img = load_image(img)
-    W, H = _wh(size)
-    w, h = img.size
-    if mode == "resize":
-        return img.resize((W, H), Image.BICUBIC)
-    if mode == "center_crop":
-        scale = max(W / w, H / h)
-        sw, sh = max(W, round(w * scale)), max(H, round(h * scale))
-        scaled = img.resize((sw, sh), Image.BICUBIC)
-        left, top = (sw - W) // 2, (sh - H) // 2
-        return scaled.crop((left, top, left + W, top + H))
-    if mode == "pad":
-        scale = min(W / w, H / h)
-        sw, sh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
-        canvas = Image.new("RGB", (W, H), fill)
-        canvas.paste(img.resize((sw, sh), Image.BICUBIC), ((W - sw) // 2, (H - sh) // 2))
-        return canvas
-    raise ValueError(f"unknown fit mode {mode!r}; use 'center_crop', 'pad' or 'resize'")
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where an input image sits inside a fitted one, so that results can be mapped back onto it."""
-
-    box: tuple[int, int, int, int]  # (left, top, right, bottom) of the picture inside the fitted image
-    size: tuple[int, int]  # (width, height) of the fitted image
-    original_size: tuple[int, int]  # (width, height) of the input image
-
-    def restore(self, img: Image.Image) -> Image.Image:
-        """A fitted-size result -> the input's size (crop the padding, resize back)."""
-        if img.size != self.size:
-            raise ValueError(f"expected an image of size {self.size}, got {img.size}")
-        out = img.crop(self.box)
-        return out if out.size == self.original_size else out.resize(self.original_size, Image.BICUBIC)
-
-    def padding_mask(self) -> np.ndarray:
-        """bool [H, W] of the fitted image, True on the padding (what outpainting would fill in)."""
-        w, h = self.size
-        mask = np.ones((h, w), dtype=bool)
-        left, top, right, bottom = self.box
-        mask[top:bottom, left:right] = False
-        return mask
-
-
-def fit_to_multiple(
-    img: Image.Image,
-    multiple: int,
-    long_side: int | None = None,
-    fill: tuple[int, int, int] = WHITE,
-) -> tuple[Image.Image, Placement]:
-    """Keep the aspect ratio and make both sides multiples of the token size (e.g. 16 for VQ-16).
-
-    The image is first scaled (bicubic) so that its longer side is `long_side` (None: keep the size), then
-    padded with `fill` equally on both sides up to the next multiple. Returns the padded image and the
-    Placement that maps a result back to the input (`placement.restore(result)`).
-    """
-    img = load_image(img)
-    if multiple <= 0:
-        raise ValueError(f"multiple must be positive, got {multiple}")
-    w0, h0 = img.size
-    if long_side is not None:
-        if long_side < multiple:
-            raise ValueError(f"long_side {long_side} is smaller than one token ({multiple} pixels)")
-        scale = long_side / max(w0, h0)
-        w, h = max(1, round(w0 * scale)), max(1, round(h0 * scale))
-        img = img.resize((w, h), Image.BICUBIC) if (w, h) != (w0, h0) else img
-    w, h = img.size
-    W, H = -(-w // multiple) * multiple, -(-h // multiple) * multiple
-    left, top = (W - w) // 2, (H - h) // 2
-    canvas = Image.new("RGB", (W, H), fill)
-    canvas.paste(img, (left, top))
-    return canvas, Placement(box=(left, top, left + w, top + h), size=(W, H), original_size=(w0, h0))
 
 
 # ---- tensors ---------------------------------------------------------------------------------------

@@ -30,17 +30,13 @@ __all__ = [
     "ORDER_NAMES",
     "MASK_ORDERS",
     "RANDOM_ORDERS",
-    "ORDER_DESCRIPTIONS",
     "make_order",
     "make_orders",
     "priority_map",
     "order_from_priority",
-    "order_rank_map",
     "row_seed",
-    "lattice_first_order",
     "lattice_cells",
     "lattice_to_coarse",
-    "coarse_to_lattice",
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
@@ -73,22 +69,6 @@ RANDOM_ORDERS: tuple[str, ...] = (
     "boundary-first",
     "inside-out",
 )
-
-ORDER_DESCRIPTIONS: dict[str, str] = {
-    "random": "Uniform random permutation (RandAR's training distribution).",
-    "raster": "Row-major, like a classic raster-order AR model.",
-    "spiral-in": "Clockwise from the top-left along the border ring, inward.",
-    "spiral-out": "Reverse of spiral-in: from the centre outward.",
-    "center-out": "By Euclidean distance from the grid centre, ties random.",
-    "z-curve": "Morton (Z) order of (row, col); non power-of-two grids sorted by code.",
-    "subsample": "Even-row/even-col lattice first (random), then the rest (random).",
-    "hierarchical": "Stride-4 lattice, then stride-2, then the rest; random within a level.",
-    "priority": "User-supplied float map, lower first, ties random.",
-    "boundary-first": "Unknown cells nearest to the known region first (outside-in).",
-    "inside-out": "Unknown cells farthest from the known region first.",
-}
-"""One-line explanations for UI tooltips and `--help`."""
-
 
 # --------------------------------------------------------------------------- #
 # Argument handling
@@ -447,30 +427,6 @@ def make_orders(
     return torch.stack(rows)
 
 
-def order_rank_map(order: ArrayLike, h: int, w: int) -> torch.LongTensor:
-    """Position at which each cell is generated (`-1` if absent), shape `[h, w]`.
-
-    A `[B, N]` batch of orders gives `[B, h, w]`.  Used by the app to draw
-    an order as a colour map.
-    """
-    _check_hw(h, w)
-    o = torch.as_tensor(_to_numpy(order)).long()
-    if o.ndim == 2:
-        return torch.stack([order_rank_map(row, h, w) for row in o]) if len(o) else (
-            torch.empty((0, h, w), dtype=torch.long)
-        )
-    if o.ndim != 1:
-        raise ValueError(f"order must have shape [N] or [B, N], got {tuple(o.shape)}")
-    n = h * w
-    if o.numel() and (o.min() < 0 or o.max() >= n):
-        raise ValueError(f"order indices must lie in [0, {n}) for a ({h}, {w}) grid")
-    if torch.unique(o).numel() != o.numel():
-        raise ValueError("order contains duplicate cells")
-    rank = torch.full((n,), -1, dtype=torch.long)
-    rank[o] = torch.arange(o.numel(), dtype=torch.long)
-    return rank.reshape(h, w)
-
-
 # --------------------------------------------------------------------------- #
 # x2 resolution extrapolation helpers
 # --------------------------------------------------------------------------- #
@@ -486,21 +442,6 @@ def lattice_cells(h2: int, w2: int) -> torch.LongTensor:
     r = torch.arange(0, h2, 2)
     c = torch.arange(0, w2, 2)
     return (r[:, None] * w2 + c[None, :]).reshape(-1)
-
-
-def lattice_first_order(
-    h2: int,
-    w2: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.LongTensor:
-    """All even-lattice cells of `(h2, w2)` first (random), then the rest (random).
-
-    For x2 extrapolation: the lattice is filled from (or consistently with) a
-    coarse image first, so global layout is fixed before the detail cells.
-    """
-    return make_order("subsample", h2, w2, seed=seed, generator=generator)
 
 
 def _coarse_shape(h2: int, w2: int) -> tuple[int, int]:
@@ -523,14 +464,3 @@ def lattice_to_coarse(index: ArrayLike, h2: int, w2: int) -> torch.LongTensor:
         raise ValueError("cell is not on the even lattice (row and col must both be even)")
     _, wc = _coarse_shape(h2, w2)
     return (r // 2) * wc + (c // 2)
-
-
-def coarse_to_lattice(index: ArrayLike, h2: int, w2: int) -> torch.LongTensor:
-    """Inverse of `lattice_to_coarse`: flat `(i, j)` coarse -> flat `(2i, 2j)`."""
-    _check_hw(h2, w2)
-    hc, wc = _coarse_shape(h2, w2)
-    idx = torch.as_tensor(_to_numpy(index)).long()
-    if idx.numel() and (idx.min() < 0 or idx.max() >= hc * wc):
-        raise ValueError(f"indices must lie in [0, {hc * wc}) for a ({hc}, {wc}) coarse grid")
-    i, j = idx // wc, idx % wc
-    return (2 * i) * w2 + 2 * j

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from randar.images import (
-    ImageError, fit_image, fit_to_multiple, load_image, load_mask, mask_to_token_mask,
+    ImageError, load_image, load_mask, mask_to_token_mask,
     to_pil, to_tensor, to_uint8_array,
 )
 
@@ -72,30 +72,6 @@ def test_files(tmp_path):
     with pytest.raises(ImageError, match="cut.png"):
         load_image(truncated)
     assert issubclass(ImageError, ValueError)
-
-
-def test_fit_image():
-    img = Image.new("RGB", (200, 100), (0, 0, 255))
-    img.paste((255, 0, 0), (0, 0, 50, 100))  # red left quarter
-    crop = fit_image(img, 64)
-    assert crop.size == (64, 64) and px(crop, (1, 32)) == (0, 0, 255)  # the red edge was cropped away
-    pad = fit_image(img, 64, mode="pad")
-    assert pad.size == (64, 64) and px(pad, (32, 2)) == (255, 255, 255) and px(pad, (1, 32))[0] > 200
-    stretched = fit_image(img, (32, 48), mode="resize")
-    assert stretched.size == (32, 48) and px(stretched, (1, 24))[0] > 200
-    with pytest.raises(ValueError, match="unknown fit mode"):
-        fit_image(img, 64, mode="zoom")
-
-
-def test_fit_to_multiple():
-    img = Image.new("RGB", (50, 30), (0, 255, 0))
-    fitted, place = fit_to_multiple(img, 16)
-    assert fitted.size == (64, 32) and place.box == (7, 1, 57, 31)
-    assert place.restore(fitted).size == (50, 30) and px(place.restore(fitted)) == (0, 255, 0)
-    assert place.padding_mask().sum() == 64 * 32 - 50 * 30
-    fitted, place = fit_to_multiple(img, 16, long_side=100)
-    assert fitted.size == (112, 64) and place.original_size == (50, 30)
-    assert place.restore(fitted).size == (50, 30)
 
 
 def test_tensor_round_trip():
