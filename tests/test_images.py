@@ -6,10 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from randar.images import (
-    ImageError, load_image, load_mask, mask_to_token_mask,
-    to_pil, to_tensor, to_uint8_array,
-)
+from randar.images import ImageError, load_image, to_pil, to_tensor, to_uint8_array
+from randar.masks import load_mask, mask_to_token_mask, resize_mask, same_aspect
 
 
 def px(img: Image.Image, xy=(0, 0)) -> tuple[int, ...]:
@@ -136,3 +134,16 @@ def test_token_mask():
     assert not mask_to_token_mask(np.zeros((8, 8), bool), 4, dilate=3).any()
     with pytest.raises(ValueError, match="multiple of the token size"):
         mask_to_token_mask(np.zeros((10, 8), bool), 4)
+
+
+def test_one_aspect_tolerance_for_masks_of_another_size():
+    # 2 %: a mask drawn on a scaled copy (sides rounded to whole pixels) fits; another shape does not
+    assert same_aspect((100, 50), (100, 50)) and same_aspect((50, 25), (100, 50))
+    assert same_aspect((100, 50), (202, 100)) and same_aspect((100, 50), (204, 100))
+    assert not same_aspect((100, 50), (206, 100)) and not same_aspect((30, 30), (64, 48))
+    mask = np.zeros((2, 4), bool)
+    mask[0, :2] = True
+    big = resize_mask(mask, (8, 4))
+    assert big.shape == (4, 8) and big.dtype == np.bool_ and big[:2, :4].all() and big.sum() == 8
+    assert resize_mask(big, (8, 4)) is big
+

@@ -38,7 +38,8 @@ from .common import (
     resolve_seed,
 )
 from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
-from .geometry import Box, composite, feather_alpha, mask_bbox, resample, resample_mask, token_size
+from ..masks import feather_alpha, mask_bbox, resample_mask
+from .geometry import Box, composite, resample, token_size
 from .inputs import read_image, read_mask
 
 REGIONS = ("auto", "whole", "masked")
