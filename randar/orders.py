@@ -149,9 +149,7 @@ def _cells_mask(cells: ArrayLike, h: int, w: int) -> np.ndarray:
     return mask.reshape(h, w)
 
 
-def _resolve_generator(
-    seed: int | None, generator: torch.Generator | None
-) -> torch.Generator:
+def _resolve_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
     """One CPU generator per call; CPU so results do not depend on the device."""
     if seed is not None and generator is not None:
         raise ValueError("pass either seed or generator, not both")
@@ -172,13 +170,8 @@ def _resolve_generator(
 # --------------------------------------------------------------------------- #
 
 
-def order_from_priority(
-    priority: ArrayLike,
-    *,
-    generator: torch.Generator | None = None,
-    seed: int | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
+def order_from_priority(priority: ArrayLike, *, generator: torch.Generator | None = None, seed: int | None = None,
+                        cells: ArrayLike | None = None) -> torch.LongTensor:
     """Rank the cells of a float map `[h, w]` (lower first), ties broken randomly.
 
     The tie-break is a random permutation followed by a *stable* sort, so cells
@@ -293,14 +286,8 @@ def _edt2(known: np.ndarray) -> np.ndarray:
     return out.astype(np.float64)
 
 
-def priority_map(
-    name: str,
-    h: int,
-    w: int,
-    *,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-) -> torch.Tensor:
+def priority_map(name: str, h: int, w: int, *, known: ArrayLike | None = None,
+                 priority: ArrayLike | None = None) -> torch.Tensor:
     """The deterministic part of an order as a float64 map `[h, w]` (lower first).
 
     Exposed so the app can visualise *why* an order looks the way it does; the
@@ -351,17 +338,9 @@ def priority_map(
 # --------------------------------------------------------------------------- #
 
 
-def make_order(
-    name: str,
-    h: int,
-    w: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
+def make_order(name: str, h: int, w: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+               known: ArrayLike | None = None, priority: ArrayLike | None = None,
+               cells: ArrayLike | None = None) -> torch.LongTensor:
     """Order `name` over an `(h, w)` grid as a LongTensor of flat indices.
 
     Without `cells` this is a permutation of `range(h * w)`; with `cells`
@@ -392,18 +371,9 @@ def row_seed(seed: int, row: int) -> int:
     return z & ((1 << 63) - 1)  # manual_seed wants a non-negative int64
 
 
-def make_orders(
-    name: str,
-    batch: int,
-    h: int,
-    w: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
+def make_orders(name: str, batch: int, h: int, w: int, *, seed: int | None = None,
+                generator: torch.Generator | None = None, known: ArrayLike | None = None,
+                priority: ArrayLike | None = None, cells: ArrayLike | None = None) -> torch.LongTensor:
     """`[batch, n]` orders, row `i` drawn with seed `row_seed(seed, i)`.
 
     With `generator` instead of `seed` the rows are drawn one after another
