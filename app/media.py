@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from randar.images import ImageError, load_image, load_mask, mask_from_image
+from randar.images import ImageError, load_image
+from randar.masks import load_mask, mask_from_image, same_aspect
 
 # Longer side above which inputs are downscaled (with a notice): bigger inputs only cost time and memory,
 # since the model works at its own scale (edits are pasted back at the input's size).
@@ -63,7 +64,7 @@ def limit_size(img: Image.Image, notices: list[str], what: str = "image", max_si
 
 
 def layer_mask(layer: Any) -> np.ndarray | None:
-    """Painted pixels of one editor layer, by the package's one mask rule (`randar.images.mask_from_image`):
+    """Painted pixels of one editor layer, by the package's one mask rule (`randar.masks.mask_from_image`):
     on a transparent layer every stroke counts whatever its colour; an opaque image (a mask sent as a layer
     through the API) counts every pixel that is not (near-)black."""
     if layer is None:
@@ -109,8 +110,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
     mask = None
     for m in masks:
         if m.shape != (image.height, image.width):
-            ratio = (m.shape[1] / m.shape[0]) / (image.width / image.height)
-            if abs(ratio - 1) > 0.02:
+            if not same_aspect((m.shape[1], m.shape[0]), image.size):
                 raise ImageError(f"the mask is {m.shape[1]}×{m.shape[0]} px but the image is {image.width}×"
                                  f"{image.height} px (a different shape): paint on the image, or upload a mask of "
                                  "the image's size")

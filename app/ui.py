@@ -137,12 +137,12 @@ def _example_paths(*names: str) -> list[str]:
 
 def _editor_example(name: str, with_mask: bool) -> dict[str, Any]:
     """An editor value: the example image, and its example mask as a painted layer."""
-    from randar.images import load_mask
+    from randar.masks import load_mask
 
     layers = []
     mask_path = ASSETS / f"{name}_mask.png"
     if with_mask and mask_path.is_file():
-        layers = [mask_layer(load_mask(mask_path))]  # the one mask rule of randar.images
+        layers = [mask_layer(load_mask(mask_path))]  # the one mask rule of randar.masks
     return {"background": str(ASSETS / f"{name}.png"), "layers": layers, "composite": None}
 
 

@@ -4,7 +4,7 @@
     python assets/make_examples.py [--font /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf]
 
 Each example is one emoji from Noto Color Emoji (SIL OFL 1.1, see assets/README.md) framed exactly like the
-default model's training images (randar.data.emoji: cropped to the artwork, longer side 112 px, centred on
+default model's training images (randar.data.emoji_build: cropped to the artwork, longer side 112 px, centred on
 white 128x128), so that the default randar-emoji model sees familiar pictures. Masks are white (regenerate)
 on black, 128x128, drawn from fixed shapes. The output is deterministic for a given font file (its sha256 is
 printed and recorded in assets/README.md); PNGs are written without metadata, so re-running changes nothing.
@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from randar.data.emoji import NOTO_FONT_PATHS, render_noto  # noqa: E402
+from randar.data.emoji_build import render_noto  # noqa: E402
+from randar.data.emoji_sources import NOTO_FONT_PATHS  # noqa: E402
 
 OUT = ROOT / "assets" / "examples"
 

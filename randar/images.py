@@ -3,36 +3,28 @@
 Conventions, used everywhere in the package:
 - a user image becomes an 8-bit RGB PIL image first (`load_image`); everything else starts from that;
 - model pixels are float tensors [B, 3, H, W] in [-1, 1]: x = u8 / 127.5 - 1, and back u8 = round((x + 1) * 127.5);
-- a pixel mask is a bool array [H, W], True = "regenerate this pixel"; a token mask is the same on the
-  token grid, True = "this token is unknown".
+- masks (reading them, and their arithmetic) are `randar.masks`.
 """
 from __future__ import annotations
 
 import os
 import re
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
-    "ImageError", "ImageSource", "Placement", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
-    "check_image_file", "load_image", "mask_from_image", "fit_image", "fit_to_multiple",
-    "to_tensor", "to_pil", "to_uint8_array", "load_mask", "mask_to_token_mask", "dilate_cells",
+    "ImageError", "ImageSource", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
+    "check_image_file", "open_image_file", "load_image", "array_to_uint8", "to_tensor", "to_pil", "to_uint8_array",
 ]
 
 ImageSource = Union[str, Path, Image.Image, np.ndarray]
-Size = Union[int, tuple[int, int]]  # an int is a square side; a tuple is (width, height) as in PIL
 
 WHITE = (255, 255, 255)
-# "non-black" for masks, with room for the few levels of noise that JPEG leaves around black pixels
-MASK_THRESHOLD = 32
-# a pixel of a mask with real transparency is painted above this alpha (brush edges are anti-aliased)
-MASK_ALPHA_THRESHOLD = 127
 
 # The largest input, in pixels, that is decoded at all. Why: a small compressed file can hold a huge picture
 # (a 0.5 MB PNG of 13000x13000 decodes to 676 MB of RGBA, and the conversions after it multiply that), and
@@ -136,18 +128,18 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     app): a JPEG file is then decoded at a reduced scale whose sides stay >= max_side.
     """
     if isinstance(src, (str, Path)):
-        return _from_pil(_open(Path(src), max_side), str(src), owned=True)
+        return _from_pil(open_image_file(Path(src), max_side), str(src), owned=True)
     if isinstance(src, Image.Image):
         check_image_size(src.size, "image")
         return _from_pil(src, "image")
     if isinstance(src, np.ndarray):
         if src.ndim >= 2:
             check_image_size((src.shape[1], src.shape[0]), "array")
-        return _from_pil(Image.fromarray(_array_to_uint8(src, "array")), "array")
+        return _from_pil(Image.fromarray(array_to_uint8(src, "array")), "array")
     raise ImageError(f"cannot read an image from {type(src).__name__}; pass a path, a PIL image or a numpy array")
 
 
-def _open(path: Path, max_side: int | None = None) -> Image.Image:
+def open_image_file(path: Path, max_side: int | None = None) -> Image.Image:
     """Open, check the size from the header, then decode. With `max_side`, a JPEG is decoded directly at the
     smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less memory)."""
     img = _open_header(path, str(path))
@@ -180,14 +172,14 @@ def _from_pil(img: Image.Image, name: str, owned: bool = False) -> Image.Image:
         canvas = Image.new("RGBA", rgba.size, WHITE + (255,))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     if mode.startswith("I") or mode == "F":
-        return Image.fromarray(_array_to_uint8(np.asarray(img), name)).convert("RGB")
+        return Image.fromarray(array_to_uint8(np.asarray(img), name)).convert("RGB")
     try:
         return img.convert("RGB")
     except (ValueError, OSError) as exc:
         raise ImageError(f"{name}: cannot convert an image of mode {mode} to RGB ({exc})") from exc
 
 
-def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
+def array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
     """Any supported array -> uint8 [H, W] or [H, W, 3|4] (shape and range checks with readable errors)."""
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
@@ -219,104 +211,6 @@ def _array_to_uint8(arr: np.ndarray, name: str) -> np.ndarray:
         raise ImageError(f"{name}: float pixel values must lie in [0, 1], got [{lo:.3g}, {hi:.3g}]; "
                          "scale them or pass uint8")
     raise ImageError(f"{name}: unsupported array dtype {arr.dtype}")
-
-
-# ---- geometry --------------------------------------------------------------------------------------
-
-
-def _wh(size: Size) -> tuple[int, int]:
-    w, h = (size, size) if isinstance(size, int) else size
-    if w <= 0 or h <= 0:
-        raise ValueError(f"size must be positive, got {size}")
-    return int(w), int(h)
-
-
-def fit_image(
-    img: Image.Image,
-    size: Size,
-    mode: Literal["center_crop", "pad", "resize"] = "center_crop",
-    fill: tuple[int, int, int] = WHITE,
-) -> Image.Image:
-    """Bring an image to the model's size (an int means square).
-
-    - center_crop: scale (bicubic) so that the image covers the target, then cut the overflow equally from
-      both sides: nothing is distorted, the edges of the longer side are lost;
-    - pad: scale so that the image fits inside, then centre it on `fill`: nothing is lost or distorted,
-      but the border is not part of the picture;
-    - resize: stretch to the target: everything kept, aspect ratio distorted.
-    """
-    img = load_image(img)
-    W, H = _wh(size)
-    w, h = img.size
-    if mode == "resize":
-        return img.resize((W, H), Image.BICUBIC)
-    if mode == "center_crop":
-        scale = max(W / w, H / h)
-        sw, sh = max(W, round(w * scale)), max(H, round(h * scale))
-        scaled = img.resize((sw, sh), Image.BICUBIC)
-        left, top = (sw - W) // 2, (sh - H) // 2
-        return scaled.crop((left, top, left + W, top + H))
-    if mode == "pad":
-        scale = min(W / w, H / h)
-        sw, sh = min(W, max(1, round(w * scale))), min(H, max(1, round(h * scale)))
-        canvas = Image.new("RGB", (W, H), fill)
-        canvas.paste(img.resize((sw, sh), Image.BICUBIC), ((W - sw) // 2, (H - sh) // 2))
-        return canvas
-    raise ValueError(f"unknown fit mode {mode!r}; use 'center_crop', 'pad' or 'resize'")
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where an input image sits inside a fitted one, so that results can be mapped back onto it."""
-
-    box: tuple[int, int, int, int]  # (left, top, right, bottom) of the picture inside the fitted image
-    size: tuple[int, int]  # (width, height) of the fitted image
-    original_size: tuple[int, int]  # (width, height) of the input image
-
-    def restore(self, img: Image.Image) -> Image.Image:
-        """A fitted-size result -> the input's size (crop the padding, resize back)."""
-        if img.size != self.size:
-            raise ValueError(f"expected an image of size {self.size}, got {img.size}")
-        out = img.crop(self.box)
-        return out if out.size == self.original_size else out.resize(self.original_size, Image.BICUBIC)
-
-    def padding_mask(self) -> np.ndarray:
-        """bool [H, W] of the fitted image, True on the padding (what outpainting would fill in)."""
-        w, h = self.size
-        mask = np.ones((h, w), dtype=bool)
-        left, top, right, bottom = self.box
-        mask[top:bottom, left:right] = False
-        return mask
-
-
-def fit_to_multiple(
-    img: Image.Image,
-    multiple: int,
-    long_side: int | None = None,
-    fill: tuple[int, int, int] = WHITE,
-) -> tuple[Image.Image, Placement]:
-    """Keep the aspect ratio and make both sides multiples of the token size (e.g. 16 for VQ-16).
-
-    The image is first scaled (bicubic) so that its longer side is `long_side` (None: keep the size), then
-    padded with `fill` equally on both sides up to the next multiple. Returns the padded image and the
-    Placement that maps a result back to the input (`placement.restore(result)`).
-    """
-    img = load_image(img)
-    if multiple <= 0:
-        raise ValueError(f"multiple must be positive, got {multiple}")
-    w0, h0 = img.size
-    if long_side is not None:
-        if long_side < multiple:
-            raise ValueError(f"long_side {long_side} is smaller than one token ({multiple} pixels)")
-        scale = long_side / max(w0, h0)
-        w, h = max(1, round(w0 * scale)), max(1, round(h0 * scale))
-        img = img.resize((w, h), Image.BICUBIC) if (w, h) != (w0, h0) else img
-    w, h = img.size
-    W, H = -(-w // multiple) * multiple, -(-h // multiple) * multiple
-    left, top = (W - w) // 2, (H - h) // 2
-    canvas = Image.new("RGB", (W, H), fill)
-    canvas.paste(img, (left, top))
-    return canvas, Placement(box=(left, top, left + w, top + h), size=(W, H), original_size=(w0, h0))
 
 
 # ---- tensors ---------------------------------------------------------------------------------------
@@ -352,99 +246,15 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(a, "RGB") for a in arr]
 
 
-# ---- masks -----------------------------------------------------------------------------------------
+# The mask helpers moved to randar.masks; these names stay importable from here until the branches that were
+# written against the old place are merged, then this goes.
+_MOVED_TO_MASKS = {"load_mask", "mask_from_image", "mask_to_token_mask", "dilate_cells", "MASK_THRESHOLD",
+                   "MASK_ALPHA_THRESHOLD"}
 
 
-def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
-    """A user mask -> bool [H, W], True = regenerate. Resized with nearest neighbour to `size` if given.
+def __getattr__(name: str):
+    if name in _MOVED_TO_MASKS:
+        from . import masks
 
-    bool arrays are used as they are; everything else follows THE mask rule of the package, `mask_from_image`
-    (the app, the CLI and the API all read masks through it, so that a stroke works the same everywhere).
-    Files are opened like images: size checked from the header, ImageError above the pixel cap.
-    """
-    name = str(src) if isinstance(src, (str, Path)) else type(src).__name__
-    if isinstance(src, np.ndarray) and src.dtype == np.bool_:
-        if src.ndim != 2:
-            raise ImageError(f"bool mask must be HxW, got {src.shape}")
-        mask = src.copy()
-    else:
-        if isinstance(src, (str, Path)):
-            img = _open(Path(src))
-        elif isinstance(src, Image.Image):
-            img = src
-        elif isinstance(src, np.ndarray):
-            if src.ndim >= 2:
-                check_image_size((src.shape[1], src.shape[0]), "mask array")
-            img = Image.fromarray(_array_to_uint8(src, "mask array"))
-        else:
-            raise ImageError(f"cannot read a mask from {type(src).__name__}")
-        mask = mask_from_image(img, name)
-    if size is not None:
-        W, H = _wh(size)
-        if mask.shape != (H, W):
-            mask_img = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize((W, H), Image.NEAREST)
-            mask = np.asarray(mask_img) > 127
-    return mask
-
-
-def mask_from_image(img: Image.Image, name: str = "mask") -> np.ndarray:
-    """THE mask rule (app, CLI and API): a PIL image -> bool [H, W], True = regenerate.
-
-    - with real transparency (an alpha channel, or a palette transparency, that is not fully opaque): a pixel
-      is masked where its alpha > MASK_ALPHA_THRESHOLD (127), whatever its colour: strokes painted on a
-      transparent layer (the app's editor) count in any colour;
-    - opaque images: a pixel is masked where its brightest channel > MASK_THRESHOLD (32 of 255), i.e. any
-      visible stroke that is not (near-)black counts: white, red, blue, dark grey alike; black is "keep".
-      The small threshold absorbs the noise JPEG leaves around black;
-    - 1-bit images: set pixels; 16-bit/float greyscale: scaled to 8 bits first (float as [0, 1]).
-    Why one rule: the app used to need luminance > 127 and the CLI any channel > 32, so a red or dark-grey
-    stroke was "empty" in the app and a mask in the CLI.
-    """
-    check_image_size(img.size, name)
-    if img.mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = np.asarray(img.convert("RGBA"))
-        alpha = rgba[..., 3]
-        if alpha.min() < 255:
-            return alpha > MASK_ALPHA_THRESHOLD
-        img = Image.fromarray(rgba[..., :3])
-    if img.mode.startswith("I") or img.mode == "F":
-        img = Image.fromarray(_array_to_uint8(np.asarray(img), name))
-    if img.mode == "1":
-        return np.asarray(img, dtype=bool).copy()
-    if img.mode == "L":
-        return np.asarray(img) > MASK_THRESHOLD
-    arr = np.asarray(img.convert("RGB"))
-    return arr.max(axis=-1) > MASK_THRESHOLD
-
-
-def mask_to_token_mask(mask: np.ndarray, patch: int, dilate: int = 0) -> np.ndarray:
-    """Pixel mask bool [H, W] -> token mask bool [H/patch, W/patch].
-
-    A token is unknown if ANY of its pixels is masked (a partly masked token cannot be kept: the VQ code
-    describes the whole patch). `dilate` grows the result by that many tokens in every direction
-    (8-neighbourhood), which gives the generator room to blend the seam.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if mask.ndim != 2:
-        raise ValueError(f"expected a mask of shape [H, W], got {mask.shape}")
-    H, W = mask.shape
-    if H % patch or W % patch:
-        raise ValueError(f"mask size {H}x{W} is not a multiple of the token size {patch}")
-    return dilate_cells(mask.reshape(H // patch, patch, W // patch, patch).any(axis=(1, 3)), dilate)
-
-
-def dilate_cells(cells: np.ndarray, dilate: int) -> np.ndarray:
-    """bool [h, w] grown by `dilate` cells in every direction (8-neighbourhood)."""
-    if dilate < 0:
-        raise ValueError(f"dilate must be >= 0, got {dilate}")
-    if not dilate:
-        return cells
-    h, w = cells.shape
-    padded = np.pad(cells, dilate, constant_values=False)
-    grown = np.zeros_like(cells)
-    for dy in range(2 * dilate + 1):
-        for dx in range(2 * dilate + 1):
-            grown |= padded[dy:dy + h, dx:dx + w]
-    return grown
+        return getattr(masks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,19 +1,19 @@
-"""Generation orders over an ``(h, w)`` token grid.
+"""Generation orders over an `(h, w)` token grid.
 
 RandAR can generate the tokens of an image in any order, so the order is a
 free design knob (quality, inpainting, resolution extrapolation, demos).  An
-*order* is a permutation of flat cell indices ``p = row * w + col``:
-``order[k]`` is the cell generated k-th.
+*order* is a permutation of flat cell indices `p = row * w + col`:
+`order[k]` is the cell generated k-th.
 
-Every named order is defined the same way: a float *priority map* ``[h, w]``
+Every named order is defined the same way: a float *priority map* `[h, w]`
 (lower = earlier) plus a seeded random tie-break.  This keeps the module to a
-single ranking function (:func:`order_from_priority`) and makes restricting an
+single ranking function (`order_from_priority`) and makes restricting an
 order to a subset of cells (inpainting generates only the unknown cells) a
 plain filter of the full ranking, so a restricted order is always consistent
 with the full one drawn from the same seed.
 
-Reproducibility: the only source of randomness is one ``torch.randperm`` of
-``h * w`` drawn from a CPU ``torch.Generator``, always drawn (even for fully
+Reproducibility: the only source of randomness is one `torch.randperm` of
+`h * w` drawn from a CPU `torch.Generator`, always drawn (even for fully
 deterministic maps), so the same name + seed + arguments give the same
 permutation on every call and machine (for a given torch version).
 """
@@ -30,21 +30,18 @@ __all__ = [
     "ORDER_NAMES",
     "MASK_ORDERS",
     "RANDOM_ORDERS",
-    "ORDER_DESCRIPTIONS",
     "make_order",
     "make_orders",
     "priority_map",
     "order_from_priority",
-    "order_rank_map",
     "row_seed",
-    "lattice_first_order",
     "lattice_cells",
     "lattice_to_coarse",
-    "coarse_to_lattice",
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
 
+# the public identifiers, shared by the CLI's --order flag and the app's dropdown
 ORDER_NAMES: tuple[str, ...] = (
     "random",
     "raster",
@@ -58,11 +55,12 @@ ORDER_NAMES: tuple[str, ...] = (
     "boundary-first",
     "inside-out",
 )
-"""Public identifiers, shared by the CLI ``--order`` flag and the app dropdown."""
 
+# orders whose priority depends on the `known` mask (inpainting-aware)
 MASK_ORDERS: tuple[str, ...] = ("boundary-first", "inside-out")
-"""Orders whose priority depends on the ``known`` mask (inpainting-aware)."""
 
+# orders with ties in their priority map, i.e. whose result depends on the seed ("priority" also does
+# whenever the user's map has ties)
 RANDOM_ORDERS: tuple[str, ...] = (
     "random",
     "center-out",
@@ -71,24 +69,6 @@ RANDOM_ORDERS: tuple[str, ...] = (
     "boundary-first",
     "inside-out",
 )
-"""Orders with ties in their priority map, i.e. whose result depends on the seed
-(``priority`` also does whenever the user map has ties)."""
-
-ORDER_DESCRIPTIONS: dict[str, str] = {
-    "random": "Uniform random permutation (RandAR's training distribution).",
-    "raster": "Row-major, like a classic raster-order AR model.",
-    "spiral-in": "Clockwise from the top-left along the border ring, inward.",
-    "spiral-out": "Reverse of spiral-in: from the centre outward.",
-    "center-out": "By Euclidean distance from the grid centre, ties random.",
-    "z-curve": "Morton (Z) order of (row, col); non power-of-two grids sorted by code.",
-    "subsample": "Even-row/even-col lattice first (random), then the rest (random).",
-    "hierarchical": "Stride-4 lattice, then stride-2, then the rest; random within a level.",
-    "priority": "User-supplied float map, lower first, ties random.",
-    "boundary-first": "Unknown cells nearest to the known region first (outside-in).",
-    "inside-out": "Unknown cells farthest from the known region first.",
-}
-"""One-line explanations for UI tooltips and ``--help``."""
-
 
 # --------------------------------------------------------------------------- #
 # Argument handling
@@ -96,12 +76,14 @@ ORDER_DESCRIPTIONS: dict[str, str] = {
 
 
 def _check_hw(h: int, w: int) -> None:
+    """ValueError unless `h` and `w` are positive ints: a float or bool grid size is always a caller's bug."""
     for label, v in (("h", h), ("w", w)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{label} must be a positive int, got {v!r}")
 
 
 def _check_name(name: str) -> None:
+    """ValueError for an unknown order name, listing the valid ones (users type these on the command line)."""
     if name not in ORDER_NAMES:
         raise ValueError(
             f"unknown order {name!r}; valid orders are: {', '.join(ORDER_NAMES)}"
@@ -109,6 +91,7 @@ def _check_name(name: str) -> None:
 
 
 def _to_numpy(x: ArrayLike) -> np.ndarray:
+    """Tensors (on any device), arrays and lists alike as a numpy array, so that every map is checked once."""
     if isinstance(x, torch.Tensor):
         return x.detach().cpu().numpy()
     return np.asarray(x)
@@ -129,6 +112,8 @@ def _as_bool_map(x: ArrayLike, h: int, w: int, what: str) -> np.ndarray:
 
 
 def _as_float_map(x: ArrayLike, h: int | None, w: int | None, what: str) -> np.ndarray:
+    """A numeric 2-D map (of shape (h, w) when given) as float64; NaN is refused because it makes the sort's
+    result depend on where the NaNs happen to be."""
     arr = _to_numpy(x)
     if arr.ndim != 2 or (h is not None and arr.shape != (h, w)):
         expected = f"({h}, {w})" if h is not None else "(h, w)"
@@ -142,7 +127,7 @@ def _as_float_map(x: ArrayLike, h: int | None, w: int | None, what: str) -> np.n
 
 
 def _cells_mask(cells: ArrayLike, h: int, w: int) -> np.ndarray:
-    """Normalise ``cells`` (bool [h, w] mask or flat index list) to a bool mask."""
+    """Normalise `cells` (bool [h, w] mask or flat index list) to a bool mask."""
     arr = _to_numpy(cells)
     if arr.dtype == np.bool_:
         if arr.shape != (h, w):
@@ -164,9 +149,7 @@ def _cells_mask(cells: ArrayLike, h: int, w: int) -> np.ndarray:
     return mask.reshape(h, w)
 
 
-def _resolve_generator(
-    seed: int | None, generator: torch.Generator | None
-) -> torch.Generator:
+def _resolve_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
     """One CPU generator per call; CPU so results do not depend on the device."""
     if seed is not None and generator is not None:
         raise ValueError("pass either seed or generator, not both")
@@ -187,18 +170,13 @@ def _resolve_generator(
 # --------------------------------------------------------------------------- #
 
 
-def order_from_priority(
-    priority: ArrayLike,
-    *,
-    generator: torch.Generator | None = None,
-    seed: int | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
-    """Rank the cells of a float map ``[h, w]`` (lower first), ties broken randomly.
+def order_from_priority(priority: ArrayLike, *, generator: torch.Generator | None = None, seed: int | None = None,
+                        cells: ArrayLike | None = None) -> torch.LongTensor:
+    """Rank the cells of a float map `[h, w]` (lower first), ties broken randomly.
 
     The tie-break is a random permutation followed by a *stable* sort, so cells
     with equal priority end up in uniformly random relative order.  The full
-    ranking is always computed and then filtered by ``cells``, so restricting
+    ranking is always computed and then filtered by `cells`, so restricting
     to a subset never changes the relative order of the remaining cells.
     """
     pri = _as_float_map(priority, None, None, "priority")
@@ -308,22 +286,16 @@ def _edt2(known: np.ndarray) -> np.ndarray:
     return out.astype(np.float64)
 
 
-def priority_map(
-    name: str,
-    h: int,
-    w: int,
-    *,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-) -> torch.Tensor:
-    """The deterministic part of an order as a float64 map ``[h, w]`` (lower first).
+def priority_map(name: str, h: int, w: int, *, known: ArrayLike | None = None,
+                 priority: ArrayLike | None = None) -> torch.Tensor:
+    """The deterministic part of an order as a float64 map `[h, w]` (lower first).
 
     Exposed so the app can visualise *why* an order looks the way it does; the
-    seeded tie-break is applied by :func:`order_from_priority`.  For mask
+    seeded tie-break is applied by `order_from_priority`.  For mask
     orders, known cells get the lowest priority so that a full permutation puts
     them first (RandAR teacher-forces known tokens at the front of the
-    sequence); pass ``cells=~known`` to :func:`make_order` to drop them.
-    ``known`` is ignored by non-mask orders.
+    sequence); pass `cells=~known` to `make_order` to drop them.
+    `known` is ignored by non-mask orders.
     """
     _check_name(name)
     _check_hw(h, w)
@@ -366,25 +338,17 @@ def priority_map(
 # --------------------------------------------------------------------------- #
 
 
-def make_order(
-    name: str,
-    h: int,
-    w: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
-    """Order ``name`` over an ``(h, w)`` grid as a LongTensor of flat indices.
+def make_order(name: str, h: int, w: int, *, seed: int | None = None, generator: torch.Generator | None = None,
+               known: ArrayLike | None = None, priority: ArrayLike | None = None,
+               cells: ArrayLike | None = None) -> torch.LongTensor:
+    """Order `name` over an `(h, w)` grid as a LongTensor of flat indices.
 
-    Without ``cells`` this is a permutation of ``range(h * w)``; with ``cells``
-    (bool ``[h, w]`` mask or flat index list) it is the ordering of exactly
+    Without `cells` this is a permutation of `range(h * w)`; with `cells`
+    (bool `[h, w]` mask or flat index list) it is the ordering of exactly
     those cells, obtained by filtering the full ranking.  Mask orders use
-    ``known`` (True = already known); with ``known`` absent or all False they
-    fall back to the distance to the grid border (see :func:`priority_map`).
-    ``seed=None`` and ``generator=None`` gives a fresh non-reproducible draw.
+    `known` (True = already known); with `known` absent or all False they
+    fall back to the distance to the grid border (see `priority_map`).
+    `seed=None` and `generator=None` gives a fresh non-reproducible draw.
     """
     pri = priority_map(name, h, w, known=known, priority=priority)
     return order_from_priority(pri, generator=_resolve_generator(seed, generator), cells=cells)
@@ -394,11 +358,11 @@ _MASK64 = (1 << 64) - 1
 
 
 def row_seed(seed: int, row: int) -> int:
-    """Independent seed of row ``row`` of a batch (SplitMix64 mix of seed and row).
+    """Independent seed of row `row` of a batch (SplitMix64 mix of seed and row).
 
-    Derived arithmetically rather than drawn from a stream so that row ``i`` is
+    Derived arithmetically rather than drawn from a stream so that row `i` is
     the same whatever the batch size, and can be regenerated on its own with
-    ``make_order(..., seed=row_seed(seed, i))``.
+    `make_order(..., seed=row_seed(seed, i))`.
     """
     z = (int(seed) * 0x9E3779B97F4A7C15 + (int(row) + 1) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
@@ -407,22 +371,13 @@ def row_seed(seed: int, row: int) -> int:
     return z & ((1 << 63) - 1)  # manual_seed wants a non-negative int64
 
 
-def make_orders(
-    name: str,
-    batch: int,
-    h: int,
-    w: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    known: ArrayLike | None = None,
-    priority: ArrayLike | None = None,
-    cells: ArrayLike | None = None,
-) -> torch.LongTensor:
-    """``[batch, n]`` orders, row ``i`` drawn with seed ``row_seed(seed, i)``.
+def make_orders(name: str, batch: int, h: int, w: int, *, seed: int | None = None,
+                generator: torch.Generator | None = None, known: ArrayLike | None = None,
+                priority: ArrayLike | None = None, cells: ArrayLike | None = None) -> torch.LongTensor:
+    """`[batch, n]` orders, row `i` drawn with seed `row_seed(seed, i)`.
 
-    With ``generator`` instead of ``seed`` the rows are drawn one after another
-    from that generator.  ``known``/``priority``/``cells`` are shared by all rows.
+    With `generator` instead of `seed` the rows are drawn one after another
+    from that generator.  `known`/`priority`/`cells` are shared by all rows.
     """
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 0:
         raise ValueError(f"batch must be a non-negative int, got {batch!r}")
@@ -442,40 +397,16 @@ def make_orders(
     return torch.stack(rows)
 
 
-def order_rank_map(order: ArrayLike, h: int, w: int) -> torch.LongTensor:
-    """Position at which each cell is generated (``-1`` if absent), shape ``[h, w]``.
-
-    A ``[B, N]`` batch of orders gives ``[B, h, w]``.  Used by the app to draw
-    an order as a colour map.
-    """
-    _check_hw(h, w)
-    o = torch.as_tensor(_to_numpy(order)).long()
-    if o.ndim == 2:
-        return torch.stack([order_rank_map(row, h, w) for row in o]) if len(o) else (
-            torch.empty((0, h, w), dtype=torch.long)
-        )
-    if o.ndim != 1:
-        raise ValueError(f"order must have shape [N] or [B, N], got {tuple(o.shape)}")
-    n = h * w
-    if o.numel() and (o.min() < 0 or o.max() >= n):
-        raise ValueError(f"order indices must lie in [0, {n}) for a ({h}, {w}) grid")
-    if torch.unique(o).numel() != o.numel():
-        raise ValueError("order contains duplicate cells")
-    rank = torch.full((n,), -1, dtype=torch.long)
-    rank[o] = torch.arange(o.numel(), dtype=torch.long)
-    return rank.reshape(h, w)
-
-
 # --------------------------------------------------------------------------- #
 # x2 resolution extrapolation helpers
 # --------------------------------------------------------------------------- #
 
 
 def lattice_cells(h2: int, w2: int) -> torch.LongTensor:
-    """Flat indices (raster order) of cells ``(2i, 2j)`` of the ``(h2, w2)`` grid.
+    """Flat indices (raster order) of cells `(2i, 2j)` of the `(h2, w2)` grid.
 
     These are the cells that correspond one-to-one to the coarse
-    ``(ceil(h2/2), ceil(w2/2))`` grid, i.e. ``(h2//2, w2//2)`` for even sizes.
+    `(ceil(h2/2), ceil(w2/2))` grid, i.e. `(h2//2, w2//2)` for even sizes.
     """
     _check_hw(h2, w2)
     r = torch.arange(0, h2, 2)
@@ -483,29 +414,15 @@ def lattice_cells(h2: int, w2: int) -> torch.LongTensor:
     return (r[:, None] * w2 + c[None, :]).reshape(-1)
 
 
-def lattice_first_order(
-    h2: int,
-    w2: int,
-    *,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.LongTensor:
-    """All even-lattice cells of ``(h2, w2)`` first (random), then the rest (random).
-
-    For x2 extrapolation: the lattice is filled from (or consistently with) a
-    coarse image first, so global layout is fixed before the detail cells.
-    """
-    return make_order("subsample", h2, w2, seed=seed, generator=generator)
-
-
 def _coarse_shape(h2: int, w2: int) -> tuple[int, int]:
+    """The coarse grid whose cells (i, j) are the lattice cells (2i, 2j) of an (h2, w2) grid."""
     return (h2 + 1) // 2, (w2 + 1) // 2
 
 
 def lattice_to_coarse(index: ArrayLike, h2: int, w2: int) -> torch.LongTensor:
-    """Map flat lattice cells ``(2i, 2j)`` of ``(h2, w2)`` to flat ``(i, j)`` of the coarse grid.
+    """Map flat lattice cells `(2i, 2j)` of `(h2, w2)` to flat `(i, j)` of the coarse grid.
 
-    The coarse grid is ``(ceil(h2/2), ceil(w2/2))`` (= ``(h2//2, w2//2)`` for even
+    The coarse grid is `(ceil(h2/2), ceil(w2/2))` (= `(h2//2, w2//2)` for even
     sizes).  Raises if a cell is off the lattice, since that is always a bug.
     """
     _check_hw(h2, w2)
@@ -517,14 +434,3 @@ def lattice_to_coarse(index: ArrayLike, h2: int, w2: int) -> torch.LongTensor:
         raise ValueError("cell is not on the even lattice (row and col must both be even)")
     _, wc = _coarse_shape(h2, w2)
     return (r // 2) * wc + (c // 2)
-
-
-def coarse_to_lattice(index: ArrayLike, h2: int, w2: int) -> torch.LongTensor:
-    """Inverse of :func:`lattice_to_coarse`: flat ``(i, j)`` coarse -> flat ``(2i, 2j)``."""
-    _check_hw(h2, w2)
-    hc, wc = _coarse_shape(h2, w2)
-    idx = torch.as_tensor(_to_numpy(index)).long()
-    if idx.numel() and (idx.min() < 0 or idx.max() >= hc * wc):
-        raise ValueError(f"indices must lie in [0, {hc * wc}) for a ({hc}, {wc}) coarse grid")
-    i, j = idx // wc, idx % wc
-    return (2 * i) * w2 + 2 * j

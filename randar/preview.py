@@ -21,7 +21,7 @@ import io
 import time
 import weakref
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,8 +30,7 @@ from PIL import Image
 from .images import to_uint8_array
 from .model.vq import VQModel
 
-__all__ = ["PreviewRenderer", "GifRecorder", "code_palette", "ramp_colors", "order_map", "result_order_map",
-           "gif_bytes", "save_gif"]
+__all__ = ["PreviewRenderer", "GifRecorder", "code_palette", "ramp_colors", "order_map", "gif_bytes"]
 
 GREY = np.array([128, 128, 128], dtype=np.uint8)
 UNDECIDED_DARK = np.array([28, 28, 32], dtype=np.uint8)
@@ -302,11 +301,6 @@ def order_map(step_map: np.ndarray | torch.Tensor, known: np.ndarray | None = No
     return Image.fromarray(_expand(colors, cell), "RGB")
 
 
-def result_order_map(result, row: int = 0, cell: int = 8) -> Image.Image:
-    """The order map of a finished `Result`."""
-    return order_map(result.step_map[row], result.canvas.known, num_steps=result.timings.forward_passes, cell=cell)
-
-
 # ----------------------------------------------------------------------------------------------------
 # GIFs
 
@@ -326,12 +320,6 @@ def gif_bytes(frames: Sequence[Image.Image], *, fps: float = 10.0, hold_last: fl
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=loop,
                    optimize=False, disposal=1)
     return buf.getvalue()
-
-
-def save_gif(frames: Sequence[Image.Image], path: str | Path, **kwargs) -> Path:
-    path = Path(path)
-    path.write_bytes(gif_bytes(frames, **kwargs))
-    return path
 
 
 class GifRecorder:
@@ -370,11 +358,10 @@ class GifRecorder:
         self.frames.append(frame)
         return frame
 
-    def add_frames(self, frames: Iterable[Image.Image]) -> None:
-        self.frames.extend(frames)
-
     def to_bytes(self, **kwargs) -> bytes:
         return gif_bytes(self.frames, **kwargs)
 
     def save(self, path: str | Path, **kwargs) -> Path:
-        return save_gif(self.frames, path, **kwargs)
+        path = Path(path)
+        path.write_bytes(self.to_bytes(**kwargs))
+        return path

@@ -3,6 +3,10 @@
 The pair: transformer dim 64, 2 layers, 4 heads, vocab 64, 8x8 grid, 3 classes; VQ ch 32, f=8 (64x64 images).
 Random weights make no sensible pictures, but every code path (orders, caches, schedules, extrapolation,
 pasting back) runs exactly as with a trained model, in milliseconds.
+
+Markers (registered in pytest.ini) are applied here, by file, fixture and test name, rather than by decorators
+in each file, so that a new test in a slow file or on a slow fixture is marked without anyone remembering to:
+`python -m pytest -m "not slow and not browser"` is the quick loop.
 """
 from __future__ import annotations
 
@@ -106,3 +110,48 @@ def untouched_pixels(mask: np.ndarray, patch: int) -> np.ndarray:
 @pytest.fixture
 def make_picture():
     return picture
+
+
+# ---- markers --------------------------------------------------------------------------------------------
+# Measured with `--durations=0` on the 2-core CI machine; "slow" is anything over about a second, so that
+# `-m "not slow and not browser"` stays well under a minute.
+
+BROWSER_FILES = {"test_app_browser.py"}  # headless Chromium against `python app.py`
+GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
+# (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s)
+SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_scaleout.py"}
+# module fixtures that start the app or torchrun, or build the emoji dataset: whoever uses one is slow
+SLOW_FIXTURES = {"server", "other_servers", "one_process", "built"}
+# single tests that run for a second or more on their own: (file, test name with or without its parameters)
+SLOW_TESTS = {
+    ("test_bench.py", "test_cpu_benchmark_reports_both_paths_and_the_headline_ratio"),
+    ("test_evaluate.py", "test_quick_run_on_the_shipped_model"),
+    ("test_train.py", "test_train_default_writes_a_loadable_model_directory"),
+    ("test_train.py", "test_vq_overfits_a_repeated_batch"),
+    ("test_train.py", "test_decoder_finetune_with_a_deeper_decoder_and_log_mse"),
+    ("test_train.py", "test_decoder_finetune_improves_recon_and_keeps_codes"),
+    ("test_cli.py", "test_python_dash_m_entry_point"),
+    ("test_cli.py", "test_each_command_writes_the_right_size_and_rerun_reproduces_it[upscale-args6-size6]"),
+    ("test_cli.py", "test_upscale_folder_with_gifs_and_num"),
+    ("test_cli.py", "test_rerun_with_moved_or_changed_inputs"),
+    ("test_reliability.py", "test_13000_square_png_through_the_cli_with_bounded_memory"),
+    ("test_reliability.py", "test_largest_allowed_input_decodes_in_bounded_memory"),
+    ("test_reliability.py", "test_13000_square_png_is_refused_with_bounded_memory"),
+    ("test_reliability.py", "test_app_refuses_huge_upload_before_gradio_decodes_it"),
+    ("test_tasks.py", "test_upscale_rerun_and_batch"),
+    ("test_tasks.py", "test_fast_and_plain_decoding_give_the_same_tokens"),
+    ("test_upscale.py", "test_real_upscale_is_consistent_with_its_input"),
+    ("test_app_handlers.py", "test_model_cache_is_lru_with_a_capacity"),
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        file = item.path.name
+        names = {(file, item.name), (file, getattr(item, "originalname", item.name))}
+        if file in BROWSER_FILES:
+            item.add_marker(pytest.mark.browser)
+        if file in GPU_FILES:
+            item.add_marker(pytest.mark.gpu)
+        if file in SLOW_FILES or names & SLOW_TESTS or SLOW_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)

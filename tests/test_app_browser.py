@@ -90,6 +90,20 @@ def open_tab(pg, name: str) -> None:
     pg.get_by_role("tab", name=name).click()
 
 
+def open_first_example(pg, tab: str) -> None:
+    """Open `tab` and load its first example (its gallery shows buttons or images, depending on Gradio)."""
+    open_tab(pg, tab)
+    key = tab.lower()
+    pg.wait_for_selector(f"#{key}-examples button, #{key}-examples img", state="visible").click()
+
+
+def set_number(pg, label: str, value: int) -> None:
+    """Type `value` into the number input `label` and commit it with Enter, as a user does."""
+    box = pg.get_by_label(f"number input for {label}").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
 def watch(pg, tab: str) -> None:
     pg.evaluate(WATCH, tab)
 
@@ -146,9 +160,7 @@ def test_inpaint_paint_a_mask_and_watch_the_run(page):
 
 def test_generate_run_streams_frames(page):
     pg = page
-    steps = pg.get_by_label("number input for Steps").first
-    steps.fill("16")
-    steps.press("Enter")
+    set_number(pg, "Steps", 16)
     watch(pg, "generate")
     pg.click("#generate-run")
     wait_text(pg, "#generate-status", "Done", timeout=90_000)
@@ -161,9 +173,7 @@ def test_generate_run_streams_frames(page):
 
 def test_outpaint_example_preset_and_preview(page):
     pg = page
-    open_tab(pg, "Outpaint")
-    examples = pg.wait_for_selector("#outpaint-examples button, #outpaint-examples img", state="visible")
-    examples.click()
+    open_first_example(pg, "Outpaint")
     wait_text(pg, "#outpaint-caption", "Extend at least one side", timeout=30_000)
     pg.get_by_role("button", name="↔ Wider").click()
     wait_text(pg, "#outpaint-caption", "New canvas", timeout=30_000)
@@ -177,12 +187,8 @@ def test_outpaint_example_preset_and_preview(page):
 
 def test_upscale_shows_tiles_and_compares_before_and_after_at_the_same_scale(page):
     pg = page
-    open_tab(pg, "Upscale")
-    examples = pg.wait_for_selector("#upscale-examples button, #upscale-examples img", state="visible")
-    examples.click()  # the first example: 128x128 px
-    steps = pg.get_by_label("number input for Steps per tile").first
-    steps.fill("1")
-    steps.press("Enter")
+    open_first_example(pg, "Upscale")  # 128x128 px
+    set_number(pg, "Steps per tile", 1)
     watch(pg, "upscale")
     pg.click("#upscale-run")
     wait_text(pg, "#upscale-status", "Done", timeout=120_000)

@@ -1,4 +1,4 @@
-"""Emoji training data: builder + loader (randar/data/emoji.py, tools/build_emoji_dataset.py).
+"""Emoji training data: builder + loader (randar/data/emoji_build.py, emoji.py, tools/build_emoji_dataset.py).
 
 Needs the artwork sources installed (CI installs them; see checkpoints/DATA_CARD.md):
     apt-get install -y fonts-noto-color-emoji
@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from randar.data import emoji as E
+from randar.data import emoji_build as B
+from randar.data import emoji_sources as S
 from randar.data import load_emoji_dataset, split_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +27,7 @@ LIMIT = 20
 
 
 def _require_sources():
-    src = E.find_sources()
+    src = S.find_sources()
     if src.missing:
         pytest.fail("emoji artwork sources not installed; install them with:\n" + "\n".join(
             f"  [{k}] {v}" for k, v in sorted(src.missing.items())), pytrace=False)
@@ -75,7 +77,7 @@ def test_counts_and_shapes(ds):
 
 def test_white_background_and_framing(ds):
     imgs = ds.images("all")
-    border = E.MARGIN - 2
+    border = B.MARGIN - 2
     for i, im in enumerate(imgs):
         m = ds.meta[i]
         # the margin (and so every corner) is pure white
@@ -85,7 +87,7 @@ def test_white_background_and_framing(ds):
         ys, xs = np.nonzero((im < 250).any(-1))
         assert len(ys), f"blank image {m}"
         extent = max(ys.max() - ys.min(), xs.max() - xs.min()) + 1
-        assert E.FIT - 6 <= extent <= E.FIT + 1, (extent, m)
+        assert B.FIT - 6 <= extent <= B.FIT + 1, (extent, m)
 
 
 def test_labels(ds):
@@ -98,7 +100,7 @@ def test_labels(ds):
     assert lab.min() >= 0 and lab.max() < k
     for m, l in zip(ds.meta, lab):
         assert ds.class_names[l] == m["subgroup"] and m["label"] == l
-        assert not any(t in m["hexcode"].split("-") for t in E.SKIN_TONES)
+        assert not any(t in m["hexcode"].split("-") for t in B.SKIN_TONES)
 
 
 def test_split_is_by_emoji(ds):
@@ -119,7 +121,7 @@ def test_split_rule_is_fixed():
     assert E.canonical_hexcode("2764-fe0f-200d-1f525") == "2764-200D-1F525"
     assert E.canonical_hexcode("23-FE0F-20E3") == "0023-20E3"
     src = _require_sources()
-    emoji, classes, _ = E.load_emoji_table(src.metadata_json)
+    emoji, classes, _ = B.load_emoji_table(src.metadata_json)
     frac = np.mean([e["split"] == "eval" for e in emoji])
     assert 0.03 < frac < 0.08, frac
     assert len({e["hexcode"] for e in emoji}) == len(emoji)
@@ -173,6 +175,6 @@ def test_torch_dataset(ds):
 
 
 def test_missing_source_is_reported(monkeypatch, tmp_path):
-    monkeypatch.setenv(E.NOTO_FONT_ENV, str(tmp_path / "nope.ttf"))
-    with pytest.raises(E.SourceMissing, match="fonts-noto-color-emoji"):
-        E.build_emoji_dataset(tmp_path / "out", sets=["noto"], limit=2)
+    monkeypatch.setenv(S.NOTO_FONT_ENV, str(tmp_path / "nope.ttf"))
+    with pytest.raises(S.SourceMissing, match="fonts-noto-color-emoji"):
+        B.build_emoji_dataset(tmp_path / "out", sets=["noto"], limit=2)

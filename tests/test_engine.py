@@ -13,7 +13,7 @@ from randar.conformance import check_bundle
 from randar.decoding import DecodeRequest, decode, decode_plain, run
 from randar.extrapolation import fill_request, lattice_request, x2_rope
 from randar.model.transformer import RandARTransformer
-from randar.orders import lattice_first_order
+from randar.orders import make_order
 from randar.sampling import Guidance, SamplingParams
 from randar.schedule import step_sizes
 
@@ -61,7 +61,7 @@ def test_fast_path_gives_the_plain_tokens(model, steps, prefix):
 def test_fast_path_spatial_guidance_matches_plain(model):
     """x2 extrapolation with spatial guidance (a third, partly blinded copy) on both paths."""
     g2 = 2 * CFG.grid_size
-    order2 = torch.stack([lattice_first_order(g2, g2, seed=s) for s in range(2)])
+    order2 = torch.stack([make_order("subsample", g2, g2, seed=s) for s in range(2)])
     base = DecodeRequest(torch.tensor([0, 1]), order2, g2 * g2, guidance=Guidance.constant(2.0),
                          sampling=SamplingParams(top_k=1), seed=0)
     with torch.inference_mode():

@@ -6,10 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from randar.images import (
-    ImageError, fit_image, fit_to_multiple, load_image, load_mask, mask_to_token_mask,
-    to_pil, to_tensor, to_uint8_array,
-)
+from randar.images import ImageError, load_image, to_pil, to_tensor, to_uint8_array
+from randar.masks import load_mask, mask_to_token_mask, resize_mask, same_aspect
 
 
 def px(img: Image.Image, xy=(0, 0)) -> tuple[int, ...]:
@@ -74,30 +72,6 @@ def test_files(tmp_path):
     assert issubclass(ImageError, ValueError)
 
 
-def test_fit_image():
-    img = Image.new("RGB", (200, 100), (0, 0, 255))
-    img.paste((255, 0, 0), (0, 0, 50, 100))  # red left quarter
-    crop = fit_image(img, 64)
-    assert crop.size == (64, 64) and px(crop, (1, 32)) == (0, 0, 255)  # the red edge was cropped away
-    pad = fit_image(img, 64, mode="pad")
-    assert pad.size == (64, 64) and px(pad, (32, 2)) == (255, 255, 255) and px(pad, (1, 32))[0] > 200
-    stretched = fit_image(img, (32, 48), mode="resize")
-    assert stretched.size == (32, 48) and px(stretched, (1, 24))[0] > 200
-    with pytest.raises(ValueError, match="unknown fit mode"):
-        fit_image(img, 64, mode="zoom")
-
-
-def test_fit_to_multiple():
-    img = Image.new("RGB", (50, 30), (0, 255, 0))
-    fitted, place = fit_to_multiple(img, 16)
-    assert fitted.size == (64, 32) and place.box == (7, 1, 57, 31)
-    assert place.restore(fitted).size == (50, 30) and px(place.restore(fitted)) == (0, 255, 0)
-    assert place.padding_mask().sum() == 64 * 32 - 50 * 30
-    fitted, place = fit_to_multiple(img, 16, long_side=100)
-    assert fitted.size == (112, 64) and place.original_size == (50, 30)
-    assert place.restore(fitted).size == (50, 30)
-
-
 def test_tensor_round_trip():
     arr = np.random.default_rng(1).integers(0, 256, (2, 8, 6, 3), dtype=np.uint8)
     batch = to_tensor([Image.fromarray(a) for a in arr])
@@ -160,3 +134,16 @@ def test_token_mask():
     assert not mask_to_token_mask(np.zeros((8, 8), bool), 4, dilate=3).any()
     with pytest.raises(ValueError, match="multiple of the token size"):
         mask_to_token_mask(np.zeros((10, 8), bool), 4)
+
+
+def test_one_aspect_tolerance_for_masks_of_another_size():
+    # 2 %: a mask drawn on a scaled copy (sides rounded to whole pixels) fits; another shape does not
+    assert same_aspect((100, 50), (100, 50)) and same_aspect((50, 25), (100, 50))
+    assert same_aspect((100, 50), (202, 100)) and same_aspect((100, 50), (204, 100))
+    assert not same_aspect((100, 50), (206, 100)) and not same_aspect((30, 30), (64, 48))
+    mask = np.zeros((2, 4), bool)
+    mask[0, :2] = True
+    big = resize_mask(mask, (8, 4))
+    assert big.shape == (4, 8) and big.dtype == np.bool_ and big[:2, :4].all() and big.sum() == 8
+    assert resize_mask(big, (8, 4)) is big
+

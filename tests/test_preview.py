@@ -10,7 +10,7 @@ from PIL import Image
 
 from randar.images import to_uint8_array
 from randar.preview import (
-    GREY, HIGHLIGHT, GifRecorder, PreviewRenderer, code_palette, gif_bytes, order_map, ramp_colors, result_order_map,
+    GREY, HIGHLIGHT, GifRecorder, PreviewRenderer, code_palette, gif_bytes, order_map, ramp_colors,
 )
 
 
@@ -112,7 +112,8 @@ def test_gif_recorder_and_writer(studio, make_picture, tmp_path):
     assert 10 <= len(recorder.frames) <= 11
     final = recorder.finish(job.result)
     assert final.size == recorder.frames[0].size
-    order = result_order_map(job.result, cell=4)
+    result = job.result
+    order = order_map(result.step_map[0], result.canvas.known, num_steps=result.timings.forward_passes, cell=4)
     assert order.size == (job.canvas.cols * 4, job.canvas.rows * 4)
     path = recorder.save(tmp_path / "run.gif", fps=5, hold_last=2.0)
     gif = Image.open(path)

@@ -21,7 +21,8 @@ import pytest
 from PIL import Image
 
 from randar.cli import main
-from randar.images import MAX_IMAGE_PIXELS, ImageError, check_image_file, load_image, load_mask
+from randar.images import MAX_IMAGE_PIXELS, ImageError, check_image_file, load_image
+from randar.masks import load_mask
 
 REPO = Path(__file__).resolve().parents[1]
 RSS_LIMIT_KB = 1_500_000  # 1.5 GB, the bound the issue sets for the app and the CLI

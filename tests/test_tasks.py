@@ -12,7 +12,7 @@ from randar import tasks
 from randar.evaluate.metrics import psnr
 from randar.images import ImageError, to_tensor
 from randar.schedule import step_sizes
-from randar.tasks.geometry import feather_alpha, token_size
+from randar.masks import feather_alpha
 from randar.tasks.outpaint import plan_windows
 
 G, F = 8, 8  # the tiny model: 8x8 tokens of 8x8 pixels

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from randar.data.emoji import SETS, SourceMissing, build_emoji_dataset  # noqa: E402
+from randar.data.emoji_build import SETS, SourceMissing, build_emoji_dataset  # noqa: E402
 
 
 def main(argv=None):

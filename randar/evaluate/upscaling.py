@@ -5,7 +5,7 @@ resampling filter. Vector artwork rendered at 128 px AND at 256 px with identica
 2x truth. Held-out emoji (`split_of(hexcode) == "eval"`, never trained on) of the two vector sets are
 used (OpenMoji, Twemoji); Noto Color Emoji ships bitmaps only, so it is skipped.
 
-Framing matches the dataset's (`randar.data.emoji.frame_on_white`): the alpha bounding box is scaled to
+Framing matches the dataset's (`randar.data.emoji_build.frame_on_white`): the alpha bounding box is scaled to
 FIT px and centred on white with an 8 px margin, and the 256 px image is exactly the same geometry at
 twice the scale (sizes and offsets doubled), rendered from one 1024 px rasterisation.
 
@@ -31,7 +31,7 @@ RENDER_PX = 1024  # SVG rasterisation size; both sizes are resampled from it
 
 def _frame_pair(rgba: Image.Image) -> tuple[np.ndarray, np.ndarray] | None:
     """(128 px, 256 px) framings of one rasterised RGBA emoji, identical geometry at both scales."""
-    from ..data.emoji import frame_on_white
+    from ..data.emoji_build import frame_on_white
 
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     white.alpha_composite(rgba)
@@ -55,7 +55,8 @@ def upscale_pairs(limit: int | None, seed: int = 0) -> list[dict[str, Any]]:
 
     `limit`: at most this many pairs (None: all), drawn with `seed` from the held-out emoji of both vector
     sets. Raises `SourceMissing` (with install hints) when the npm packages or resvg are not installed."""
-    from ..data.emoji import SourceMissing, _twemoji_file, _twemoji_index, find_sources, load_emoji_table
+    from ..data.emoji_build import load_emoji_table, twemoji_file, twemoji_index
+    from ..data.emoji_sources import SourceMissing, find_sources
 
     src = find_sources()
     if "metadata" in src.missing:
@@ -68,9 +69,9 @@ def upscale_pairs(limit: int | None, seed: int = 0) -> list[dict[str, Any]]:
             if p.is_file():
                 items.append((f"openmoji/{e['hexcode']} {e['name']}", p, e["label"]))
     if src.twemoji_svg_dir is not None:
-        idx = _twemoji_index(src.twemoji_svg_dir)
+        idx = twemoji_index(src.twemoji_svg_dir)
         for e in held_out:
-            name = _twemoji_file(e["_openmoji_file"], idx)
+            name = twemoji_file(e["_openmoji_file"], idx)
             if name:
                 items.append((f"twemoji/{e['hexcode']} {e['name']}", src.twemoji_svg_dir / name, e["label"]))
     if not items:

@@ -19,7 +19,8 @@ from .common import (
     MAX_BATCH, Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings,
 )
 from .generate import generate, generate_x2
-from .geometry import image_fingerprint, mask_fingerprint
+from ..masks import mask_fingerprint
+from .geometry import image_fingerprint
 from .inpaint import REGIONS, inpaint
 from .outpaint import ALIGNS, outpaint, parse_aspect
 from .upscale import upscale
@@ -111,7 +112,8 @@ def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: b
                              + (f" (the recorded file {path} is not there)" if path else ""))
         given = path
     if strict and record and record.get("sha256"):
-        from ..images import load_image, load_mask
+        from ..images import load_image
+        from ..masks import load_mask
 
         if name == "mask":
             import numpy as np

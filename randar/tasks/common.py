@@ -7,9 +7,13 @@ one `Progress` per forward pass; afterwards `job.result` holds the `Result`. `jo
 
 Coordinates. Every task works on a *canvas*: a rows x cols grid of token cells (the picture being made,
 at the tokenizer's scale). A *stage* is one call of the engine over a grid the model understands (the
-native G x G grid, or the 2G x 2G grid with the extrapolation RoPE); `Stage.to_req` maps canvas cells to
+native G x G grid, or the 2G x 2G grid with the extrapolation RoPE); `Stage.canvas_to_grid` maps canvas cells to
 that grid. Canvas cells a stage's grid does not hold simply do not take part: RandAR is a random-order
 model, so leaving cells out of the sequence is exactly "not generated yet" for it.
+
+Names. A class is a *label*: what users give (a name, an index or None; the sidecars' "label"), resolved to
+class ids by `resolve_labels` and to the [B] tensor `Plan.labels` by `label_tensor` (the engine and the model
+take it as `cond`, the name of the official RandAR code and of the reference bundles).
 """
 from __future__ import annotations
 
@@ -205,7 +209,7 @@ class Stage:
     name: str
     grid_rows: int
     grid_cols: int
-    to_req: Tensor  # [canvas cells] long: the stage grid's cell of each canvas cell, -1 if absent
+    canvas_to_grid: Tensor  # [canvas cells] long: the stage grid's cell of each canvas cell, -1 if absent
     prefix: Tensor  # [B, K] canvas cells known when the stage starts (written into the context first)
     order: Tensor  # [B, M] canvas cells to generate, in order
     steps: int  # forward passes over the M tokens (-1: one token per step)
@@ -223,9 +227,9 @@ class Stage:
 
     def __post_init__(self) -> None:
         n = self.grid_rows * self.grid_cols
-        valid = (self.to_req >= 0).nonzero().squeeze(1)
-        self.from_req = torch.full((n,), -1, dtype=torch.long)
-        self.from_req[self.to_req[valid]] = valid
+        valid = (self.canvas_to_grid >= 0).nonzero().squeeze(1)
+        self.grid_to_canvas = torch.full((n,), -1, dtype=torch.long)
+        self.grid_to_canvas[self.canvas_to_grid[valid]] = valid
         self.sizes = step_sizes(self.num_tokens, self.steps)
 
     @property
@@ -236,31 +240,32 @@ class Stage:
     def num_steps(self) -> int:
         return len(self.sizes)
 
-    def request(self, cond: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor) -> DecodeRequest:
+    def request(self, labels: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor) -> DecodeRequest:
         """The engine request, reading the prefix tokens from the live canvas tokens [B, cells]."""
         device = tokens.device
-        to_req = self.to_req.to(device)
+        canvas_to_grid = self.canvas_to_grid.to(device)
         prefix_cells = prefix_tokens = keep = None
         if self.prefix.shape[1]:
             prefix = self.prefix.to(device)
-            prefix_cells = to_req[prefix]
+            prefix_cells = canvas_to_grid[prefix]
             prefix_tokens = tokens.gather(1, prefix)
             if self.spatial_scale:
                 # the recipe of extrapolation.fill_request: a CPU generator seeded with the stage's seed
                 gen = torch.Generator().manual_seed(self.seed)
                 keep = torch.rand(prefix_cells.shape, generator=gen) >= self.masking_ratio
         return DecodeRequest(
-            cond=cond, order=to_req[self.order.to(device)], num_cells=self.grid_rows * self.grid_cols,
+            cond=labels, order=canvas_to_grid[self.order.to(device)], num_cells=self.grid_rows * self.grid_cols,
             steps=self.steps, guidance=guidance, sampling=sampling, prefix_cells=prefix_cells,
             prefix_tokens=prefix_tokens, rope=self.rope, seed=self.seed,
             spatial_scale=self.spatial_scale if keep is not None else 0.0, spatial_keep=keep)
 
     def validate(self, plan: "Plan", model: RandARTransformer) -> None:
         """Check the stage against the model before any compute (dummy tokens, the planned cells)."""
-        if (self.to_req[self.order] < 0).any() or (self.prefix.numel() and (self.to_req[self.prefix] < 0).any()):
+        outside = self.canvas_to_grid < 0
+        if outside[self.order].any() or (self.prefix.numel() and outside[self.prefix].any()):
             raise AssertionError(f"stage {self.name}: a cell outside its grid")  # a planning bug
         dummy = torch.zeros(plan.batch, plan.canvas.num_cells, dtype=torch.long)
-        self.request(plan.cond, plan.guidance, plan.sampling, dummy).validate(model)
+        self.request(plan.labels, plan.guidance, plan.sampling, dummy).validate(model)
 
 
 @dataclass(eq=False)
@@ -270,7 +275,7 @@ class Plan:
     task: str
     canvas: Canvas
     stages: list[Stage]
-    cond: Tensor  # [B] class ids (null class for none)
+    labels: Tensor  # [B] class ids (the null class for none)
     guidance: Guidance
     sampling: SamplingParams
     prepare: Callable[[], Tensor]  # -> initial canvas tokens [B, cells] (context filled, -1 elsewhere)
@@ -389,7 +394,7 @@ class Job:
             tokens = plan.prepare().to(device)
             timings.encode = time.perf_counter() - t
             step_map = torch.where(tokens >= 0, 0, -1)
-            cond = plan.cond.to(device)
+            labels = plan.labels.to(device)
         job_step, decoded = 0, 0
         total_steps, total_tokens = plan.num_steps, plan.num_tokens
         for index, stage in enumerate(plan.stages):
@@ -398,15 +403,15 @@ class Job:
                     t = time.perf_counter()
                     stage.before(tokens, step_map)
                     timings.encode += time.perf_counter() - t
-                req = stage.request(cond, plan.guidance, plan.sampling, tokens)
+                req = stage.request(labels, plan.guidance, plan.sampling, tokens)
                 events = decode(gpt, req, fast=self.fast)
-                from_req = stage.from_req.to(device)
+                grid_to_canvas = stage.grid_to_canvas.to(device)
             while True:
                 t = time.perf_counter()
                 with torch.inference_mode():
                     ev = next(events, None)
                     if ev is not None:
-                        cells = from_req[ev.cells]
+                        cells = grid_to_canvas[ev.cells]
                         tokens.scatter_(1, cells, ev.tokens)
                         job_step += 1
                         step_map.scatter_(1, cells, job_step)
@@ -528,7 +533,7 @@ def resolve_labels(pair: ModelPair, label: Any, batch: int) -> tuple[list[int | 
     return ids, [None if i is None else pair.class_names[i] for i in ids]
 
 
-def cond_tensor(pair: ModelPair, ids: list[int | None]) -> Tensor:
+def label_tensor(pair: ModelPair, ids: list[int | None]) -> Tensor:
     return torch.tensor([pair.gpt.null_class if i is None else i for i in ids], dtype=torch.long)
 
 
@@ -567,7 +572,7 @@ def common_settings(pair: ModelPair, task: str, params: dict[str, Any], fast: bo
 
 def place_in_grid(rows: int, cols: int, grid_rows: int, grid_cols: int, *, top: int = 0, left: int = 0,
                   canvas_rows: int | None = None, canvas_cols: int | None = None, even: bool = False) -> Tensor:
-    """`Stage.to_req` for the canvas sub-rectangle [top:top+rows, left:left+cols], centred in a
+    """`Stage.canvas_to_grid` for the canvas sub-rectangle [top:top+rows, left:left+cols], centred in a
     grid_rows x grid_cols stage grid (offsets rounded down to even numbers with `even`); every other canvas
     cell maps to -1 (not part of the stage)."""
     canvas_rows = rows if canvas_rows is None else canvas_rows
@@ -577,8 +582,8 @@ def place_in_grid(rows: int, cols: int, grid_rows: int, grid_cols: int, *, top: 
     py, px = (grid_rows - rows) // 2, (grid_cols - cols) // 2
     if even:
         py, px = py - py % 2, px - px % 2
-    to_req = torch.full((canvas_rows, canvas_cols), -1, dtype=torch.long)
+    canvas_to_grid = torch.full((canvas_rows, canvas_cols), -1, dtype=torch.long)
     r = torch.arange(rows)[:, None] + py
     c = torch.arange(cols)[None, :] + px
-    to_req[top:top + rows, left:left + cols] = r * grid_cols + c
-    return to_req.reshape(-1)
+    canvas_to_grid[top:top + rows, left:left + cols] = r * grid_cols + c
+    return canvas_to_grid.reshape(-1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..choices import PREFILLS
-from ..images import dilate_cells
+from ..masks import dilate_cells
 
 
 def cell_cover(mask: np.ndarray, patch: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from ..images import to_pil
 from ..orders import make_orders
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_float, check_order, check_steps, common_settings,
-    cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
+    derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
 )
 
 Label = Any  # int | str | None, or a sequence of them (one per image)
@@ -81,7 +81,7 @@ def generate(
     settings = common_settings(pair, "generate", params, fast)
     settings["resolved"] = {"class_names": names, "forward_passes": stage.num_steps, "tokens": N,
                             "size": [G * pair.patch, G * pair.patch]}
-    plan = Plan("generate", canvas, [stage], cond_tensor(pair, ids), guidance, sampling,
+    plan = Plan("generate", canvas, [stage], label_tensor(pair, ids), guidance, sampling,
                 prepare=lambda: torch.full((batch, N), -1, dtype=torch.long), finish=_decode_all(pair),
                 settings=settings, seed=seed, notices=notices, batch=batch)
     plan.validate(pair.gpt)
@@ -149,7 +149,7 @@ def generate_x2(
     settings = common_settings(pair, "generate_x2", params, fast)
     settings["resolved"] = {"class_names": names, "forward_passes": stage1.num_steps + stage2.num_steps,
                             "tokens": G2 * G2, "size": [G2 * pair.patch, G2 * pair.patch]}
-    plan = Plan("generate_x2", canvas, [stage1, stage2], cond_tensor(pair, ids), guidance, sampling,
+    plan = Plan("generate_x2", canvas, [stage1, stage2], label_tensor(pair, ids), guidance, sampling,
                 prepare=lambda: torch.full((batch, G2 * G2), -1, dtype=torch.long), finish=_decode_all(pair),
                 settings=settings, seed=seed, notices=notices, batch=batch)
     plan.validate(pair.gpt)

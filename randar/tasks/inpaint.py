@@ -34,11 +34,12 @@ from ..images import ImageError, ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order, check_steps,
-    common_settings, cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
+    common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
     resolve_seed,
 )
 from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
-from .geometry import Box, composite, feather_alpha, mask_bbox, resample, resample_mask, token_size
+from ..masks import feather_alpha, mask_bbox, resample_mask
+from .geometry import Box, composite, resample, token_size
 from .inputs import read_image, read_mask
 
 REGIONS = ("auto", "whole", "masked")
@@ -190,7 +191,7 @@ def inpaint(
     settings["inputs"] = {"image": img_record, "mask": mask_record}
     settings["resolved"] = {"class_names": names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
                             "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H]}
-    plan = Plan("inpaint", canvas, [stage], cond_tensor(pair, ids), guidance, sampling, prepare, finish,
+    plan = Plan("inpaint", canvas, [stage], label_tensor(pair, ids), guidance, sampling, prepare, finish,
                 settings, seed, notices, batch)
     plan.validate(pair.gpt)
     return Job(pair, plan, fast)

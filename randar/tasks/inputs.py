@@ -7,11 +7,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..images import ImageError, ImageSource, load_image, load_mask
-from .geometry import image_fingerprint, mask_fingerprint
-
-# a mask whose aspect differs from the image's by less than this is resized to it (with a notice)
-MASK_ASPECT_TOLERANCE = 0.01
+from ..images import ImageError, ImageSource, load_image
+from ..masks import load_mask, mask_fingerprint, resize_mask, same_aspect
+from .geometry import image_fingerprint
 
 
 def read_image(src: ImageSource, what: str = "image") -> tuple[Image.Image, dict[str, Any]]:
@@ -30,7 +28,8 @@ def read_mask(src: ImageSource, size: tuple[int, int], notices: list[str]) -> tu
     """-> (bool [H, W] at the image's size, True = regenerate; its record).
 
     A mask of another size is resized (nearest neighbour) when its aspect ratio matches the image's within
-    1% (a mask drawn on a scaled preview), with a notice; otherwise it is an error.
+    `randar.masks.MASK_ASPECT_TOLERANCE` (a mask drawn on a scaled preview), with a notice; otherwise it is an
+    error.
     """
     if src is None:
         raise ImageError("no mask given: paint the area to regenerate (white) on a black mask of the image's size")
@@ -38,10 +37,10 @@ def read_mask(src: ImageSource, size: tuple[int, int], notices: list[str]) -> tu
     W, H = size
     h, w = mask.shape
     if (w, h) != (W, H):
-        if abs((w / h) / (W / H) - 1) > MASK_ASPECT_TOLERANCE:
+        if not same_aspect((w, h), (W, H)):
             raise ImageError(f"the mask is {w}x{h} but the image is {W}x{H} (a different shape); draw the mask on "
                              "the image itself or resize it to the image's size")
-        mask = load_mask(mask, size=(W, H))
+        mask = resize_mask(mask, (W, H))
         notices.append(f"the mask ({w}x{h}) was resized to the image's size ({W}x{H})")
     record = {"sha256": mask_fingerprint(mask), "size": [W, H],
               "path": str(Path(src).resolve()) if isinstance(src, (str, Path)) else None}

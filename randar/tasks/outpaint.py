@@ -32,7 +32,7 @@ from ..images import ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order,
-    check_steps, common_settings, cond_tensor, derive_seed, place_in_grid, resolve_guidance, resolve_labels,
+    check_steps, common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels,
     resolve_sampling, resolve_seed,
 )
 from .fill import harmonize
@@ -223,8 +223,8 @@ def outpaint(
 
         prefix = to_canvas(make_orders("random", batch, wh, ww, seed=derive_seed(seed, "prefix", k), cells=ctx))
         gen = to_canvas(make_orders(order, batch, wh, ww, seed=derive_seed(seed, "order", k), known=ctx, cells=new))
-        to_req = place_in_grid(wh, ww, G, G, top=t, left=l, canvas_rows=rows, canvas_cols=cols)
-        stages.append(Stage("window", G, G, to_req, prefix, gen, s, seed + k, window=(t, l, wh, ww)))
+        canvas_to_grid = place_in_grid(wh, ww, G, G, top=t, left=l, canvas_rows=rows, canvas_cols=cols)
+        stages.append(Stage("window", G, G, canvas_to_grid, prefix, gen, s, seed + k, window=(t, l, wh, ww)))
     if len(windows) > 1:
         notices.append(f"the {cols}x{rows}-token canvas is larger than the model's {G}x{G} grid: it is filled in "
                        f"{len(windows)} overlapping windows")
@@ -267,7 +267,7 @@ def outpaint(
         "class_names": names, "original_tokens": [tw, th], "extension_tokens": ext, "extension_px": out_px,
         "canvas_tokens": [cols, rows], "size": [out_w, out_h], "windows": [list(w[:4]) for w in windows],
         "window_steps": [s.steps for s in stages], "forward_passes": sum(s.num_steps for s in stages)}
-    plan = Plan("outpaint", canvas, stages, cond_tensor(pair, ids), guidance, sampling, prepare, finish,
+    plan = Plan("outpaint", canvas, stages, label_tensor(pair, ids), guidance, sampling, prepare, finish,
                 settings, seed, notices, batch)
     plan.validate(pair.gpt)
     return Job(pair, plan, fast)

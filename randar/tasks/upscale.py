@@ -43,7 +43,7 @@ from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
 from .common import (
     Canvas, Job, ModelPair, Plan, Progress, Result, Stage, Timings, check_batch, check_float, check_int, check_order,
-    common_settings, cond_tensor, derive_seed, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
+    common_settings, derive_seed, label_tensor, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
 )
 from .inputs import read_image
 from ..choices import (
@@ -112,7 +112,7 @@ class TileStage(Stage):
         self.before, self.after = before, after
         r = torch.arange(G)[:, None] + tile.top
         c = torch.arange(G)[None, :] + tile.left
-        self.from_req = (r * cols + c).reshape(-1)  # grid cell -> canvas cell
+        self.grid_to_canvas = (r * cols + c).reshape(-1)  # grid cell -> canvas cell
         core = np.zeros((G, G), dtype=bool)
         r0, r1, c0, c1 = tile.core
         core[r0 - tile.top:r1 - tile.top, c0 - tile.left:c1 - tile.left] = True
@@ -126,13 +126,13 @@ class TileStage(Stage):
     def cells(self, tokens: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """(context, to generate): bool [G, G] over the window, from the live tokens [B, cells]."""
         G = self.tile.size
-        known = (tokens[0, self.from_req.to(tokens.device)] >= 0).cpu().numpy().reshape(G, G)
+        known = (tokens[0, self.grid_to_canvas.to(tokens.device)] >= 0).cpu().numpy().reshape(G, G)
         new = self.core & ~known
         if int(new.sum()) != self.count:
             raise AssertionError(f"tile {self.tile.index}: {int(new.sum())} cells to generate, {self.count} planned")
         return known, new
 
-    def request(self, cond: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor, *,
+    def request(self, labels: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor, *,
                 cells: tuple[np.ndarray, np.ndarray] | None = None) -> DecodeRequest:
         known, new = cells if cells is not None else self.cells(tokens)
         B, G = tokens.shape[0], self.tile.size
@@ -140,9 +140,9 @@ class TileStage(Stage):
         prefix_cells = prefix_tokens = None
         if known.any():
             prefix_cells = make_orders("random", B, G, G, seed=derive_seed(self.seed, "prefix"), cells=known).to(device)
-            prefix_tokens = tokens.gather(1, self.from_req.to(device)[prefix_cells])
+            prefix_tokens = tokens.gather(1, self.grid_to_canvas.to(device)[prefix_cells])
         order = make_orders(self.order_name, B, G, G, seed=derive_seed(self.seed, "order"), known=known, cells=new)
-        return DecodeRequest(cond=cond, order=order.to(device), num_cells=G * G, steps=self.steps, guidance=guidance,
+        return DecodeRequest(cond=labels, order=order.to(device), num_cells=G * G, steps=self.steps, guidance=guidance,
                              sampling=sampling, prefix_cells=prefix_cells, prefix_tokens=prefix_tokens, seed=self.seed)
 
     def validate(self, plan: Plan, model: RandARTransformer) -> None:
@@ -151,7 +151,7 @@ class TileStage(Stage):
         new = np.zeros((G, G), dtype=bool)
         new.reshape(-1)[np.flatnonzero(self.core)[:self.count]] = True
         dummy = torch.zeros(plan.batch, plan.canvas.num_cells, dtype=torch.long)
-        self.request(plan.cond, plan.guidance, plan.sampling, dummy, cells=(~new, new)).validate(model)
+        self.request(plan.labels, plan.guidance, plan.sampling, dummy, cells=(~new, new)).validate(model)
 
 
 class _Pass:
@@ -251,8 +251,8 @@ def _enlarge(low: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _plan_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, batch: int, order: str, seed: int,
-               pass_index: int, consistency: int, cond: Tensor, guidance: Any, sampling: Any, settings: dict[str, Any],
-               notices: list[str], name: str = "upscale") -> Plan:
+               pass_index: int, consistency: int, labels: Tensor, guidance: Any, sampling: Any,
+               settings: dict[str, Any], notices: list[str], name: str = "upscale") -> Plan:
     """The plan of one x2 pass over `lows` (one input per batch row, or one shared by all): one
     `TileStage` per tile with cells to regenerate, each encoding the tiles it reads just before it runs
     and decoding the tiles it finishes just after."""
@@ -293,7 +293,7 @@ def _plan_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, ba
     def finish(grid: Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
         return px.finish(grid)  # tiles no stage touched are decoded here
 
-    plan = Plan(name, canvas, stages, cond, guidance, sampling, prepare, finish, settings, seed, notices, batch)
+    plan = Plan(name, canvas, stages, labels, guidance, sampling, prepare, finish, settings, seed, notices, batch)
     shapes: dict[tuple[int, int], Stage] = {}
     for stage in stages:  # one engine check per distinct request shape (there may be thousands of tiles)
         shapes.setdefault((stage.num_tokens, stage.steps), stage)
@@ -370,8 +370,9 @@ def upscale(
                        f"({' + '.join(str(len(g.grid.tiles)) for g in geos)} for the two x2 passes)"
                        if scale == 4 else
                        f"the {out_w}x{out_h} result is made in {tiles} overlapping tiles of {G * f}x{G * f} px")
-    cond = cond_tensor(pair, ids)
-    common = dict(batch=batch, order=order, consistency=consistency, cond=cond, guidance=guidance, sampling=sampling)
+    labels = label_tensor(pair, ids)
+    common = dict(batch=batch, order=order, consistency=consistency, labels=labels, guidance=guidance,
+                  sampling=sampling)
     low = np.asarray(img, dtype=np.uint8)
     first = _plan_pass(pair, [low], geos[0], seed=seed, pass_index=1, settings=settings, notices=notices, **common)
     if scale == 2:

@@ -192,12 +192,12 @@ def sample_images(gpt, vq, classes: Sequence[int], cfg_scale: float, steps: int 
     device = next(gpt.parameters()).device
     out = []
     for i in range(0, len(classes), batch):
-        cls = torch.as_tensor(list(classes[i:i + batch]), dtype=torch.long)
-        order = make_orders("random", len(cls), grid, grid, seed=seed + i)
-        req = DecodeRequest(cond=cls, order=order, num_cells=n_cells, steps=min(steps, n_cells), guidance=guidance,
+        labels = torch.as_tensor(list(classes[i:i + batch]), dtype=torch.long)
+        order = make_orders("random", len(labels), grid, grid, seed=seed + i)
+        req = DecodeRequest(cond=labels, order=order, num_cells=n_cells, steps=min(steps, n_cells), guidance=guidance,
                             seed=seed + i)
         tokens = run(decode(gpt, req, fast=fast))
-        img = vq.decode(tokens.to(vq.device).view(len(cls), grid, grid))
+        img = vq.decode(tokens.to(vq.device).view(len(labels), grid, grid))
         out.append(to_uint8(img).permute(0, 2, 3, 1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 1, 1, 3), np.uint8)
 

@@ -138,12 +138,12 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
         idx = torch.randint(0, N, (tcfg.batch_size,), device=device, generator=gen)
         var = torch.randint(0, V, (tcfg.batch_size,), device=device, generator=gen)
         tokens = codes[idx, var].long()
-        cond = labels[idx]
+        batch_labels = labels[idx]
         drop = torch.rand(tcfg.batch_size, device=device, generator=gen) < tcfg.class_dropout
-        cond = torch.where(drop, torch.full_like(cond, null), cond)
+        batch_labels = torch.where(drop, torch.full_like(batch_labels, null), batch_labels)
         order = random_orders(tcfg.batch_size, L, device, gen)
         with autocast(device, amp):
-            logits = fwd(tokens, cond, order)
+            logits = fwd(tokens, batch_labels, order)
         loss = F.cross_entropy(logits.float().flatten(0, 1), tokens.gather(1, order).flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
