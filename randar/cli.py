@@ -187,12 +187,16 @@ def _download_options(p: argparse.ArgumentParser) -> None:
     add_checkpoints_option(p)
     p.add_argument("--force", action="store_true", help="download again even if the files are present")
     p.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN or the stored login)")
+    p.add_argument("--revision", default=None, metavar="REV",
+                   help="branch, tag or commit to fetch instead of the registry's (default) or the one pinned in "
+                   "CHECKPOINTS/downloads.lock.json; what it fetches is recorded there in place of the old pin")
 
 
 @command("download", help="download an official checkpoint from the Hugging Face hub", configure=_download_options)
 def cmd_download(args: argparse.Namespace) -> int:
     """Download the transformer and tokenizer weights of a registry model into the checkpoints directory."""
-    paths = download_model(args.name, args.checkpoints, token=args.token, force=args.force, log=_err)
+    paths = download_model(args.name, args.checkpoints, token=args.token, force=args.force, revision=args.revision,
+                           log=_err)
     for p in paths:
         print(p)
     spec = REGISTRY[args.name]
