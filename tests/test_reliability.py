@@ -6,6 +6,7 @@ disk and costs nothing to make, which is exactly what makes such files dangerous
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -365,7 +366,8 @@ def test_pair_overwrite_never_leaves_a_new_image_next_to_an_old_sidecar(monkeypa
 
     image = tmp_path / "out.png"
     outputs.write_pair(Image.new("RGB", (8, 8), (0, 0, 0)), image, {"run": "old"})
-    assert json.loads((tmp_path / "out.png.json").read_text()) == {"run": "old"}
+    old = json.loads((tmp_path / "out.png.json").read_text())
+    assert old["run"] == "old" and old["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
     published: list[Path] = []
     real_publish = outputs.publish
 
