@@ -25,6 +25,7 @@ from PIL import Image
 
 from randar.choices import EDIT_TEMPERATURE
 from randar.images import ImageError
+from randar.memory import release_memory
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
@@ -302,10 +303,12 @@ class StudioApp:
             self.runs.finish(session, run)
             if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
                 self.store.discard(files)
+                release_memory()
         assert final is not None and run.result is not None
         result = run.result
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
         run.release()
+        release_memory()  # the job's buffers are free now: hand the pages back (randar/memory.py)
         history = add_history(history, files.images, f"{caption} · seed {result.seed}")
         all_notices = list(dict.fromkeys(notices + result.notices))
         status = final.status + "".join(f"\n- {n}" for n in all_notices)

@@ -101,3 +101,35 @@ def test_a_13000_square_png_is_refused_in_bounded_memory(tiny_model_dir, files, 
         if line.startswith("app."):
             assert str(files) not in line and "large.png" in line, line  # no server paths to app users
     assert not any(tmp_path.rglob("*.png")), "nothing may be written for a refused input"
+
+
+TRIM_SCRIPT = r"""
+import os
+from randar.memory import release_memory
+
+def rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+base = rss_mb()
+blocks = [bytes(1000) + bytes([i % 256]) for i in range(300_000)]  # ~300 MB of malloc'd (not pymalloc) blocks
+kept = blocks[::50]  # a few survivors scattered over the heap: free() alone cannot shrink it
+del blocks
+before = rss_mb()
+trimmed = release_memory()
+print(base, before, rss_mb(), trimmed)
+"""
+
+
+def test_memory_is_handed_back_after_a_job():
+    from randar.memory import _malloc_trim
+
+    if _malloc_trim() is None:
+        pytest.skip("no glibc malloc_trim here: release_memory only collects garbage")
+    proc = subprocess.run([sys.executable, "-c", TRIM_SCRIPT], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    base, before, after, trimmed = proc.stdout.split()
+    base, before, after = float(base), float(before), float(after)
+    print(f"RSS: {base:.0f} MiB at start, {before:.0f} MiB with the freed blocks, {after:.0f} MiB after release_memory")
+    assert trimmed == "True"
+    assert before - base > 200 and after - base < 0.3 * (before - base), (base, before, after)
