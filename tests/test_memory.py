@@ -91,7 +91,8 @@ def measure(tiny_model_dir: Path, image: Path, mask: Path, out: Path, scenario: 
 
 def test_a_13000_square_png_is_refused_in_bounded_memory(tiny_model_dir, files, tmp_path):
     """CLI, API and app in one process: its peak bounds each of them."""
-    large = write_png(files / "large.png", 13000, 13000, bit_depth=8, color_type=2)  # 0.5 MB, 507 MB as RGB
+    large = write_png(files / "large.png", 13000, 13000, bit_depth=8, color_type=2, level=9)
+    assert large.stat().st_size < 600_000  # about 0.5 MB on disk, 507 MB as RGB pixels
     outcomes, kb = measure(tiny_model_dir, large, files / "mask.png", tmp_path, "all")
     print(f"peak RSS {kb / 1024:.0f} MiB; {outcomes}")
     assert kb < RSS_LIMIT_KB, (kb, outcomes)

@@ -28,13 +28,14 @@ REPO = Path(__file__).resolve().parents[1]
 RSS_LIMIT_KB = 1_500_000  # 1.5 GB, the bound the issue sets for the app and the CLI
 
 
-def write_png(path: Path, width: int, height: int, *, bit_depth: int = 1, color_type: int = 0) -> Path:
+def write_png(path: Path, width: int, height: int, *, bit_depth: int = 1, color_type: int = 0,
+              level: int = 1) -> Path:
     """An all-zero PNG of any size without allocating it: rows are compressed one chunk at a time.
 
     bit_depth 1 / color_type 0 is a black bilevel picture; 8 / 6 is fully transparent RGBA."""
     channels = {0: 1, 2: 3, 6: 4}[color_type]
     row = b"\0" + bytes((width * channels * bit_depth + 7) // 8)  # filter byte + the row's pixels
-    comp = zlib.compressobj(1)
+    comp = zlib.compressobj(level)
     idat = bytearray()
     rows_per_chunk = max(1, (1 << 22) // len(row))
     for start in range(0, height, rows_per_chunk):
