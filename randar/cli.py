@@ -235,7 +235,9 @@ folders:
   skipped) is edited with the same options, --seed included, and --out must then be a folder (created
   if missing) that receives one NAME.png (plus NAME.png.json) per input NAME.ext, or NAME_0.png ..
   with --num N > 1. --gif is then a folder too (NAME.gif). All inputs are validated before the first
-  one runs.
+  one runs. --keep-going skips the inputs that fail instead (a summary names each, exit status 1);
+  --resume keeps the outputs whose image + sidecar pair is complete and made with the same options
+  (after a kill, say) and makes the others.
 """
 
 ITEMS_EPILOG = """\

@@ -61,7 +61,7 @@ def read_lock(ckpt: Path) -> dict[tuple[str, str], LockEntry]:
     path = lock_path(ckpt)
     if not path.exists():
         return {}
-    fix = f"fix it, or delete it to record the files again on their next download"
+    fix = "fix it, or delete it to record the files again on their next download"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -107,6 +107,7 @@ def check_pairs(out: Path, context: str) -> tuple[list[str], list[str]]:
     return complete, bare
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the zygote forks its runs (POSIX)")
 def test_sigkilled_folder_batches_resume_to_complete_reproducible_pairs(tmp_path, tiny_model_dir):
     rng = random.Random(SEED)
     context = f"RANDAR_KILL_SEED={SEED}"
