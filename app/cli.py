@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"note: model {app.models.initial!r} is not available; the app starts without it and shows how to "
               "get it.", file=sys.stderr)
     exit_on_sigterm()
+    from .store import prune_uploads
+
+    prune_uploads()  # uploads that killed earlier starts left behind (older than a day)
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
     return 0

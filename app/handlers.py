@@ -25,11 +25,13 @@ from PIL import Image
 
 from randar.choices import EDIT_TEMPERATURE
 from randar.images import ImageError
+from randar.memory import release_memory
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
+from .privacy import without_server_paths
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
     token_grid_preview,
@@ -77,17 +79,19 @@ def user_errors(fn: Callable) -> Callable:
     """Turn the errors of a handler into messages for the user (see the module docstring)."""
 
     def translate(exc: BaseException) -> BaseException:
+        public = without_server_paths  # remote users never see the server's paths (app/privacy.py)
         if isinstance(exc, gr.Error):
+            exc.message = public(str(exc.message))
             return exc
         if isinstance(exc, (ModelUnavailable, ModelNotFoundError)):
-            return gr.Error(str(exc), title="Model not available")
+            return gr.Error(public(str(exc)), title="Model not available")
         if isinstance(exc, ImageError):
-            return gr.Error(str(exc), title="Input problem")
+            return gr.Error(public(str(exc)), title="Input problem")
         if isinstance(exc, (ValueError, TypeError)):
-            return gr.Error(str(exc), title="Invalid setting")
+            return gr.Error(public(str(exc)), title="Invalid setting")
         log.exception("internal error in %s", fn.__name__)
-        return gr.Error(f"Internal error ({type(exc).__name__}: {exc}). The server is fine; please try again, and "
-                        "report this if it happens again.", title="Internal error")
+        return gr.Error(public(f"Internal error ({type(exc).__name__}: {exc}). The server is fine; please try again, "
+                               "and report this if it happens again."), title="Internal error")
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -299,10 +303,12 @@ class StudioApp:
             self.runs.finish(session, run)
             if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
                 self.store.discard(files)
+                release_memory()
         assert final is not None and run.result is not None
         result = run.result
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
         run.release()
+        release_memory()  # the job's buffers are free now: hand the pages back (randar/memory.py)
         history = add_history(history, files.images, f"{caption} · seed {result.seed}")
         all_notices = list(dict.fromkeys(notices + result.notices))
         status = final.status + "".join(f"\n- {n}" for n in all_notices)
@@ -506,7 +512,7 @@ class StudioApp:
         try:
             edit = editor_input(image, mask_file, bool(invert_mask))
         except ImageError as exc:
-            return None, f"⚠️ {exc}"
+            return None, f"⚠️ {without_server_paths(str(exc))}"
         if not edit.mask_pixels:
             return None, "Paint over the part of the image to regenerate: the tokens it touches appear here."
         studio = self.try_studio(model)
@@ -516,7 +522,7 @@ class StudioApp:
             job = studio.inpaint(edit.image, edit.mask, dilate=_int(dilate, "dilate", 0, studio.grid_size),
                                  region=region, seed=0)
         except (ValueError, ImageError) as exc:
-            return None, f"⚠️ {exc}"
+            return None, f"⚠️ {without_server_paths(str(exc))}"
         r = job.settings["resolved"]
         tw, th = r["tokens"]
         x0, y0, x1, y1 = r["crop"]
@@ -536,7 +542,7 @@ class StudioApp:
             img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
             sides = {k: _int(v, k, 0) for k, v in (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
         except (ImageError, ValueError) as exc:
-            return None, f"⚠️ {exc}"
+            return None, f"⚠️ {without_server_paths(str(exc))}"
         if not any(sides.values()):
             return img, f"The image is {img.width}×{img.height} px. Extend at least one side (or use a preset)."
         studio = self.try_studio(model)
@@ -546,7 +552,7 @@ class StudioApp:
         try:
             job = studio.outpaint(img, seed=0, **sides)
         except (ValueError, ImageError) as exc:
-            return None, f"⚠️ {exc}"
+            return None, f"⚠️ {without_server_paths(str(exc))}"
         r = job.settings["resolved"]
         w, h = r["size"]
         cols, rows = r["canvas_tokens"]

@@ -6,18 +6,24 @@ the same record the CLI writes, from `randar.outputs.sidecar_record`) is what a 
 in the folder first and handed to the task by path, so that the sidecar records where they are.
 Why pruning: a public app serves many runs; the store keeps the newest `keep` run folders and deletes older
 ones, so disk use stays bounded whatever the traffic (Gradio's own cache is cleaned by `delete_cache`).
+Why pruning by age at start: a killed app (SIGKILL, a crash, a power cut) cleans nothing up, so a new start
+removes what earlier ones left that is older than `max_age_s` (a day by default): run folders in the store's
+root, the temporary roots of earlier starts (`randar-studio-*`, unless their process still runs), and
+Gradio's upload cache (`prune_uploads`, called by `python app.py`).
 """
 from __future__ import annotations
 
 import atexit
 import itertools
+import logging
+import os
 import shutil
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from PIL import Image
 
@@ -25,6 +31,79 @@ from randar.outputs import numbered_paths, sidecar_path, sidecar_record, write_p
 
 if TYPE_CHECKING:
     from randar.studio import Result
+
+log = logging.getLogger("randar.app")
+
+TEMP_PREFIX = "randar-studio-"
+OWNER_FILE = ".owner"  # the pid of the app that made a temporary root: never pruned while it runs
+DEFAULT_MAX_AGE_S = 24 * 3600.0
+
+
+def last_change(path: Path) -> float:
+    """The newest mtime of `path` and, for a folder, of its direct entries (a folder whose files were just
+    written counts as recent, whatever the folder's own mtime)."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for entry in path.iterdir():
+            try:
+                newest = max(newest, entry.lstat().st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def prune_by_age(folder: Path, max_age_s: float, keep: Callable[[Path], bool] = lambda _p: False) -> int:
+    """Remove the entries of `folder` unchanged for more than `max_age_s` seconds, except those `keep`
+    accepts -> how many were removed. A missing folder has nothing to prune."""
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - max_age_s
+    removed = 0
+    for entry in folder.iterdir():
+        try:
+            if keep(entry) or last_change(entry) > cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError as exc:  # in use, or another user's: leave it
+            log.warning("could not remove %s: %s", entry, exc)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def _foreign_or_running(entry: Path) -> bool:
+    """Whether `entry` of the temporary folder must be kept: not one of our roots, or its app still runs."""
+    if not entry.name.startswith(TEMP_PREFIX) or not entry.is_dir():
+        return True
+    try:
+        return _process_alive(int((entry / OWNER_FILE).read_text().strip()))
+    except (OSError, ValueError):
+        return False  # no owner recorded: an earlier start's leftovers
+
+
+def gradio_upload_dir() -> Path:
+    """Where Gradio keeps uploads and files it serves: $GRADIO_TEMP_DIR, else <temp>/gradio."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+
+
+def prune_uploads(max_age_s: float = DEFAULT_MAX_AGE_S) -> int:
+    """Remove uploads older than `max_age_s` from Gradio's cache (left by earlier, killed starts) -> how many."""
+    removed = prune_by_age(gradio_upload_dir(), max_age_s)
+    if removed:
+        log.info("removed %d upload(s) older than %.0f h from %s", removed, max_age_s / 3600, gradio_upload_dir())
+    return removed
 
 
 @dataclass
@@ -44,13 +123,22 @@ class RunFiles:
 
 
 class RunStore:
-    """Run folders under `root` (default: a fresh temporary directory), the newest `keep` of them kept."""
+    """Run folders under `root` (default: a fresh temporary directory), the newest `keep` of them kept;
+    at creation, what earlier starts left for more than `max_age_s` seconds is removed (module docstring)."""
 
-    def __init__(self, root: str | Path | None = None, keep: int = 200) -> None:
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="randar-studio-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        if root is None:  # our own temporary folder: removed when the app exits (SIGTERM too, see app.cli)
+    def __init__(self, root: str | Path | None = None, keep: int = 200,
+                 max_age_s: float = DEFAULT_MAX_AGE_S) -> None:
+        if root is not None:
+            self.root = Path(root)
+            self.root.mkdir(parents=True, exist_ok=True)
+            removed = prune_by_age(self.root, max_age_s)
+        else:  # our own temporary folder: removed when the app exits (SIGTERM too, see app.cli)
+            self.root = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+            (self.root / OWNER_FILE).write_text(f"{os.getpid()}\n")
             atexit.register(shutil.rmtree, self.root, True)
+            removed = prune_by_age(self.root.parent, max_age_s, keep=_foreign_or_running)
+        if removed:
+            log.info("removed %d run folder(s) older than %.0f h left by earlier starts", removed, max_age_s / 3600)
         self.keep = max(1, keep)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()

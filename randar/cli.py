@@ -51,6 +51,7 @@ from randar.outputs import (
     OutputExistsError, atomic_write_bytes, check_outputs, image_format, numbered_paths, read_sidecar, remove_temps,
     sidecar_path, sidecar_record, write_pair,
 )
+from randar.memory import release_memory
 from randar.registry import (
     DEFAULT_MODEL,
     REGISTRY,
@@ -65,6 +66,7 @@ from randar.registry import (
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from tqdm import tqdm
 
+    from randar.folderbatch import BatchReport
     from randar.studio import Job, Result, Studio
 
 __all__ = ["Command", "COMMANDS", "USER_ERRORS", "command", "add_checkpoints_option", "add_model_options",
@@ -187,12 +189,16 @@ def _download_options(p: argparse.ArgumentParser) -> None:
     add_checkpoints_option(p)
     p.add_argument("--force", action="store_true", help="download again even if the files are present")
     p.add_argument("--token", default=None, help="Hugging Face token (default: $HF_TOKEN or the stored login)")
+    p.add_argument("--revision", default=None, metavar="REV",
+                   help="branch, tag or commit to fetch instead of the registry's (default) or the one pinned in "
+                   "CHECKPOINTS/downloads.lock.json; what it fetches is recorded there in place of the old pin")
 
 
 @command("download", help="download an official checkpoint from the Hugging Face hub", configure=_download_options)
 def cmd_download(args: argparse.Namespace) -> int:
     """Download the transformer and tokenizer weights of a registry model into the checkpoints directory."""
-    paths = download_model(args.name, args.checkpoints, token=args.token, force=args.force, log=_err)
+    paths = download_model(args.name, args.checkpoints, token=args.token, force=args.force, revision=args.revision,
+                           log=_err)
     for p in paths:
         print(p)
     spec = REGISTRY[args.name]
@@ -229,7 +235,9 @@ folders:
   skipped) is edited with the same options, --seed included, and --out must then be a folder (created
   if missing) that receives one NAME.png (plus NAME.png.json) per input NAME.ext, or NAME_0.png ..
   with --num N > 1. --gif is then a folder too (NAME.gif). All inputs are validated before the first
-  one runs.
+  one runs. --keep-going skips the inputs that fail instead (a summary names each, exit status 1);
+  --resume keeps the outputs whose image + sidecar pair is complete and made with the same options
+  (after a kill, say) and makes the others.
 """
 
 ITEMS_EPILOG = """\
@@ -323,7 +331,13 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
                            "torchrun can spread over processes and machines (see 'scaling out' below)")
         g.add_argument("--resume", action="store_true",
                        help="--out-dir: make only the missing or incomplete items of the run in DIR (same options; "
-                       "a new or empty DIR starts the run, so a restarted command can always carry --resume)")
+                       "a new or empty DIR starts the run, so a restarted command can always carry --resume)"
+                       + ("; --out: keep outputs whose image + sidecar pair is complete and made with these options, "
+                          "make (or replace) the others" if folder else ""))
+    if folder:
+        g.add_argument("--keep-going", action="store_true",
+                       help="a folder batch: skip inputs that cannot be used or fail, make the others, and end with a "
+                       "summary naming every failed file and why (exit status 1 if any failed)")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files (default: refuse)")
     g.add_argument("--gif", metavar="PATH", default=None,
                    help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"
@@ -394,11 +408,20 @@ class ModelChoice:
 
 
 def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, notes: Sequence[str] = ()) -> int:
-    """Check outputs, load the model, create every job, then run and write them (see the module docstring)."""
+    """Check outputs, load the model, create every job, then run and write them (see the module docstring).
+
+    --resume keeps the outputs already complete with this run's settings and (re)makes the others;
+    --keep-going skips inputs that fail (validation or run) and ends with a summary (randar/folderbatch.py)."""
+    from randar.folderbatch import BatchReport, outputs_done
+
+    resume = bool(getattr(args, "resume", False))
+    keep_going = bool(getattr(args, "keep_going", False))
+    overwrite = args.overwrite or resume  # --resume replaces what is incomplete or made with other options
     outputs = [p for w in works for p in w.paths()]
-    check_outputs(outputs, overwrite=args.overwrite)
+    check_outputs(outputs, overwrite=overwrite)
     studio, model = choice.load()
-    jobs = create_jobs(works, studio)
+    report = BatchReport(len(works))
+    jobs = create_jobs(works, studio, report if keep_going else None)
     removed = remove_temps(outputs)  # hidden leftovers of a killed run that wrote these names
     if removed and not args.quiet:
         _err(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
@@ -408,34 +431,62 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
         for note in notes:
             _err(f"note: {note}")
         for w, job in zip(works, jobs):
-            for note in job.notices:
+            for note in job.notices if job is not None else ():
                 _err(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
+    todo = [(w, job) for w, job in zip(works, jobs) if job is not None]
+    if resume:
+        todo = [(w, job) for w, job in todo
+                if not outputs_done(w.outputs, w.rows, job.settings, ignore_seed=args.seed is None, gif=w.gif)]
+        report.kept = sum(job is not None for job in jobs) - len(todo)
+        if report.kept and not args.quiet:
+            _err(f"note: --resume: {report.kept} of {len(works)} input(s) already complete with these options, kept")
     start = time.perf_counter()
     images = 0
-    bar = _progress_bar(sum(job.num_steps for job in jobs), args.quiet)
+    bar = _progress_bar(sum(job.num_steps for _, job in todo), args.quiet)
     try:
-        for w, job in zip(works, jobs):
-            result, gif = run_job(job, studio, w, bar, args.gif_frames)
-            for path in write_results(w, result, gif, model, args):
+        for w, job in todo:
+            try:
+                result, gif = run_job(job, studio, w, bar, args.gif_frames)
+                written = write_results(w, result, gif, model, args, overwrite=overwrite)
+            except Exception as exc:  # noqa: BLE001  (--keep-going: any failure of one input is reported)
+                if not keep_going:
+                    raise
+                report.fail(w.error_prefix or w.name, exc)
+                continue
+            for path in written:
                 bar.write(str(path), file=sys.stdout)
             images += len(w.outputs)
+            report.made += 1
             bar.write(summary_line(w, result), file=sys.stderr)
     finally:
         bar.close()
+        release_memory()
     if len(works) > 1:
-        _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s")
+        extra = [f"{report.kept} already complete, kept"] if report.kept else []
+        extra += [f"{len(report.failures)} failed"] if report.failures else []
+        _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s"
+             + (f" ({'; '.join(extra)})" if extra else ""))
+    if report.failures:
+        for line in report.summary():
+            _err(line)
+        return 1
     return 0
 
 
-def create_jobs(works: list[Work], studio: "Studio") -> list["Job"]:
+def create_jobs(works: list[Work], studio: "Studio", report: "BatchReport | None" = None) -> list["Job | None"]:
     """Every work's job; in a batch, ONE error naming every input that failed validation (not only the
-    first), so that a user fixes them all in one go. Nothing is run or written when any fails."""
-    jobs: list["Job"] = []
+    first), so that a user fixes them all in one go. Nothing is run or written when any fails. With a
+    `report` (--keep-going) a failed input is recorded there and its job is None instead."""
+    jobs: list["Job | None"] = []
     errors: list[str] = []
     for w in works:
         try:
             jobs.append(create_job(w, studio))
         except ValueError as exc:
+            if report is not None:
+                report.fail(w.error_prefix or w.name, exc)
+                jobs.append(None)
+                continue
             if len(works) == 1:
                 raise
             errors.append(str(exc))
@@ -492,9 +543,10 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
 
 
 def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[str, Any],
-                  args: argparse.Namespace) -> list[Path]:
+                  args: argparse.Namespace, *, overwrite: bool | None = None) -> list[Path]:
     """Each kept image and its sidecar as a pair (`write_pair`), then the GIF, all atomically -> the image
-    paths."""
+    paths. `overwrite`: replace existing files (default: --overwrite)."""
+    overwrite = args.overwrite if overwrite is None else overwrite
     timings = result.timings.as_dict()
     batch = len(result.images)
     for path, row in zip(work.outputs, work.rows):
@@ -502,9 +554,9 @@ def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[s
         record = sidecar_record(settings=result.settings, seed=result.seed, timings=timings, model=model, image=path,
                                 index=row, batch=batch, size=img.size, notices=result.notices,
                                 command=["python", "-m", "randar", *getattr(args, "argv", [])])
-        write_pair(img, path, record, overwrite=args.overwrite)  # image then sidecar (see write_pair)
+        write_pair(img, path, record, overwrite=overwrite)  # image then sidecar (see write_pair)
     if work.gif is not None and gif is not None:
-        atomic_write_bytes(work.gif, gif, overwrite=args.overwrite)
+        atomic_write_bytes(work.gif, gif, overwrite=overwrite)
     return list(work.outputs)
 
 
@@ -732,6 +784,9 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
     from randar.itemrun import ItemRun, run_items
 
     _check_item_args(args)
+    if getattr(args, "keep_going", False):
+        raise ValueError("--keep-going: not available with --out-dir (use --out DIR for a folder batch that skips "
+                         "failed inputs)")
     files = [f"{inp.image.stem}{FOLDER_OUTPUT_EXT}" for inp in inputs]
     seen: dict[str, Path] = {}
     for inp, name in zip(inputs, files):
@@ -911,7 +966,6 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "inpaint", inputs, make, notes)
-    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 
@@ -963,7 +1017,6 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "outpaint", inputs, make, notes)
-    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 
@@ -1030,7 +1083,6 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "upscale", inputs, make, notes)
-    refuse_item_options(args, ("resume",))
     return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
 
 

@@ -9,6 +9,11 @@ leaves a partial file under the final name.
 Any failure (no network, `HF_HUB_OFFLINE=1`, HTTP errors, a bad file) raises `DownloadError`, whose
 message lists each file still missing with its URL and the exact destination path, so a user can fetch
 them by hand.
+
+Pinning: the first verified download of a file is recorded in `checkpoints/downloads.lock.json` (the commit
+the hub resolved the registry's revision to, the size and the sha256; see randar/download_lock.py). Later
+downloads fetch that commit and must match the record, and files already in place are checked against it;
+`revision=` (`--revision`) fetches another revision on purpose and records it instead.
 """
 from __future__ import annotations
 
@@ -16,9 +21,11 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from randar.download_lock import LockEntry, lock_path, read_lock, write_entry
 from randar.hashing import file_sha256
 from randar.registry import (
     REGISTRY,
@@ -99,22 +106,34 @@ def _describe(exc: BaseException) -> str:
 
 
 
-def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: str | None) -> None:
+def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: str | None,
+            pinned: LockEntry | None, ckpt: Path) -> str:
+    """Check a fetched file (size, the safetensors header, sha256 against the lock file, the registry or
+    the hub's ETag, in that order of trust) -> its sha256."""
     size = path.stat().st_size
     if remote_size is not None and size != remote_size:
         raise DownloadError(f"{rf.filename}: got {size} bytes but the hub announced {remote_size}")
     problem = file_problem(path, rf.approx_bytes)
     if problem:
         raise DownloadError(f"{rf.filename}: {problem}")
+    actual = file_sha256(path)
+    if pinned is not None and (actual != pinned.sha256 or size != pinned.size):
+        raise DownloadError(
+            f"{rf.filename}: the hub sent {size} bytes with sha256 {actual}, but {lock_path(ckpt)} recorded "
+            f"{pinned.size} bytes with sha256 {pinned.sha256} at its first download (commit {pinned.commit}); the "
+            "file on the hub changed or the transfer is corrupt: retry, or, if you trust the new file, pass "
+            f"--revision {pinned.revision} to record it instead")
     expected = rf.sha256 or (remote_etag if remote_etag and _SHA256.fullmatch(remote_etag) else None)
-    if expected:
-        actual = file_sha256(path)
-        if actual != expected.lower():
-            source = "the registry" if rf.sha256 else "the hub"
-            raise DownloadError(f"{rf.filename}: sha256 {actual} does not match {expected} given by {source}")
+    if expected and actual != expected.lower():
+        source = "the registry" if rf.sha256 else "the hub"
+        raise DownloadError(f"{rf.filename}: sha256 {actual} does not match {expected} given by {source}")
+    return actual
 
 
-def _fetch(rf: RemoteFile, dest: Path, ckpt: Path, *, token: str | None, endpoint: str, log: Log) -> Path:
+def _fetch(rf: RemoteFile, dest: Path, ckpt: Path, *, token: str | None, endpoint: str, log: Log,
+           pinned: LockEntry | None = None) -> Path:
+    """Download `rf` at `rf.revision` into a staging dir, verify it, move it to `dest` and record it in the
+    lock file (`pinned`: the lock's entry it must match)."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     # One quick HEAD first: hf_hub_download retries connection errors with backoff (~25 s), and we want
@@ -130,13 +149,44 @@ def _fetch(rf: RemoteFile, dest: Path, ckpt: Path, *, token: str | None, endpoin
     try:
         got = Path(hf_hub_download(repo_id=rf.repo_id, filename=rf.filename, revision=rf.revision, local_dir=stage,
                                    token=token, endpoint=endpoint))
-        _verify(got, rf, meta.size, meta.etag)
+        sha256 = _verify(got, rf, meta.size, meta.etag, pinned, ckpt)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.replace(got, dest)  # atomic: same filesystem
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     log(f"saved {dest}")
+    if pinned is None:
+        commit = meta.commit_hash or rf.revision
+        write_entry(ckpt, LockEntry(rf.repo_id, rf.filename, rf.revision, commit, dest.stat().st_size, sha256))
+        log(f"recorded {rf.filename} (commit {commit}, sha256 {sha256[:12]}...) in {lock_path(ckpt)}")
     return dest
+
+
+def _check_present(path: Path, entry: LockEntry, name: str, ckpt: Path, log: Log) -> None:
+    """A file already in place must be the one the lock file recorded (size first: cheap)."""
+    size = path.stat().st_size
+    actual = file_sha256(path) if size == entry.size else None
+    if actual == entry.sha256:
+        log(f"{entry.filename}: already present at {path} (matches {lock_path(ckpt).name})")
+        return
+    found = f"sha256 {actual}" if actual else f"{size} bytes"
+    expected = f"sha256 {entry.sha256}" if actual else f"{entry.size} bytes"
+    raise DownloadError(f"{path}: {found}, but {lock_path(ckpt)} recorded {expected} for {entry.repo} "
+                        f"{entry.filename} (commit {entry.commit}); the file was replaced or is corrupt: delete "
+                        f"it and run `{download_command(name, ckpt)}` to fetch the recorded file again, or add "
+                        "--force")
+
+
+def _pin(rf: RemoteFile, entry: LockEntry | None, revision: str | None) -> tuple[RemoteFile, LockEntry | None]:
+    """What to fetch for `rf` -> (the file at the revision to fetch, the lock entry it must match or None).
+
+    With a lock entry and no --revision (or the entry's own), the recorded commit is fetched and must match;
+    an explicit other revision is fetched as asked and recorded anew."""
+    if revision is not None and (entry is None or revision not in (entry.revision, entry.commit)):
+        return replace(rf, revision=revision), None
+    if entry is None:
+        return rf, None
+    return replace(rf, revision=entry.commit, sha256=rf.sha256 or entry.sha256), entry
 
 
 def download_model(
@@ -145,13 +195,16 @@ def download_model(
     *,
     token: str | None = None,
     force: bool = False,
+    revision: str | None = None,
     log: Log | None = None,
 ) -> list[Path]:
     """Download the files of registry model `name` that are not yet under the checkpoints dir.
 
     Returns the paths of all the model's files. Files already present (anywhere under the checkpoints dir)
-    are kept unless `force` or they look truncated. Raises DownloadError (with manual instructions) on any
-    failure, ModelNotFoundError for unknown names or a missing shipped model.
+    are kept unless `force` or they look truncated, and must match the lock file when it records them.
+    `revision` (a branch, tag or commit) overrides the registry's and the lock file's: files not recorded
+    at it are fetched at it and recorded. Raises DownloadError (with manual instructions) on any failure,
+    ModelNotFoundError for unknown names or a missing shipped model.
     """
     log = log or (lambda _msg: None)
     ckpt = resolve_checkpoints_dir(checkpoints_dir)
@@ -166,18 +219,30 @@ def download_model(
         log(f"{name} ships with the repository; there is nothing to download (files in {status.model_dir}).")
         return [f.path for f in status.files if f.path is not None]
 
+    if revision is not None and not revision.strip():
+        raise DownloadError("--revision: give a branch, tag or commit hash of the hub repository")
+    try:
+        lock = read_lock(ckpt)
+    except ValueError as exc:
+        raise DownloadError(str(exc)) from None
     results: dict[str, Path] = {}
     todo: list[tuple[RemoteFile, Path]] = []
+    pins: dict[str, LockEntry | None] = {}
     for rf in spec.files:
+        wanted, pinned = _pin(rf, lock.get((rf.repo_id, rf.filename)), revision)
         found = find_file(ckpt, rf.filename)
-        if found is not None and not force:
+        if found is not None and not force and (pinned is not None or revision is None):
             problem = file_problem(found, rf.approx_bytes)
             if problem is None:
-                log(f"{rf.filename}: already present at {found}")
+                if pinned is not None:
+                    _check_present(found, pinned, name, ckpt, log)
+                else:
+                    log(f"{rf.filename}: already present at {found}")
                 results[rf.filename] = found
                 continue
             log(f"{rf.filename}: {found} looks bad ({problem}); downloading it again")
-        todo.append((rf, found or ckpt / rf.filename))
+        pins[rf.filename] = pinned
+        todo.append((wanted, found or ckpt / rf.filename))
 
     if todo:
         offline = _offline_reason()
@@ -190,7 +255,8 @@ def download_model(
                                 "`pip install huggingface_hub`, or:\n" + manual_instructions(todo, ckpt)) from None
         for i, (rf, dest) in enumerate(todo):
             try:
-                results[rf.filename] = _fetch(rf, dest, ckpt, token=token, endpoint=endpoint, log=log)
+                results[rf.filename] = _fetch(rf, dest, ckpt, token=token, endpoint=endpoint, log=log,
+                                              pinned=pins[rf.filename])
             except Exception as exc:  # network, HTTP, disk and verification errors all end the same way
                 reason = str(exc) if isinstance(exc, DownloadError) else _describe(exc)
                 done = [str(results[f.filename]) for f, _ in todo[:i]]

@@ -16,6 +16,7 @@ picture was made. So:
 from __future__ import annotations
 
 import errno
+import hashlib
 import io
 import json
 import os
@@ -30,7 +31,7 @@ from PIL import Image
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
     "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
-    "encode_image", "write_pair", "remove_temps", "sidecar_record", "read_sidecar",
+    "encode_image", "write_pair", "remove_temps", "sidecar_record", "read_sidecar", "read_complete_pair",
     "randar_version",
 ]
 
@@ -206,9 +207,12 @@ def write_pair(img: Image.Image, path: Path, sidecar: dict[str, Any], *, overwri
     Why this order: a kill between the renames leaves an image without a sidecar (visibly incomplete),
     never a sidecar describing an image that is not there. With `overwrite`, the previous run's sidecar is
     removed BEFORE the new image is published, so that a new image never sits next to another run's
-    sidecar (a rerun from it would describe other pixels)."""
+    sidecar (a rerun from it would describe other pixels). The sidecar records the sha256 of its image
+    (`image_sha256`), so that a reader can tell a complete pair from a mixed one (`read_complete_pair`)."""
     path = Path(path)
-    return write_pair_bytes(path, encode_image(img, path), json_bytes(sidecar), overwrite)
+    data = encode_image(img, path)
+    record = {**sidecar, "image_sha256": hashlib.sha256(data).hexdigest()}
+    return write_pair_bytes(path, data, json_bytes(record), overwrite)
 
 
 def write_pair_bytes(path: Path, image_bytes: bytes, sidecar_bytes: bytes, overwrite: bool) -> Path:
@@ -227,6 +231,22 @@ def write_pair_bytes(path: Path, image_bytes: bytes, sidecar_bytes: bytes, overw
     finally:
         side_tmp.unlink(missing_ok=True)
     return path
+
+
+def read_complete_pair(path: Path) -> dict[str, Any] | None:
+    """The sidecar of output image `path` when the two form a complete pair: both exist, the sidecar is a
+    readable RandAR sidecar and names this image's exact bytes (its `image_sha256`); else None (missing,
+    half-written by a killed run, or an image next to another run's sidecar)."""
+    path = Path(path)
+    side = sidecar_path(path)
+    if not path.is_file() or not side.is_file():
+        return None
+    try:
+        record = read_sidecar(side)
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except (ValueError, OSError):
+        return None
+    return record if record.get("image_sha256") == digest else None
 
 
 def remove_temps(paths: Iterable[Path]) -> int:

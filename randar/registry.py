@@ -213,6 +213,9 @@ class RemoteFile:
     filename: str
     approx_bytes: int  # ~4 bytes per parameter; used to show sizes and to spot truncated files
     sha256: str | None = None  # verified after download when known
+    # The revision asked of the hub on a first download. The commit it resolves to is then pinned, with the
+    # file's size and sha256, in CHECKPOINTS/downloads.lock.json (randar/download_lock.py) and fetched and
+    # checked on every later download; `randar download --revision` overrides both.
     revision: str = "main"
 
     @property
@@ -254,6 +257,11 @@ class ModelSpec:
 _LLAMAGEN_VQ16 = VQConfig()
 _RANDAR_REPO = "ziqipang/RandAR"
 _LLAMAGEN_REPO = "FoundationVision/LlamaGen"
+# The revision of each official repository that a first download asks for (see RemoteFile.revision): their
+# commits cannot be looked up offline, so the branch is named here and the commit it resolves to is pinned in
+# the lock file at the first verified download.
+_RANDAR_REVISION = "main"
+_LLAMAGEN_REVISION = "main"
 _MASKGIT_UNSUPPORTED = (
     "its tokenizer is the MaskGIT VQGAN (f16, 1024 codes), a different architecture that RandAR Studio "
     "does not implement yet: the transformer loads, but its tokens cannot be turned into images"
@@ -265,9 +273,11 @@ def _official(name: str, filename: str, description: str, fid: float, cfg_scale:
               vq_unsupported: str | None = None) -> ModelSpec:
     gpt = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, vocab_size=vocab, block_size=256,
                     num_classes=1000, cls_token_num=1)
-    files = [RemoteFile("gpt", _RANDAR_REPO, filename, BYTES_PER_PARAM * gpt_param_count(gpt))]
+    files = [RemoteFile("gpt", _RANDAR_REPO, filename, BYTES_PER_PARAM * gpt_param_count(gpt),
+                        revision=_RANDAR_REVISION)]
     if vq is not None:
-        files.append(RemoteFile("vq", _LLAMAGEN_REPO, "vq_ds16_c2i.pt", BYTES_PER_PARAM * vq_param_count(vq)))
+        files.append(RemoteFile("vq", _LLAMAGEN_REPO, "vq_ds16_c2i.pt", BYTES_PER_PARAM * vq_param_count(vq),
+                                revision=_LLAMAGEN_REVISION))
     return ModelSpec(name=name, description=description, gpt=gpt, vq=vq, vq_unsupported=vq_unsupported,
                      files=tuple(files), cfg_scale=cfg_scale, class_names_source="imagenet", reported_fid=fid)
 

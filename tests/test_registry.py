@@ -399,7 +399,8 @@ def test_download_through_fake_hub(hub, tmp_path):
     for p, (repo, name) in zip(paths, [("test/tiny", "tiny_gpt.safetensors"), ("test/tok", "tiny_vq.pt")]):
         assert p.read_bytes() == (hub.root / repo / name).read_bytes()
     assert sorted(hub.gets()) == ["/test/tiny/resolve/main/tiny_gpt.safetensors", "/test/tok/resolve/main/tiny_vq.pt"]
-    assert no_staging_left(ckpt) and sorted(p.name for p in ckpt.iterdir()) == ["tiny_gpt.safetensors", "tiny_vq.pt"]
+    assert no_staging_left(ckpt) and sorted(p.name for p in ckpt.iterdir()) == [
+        "downloads.lock.json", "tiny_gpt.safetensors", "tiny_vq.pt"]
 
     r = resolve_model("tiny", ckpt)
     assert r.gpt_path == paths[0] and r.cfg_scale == 1.5 and len(r.class_names) == 1000

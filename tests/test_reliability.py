@@ -6,6 +6,7 @@ disk and costs nothing to make, which is exactly what makes such files dangerous
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -28,13 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 RSS_LIMIT_KB = 1_500_000  # 1.5 GB, the bound the issue sets for the app and the CLI
 
 
-def write_png(path: Path, width: int, height: int, *, bit_depth: int = 1, color_type: int = 0) -> Path:
+def write_png(path: Path, width: int, height: int, *, bit_depth: int = 1, color_type: int = 0,
+              level: int = 1) -> Path:
     """An all-zero PNG of any size without allocating it: rows are compressed one chunk at a time.
 
     bit_depth 1 / color_type 0 is a black bilevel picture; 8 / 6 is fully transparent RGBA."""
     channels = {0: 1, 2: 3, 6: 4}[color_type]
     row = b"\0" + bytes((width * channels * bit_depth + 7) // 8)  # filter byte + the row's pixels
-    comp = zlib.compressobj(1)
+    comp = zlib.compressobj(level)
     idat = bytearray()
     rows_per_chunk = max(1, (1 << 22) // len(row))
     for start in range(0, height, rows_per_chunk):
@@ -366,7 +368,8 @@ def test_pair_overwrite_never_leaves_a_new_image_next_to_an_old_sidecar(monkeypa
 
     image = tmp_path / "out.png"
     outputs.write_pair(Image.new("RGB", (8, 8), (0, 0, 0)), image, {"run": "old"})
-    assert json.loads((tmp_path / "out.png.json").read_text()) == {"run": "old"}
+    old = json.loads((tmp_path / "out.png.json").read_text())
+    assert old["run"] == "old" and old["image_sha256"] == hashlib.sha256(image.read_bytes()).hexdigest()
     published: list[Path] = []
     real_publish = outputs.publish
 
