@@ -105,7 +105,8 @@ def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParse
 
 def add_checkpoints_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--checkpoints", metavar="DIR", default=None,
-                   help="checkpoints directory (default: $RANDAR_CHECKPOINTS or <repo>/checkpoints)")
+                   help="checkpoints directory (default: $RANDAR_CHECKPOINTS, else <repo>/checkpoints, or the "
+                   "package's own copy after `pip install .`)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ Two kinds of model:
   own `randar-emoji`, shipped in the repo at `checkpoints/randar-emoji/`, and any directory of the same
   layout given by path (`--model path/to/dir`) or placed under the checkpoints directory.
 
-The checkpoints directory is `<repo root>/checkpoints` unless the environment sets `RANDAR_CHECKPOINTS`.
+The checkpoints directory is `<repo root>/checkpoints` (inside the package after `pip install .`) unless the
+environment sets `RANDAR_CHECKPOINTS`.
 Nothing here imports torch or touches the network.
 """
 from __future__ import annotations
@@ -304,11 +305,15 @@ REGISTRY: dict[str, ModelSpec] = {
 
 
 def default_checkpoints_dir() -> Path:
-    """`$RANDAR_CHECKPOINTS` if set, else the `checkpoints/` directory beside the `randar/` package."""
+    """`$RANDAR_CHECKPOINTS` if set; else, after `pip install .`, the checkpoints installed inside the package
+    (`randar/checkpoints`, see pyproject.toml: the default model ships there); else (a source checkout or an
+    editable install) the `checkpoints/` directory beside the `randar/` package."""
     env = os.environ.get(CHECKPOINTS_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    package = Path(__file__).resolve().parent
+    installed = package / "checkpoints"
+    return installed if installed.is_dir() else package.parent / "checkpoints"
 
 
 def resolve_checkpoints_dir(override: str | Path | None = None) -> Path:
