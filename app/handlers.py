@@ -28,6 +28,7 @@ from randar.images import ImageError
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
+from randar.tasks.geometry import outpaint_size
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .media import (
@@ -584,12 +585,9 @@ class StudioApp:
             dy = round(H * 0.5)
         elif preset == "all":
             return round(W * 0.25), round(W * 0.25), round(H * 0.25), round(H * 0.25)
-        else:
-            a, b = (int(x) for x in preset.split(":"))
-            if W * b < H * a:
-                dx = round(H * a / b) - W
-            else:
-                dy = round(W * b / a) - H
+        else:  # an aspect: the task's own sizing, so the app and the CLI's --aspect give the same canvas
+            size = outpaint_size(W, H, aspect=preset, align=align)
+            return size.left, size.right, size.top, size.bottom
         left, right = self.split(max(dx, 0), align, "x")
         top, bottom = self.split(max(dy, 0), align, "y")
         return left, right, top, bottom
