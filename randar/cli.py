@@ -924,9 +924,13 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the image to extend, or a folder of images")
     g = p.add_argument_group("extension (pixels per side, OR --aspect, OR --zoom)")
     for side in ("left", "right", "top", "bottom"):
-        g.add_argument(f"--{side}", type=int, default=0, metavar="PX", help=f"pixels to add on the {side} (default 0)")
-    g.add_argument("--aspect", default=None, metavar="W:H", help="extend to this aspect ratio, e.g. 16:9, 4/3 or 1.5")
-    g.add_argument("--zoom", type=float, default=None, metavar="F", help="zoom out: a canvas F times wider and taller")
+        g.add_argument(f"--{side}", type=int, default=0, metavar="PX",
+                       help=f"pixels to add on the {side}, exactly (default 0)")
+    g.add_argument("--aspect", default=None, metavar="W:H",
+                   help="extend the width or the height to this aspect ratio, e.g. 16:9, 4/3 or 1.5 (to the nearest "
+                   "whole pixel: 600x400 at 16:9 -> 711x400)")
+    g.add_argument("--zoom", type=float, default=None, metavar="F",
+                   help="zoom out: a canvas F times wider and taller (each side rounded to a whole pixel)")
     g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
                    help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
     g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
@@ -943,8 +947,9 @@ examples:
   python -m randar outpaint photo.png --zoom 1.5 --align bottom --out zoomed.png
   python -m randar outpaint photos/ --aspect 2:1 --out panoramas/
 
-Extensions are rounded to whole tokens (a note says by how much); the original's pixels are pasted back
-unchanged. A canvas larger than the model's grid is filled window by window.
+Sizes are exact: --right 128 on a 600x400 image gives 728x400. The model works on whole tokens, so it
+generates a little more than asked and the result is cropped to the asked pixels; the original's pixels
+are pasted back unchanged. A canvas larger than the model's grid is filled window by window.
 
 """ + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
