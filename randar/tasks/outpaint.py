@@ -17,7 +17,8 @@ puts all the known tokens inside it into the context (random order) and generate
 least a quarter of known context. `steps` is a budget for the whole job, split between windows in
 proportion to their new tokens (at least one step each; -1 = one token per step).
 
-The original's pixels are pasted back unchanged: the output's original region is byte-identical.
+The original's pixels are pasted back unchanged: the output's original region is byte-identical, in the input's
+mode (L, LA and RGBA inputs stay so, alpha included; the new border is opaque: modes.py).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ from .common import (
 from .fill import harmonize
 from .geometry import ALIGNS, OutpaintSize, outpaint_size, parse_aspect, resample, token_size
 from .inputs import read_image
+from .modes import restore_mode, source_mode
 
 GREY = (128, 128, 128)
 
@@ -159,6 +161,7 @@ def outpaint(
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     img, img_record = read_image(image)
+    source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
     W, H = img.size
     size = outpaint_size(W, H, **sides, aspect=aspect_value, zoom=zoom, align=align)
     if size.width == W and size.height == H:
@@ -220,7 +223,7 @@ def outpaint(
                 given[~new] = np.asarray(img.convert("RGB")).reshape(-1, 3)
                 out = Image.fromarray(harmonize(np.asarray(out), given, new))
             out.paste(img, (x0, y0))
-            images.append(out)
+            images.append(restore_mode(out, source, origin=(x0, y0)))
         return images, raw
 
     params = dict(left=sides["left"], right=sides["right"], top=sides["top"], bottom=sides["bottom"],
@@ -232,7 +235,7 @@ def outpaint(
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
         "class_names": names, "original_tokens": [tw, th], "extension_tokens": ext, "extension_px": out_px,
-        "canvas_tokens": [cols, rows], "canvas_crop": [round(v, 3) for v in box], "size": [out_w, out_h], "windows": [list(w[:4]) for w in windows],
+        "canvas_tokens": [cols, rows], "canvas_crop": [round(v, 3) for v in box], "size": [out_w, out_h], "mode": source.mode if source is not None else "RGB", "windows": [list(w[:4]) for w in windows],
         "window_steps": [s.steps for s in stages], "forward_passes": sum(s.num_steps for s in stages)}
     plan = Plan("outpaint", canvas, stages, cond_tensor(pair, ids), guidance, sampling, prepare, finish,
                 settings, seed, notices, batch)
