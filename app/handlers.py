@@ -339,10 +339,8 @@ class StudioApp:
             notices: list[str] = []
 
             def factory(s: int) -> "Job":
-                if double_size:
-                    n = studio.grid_size ** 2
-                    return studio.generate_x2(label, steps=s if s == -1 else min(s, n),
-                                              fill_steps=s if s == -1 else min(s, 3 * n), **kw)
+                if double_size:  # `s` forward passes in all, split between the two stages by the task
+                    return studio.generate_x2(label, steps=s if s == -1 else max(4, s), **kw)
                 return studio.generate(label, steps=s, **kw)
 
             job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))

@@ -716,9 +716,9 @@ def run_generate_items(args: argparse.Namespace) -> int:
         over = {**kwargs, "seed": item.seed, "batch": 1}
         if not args.x2:
             return studio.generate(label, **over)
-        return studio.generate_x2(
-            label, **over, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
-            spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
+        return studio.generate_x2(label, **{**over, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
+                                  spatial_scale=_default(args.spatial_scale, 0.0),
+                                  masking_ratio=_default(args.masking_ratio, 0.5))
 
     run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
                   npz=args.npz)
@@ -775,12 +775,15 @@ def _add_x2_options(g: argparse._ArgumentGroup, *, default_scale: float | None) 
 
 
 def _generate_options(p: argparse.ArgumentParser) -> None:
-    add_sampling_options(p, what="image's tokens (the grid: 256 for a 16x16-token model)")
+    add_sampling_options(p, steps_help="forward passes over the image's tokens (the grid: 256 for a 16x16-token "
+                         "model): 1..their number (fewer = faster and rougher); with --x2 over both stages, 4..4x "
+                         "as many (a quarter go to the lattice); default -1: one token per step")
     g = p.add_argument_group("twice the model's resolution")
     g.add_argument("--x2", action="store_true",
                    help="generate at twice the model's resolution: the even lattice first, then the tokens in between")
     g.add_argument("--fill-steps", type=int, default=None, metavar="N",
-                   help="--x2: forward passes over the tokens in between (default -1: one per token)")
+                   help="--x2: forward passes of the second stage, over the tokens in between; --steps stays the "
+                   "total and the lattice gets the rest (default: --steps split by tokens, three quarters here)")
     g.add_argument("--fill-order", choices=ORDER_CHOICES, default=None, metavar="ORDER",
                    help="--x2: the order of the tokens in between (default: random)")
     _add_x2_options(g, default_scale=None)
@@ -833,7 +836,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.x2:
             return studio.generate(args.label, **kwargs)
         return studio.generate_x2(
-            args.label, **kwargs, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
+            args.label, **{**kwargs, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
             spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
@@ -843,6 +846,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def x2_steps(args: argparse.Namespace) -> dict[str, Any]:
+    """--steps (the whole x2 run's forward passes) and --fill-steps (the second stage's) -> generate_x2's
+    steps / fill_steps: without --fill-steps the task splits --steps by tokens; with it the lattice gets what
+    --fill-steps leaves of --steps, so --steps is the total either way (-1: one token per step)."""
+    if args.fill_steps is None:
+        return {"steps": args.steps}
+    if args.steps == -1:
+        return {"steps": -1, "fill_steps": args.fill_steps}
+    lattice = args.steps - args.fill_steps
+    if lattice < 2:  # one step would still take two passes (the schedule's first pass decodes one token)
+        raise ValueError(f"--fill-steps {args.fill_steps} leaves no forward pass of --steps {args.steps} for the "
+                         "lattice stage; --steps counts both stages: give more --steps or fewer --fill-steps")
+    return {"steps": lattice, "fill_steps": args.fill_steps}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -187,10 +187,12 @@ class Studio:
                         fast=self.fast)
 
     def generate_x2(self, label: Any = None, *, batch: int = 1, order: str = "random", fill_order: str = "random",
-                    steps: int = -1, fill_steps: int = -1, spatial_scale: float = 0.0, masking_ratio: float = 0.5,
-                    cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0,
-                    top_p: float = 1.0, seed: int | None = None) -> Job:
-        """Class-conditional images at twice the model's resolution (lattice first, then the rest)."""
+                    steps: int = -1, fill_steps: int | None = None, spatial_scale: float = 0.0,
+                    masking_ratio: float = 0.5, cfg: float | None = None, cfg_start: float = 1.0,
+                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
+        """Class-conditional images at twice the model's resolution (lattice first, then the rest). `steps` is
+        the forward passes of the whole job, split between the stages by their tokens (a quarter to the
+        lattice); `fill_steps` sets the second stage apart, and `steps` then counts the lattice only."""
         return generate_x2(self.pair, label, batch=batch, order=order, fill_order=fill_order, steps=steps,
                            fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio, cfg=cfg,
                            cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
