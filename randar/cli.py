@@ -807,7 +807,7 @@ GENERATE_EPILOG = """\
 examples:
   python -m randar generate --class "smiling face" --out face.png
   python -m randar generate --class 3 --num 4 --steps 32 --seed 7 --out faces.png   # faces_0.png .. faces_3.png
-  python -m randar generate --class cat --model randar-l --cfg 4 --out cat.png --gif cat.gif
+  python -m randar generate --class "tabby cat" --model randar-l --cfg 4 --out cat.png --gif cat.gif
   python -m randar generate --class 3 --x2 --out big.png                            # 2x the model's size
   python -m randar generate --class 3 --count 100 --seed 0 --out-dir runs/c3        # 100 items
   torchrun --nproc_per_node 8 -m randar generate --classes all --per-class 50 --seed 0 --npz --out-dir runs/all
@@ -1027,7 +1027,7 @@ def _upscale_epilog() -> str:
 examples:
   python -m randar upscale photo.png --out big.png                 # 640x427 -> 1280x854
   python -m randar upscale photo.png --scale 4 --out bigger.png    # 640x427 -> 2560x1708
-  python -m randar upscale photo.png --steps 16 --regenerate 0.5 --seed 3 --out big.png
+  python -m randar upscale photo.png --steps 16 --regenerate 0.5 --seed 3 --out big_new.png
   python -m randar upscale photos/ --out big/
 
 Sizes: the output is exactly 2x (or 4x) the input's width and height, for any input size. Inputs up to
@@ -1078,7 +1078,7 @@ RERUN_EPILOG = """\
 examples:
   python -m randar rerun out.png.json --out again.png          # the same pixels as out.png
   python -m randar rerun out_2.png.json --out third.png        # image 2 of a batch (the batch runs again)
-  python -m randar rerun edited.png.json --image moved/photo.png --out again.png
+  python -m randar rerun edited.png.json --image moved/photo.png --out moved_again.png
   python -m randar rerun edited.png.json --image other.png --no-strict --out other_edited.png
 
 The same model, settings, seed, device and precision give the same pixels; a note says when the device

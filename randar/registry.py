@@ -739,8 +739,9 @@ def _ambiguous(query: str, hits: list[int], names: Sequence[str], how: str) -> V
 
 
 def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
-    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), or a
-    unique case-insensitive substring. Otherwise ValueError naming the ambiguity or the closest names."""
+    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), a
+    unique case-insensitive substring, or words that all occur in one class's name, in any order ("smiling face"
+    -> face-smiling). Otherwise ValueError naming the ambiguity or the closest names."""
     n = len(class_names)
     if isinstance(name_or_id, bool):
         raise ValueError(f"class must be an index or a name, not {name_or_id!r}")
@@ -754,11 +755,13 @@ def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
     if re.fullmatch(r"[+-]?\d+", query):
         return class_index(int(query), class_names)
     low = query.casefold()
+    words = [w for w in re.split(r"[\s_-]+", low) if w]  # "smiling face" finds face-smiling: any order, any separator
     for how, pred in (
         ("named exactly like", lambda c: c == query),
         ("named like", lambda c: c.casefold() == low),
         ("with the synonym", lambda c: low in _synonyms(c)),
         ("the text matches", lambda c: low in c.casefold()),
+        ("every word matches", lambda c: all(w in c.casefold() for w in words)),
     ):
         hits = [i for i, c in enumerate(class_names) if pred(c)]
         if len(hits) == 1:
