@@ -411,6 +411,9 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
         for w, job in zip(works, jobs):
             for note in job.notices:
                 _err(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
+        hint = photo_hint(studio, jobs)
+        if hint:
+            _err(f"note: {hint}")
     start = time.perf_counter()
     images = 0
     bar = _progress_bar(sum(job.num_steps for job in jobs), args.quiet)
@@ -426,6 +429,23 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
     if len(works) > 1:
         _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s")
     return 0
+
+
+PHOTO_HINT_INPUTS = 8  # inputs of a folder batch looked at for the photo hint (it is one line, not a report)
+
+
+def photo_hint(studio: "Studio", jobs: Sequence["Job"]) -> str | None:
+    """One line when an emoji-only model is about to edit a photo-like input (randar/photo_hint.py), else None."""
+    from randar.photo_hint import knows_only_emoji, photo_note
+
+    if not knows_only_emoji(studio.name):
+        return None
+    for job in jobs[:PHOTO_HINT_INPUTS]:
+        path = ((job.settings.get("inputs") or {}).get("image") or {}).get("path")
+        note = photo_note(studio.name, path, Path(path).name) if path else None
+        if note:
+            return note
+    return None
 
 
 def create_jobs(works: list[Work], studio: "Studio") -> list["Job"]:
