@@ -108,3 +108,13 @@ def test_cli_gives_the_pixels_asked_and_the_app_preset_the_same_aspect(tiny_mode
             left, right, top, bottom = app.preset(ratio, str(src), align)
             cli = outpaint_size(600, 400, aspect=ratio, align=align)
             assert (left, right, top, bottom) == (cli.left, cli.right, cli.top, cli.bottom), (ratio, align)
+
+
+def test_rerun_of_settings_made_with_token_rounded_sizes_is_refused_unless_not_strict(studio):
+    img = picture(100, 80)
+    settings = studio.outpaint(img, left=5, steps=2, seed=0).settings
+    old = {**settings, "resolved": {**settings["resolved"], "size": [108, 80]}}  # 1 token = 8 px, as before
+    with pytest.raises(ValueError, match="cannot give the same pixels"):
+        studio.rerun(old, image=img)
+    assert studio.rerun(old, image=img, strict=False).settings["resolved"]["size"] == [105, 80]
+    assert studio.rerun(settings, image=img).settings["resolved"]["size"] == [105, 80]
