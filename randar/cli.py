@@ -1216,8 +1216,13 @@ examples:
 `python -m randar COMMAND --help` describes each command's options."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="RandAR Studio: random-order autoregressive image "
+def invoked_as() -> str:
+    """`randar` when run as the installed command (pyproject.toml's console script), else `python -m randar`."""
+    return "randar" if Path(sys.argv[0]).name == "randar" else PROG
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="RandAR Studio: random-order autoregressive image "
                                      "generation and zero-shot editing.", epilog=MAIN_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1229,7 +1234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(invoked_as())
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help or a usage error (argparse already printed it)

@@ -172,6 +172,8 @@ def test_generate_model_size_and_double_size(client):
     assert len(pngs) == 2 and all(size(p) == (128, 128) for p in pngs), [size(p) for p in pngs]
     meta = sidecars(files)
     assert len(meta) == 2 and all(m["size"] == [128, 128] for m in meta)
+    # twice the resolution takes the steps asked, not one count per stage
+    assert all(m["settings"]["resolved"]["forward_passes"] == 8 for m in meta), meta[0]["settings"]["resolved"]
 
 
 def test_inpaint_keeps_everything_away_from_the_mask(client, files):

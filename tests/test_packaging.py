@@ -92,6 +92,7 @@ def test_regular_install_runs_from_anywhere(source: Path, tmp_path: Path) -> Non
 
     models = run([str(bin_dir / "randar"), "models"], cwd=work).stdout
     assert "randar-emoji" in models and "ready" in models.split("randar-emoji", 1)[1].splitlines()[0]
+    assert run([str(bin_dir / "randar"), "inpaint", "--help"], cwd=work).stdout.startswith("usage: randar inpaint")
     help_text = run([str(bin_dir / "randar-studio"), "--help"], cwd=work).stdout
     assert "--model" in help_text and "--port" in help_text
 
