@@ -19,7 +19,7 @@ from .common import (
     MAX_BATCH, Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings,
 )
 from .generate import generate, generate_x2
-from .geometry import image_fingerprint, mask_fingerprint
+from .geometry import OutpaintSize, image_fingerprint, mask_fingerprint, outpaint_size
 from .inpaint import REGIONS, inpaint
 from .outpaint import ALIGNS, outpaint, parse_aspect
 from .upscale import upscale
@@ -27,7 +27,7 @@ from .upscale import upscale
 __all__ = [
     "TASKS", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH", "REGIONS",
     "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
-    "check_settings",
+    "check_settings", "outpaint_size", "OutpaintSize",
 ]
 
 TASKS: dict[str, Callable[..., Job]] = {
