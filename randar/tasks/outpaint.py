@@ -76,6 +76,12 @@ def plan_windows(known: np.ndarray, grid: int) -> list[tuple[int, int, int, int,
     return windows
 
 
+def _tokens_covering(px: int, tokens: int, pixels: int) -> int:
+    """The fewest whole tokens covering `px` input pixels when `pixels` of them span `tokens` tokens (exact
+    integer ceil, so no float rounding can leave the crop a sliver short)."""
+    return -(-px * tokens // pixels)
+
+
 def plan_extension(width: int, height: int, grid: int, size: OutpaintSize
                    ) -> tuple[tuple[int, int], dict[str, int], list[str]]:
     """-> ((cols, rows) of the original in tokens, tokens per side, notices).
@@ -86,7 +92,7 @@ def plan_extension(width: int, height: int, grid: int, size: OutpaintSize
     limit = 2 * grid
     for long_tokens in range(grid, 0, -1):
         tw, th = token_size(width, height, long_tokens)
-        t = {side: -(-px * (tw if side in ("left", "right") else th) // (width if side in ("left", "right") else height))
+        t = {side: _tokens_covering(px, tw, width) if side in ("left", "right") else _tokens_covering(px, th, height)
              for side, px in size.sides.items()}
         if th + t["top"] + t["bottom"] <= limit and tw + t["left"] + t["right"] <= limit:
             if long_tokens < grid:
