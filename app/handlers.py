@@ -29,6 +29,7 @@ from randar.memory import release_memory
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
+from randar.tasks.geometry import outpaint_size
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .privacy import without_server_paths
@@ -344,10 +345,8 @@ class StudioApp:
             notices: list[str] = []
 
             def factory(s: int) -> "Job":
-                if double_size:
-                    n = studio.grid_size ** 2
-                    return studio.generate_x2(label, steps=s if s == -1 else min(s, n),
-                                              fill_steps=s if s == -1 else min(s, 3 * n), **kw)
+                if double_size:  # `s` forward passes in all, split between the two stages by the task
+                    return studio.generate_x2(label, steps=s if s == -1 else max(4, s), **kw)
                 return studio.generate(label, steps=s, **kw)
 
             job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))
@@ -590,12 +589,9 @@ class StudioApp:
             dy = round(H * 0.5)
         elif preset == "all":
             return round(W * 0.25), round(W * 0.25), round(H * 0.25), round(H * 0.25)
-        else:
-            a, b = (int(x) for x in preset.split(":"))
-            if W * b < H * a:
-                dx = round(H * a / b) - W
-            else:
-                dy = round(W * b / a) - H
+        else:  # an aspect: the task's own sizing, so the app and the CLI's --aspect give the same canvas
+            size = outpaint_size(W, H, aspect=preset, align=align)
+            return size.left, size.right, size.top, size.bottom
         left, right = self.split(max(dx, 0), align, "x")
         top, bottom = self.split(max(dy, 0), align, "y")
         return left, right, top, bottom

@@ -15,6 +15,7 @@ from typing import Any
 import gradio as gr
 
 from randar.choices import EDIT_TEMPERATURE
+from randar.resources import examples_dir
 
 from .components import RobustImage, RobustImageEditor
 from .handlers import (
@@ -23,7 +24,7 @@ from .handlers import (
 )
 from .media import MASK_TINT, mask_layer
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
+ASSETS = examples_dir()  # the repository's assets/examples, or its copy inside the package when installed
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
 # Previews never wait behind runs (their own slot), but at most this many decode uploads at once: each one
 # holds a decoded input (up to the pixel cap of randar.images) and a few copies, so an unbounded number of

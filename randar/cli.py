@@ -107,7 +107,8 @@ def command(name: str, *, help: str, configure: Callable[[argparse.ArgumentParse
 
 def add_checkpoints_option(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     p.add_argument("--checkpoints", metavar="DIR", default=None,
-                   help="checkpoints directory (default: $RANDAR_CHECKPOINTS or <repo>/checkpoints)")
+                   help="checkpoints directory (default: $RANDAR_CHECKPOINTS, else <repo>/checkpoints, or the "
+                   "package's own copy after `pip install .`)")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -433,6 +434,9 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
         for w, job in zip(works, jobs):
             for note in job.notices if job is not None else ():
                 _err(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
+        hint = photo_hint(studio, jobs)
+        if hint:
+            _err(f"note: {hint}")
     todo = [(w, job) for w, job in zip(works, jobs) if job is not None]
     if resume:
         todo = [(w, job) for w, job in todo
@@ -471,6 +475,23 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
             _err(line)
         return 1
     return 0
+
+
+PHOTO_HINT_INPUTS = 8  # inputs of a folder batch looked at for the photo hint (it is one line, not a report)
+
+
+def photo_hint(studio: "Studio", jobs: Sequence["Job | None"]) -> str | None:
+    """One line when an emoji-only model is about to edit a photo-like input (randar/photo_hint.py), else None."""
+    from randar.photo_hint import knows_only_emoji, photo_note
+
+    if not knows_only_emoji(studio.name):
+        return None
+    for job in [j for j in jobs if j is not None][:PHOTO_HINT_INPUTS]:
+        path = ((job.settings.get("inputs") or {}).get("image") or {}).get("path")
+        note = photo_note(studio.name, path, Path(path).name) if path else None
+        if note:
+            return note
+    return None
 
 
 def create_jobs(works: list[Work], studio: "Studio", report: "BatchReport | None" = None) -> list["Job | None"]:
@@ -767,9 +788,9 @@ def run_generate_items(args: argparse.Namespace) -> int:
         over = {**kwargs, "seed": item.seed, "batch": 1}
         if not args.x2:
             return studio.generate(label, **over)
-        return studio.generate_x2(
-            label, **over, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
-            spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
+        return studio.generate_x2(label, **{**over, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
+                                  spatial_scale=_default(args.spatial_scale, 0.0),
+                                  masking_ratio=_default(args.masking_ratio, 0.5))
 
     run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
                   npz=args.npz)
@@ -829,12 +850,15 @@ def _add_x2_options(g: argparse._ArgumentGroup, *, default_scale: float | None) 
 
 
 def _generate_options(p: argparse.ArgumentParser) -> None:
-    add_sampling_options(p, what="image's tokens (the grid: 256 for a 16x16-token model)")
+    add_sampling_options(p, steps_help="forward passes over the image's tokens (the grid: 256 for a 16x16-token "
+                         "model): 1..their number (fewer = faster and rougher); with --x2 over both stages, 4..4x "
+                         "as many (a quarter go to the lattice); default -1: one token per step")
     g = p.add_argument_group("twice the model's resolution")
     g.add_argument("--x2", action="store_true",
                    help="generate at twice the model's resolution: the even lattice first, then the tokens in between")
     g.add_argument("--fill-steps", type=int, default=None, metavar="N",
-                   help="--x2: forward passes over the tokens in between (default -1: one per token)")
+                   help="--x2: forward passes of the second stage, over the tokens in between; --steps stays the "
+                   "total and the lattice gets the rest (default: --steps split by tokens, three quarters here)")
     g.add_argument("--fill-order", choices=ORDER_CHOICES, default=None, metavar="ORDER",
                    help="--x2: the order of the tokens in between (default: random)")
     _add_x2_options(g, default_scale=None)
@@ -858,7 +882,7 @@ GENERATE_EPILOG = """\
 examples:
   python -m randar generate --class "smiling face" --out face.png
   python -m randar generate --class 3 --num 4 --steps 32 --seed 7 --out faces.png   # faces_0.png .. faces_3.png
-  python -m randar generate --class cat --model randar-l --cfg 4 --out cat.png --gif cat.gif
+  python -m randar generate --class "tabby cat" --model randar-l --cfg 4 --out cat.png --gif cat.gif
   python -m randar generate --class 3 --x2 --out big.png                            # 2x the model's size
   python -m randar generate --class 3 --count 100 --seed 0 --out-dir runs/c3        # 100 items
   torchrun --nproc_per_node 8 -m randar generate --classes all --per-class 50 --seed 0 --npz --out-dir runs/all
@@ -887,7 +911,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.x2:
             return studio.generate(args.label, **kwargs)
         return studio.generate_x2(
-            args.label, **kwargs, fill_steps=_default(args.fill_steps, -1), fill_order=_default(args.fill_order, "random"),
+            args.label, **{**kwargs, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
             spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
@@ -897,6 +921,21 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _default(value: Any, default: Any) -> Any:
     return default if value is None else value
+
+
+def x2_steps(args: argparse.Namespace) -> dict[str, Any]:
+    """--steps (the whole x2 run's forward passes) and --fill-steps (the second stage's) -> generate_x2's
+    steps / fill_steps: without --fill-steps the task splits --steps by tokens; with it the lattice gets what
+    --fill-steps leaves of --steps, so --steps is the total either way (-1: one token per step)."""
+    if args.fill_steps is None:
+        return {"steps": args.steps}
+    if args.steps == -1:
+        return {"steps": -1, "fill_steps": args.fill_steps}
+    lattice = args.steps - args.fill_steps
+    if lattice < 2:  # one step would still take two passes (the schedule's first pass decodes one token)
+        raise ValueError(f"--fill-steps {args.fill_steps} leaves no forward pass of --steps {args.steps} for the "
+                         "lattice stage; --steps counts both stages: give more --steps or fewer --fill-steps")
+    return {"steps": lattice, "fill_steps": args.fill_steps}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -977,9 +1016,13 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the image to extend, or a folder of images")
     g = p.add_argument_group("extension (pixels per side, OR --aspect, OR --zoom)")
     for side in ("left", "right", "top", "bottom"):
-        g.add_argument(f"--{side}", type=int, default=0, metavar="PX", help=f"pixels to add on the {side} (default 0)")
-    g.add_argument("--aspect", default=None, metavar="W:H", help="extend to this aspect ratio, e.g. 16:9, 4/3 or 1.5")
-    g.add_argument("--zoom", type=float, default=None, metavar="F", help="zoom out: a canvas F times wider and taller")
+        g.add_argument(f"--{side}", type=int, default=0, metavar="PX",
+                       help=f"pixels to add on the {side}, exactly (default 0)")
+    g.add_argument("--aspect", default=None, metavar="W:H",
+                   help="extend the width or the height to this aspect ratio, e.g. 16:9, 4/3 or 1.5 (to the nearest "
+                   "whole pixel: 600x400 at 16:9 -> 711x400)")
+    g.add_argument("--zoom", type=float, default=None, metavar="F",
+                   help="zoom out: a canvas F times wider and taller (each side rounded to a whole pixel)")
     g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
                    help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
     g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
@@ -996,8 +1039,9 @@ examples:
   python -m randar outpaint photo.png --zoom 1.5 --align bottom --out zoomed.png
   python -m randar outpaint photos/ --aspect 2:1 --out panoramas/
 
-Extensions are rounded to whole tokens (a note says by how much); the original's pixels are pasted back
-unchanged. A canvas larger than the model's grid is filled window by window.
+Sizes are exact: --right 128 on a 600x400 image gives 728x400. The model works on whole tokens, so it
+generates a little more than asked and the result is cropped to the asked pixels; the original's pixels
+are pasted back unchanged. A canvas larger than the model's grid is filled window by window.
 
 """ + FOLDER_EPILOG + "\n" + OUTPUTS_EPILOG + "\n" + ITEMS_EPILOG
 
@@ -1056,7 +1100,7 @@ def _upscale_epilog() -> str:
 examples:
   python -m randar upscale photo.png --out big.png                 # 640x427 -> 1280x854
   python -m randar upscale photo.png --scale 4 --out bigger.png    # 640x427 -> 2560x1708
-  python -m randar upscale photo.png --steps 16 --regenerate 0.5 --seed 3 --out big.png
+  python -m randar upscale photo.png --steps 16 --regenerate 0.5 --seed 3 --out big_new.png
   python -m randar upscale photos/ --out big/
 
 Sizes: the output is exactly 2x (or 4x) the input's width and height, for any input size. Inputs up to
@@ -1106,7 +1150,7 @@ RERUN_EPILOG = """\
 examples:
   python -m randar rerun out.png.json --out again.png          # the same pixels as out.png
   python -m randar rerun out_2.png.json --out third.png        # image 2 of a batch (the batch runs again)
-  python -m randar rerun edited.png.json --image moved/photo.png --out again.png
+  python -m randar rerun edited.png.json --image moved/photo.png --out moved_again.png
   python -m randar rerun edited.png.json --image other.png --no-strict --out other_edited.png
 
 The same model, settings, seed, device and precision give the same pixels; a note says when the device
@@ -1224,8 +1268,13 @@ examples:
 `python -m randar COMMAND --help` describes each command's options."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="RandAR Studio: random-order autoregressive image "
+def invoked_as() -> str:
+    """`randar` when run as the installed command (pyproject.toml's console script), else `python -m randar`."""
+    return "randar" if Path(sys.argv[0]).name == "randar" else PROG
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="RandAR Studio: random-order autoregressive image "
                                      "generation and zero-shot editing.", epilog=MAIN_EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -1237,7 +1286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(invoked_as())
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help or a usage error (argparse already printed it)

@@ -177,12 +177,31 @@ def _umask() -> int:
     return 0o022
 
 
+# The modes each format stores as they are (an edit of a greyscale or transparent input keeps its mode);
+# other modes are saved as RGB (alpha composited onto white, as inputs are read) or RGBA where alpha fits.
+SAVED_MODES = {"PNG": ("L", "LA", "RGB", "RGBA"), "TIFF": ("L", "LA", "RGB", "RGBA"), "WEBP": ("RGB", "RGBA"),
+               "JPEG": ("L", "RGB")}
+
+
+def savable(img: Image.Image, fmt: str) -> Image.Image:
+    """`img` in a mode that format `fmt` stores: its own where it can, else RGBA (alpha kept) or RGB."""
+    modes = SAVED_MODES.get(fmt, ("RGB",))
+    if img.mode in modes:
+        return img
+    if img.mode in ("LA", "RGBA") and "RGBA" in modes:
+        return img.convert("RGBA")
+    if img.mode in ("LA", "RGBA"):
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, img.convert("RGBA")).convert("RGB")
+    return img.convert("RGB")
+
+
 def encode_image(img: Image.Image, path: Path) -> bytes:
-    """`img` encoded in the format of `path`'s extension."""
+    """`img` encoded in the format of `path`'s extension (in its own mode where the format allows: `savable`)."""
     fmt = image_format(path)
     buf = io.BytesIO()
     options: dict[str, Any] = {"quality": JPEG_QUALITY} if fmt in ("JPEG", "WEBP") else {}
-    img.convert("RGB").save(buf, format=fmt, **options)
+    savable(img, fmt).save(buf, format=fmt, **options)
     return buf.getvalue()
 
 

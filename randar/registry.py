@@ -10,7 +10,8 @@ Two kinds of model:
   own `randar-emoji`, shipped in the repo at `checkpoints/randar-emoji/`, and any directory of the same
   layout given by path (`--model path/to/dir`) or placed under the checkpoints directory.
 
-The checkpoints directory is `<repo root>/checkpoints` unless the environment sets `RANDAR_CHECKPOINTS`.
+The checkpoints directory is `<repo root>/checkpoints` (inside the package after `pip install .`) unless the
+environment sets `RANDAR_CHECKPOINTS`.
 Nothing here imports torch or touches the network.
 """
 from __future__ import annotations
@@ -314,11 +315,15 @@ REGISTRY: dict[str, ModelSpec] = {
 
 
 def default_checkpoints_dir() -> Path:
-    """`$RANDAR_CHECKPOINTS` if set, else the `checkpoints/` directory beside the `randar/` package."""
+    """`$RANDAR_CHECKPOINTS` if set; else, after `pip install .`, the checkpoints installed inside the package
+    (`randar/checkpoints`, see pyproject.toml: the default model ships there); else (a source checkout or an
+    editable install) the `checkpoints/` directory beside the `randar/` package."""
     env = os.environ.get(CHECKPOINTS_ENV)
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent / "checkpoints"
+    package = Path(__file__).resolve().parent
+    installed = package / "checkpoints"
+    return installed if installed.is_dir() else package.parent / "checkpoints"
 
 
 def resolve_checkpoints_dir(override: str | Path | None = None) -> Path:
@@ -744,8 +749,9 @@ def _ambiguous(query: str, hits: list[int], names: Sequence[str], how: str) -> V
 
 
 def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
-    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), or a
-    unique case-insensitive substring. Otherwise ValueError naming the ambiguity or the closest names."""
+    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), a
+    unique case-insensitive substring, or words that all occur in one class's name, in any order ("smiling face"
+    -> face-smiling). Otherwise ValueError naming the ambiguity or the closest names."""
     n = len(class_names)
     if isinstance(name_or_id, bool):
         raise ValueError(f"class must be an index or a name, not {name_or_id!r}")
@@ -759,11 +765,13 @@ def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
     if re.fullmatch(r"[+-]?\d+", query):
         return class_index(int(query), class_names)
     low = query.casefold()
+    words = [w for w in re.split(r"[\s_-]+", low) if w]  # "smiling face" finds face-smiling: any order, any separator
     for how, pred in (
         ("named exactly like", lambda c: c == query),
         ("named like", lambda c: c.casefold() == low),
         ("with the synonym", lambda c: low in _synonyms(c)),
         ("the text matches", lambda c: low in c.casefold()),
+        ("every word matches", lambda c: all(w in c.casefold() for w in words)),
     ):
         hits = [i for i, c in enumerate(class_names) if pred(c)]
         if len(hits) == 1:

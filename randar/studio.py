@@ -187,10 +187,12 @@ class Studio:
                         fast=self.fast)
 
     def generate_x2(self, label: Any = None, *, batch: int = 1, order: str = "random", fill_order: str = "random",
-                    steps: int = -1, fill_steps: int = -1, spatial_scale: float = 0.0, masking_ratio: float = 0.5,
-                    cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0,
-                    top_p: float = 1.0, seed: int | None = None) -> Job:
-        """Class-conditional images at twice the model's resolution (lattice first, then the rest)."""
+                    steps: int = -1, fill_steps: int | None = None, spatial_scale: float = 0.0,
+                    masking_ratio: float = 0.5, cfg: float | None = None, cfg_start: float = 1.0,
+                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
+        """Class-conditional images at twice the model's resolution (lattice first, then the rest). `steps` is
+        the forward passes of the whole job, split between the stages by their tokens (a quarter to the
+        lattice); `fill_steps` sets the second stage apart, and `steps` then counts the lattice only."""
         return generate_x2(self.pair, label, batch=batch, order=order, fill_order=fill_order, steps=steps,
                            fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio, cfg=cfg,
                            cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
@@ -202,7 +204,9 @@ class Studio:
                 order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
                 temperature: float = EDIT_TEMPERATURE,
                 top_k: int = 0, top_p: float = 1.0, batch: int = 1, seed: int | None = None) -> Job:
-        """Regenerate the masked part of an image (mask: white / opaque = regenerate)."""
+        """Regenerate the masked part of an image (mask: white / opaque = regenerate). The result has the
+        input's size and mode (L, LA, RGBA stay so; every pixel outside the mask keeps its bytes, alpha included;
+        regenerated pixels are opaque: randar/tasks/modes.py)."""
         return inpaint(self.pair, image, mask, label=label, region=region, context=context, dilate=dilate,
                        feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
                        fill_margin=fill_margin, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
@@ -213,7 +217,9 @@ class Studio:
                  order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
                  temperature: float = EDIT_TEMPERATURE, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
                  seed: int | None = None, harmonize_seam: bool = True) -> Job:
-        """Extend an image by pixels per side, to an aspect ('16:9') or by a zoom factor."""
+        """Extend an image by pixels per side (exactly those), to an aspect ('16:9', to the nearest pixel) or by
+        a zoom factor; `randar.tasks.geometry.outpaint_size` gives the size beforehand. The input's mode is
+        kept as for inpaint (the new border is opaque)."""
         return outpaint(self.pair, image, left=left, right=right, top=top, bottom=bottom, aspect=aspect, zoom=zoom,
                         align=align, label=label, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
                         temperature=temperature, harmonize_seam=harmonize_seam, top_k=top_k, top_p=top_p,

@@ -209,18 +209,21 @@ def test_window_schedule_gives_every_window_context():
     assert seen.all()
 
 
-def test_outpaint_rounding_aspect_and_limits(studio, make_picture):
+def test_outpaint_exact_pixels_aspect_and_limits(studio, make_picture):
     img = make_picture(100, 80)
-    job = studio.outpaint(img, left=5, seed=0)  # less than a token: one token, reported
+    job = studio.outpaint(img, left=5, seed=0)  # less than a token: one token made, exactly 5 px kept
     assert job.settings["resolved"]["extension_tokens"]["left"] == 1
-    assert any(n.startswith("left: 5 px asked, 1 token(s)") for n in job.notices)
+    assert job.settings["resolved"]["size"] == [105, 80]
+    assert not any("px asked" in n for n in job.notices)
     job = studio.outpaint(img, aspect="16:9", align="left", seed=0)
     w, h = job.settings["resolved"]["size"]
-    assert h == 80 and abs(w / h - 16 / 9) < 0.12
+    assert (w, h) == (142, 80)  # round(80 * 16 / 9)
     result = job.run()
+    assert result.images[0].size == (142, 80)
     assert np.array_equal(pixels(result.images[0])[:, :100], pixels(img))  # original kept at the left
     job = studio.outpaint(img, zoom=3.0, seed=0)  # more than 2x the grid: worked at a smaller scale
     assert job.canvas.rows <= 16 and job.canvas.cols <= 16
+    assert job.settings["resolved"]["size"] == [300, 240]
     assert any("instead of the model's scale" in n for n in job.notices)
 
 

@@ -20,7 +20,7 @@ from .common import (
 )
 from .generate import generate, generate_x2
 from ..masks import mask_fingerprint
-from .geometry import image_fingerprint
+from .geometry import OutpaintSize, image_fingerprint, outpaint_size
 from .inpaint import REGIONS, inpaint
 from .outpaint import ALIGNS, outpaint, parse_aspect
 from .upscale import upscale
@@ -28,7 +28,7 @@ from .upscale import upscale
 __all__ = [
     "TASKS", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH", "REGIONS",
     "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
-    "check_settings",
+    "check_settings", "outpaint_size", "OutpaintSize",
 ]
 
 TASKS: dict[str, Callable[..., Job]] = {
@@ -151,4 +151,12 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
         kwargs[name] = _check_input(name, given[name], inputs.get(name), strict)
     if fast is None:
         fast = bool(settings.get("runtime", {}).get("fast", True))
-    return TASKS[task](pair, **kwargs, fast=fast)
+    job = TASKS[task](pair, **kwargs, fast=fast)
+    recorded = (settings.get("resolved") or {}).get("size")
+    made = job.settings["resolved"].get("size")
+    if strict and recorded is not None and made is not None and list(recorded) != list(made):
+        # e.g. an outpaint from before sizes were exact (extensions were rounded to whole tokens)
+        raise ValueError(f"these {task} settings made a {recorded[0]}x{recorded[1]} image, and this version makes "
+                         f"{made[0]}x{made[1]} from them (outpaint sizes are now exactly the pixels asked), so it "
+                         "cannot give the same pixels; pass strict=False (CLI: --no-strict) to run it anyway")
+    return job

@@ -88,6 +88,25 @@ def generate(
     return Job(pair, plan, fast)
 
 
+def split_x2_steps(steps: int, grid: int) -> tuple[int, int]:
+    """A budget of `steps` forward passes for a whole x2 job -> (lattice passes, fill passes), in proportion to
+    their tokens (G*G and 3*G*G: a quarter to the lattice), each stage at least two (the schedule's first pass
+    decodes one token, so one step per stage would still take two passes). -1 -> (-1, -1): one token per step in
+    both stages (4*G*G passes)."""
+    n = grid * grid
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
+        raise ValueError(f"steps must be an integer between 4 and {4 * n} (forward passes over the {4 * n} tokens "
+                         f"of both stages), or -1 for one token per step; got {steps!r}")
+    steps = int(steps)
+    if steps == -1:
+        return -1, -1
+    if not 4 <= steps <= 4 * n:
+        raise ValueError(f"steps: twice the resolution takes between 4 and {4 * n} forward passes (the {n} lattice "
+                         f"tokens and the {3 * n} in between, at least two passes each), or -1; got {steps}")
+    lattice = min(n, max(2, round(steps / 4)))
+    return lattice, steps - lattice
+
+
 def generate_x2(
     pair: ModelPair,
     label: Label = None,
@@ -96,7 +115,7 @@ def generate_x2(
     order: str = "random",
     fill_order: str = "random",
     steps: int = -1,
-    fill_steps: int = -1,
+    fill_steps: int | None = None,
     spatial_scale: float = 0.0,
     masking_ratio: float = 0.5,
     cfg: float | None = None,
@@ -109,8 +128,11 @@ def generate_x2(
 ) -> Job:
     """Sample at twice the model's resolution ((2G)^2 tokens): the lattice first, then the rest.
 
-    order / steps: the lattice stage (G*G tokens, as `generate`); fill_order / fill_steps: the remaining
-    3*G*G tokens. spatial_scale > 0 adds the paper's spatial guidance (a third copy that sees only a random
+    steps: forward passes of the WHOLE job (both stages; -1: one token per step), split in proportion to the
+    tokens: a quarter to the lattice (G*G tokens, in `order`), the rest to the 3*G*G tokens in between (in
+    `fill_order`), so a run takes exactly the steps asked. With `fill_steps` given, the stages are set apart
+    instead: `steps` passes for the lattice and `fill_steps` for the rest (the form settings written before
+    this split use, so their reruns give the same pixels). spatial_scale > 0 adds the paper's spatial guidance (a third copy that sees only a random
     1 - masking_ratio of the lattice): logits = u + s*(c - sc) + spatial_scale*(sc - u).
     """
     notices: list[str] = []
@@ -120,8 +142,13 @@ def generate_x2(
     fill_order = check_order(fill_order, "fill_order")
     G = pair.grid
     G2 = 2 * G
-    steps = check_steps(steps, G * G)
-    fill_steps = check_steps(fill_steps, 3 * G * G, "fill_steps")
+    budget = steps
+    if fill_steps is None:
+        steps, fill_steps = split_x2_steps(steps, G)
+    else:
+        steps = check_steps(steps, G * G, "steps (the lattice stage, with fill_steps given)")
+        fill_steps = check_steps(fill_steps, 3 * G * G, "fill_steps")
+        budget = None
     spatial_scale = check_float(spatial_scale, "spatial_scale", 0.0, 100.0)
     masking_ratio = check_float(masking_ratio, "masking_ratio", 0.0, 1.0)
     sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
@@ -143,11 +170,13 @@ def generate_x2(
                    rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio)
     canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order, fill_order=fill_order,
-                  steps=steps, fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio,
+                  steps=steps if budget is None else budget, fill_steps=fill_steps if budget is None else None,
+                  spatial_scale=spatial_scale, masking_ratio=masking_ratio,
                   cfg=g1, cfg_start=g0, temperature=sampling.temperature, top_k=sampling.top_k,
                   top_p=sampling.top_p, seed=seed)
     settings = common_settings(pair, "generate_x2", params, fast)
     settings["resolved"] = {"class_names": names, "forward_passes": stage1.num_steps + stage2.num_steps,
+                            "lattice_steps": stage1.num_steps, "fill_steps": stage2.num_steps,
                             "tokens": G2 * G2, "size": [G2 * pair.patch, G2 * pair.patch]}
     plan = Plan("generate_x2", canvas, [stage1, stage2], label_tensor(pair, ids), guidance, sampling,
                 prepare=lambda: torch.full((batch, G2 * G2), -1, dtype=torch.long), finish=_decode_all(pair),

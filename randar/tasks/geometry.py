@@ -1,12 +1,17 @@
-"""Pixel geometry shared by the editing tasks: token-aligned sizes, resampling, blending (masks: randar.masks)."""
+"""Pixel geometry shared by the editing tasks: token-aligned sizes, outpaint canvas sizes, resampling,
+feathered paste-back (masks: randar.masks). No torch: the app's previews use it too."""
 from __future__ import annotations
 
 import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
+ALIGNS = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
 def token_size(width: int, height: int, long_tokens: int) -> tuple[int, int]:
@@ -14,6 +19,81 @@ def token_size(width: int, height: int, long_tokens: int) -> tuple[int, int]:
     if width >= height:
         return long_tokens, max(1, min(long_tokens, round(long_tokens * height / width)))
     return max(1, min(long_tokens, round(long_tokens * width / height))), long_tokens
+
+
+def parse_aspect(aspect: Any) -> float:
+    """'16:9', '16/9', '16x9', '1.78', 1.78 or (16, 9) -> width / height."""
+    value: float | None = None
+    if isinstance(aspect, (tuple, list)) and len(aspect) == 2:
+        try:
+            value = float(aspect[0]) / float(aspect[1])
+        except (TypeError, ValueError, ZeroDivisionError):
+            value = None
+    elif isinstance(aspect, (int, float)) and not isinstance(aspect, bool):
+        value = float(aspect)
+    elif isinstance(aspect, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:[:/x]\s*(\d+(?:\.\d+)?))?\s*", aspect)
+        if m:
+            b = float(m.group(2)) if m.group(2) else 1.0
+            value = float(m.group(1)) / b if b else None
+    if value is None or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"aspect must look like '16:9', '4/3' or a positive number (width / height), got {aspect!r}")
+    if not 0.1 <= value <= 10:
+        raise ValueError(f"aspect {value:.3g} is too extreme; use a width/height ratio between 1:10 and 10:1")
+    return value
+
+
+def split_extension(total: int, align: str, first: str, last: str) -> tuple[int, int]:
+    """Split `total` (pixels or tokens) between the two sides of an axis; `align` says where the ORIGINAL stays
+    (`first`/`last` are that axis' sides: "left"/"right" or "top"/"bottom"; centred: the odd one goes last)."""
+    parts = align.split("-")
+    if first in parts:
+        return 0, total
+    if last in parts:
+        return total, 0
+    return total // 2, total - total // 2
+
+
+@dataclass(frozen=True)
+class OutpaintSize:
+    """An outpaint's new canvas in the input's pixels: what each side gains and the output's size."""
+
+    left: int
+    right: int
+    top: int
+    bottom: int
+    width: int
+    height: int
+
+    @property
+    def sides(self) -> dict[str, int]:
+        return {"left": self.left, "right": self.right, "top": self.top, "bottom": self.bottom}
+
+
+def outpaint_size(width: int, height: int, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
+                  aspect: Any = None, zoom: float | None = None, align: str = "center") -> OutpaintSize:
+    """The output size of an outpaint of a `width` x `height` image, in pixels, exactly as the task makes it.
+
+    One of: pixels per side (exactly those are added); a target `aspect` (the shorter side of the ratio is
+    extended to round(height * aspect) or round(width / aspect) pixels, so the ratio is exact to the nearest
+    pixel); a `zoom` factor (round(width * zoom) x round(height * zoom)). `align` places the ORIGINAL for
+    aspect and zoom (center, left, top-right, ...; centred: the odd pixel goes right / bottom). The task, the
+    CLI and the app's presets and preview all size canvases with this one function, so they always agree.
+    Raises ValueError for a bad aspect, zoom or align (checked by the task before this)."""
+    if align not in ALIGNS:
+        raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
+    W, H = int(width), int(height)
+    if aspect is not None:
+        ratio = parse_aspect(aspect)
+        dx = max(0, round(H * ratio) - W) if H * ratio > W else 0
+        dy = max(0, round(W / ratio) - H) if H * ratio < W else 0
+        left, right = split_extension(dx, align, "left", "right")
+        top, bottom = split_extension(dy, align, "top", "bottom")
+    elif zoom is not None:
+        left, right = split_extension(max(0, round(W * float(zoom)) - W), align, "left", "right")
+        top, bottom = split_extension(max(0, round(H * float(zoom)) - H), align, "top", "bottom")
+    left, right, top, bottom = (int(v) for v in (left, right, top, bottom))
+    return OutpaintSize(left, right, top, bottom, W + left + right, H + top + bottom)
 
 
 def resample(img: Image.Image, size: tuple[int, int], box: Box | None = None) -> Image.Image:

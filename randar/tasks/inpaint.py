@@ -19,7 +19,8 @@ regenerated ones follow in `order` with `steps` forward passes.
 The decoded result has the tokenizer's smooth colour drift at the seam removed (`harmonize_seam`), is resized
 back to the crop and pasted onto the ORIGINAL image through the mask, feathered outwards by `feather` pixels
 (default 0 with a harmonised seam, so every unmasked pixel keeps the input's bytes; else half a token, and
-pixels farther than that from the mask are unchanged). The output has the input's size.
+pixels farther than that from the mask are unchanged). The output has the input's size and mode (L, LA and
+RGBA inputs stay so, alpha included outside the mask; regenerated pixels are opaque: modes.py).
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_ce
 from ..masks import feather_alpha, mask_bbox, resample_mask
 from .geometry import Box, composite, resample, token_size
 from .inputs import read_image, read_mask
+from .modes import restore_mode, source_mode
 
 REGIONS = ("auto", "whole", "masked")
 
@@ -125,6 +127,7 @@ def inpaint(
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     img, img_record = read_image(image)
+    source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
     pixel_mask, mask_record = read_mask(mask, img.size, notices)
     if not pixel_mask.any():
         raise ImageError("the mask is empty, so there is nothing to regenerate: paint the area to regenerate in "
@@ -168,6 +171,8 @@ def inpaint(
         original = np.asarray(img)
         x0, y0, x1, y1 = crop
         alpha = feather_alpha(pixel_mask[y0:y1, x0:x1], feather)
+        weight = np.zeros((H, W), dtype=np.float32)  # how much of each input pixel is replaced (0: kept as is)
+        weight[y0:y1, x0:x1] = alpha
         images = []
         base_px = np.asarray(base)
         for r in raw:
@@ -179,7 +184,7 @@ def inpaint(
             out = original.copy()
             out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(Image.fromarray(gen), (cw, ch))),
                                           alpha)
-            images.append(Image.fromarray(out, "RGB"))
+            images.append(restore_mode(Image.fromarray(out, "RGB"), source, weight=weight))
         return images, raw
 
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], region=region, context=context, dilate=dilate,
@@ -190,7 +195,8 @@ def inpaint(
     settings = common_settings(pair, "inpaint", params, fast)
     settings["inputs"] = {"image": img_record, "mask": mask_record}
     settings["resolved"] = {"class_names": names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
-                            "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H]}
+                            "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H],
+                            "mode": source.mode if source is not None else "RGB"}
     plan = Plan("inpaint", canvas, [stage], label_tensor(pair, ids), guidance, sampling, prepare, finish,
                 settings, seed, notices, batch)
     plan.validate(pair.gpt)

@@ -1,11 +1,12 @@
 """Zero-shot outpainting: extend an image beyond its borders, by pixels per side, to an aspect, or by a zoom.
 
-Working scale. The image is resized onto a token rectangle whose longer side is the model's grid G (aspect
-kept up to half a token), so that it appears at the scale the model knows. Requested extensions are
-converted to whole tokens at that scale (a side asked for > 0 pixels gets at least one token); the result
-reports the rounding in `notices`, and its extensions are the token counts converted back to the input's
-pixels. The canvas may be up to 2G x 2G tokens; when it would be larger, the working scale is reduced
-(with a notice) until it fits.
+Sizes. The output is exactly the size asked, in the input's pixels (`geometry.outpaint_size`, shared with the
+CLI and the app): pixels per side are added exactly; an aspect gives the ratio to the nearest pixel; a zoom
+gives round(W * zoom) x round(H * zoom). How: the image is resized onto a token rectangle whose longer side is
+the model's grid G (aspect kept up to half a token), so that it appears at the scale the model knows; each side
+gets the fewest whole tokens covering its pixels at that scale (a little more than asked), and the decoded
+canvas is cropped to exactly the asked extension and resized to the output (`crop_box`). The canvas may be up
+to 2G x 2G tokens; when it would be larger, the working scale is reduced (with a notice) until it fits.
 
 Windowed generation. The model only knows G x G grids, so a larger canvas is filled window by window.
 Candidate windows are G x G (or the canvas size where it is smaller) at offsets with stride G/2 along each
@@ -16,11 +17,11 @@ puts all the known tokens inside it into the context (random order) and generate
 least a quarter of known context. `steps` is a budget for the whole job, split between windows in
 proportion to their new tokens (at least one step each; -1 = one token per step).
 
-The original's pixels are pasted back unchanged: the output's original region is byte-identical.
+The original's pixels are pasted back unchanged: the output's original region is byte-identical, in the input's
+mode (L, LA and RGBA inputs stay so, alpha included; the new border is opaque: modes.py).
 """
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import numpy as np
@@ -36,42 +37,11 @@ from .common import (
     resolve_sampling, resolve_seed,
 )
 from .fill import harmonize
-from .geometry import resample, token_size
+from .geometry import ALIGNS, OutpaintSize, outpaint_size, parse_aspect, resample, token_size
 from .inputs import read_image
+from .modes import restore_mode, source_mode
 
-ALIGNS = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 GREY = (128, 128, 128)
-
-
-def parse_aspect(aspect: Any) -> float:
-    """'16:9', '16/9', '16x9', '1.78', 1.78 or (16, 9) -> width / height."""
-    value: float | None = None
-    if isinstance(aspect, (tuple, list)) and len(aspect) == 2:
-        try:
-            value = float(aspect[0]) / float(aspect[1])
-        except (TypeError, ValueError, ZeroDivisionError):
-            value = None
-    elif isinstance(aspect, (int, float)) and not isinstance(aspect, bool):
-        value = float(aspect)
-    elif isinstance(aspect, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:[:/x]\s*(\d+(?:\.\d+)?))?\s*", aspect)
-        if m:
-            b = float(m.group(2)) if m.group(2) else 1.0
-            value = float(m.group(1)) / b if b else None
-    if value is None or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"aspect must look like '16:9', '4/3' or a positive number (width / height), got {aspect!r}")
-    if not 0.1 <= value <= 10:
-        raise ValueError(f"aspect {value:.3g} is too extreme; use a width/height ratio between 1:10 and 10:1")
-    return value
-
-
-def _split(extra: int, align: str, first: str, last: str) -> tuple[int, int]:
-    """Tokens before/after the original along one axis; `align` says where the ORIGINAL stays."""
-    if first in align.split("-"):
-        return 0, extra
-    if last in align.split("-"):
-        return extra, 0
-    return extra // 2, extra - extra // 2
 
 
 def window_offsets(n: int, g: int) -> list[int]:
@@ -106,31 +76,24 @@ def plan_windows(known: np.ndarray, grid: int) -> list[tuple[int, int, int, int,
     return windows
 
 
-def plan_extension(width: int, height: int, grid: int, sides: dict[str, int], aspect: float | None,
-                   zoom: float | None, align: str) -> tuple[tuple[int, int], dict[str, int], list[str]]:
-    """-> ((cols, rows) of the original in tokens, tokens per side, notices)."""
+def _tokens_covering(px: int, tokens: int, pixels: int) -> int:
+    """The fewest whole tokens covering `px` input pixels when `pixels` of them span `tokens` tokens (exact
+    integer ceil, so no float rounding can leave the crop a sliver short)."""
+    return -(-px * tokens // pixels)
+
+
+def plan_extension(width: int, height: int, grid: int, size: OutpaintSize
+                   ) -> tuple[tuple[int, int], dict[str, int], list[str]]:
+    """-> ((cols, rows) of the original in tokens, tokens per side, notices).
+
+    Each side gets the fewest whole tokens that cover its pixels at the working scale (ceil), so the canvas
+    the model fills holds at least the asked extension; `crop_box` then cuts exactly the asked pixels."""
     notices: list[str] = []
     limit = 2 * grid
     for long_tokens in range(grid, 0, -1):
         tw, th = token_size(width, height, long_tokens)
-        if aspect is not None:
-            if aspect * th > tw:
-                extra = round(aspect * th) - tw
-                l, r = _split(extra, align, "left", "right")
-                t = {"left": l, "right": r, "top": 0, "bottom": 0}
-            else:
-                extra = round(tw / aspect) - th
-                a, b = _split(extra, align, "top", "bottom")
-                t = {"left": 0, "right": 0, "top": a, "bottom": b}
-        elif zoom is not None:
-            l, r = _split(round(tw * (zoom - 1)), align, "left", "right")
-            a, b = _split(round(th * (zoom - 1)), align, "top", "bottom")
-            t = {"left": l, "right": r, "top": a, "bottom": b}
-        else:
-            t = {}
-            for side, px in sides.items():
-                per_px = tw / width if side in ("left", "right") else th / height
-                t[side] = max(1, round(px * per_px)) if px > 0 else 0
+        t = {side: _tokens_covering(px, tw, width) if side in ("left", "right") else _tokens_covering(px, th, height)
+             for side, px in size.sides.items()}
         if th + t["top"] + t["bottom"] <= limit and tw + t["left"] + t["right"] <= limit:
             if long_tokens < grid:
                 notices.append(f"the extended canvas would exceed {limit}x{limit} tokens (twice the model's grid), "
@@ -138,6 +101,17 @@ def plan_extension(width: int, height: int, grid: int, sides: dict[str, int], as
             return (tw, th), t, notices
     raise ValueError(f"the extension is too large: the canvas may be at most twice the model's grid "
                      f"({limit}x{limit} tokens) with the original at least one token; extend less")
+
+
+def crop_box(size: OutpaintSize, image: tuple[int, int], tokens: tuple[int, int], ext: dict[str, int],
+             patch: int, canvas: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The part of the decoded canvas (pixels, `canvas` = its (w, h)) that becomes the output: the original's
+    cells map onto the original's pixels, and the asked extension beyond them (<= the generated tokens)."""
+    (W, H), (tw, th) = image, tokens
+    sx, sy = tw * patch / W, th * patch / H  # canvas pixels per input pixel
+    x0, y0 = ext["left"] * patch - size.left * sx, ext["top"] * patch - size.top * sy
+    x1, y1 = (ext["left"] + tw) * patch + size.right * sx, (ext["top"] + th) * patch + size.bottom * sy
+    return max(0.0, x0), max(0.0, y0), min(float(canvas[0]), x1), min(float(canvas[1]), y1)
 
 
 def outpaint(
@@ -193,20 +167,22 @@ def outpaint(
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     img, img_record = read_image(image)
+    source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
     W, H = img.size
-    (tw, th), ext, geo_notices = plan_extension(W, H, G, sides, aspect_value, zoom, align)
+    size = outpaint_size(W, H, **sides, aspect=aspect_value, zoom=zoom, align=align)
+    if size.width == W and size.height == H:
+        what = "aspect" if aspect_value is not None else "zoom"
+        raise ValueError(f"nothing to extend: the image ({W}x{H}) gains no whole pixel from that {what}; choose a "
+                         f"different {what}")
+    (tw, th), ext, geo_notices = plan_extension(W, H, G, size)
     notices += geo_notices
-    if not any(ext.values()):
-        raise ValueError(f"nothing to extend: the image ({W}x{H}) already has that shape at token resolution "
-                         f"({tw}x{th} tokens); choose a different aspect")
-    out_px = {s: round(ext[s] * (W / tw if s in ("left", "right") else H / th)) for s in ext}
-    for s in ("left", "right", "top", "bottom"):
-        if sides[s] and out_px[s] != sides[s]:
-            notices.append(f"{s}: {sides[s]} px asked, {ext[s]} token(s) made, i.e. {out_px[s]} px at the image's scale")
+    out_px = size.sides
     rows, cols = th + ext["top"] + ext["bottom"], tw + ext["left"] + ext["right"]
-    out_w, out_h = W + out_px["left"] + out_px["right"], H + out_px["top"] + out_px["bottom"]
+    out_w, out_h = size.width, size.height
     if aspect_value is not None:
-        notices.append(f"aspect: {aspect_value:.4g} asked, {out_w / out_h:.4g} made ({out_w}x{out_h} px)")
+        notices.append(f"aspect: {aspect_value:.4g} asked, {out_w / out_h:.4g} made ({out_w}x{out_h} px, the "
+                       "nearest whole pixel)")
+    box = crop_box(size, (W, H), (tw, th), ext, f, (cols * f, rows * f))
 
     known = np.zeros((rows, cols), dtype=bool)
     known[ext["top"]:ext["top"] + th, ext["left"]:ext["left"] + tw] = True
@@ -247,13 +223,13 @@ def outpaint(
         new = np.ones((out_h, out_w), dtype=bool)
         new[y0:y0 + img.height, x0:x0 + img.width] = False
         for r in raw:
-            out = r.resize((out_w, out_h), Image.BICUBIC)
+            out = r.resize((out_w, out_h), Image.BICUBIC, box=box)
             if harmonize_seam:
                 given = np.asarray(out).copy()
                 given[~new] = np.asarray(img.convert("RGB")).reshape(-1, 3)
                 out = Image.fromarray(harmonize(np.asarray(out), given, new))
             out.paste(img, (x0, y0))
-            images.append(out)
+            images.append(restore_mode(out, source, origin=(x0, y0)))
         return images, raw
 
     params = dict(left=sides["left"], right=sides["right"], top=sides["top"], bottom=sides["bottom"],
@@ -265,7 +241,7 @@ def outpaint(
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
         "class_names": names, "original_tokens": [tw, th], "extension_tokens": ext, "extension_px": out_px,
-        "canvas_tokens": [cols, rows], "size": [out_w, out_h], "windows": [list(w[:4]) for w in windows],
+        "canvas_tokens": [cols, rows], "canvas_crop": [round(v, 3) for v in box], "size": [out_w, out_h], "mode": source.mode if source is not None else "RGB", "windows": [list(w[:4]) for w in windows],
         "window_steps": [s.steps for s in stages], "forward_passes": sum(s.num_steps for s in stages)}
     plan = Plan("outpaint", canvas, stages, label_tensor(pair, ids), guidance, sampling, prepare, finish,
                 settings, seed, notices, batch)
