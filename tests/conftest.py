@@ -59,12 +59,13 @@ def studio(tiny_model_dir):
 
 
 class ForwardCounter:
-    """Counts transformer forward passes (a hook on the first block) and tokenizer encodes/decodes."""
+    """Counts transformer forward passes (a hook on the final norm, which the plain forward and the CPU fast
+    step both run once per pass) and tokenizer encodes/decodes."""
 
     def __init__(self, studio) -> None:
         self.forwards = self.encodes = self.decodes = 0
         self.handles = [
-            studio.gpt.layers[0].register_forward_hook(lambda *a: self._add("forwards")),
+            studio.gpt.norm.register_forward_hook(lambda *a: self._add("forwards")),
             studio.vq.encoder.register_forward_hook(lambda *a: self._add("encodes")),
             studio.vq.decoder.register_forward_hook(lambda *a: self._add("decodes")),
         ]
