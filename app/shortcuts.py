@@ -57,13 +57,13 @@ SHORTCUTS_JS = """
 </script>
 """ % {"tabs": "[" + ", ".join(f"'{t}'" for t in TABS) + "]", "editor": EDITOR_ID}
 
-# Phones (390 px wide): Gradio's editor toolbar is absolutely placed over the top of the editor, where its
-# label sits, so the two overlapped. Below 640 px the label gets its own line above the canvas area.
+# Phones (390 px wide): Gradio's editor places its top toolbar (pan, zoom, undo, redo, clear) absolutely at the
+# top right of the block, where its label sits; on a narrow block the two overlapped and the label was cut.
+# Below 640 px the toolbar moves to its own line under the label, and the canvas area starts under both.
 SMALL_SCREEN_CSS = """
 @media (max-width: 640px) {
-  #%(editor)s { padding-top: 34px !important; }
-  #%(editor)s > label, #%(editor)s [data-testid="block-label"] { position: absolute; top: 4px; left: 4px;
-      max-width: calc(100%% - 8px); white-space: normal; }
+  #%(editor)s { padding-top: 68px !important; }
+  #%(editor)s .top-panel { top: 38px !important; }
 }
 """ % {"editor": EDITOR_ID}
 
