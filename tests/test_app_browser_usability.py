@@ -23,7 +23,8 @@ CAT = REPO / "assets" / "examples" / "cat.png"
 
 
 def set_number(pg, label: str, value: int) -> None:
-    box = pg.get_by_label(f"number input for {label}").first
+    """Type into the visible number box of a slider (tabs visited before keep theirs in the page)."""
+    box = pg.locator(f"input[aria-label='number input for {label}']:visible").first
     box.fill(str(value))
     box.press("Enter")
 
@@ -116,6 +117,7 @@ def test_before_after_on_every_editing_tab_and_the_gif_download(page):
     upload_to_editor(pg, CAT)
     wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
     paint_mask(pg)
+    set_number(pg, "Images per run", 3)  # 3 PNGs, 3 settings files, the GIF, the input and its mask: 9 rows
     pg.click("#inpaint-run")
     wait_text(pg, "#inpaint-status", "Done", timeout=90_000)
     assert_same_scale(pg, "inpaint", (128, 128))
