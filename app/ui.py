@@ -18,7 +18,7 @@ from randar.choices import EDIT_TEMPERATURE
 
 from .components import RobustImage, RobustImageEditor
 from .handlers import (
-    ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, StudioApp, order_choices,
+    ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, StudioApp, order_choices,
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
@@ -118,8 +118,10 @@ def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool
     """Seed, batch and sampling settings. `random_default`: the page ticks "Random seed" when it loads;
     its configured value (the API's default) is always off, so that an API call's `seed=42` is used."""
     with gr.Row(equal_height=True):
-        seed = gr.Number(label="Seed", value=0, precision=0, minimum=-1, scale=4,
-                         info="shows the seed of the last run; -1 = a new random seed")
+        # -1 (random) as the default where the page is random by default: an API call without a seed gets a
+        # fresh one, as before; the Speed tab compares one seed, 0 unless given
+        seed = gr.Number(label="Seed", value=RANDOM_SEED if random_default else 0, precision=0, minimum=RANDOM_SEED,
+                         scale=4, info="shows the seed of the last run; -1 = a new random seed")
         dice = gr.Button("🎲", scale=0, min_width=48)
         random_seed = gr.Checkbox(label="Random seed", value=False, scale=2,
                                   info="untick to reuse the seed shown")

@@ -65,8 +65,9 @@ def status_seed(status: str) -> int:
 def test_a_seed_given_alone_is_used_and_minus_one_is_random(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/generate", "/inpaint", "/outpaint", "/upscale", "/speed"):
-        [param] = [p for p in api[name]["parameters"] if p["parameter_name"] == "random_seed"]
-        assert param["parameter_default"] is False, (name, param)
+        params = {p["parameter_name"]: p["parameter_default"] for p in api[name]["parameters"]}
+        assert params["random_seed"] is False, (name, params)
+        assert params["seed"] == (0 if name == "/speed" else -1), (name, params)  # no seed: random, but /speed
     _, _, status, gallery, _, seed, _ = client.predict(seed=42, steps=4, api_name="/generate")
     assert seed == 42 and status_seed(status) == 42, status
     first = rgb(gallery_paths(gallery)[0])
@@ -74,6 +75,8 @@ def test_a_seed_given_alone_is_used_and_minus_one_is_random(client):
     assert seed == 42 and np.array_equal(rgb(gallery_paths(gallery)[0]), first)  # the same seed, the same image
     drawn = {client.predict(seed=-1, steps=2, api_name="/generate")[5] for _ in range(3)}
     assert all(0 <= s < 2**31 for s in drawn) and len(drawn) >= 2, drawn  # -1: a fresh seed each time
+    drawn = {client.predict(steps=2, api_name="/generate")[5] for _ in range(3)}
+    assert all(0 <= s < 2**31 for s in drawn) and len(drawn) >= 2, drawn  # no seed: the same
     _, _, _, _, _, seed, _ = client.predict(seed=42, random_seed=True, steps=2, api_name="/generate")
     assert seed != 42 or client.predict(seed=42, random_seed=True, steps=2, api_name="/generate")[5] != 42
 
