@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
                        device=devices[0], devices=devices, dtype=args.dtype, threads=args.threads,
                        demo_delay=args.demo_delay, outputs=args.outputs, allow_model_path=args.allow_model_path)
+    from .server_log import install as quiet_server_log
+
+    quiet_server_log()  # user errors and client disconnects: one log line each, not a traceback
     app = StudioApp(config)
     demo = build_demo(app)
     if app.try_studio(app.models.initial) is None:

@@ -15,9 +15,13 @@ import io
 import warnings
 
 import gradio as gr
+from gradio.components.image_editor import EditorData
 from PIL import Image
+from pydantic import model_validator
 
 from randar.images import ImageError, bomb_error, check_image_size
+
+from .server_log import quiet_error
 
 
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -49,18 +53,20 @@ def check_upload(file: Any, what: str) -> None:
     except (OSError, ValueError, SyntaxError):
         return  # not a picture: Gradio's own decoding reports it (with `_readable`)
     message = str(error)
-    raise gr.Error(message[0].upper() + message[1:], title="Image too large")
+    raise quiet_error(gr.Error(message[0].upper() + message[1:], title="Image too large"), f"{what} upload")
 
 
 def _readable(exc: BaseException, what: str) -> gr.Error:
+    """The user's message for an upload that failed to decode (one log line, no traceback)."""
     if isinstance(exc, gr.Error):
-        return exc
+        return quiet_error(exc, f"{what} upload")
     if isinstance(exc, Image.DecompressionBombError):
-        return gr.Error(f"The {what} is too large to open safely ({exc}). Downscale it first.", title="Image too large")
+        return quiet_error(gr.Error(f"The {what} is too large to open safely ({exc}). Downscale it first.",
+                                    title="Image too large"), f"{what} upload")
     # Pillow names the server's temporary copy of the upload: show only the file's name
     detail = re.sub(r"'(/[^']*)'", lambda m: repr(os.path.basename(m.group(1))), str(exc))
-    return gr.Error(f"The uploaded {what} could not be read as a picture: use a PNG, JPEG or WebP file "
-                    f"({type(exc).__name__}: {detail}).", title="Not an image")
+    return quiet_error(gr.Error(f"The uploaded {what} could not be read as a picture: use a PNG, JPEG or WebP file "
+                                f"({type(exc).__name__}: {detail}).", title="Not an image"), f"{what} upload")
 
 
 class RobustImage(gr.Image):
@@ -79,10 +85,34 @@ class RobustImage(gr.Image):
             raise _readable(exc, self.what) from None
 
 
+def _is_file_payload(value: Any) -> bool:
+    """A plain file as `gradio_client.handle_file` or the HTTP API sends it (not an editor dict)."""
+    if not isinstance(value, dict) or "background" in value or "layers" in value:
+        return False
+    meta = value.get("meta")
+    return (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "path" in value or "url" in value
+
+
+class EditorOrImageData(EditorData):
+    """The editor's payload, or a plain image file taken as its background with nothing painted.
+
+    Why: API callers have an image file and a mask file; the inpaint endpoint used to demand the editor's
+    {"background", "layers", "composite"} dict and otherwise said "no image to edit: upload one"."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_file_as_background(cls, value: Any) -> Any:
+        if _is_file_payload(value):
+            return {"background": value, "layers": [], "composite": None}
+        return value
+
+
 class RobustImageEditor(gr.ImageEditor):
-    """`gr.ImageEditor` whose undecodable uploads (background or layers) become a clear `gr.Error`."""
+    """`gr.ImageEditor` whose undecodable uploads (background or layers) become a clear `gr.Error`, and
+    which takes a plain image file too (`EditorOrImageData`)."""
 
     is_template = True
+    data_model = EditorOrImageData
 
     def preprocess(self, payload: Any) -> Any:
         try:

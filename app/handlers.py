@@ -33,8 +33,11 @@ from randar.tasks.geometry import outpaint_size
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .privacy import without_server_paths
+from .compare import before_after
+from .server_log import quiet_error
+from .session_history import HistoryKeeper
 from .media import (
-    MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
+    MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview,
     token_grid_preview,
 )
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
@@ -47,8 +50,10 @@ log = logging.getLogger("randar.app")
 
 NO_CLASS = "(no class)"
 SEED_MAX = 2**31 - 1
+RANDOM_SEED = -1  # the seed value that asks for a fresh random seed (as an empty seed does)
 MAX_UI_BATCH = 8
 HISTORY_SIZE = 24
+STOP_WAIT = 120.0  # seconds Stop waits for the step in flight before it reports "Stopped at step N/M"
 SPEED_STEPS = (256, 128, 88, 64, 32, 16)
 # orders offered per task: "priority" needs a map (CLI/API only); the mask-aware ones need known tokens
 GENERATE_ORDERS = tuple(o for o in ORDER_NAMES if o not in ("priority", "boundary-first", "inside-out"))
@@ -80,19 +85,21 @@ def user_errors(fn: Callable) -> Callable:
     """Turn the errors of a handler into messages for the user (see the module docstring)."""
 
     def translate(exc: BaseException) -> BaseException:
-        public = without_server_paths  # remote users never see the server's paths (app/privacy.py)
+        # remote users never see the server's paths (app/privacy.py); user mistakes: one log line each
+        # (server_log.quiet_error), never Gradio's traceback
+        public = without_server_paths
         if isinstance(exc, gr.Error):
             exc.message = public(str(exc.message))
-            return exc
+            return quiet_error(exc, fn.__name__)
         if isinstance(exc, (ModelUnavailable, ModelNotFoundError)):
-            return gr.Error(public(str(exc)), title="Model not available")
+            return quiet_error(gr.Error(public(str(exc)), title="Model not available"), fn.__name__)
         if isinstance(exc, ImageError):
-            return gr.Error(public(str(exc)), title="Input problem")
+            return quiet_error(gr.Error(public(str(exc)), title="Input problem"), fn.__name__)
         if isinstance(exc, (ValueError, TypeError)):
-            return gr.Error(public(str(exc)), title="Invalid setting")
-        log.exception("internal error in %s", fn.__name__)
+            return quiet_error(gr.Error(public(str(exc)), title="Invalid setting"), fn.__name__)
+        log.exception("internal error in %s", fn.__name__)  # a real fault: its traceback, logged once
         return gr.Error(public(f"Internal error ({type(exc).__name__}: {exc}). The server is fine; please try again, "
-                               "and report this if it happens again."), title="Internal error")
+                               "and report this if it happens again."), title="Internal error", print_exception=False)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -185,6 +192,7 @@ class StudioApp:
                                              allow_model_path=self.config.allow_model_path)
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
+        self.history = HistoryKeeper(self.store.root, HISTORY_SIZE)  # what a reloaded page may show again
 
     # ------------------------------------------------------------------------------------------------
     # Model picker
@@ -232,9 +240,15 @@ class StudioApp:
     # Shared pieces of the task handlers
 
     @staticmethod
-    def pick_seed(seed: Any, random_seed: bool) -> int:
-        """A fresh seed when "random" is ticked, else the seed box's value (0..2**31-1)."""
-        if random_seed or seed in (None, ""):
+    def pick_seed(seed: Any, random_seed: bool = False) -> int:
+        """A fresh seed when "random" is ticked or the seed is empty or -1, else the seed given (0..2**63-1).
+
+        Why -1 and the unticked default: an API call `seed=42` must give seed 42 without also passing
+        `random_seed=False`. The checkbox is off in the app's config (so the API's default is off) and the
+        page ticks it when it loads (`ui.RANDOM_SEED_ON_LOAD`), so the browser's default stays random."""
+        if random_seed or seed in (None, "") or (isinstance(seed, (int, float)) and seed == RANDOM_SEED):
+            return random.SystemRandom().randrange(SEED_MAX)
+        if isinstance(seed, str) and seed.strip() == str(RANDOM_SEED):
             return random.SystemRandom().randrange(SEED_MAX)
         return _int(seed, "seed", 0, 2**63 - 1)
 
@@ -305,12 +319,14 @@ class StudioApp:
             if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
                 self.store.discard(files)
                 release_memory()
+                log.info("%s run ended without a result at step %d/%d (stopped, or the client left)", caption,
+                         run.step, run.steps)
         assert final is not None and run.result is not None
         result = run.result
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
         run.release()
         release_memory()  # the job's buffers are free now: hand the pages back (randar/memory.py)
-        history = add_history(history, files.images, f"{caption} · seed {result.seed}")
+        history = add_history(self.history.clean(history), files.images, f"{caption} · seed {result.seed}")
         all_notices = list(dict.fromkeys(notices + result.notices))
         status = final.status + "".join(f"\n- {n}" for n in all_notices)
         gallery = [(str(p), f"{caption} · seed {result.seed}" + (f" #{i + 1}" if len(files.images) > 1 else ""))
@@ -333,7 +349,7 @@ class StudioApp:
     @user_errors
     def generate(self, class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
-                 seed: float = 0, random_seed: bool = True, batch: float = 1, double_size: bool = False,
+                 seed: float = 0, random_seed: bool = False, batch: float = 1, double_size: bool = False,
                  model: str | None = None, history: list | None = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """New images of a class (optionally at twice the model's resolution)."""
@@ -358,7 +374,7 @@ class StudioApp:
                 class_name: str = NO_CLASS, order: str = "random", steps: float = 64, feather: float = 0,
                 dilate: float = 0, region: str = "auto", cfg: float = 4.0, cfg_start: float = 1.0,
                 temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
-                random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
+                random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Regenerate the painted part of an image; the rest of it is kept byte for byte."""
         edit = editor_input(image, mask_file, bool(invert_mask))
@@ -379,13 +395,14 @@ class StudioApp:
                 return self.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
 
             job, files = self._start("inpaint", make)
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint")
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint",
+                                 extra=1, finish=lambda result: (before_after("inpaint", edit.image, result),))
 
     @user_errors
     def outpaint(self, image: Any = None, left: float = 0, right: float = 0, top: float = 0, bottom: float = 0,
                  class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
-                 seed: float = 0, random_seed: bool = True, batch: float = 1, model: str | None = None,
+                 seed: float = 0, random_seed: bool = False, batch: float = 1, model: str | None = None,
                  history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
         notices: list[str] = []
@@ -402,13 +419,14 @@ class StudioApp:
                 return self.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
 
             job, files = self._start("outpaint", make)
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint")
+            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint",
+                                 extra=1, finish=lambda result: (before_after("outpaint", img, result),))
 
     @user_errors
     def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 8,
                 scale: Any = "×2", regenerate: float = 0.1, cfg: float = 4.0, cfg_start: float = 1.0,
                 temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
-                random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
+                random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Exactly 2x (or 4x) the image's width and height, in overlapping tiles of the model's canvas.
         The input is not shrunk first (the task refuses images above its pixel limit instead)."""
@@ -427,12 +445,9 @@ class StudioApp:
 
             job, files = self._start("upscale", make)
 
-            def slider(result: Any) -> tuple[Any, ...]:
-                after = result.images[0]
-                return ((same_scale_before(img, after), after),)
-
             yield from self._run(studio, job, files, request, history, model=model, notices=notices,
-                                 caption=f"upscale ×{factor}", extra=1, finish=slider)
+                                 caption=f"upscale ×{factor}", extra=1,
+                                 finish=lambda result: (before_after("upscale", img, result),))
 
     @user_errors
     def speed(self, class_name: str = NO_CLASS, order: str = "random", step_counts: list | None = None,
@@ -490,13 +505,21 @@ class StudioApp:
     # ------------------------------------------------------------------------------------------------
     # Stop
 
-    def stop(self, request: gr.Request | None = None) -> Any:
-        """Ask this session's run to stop after its current step (Gradio's `cancels` ends the event too)."""
+    def stop(self, request: gr.Request | None = None) -> Iterator[Any]:
+        """Stop this session's run after its current step: "Stopping at step N/M…" at once, then, when the
+        step in flight is over, "Stopped at step N/M" (Gradio's `cancels` ends the run's event, so the run
+        itself cannot send that last word; before, the status stayed on "Stopping…" for good)."""
         run = self.runs.get(_session(request))
         if run is None or run.finished:
-            return gr.skip()
+            yield gr.skip()
+            return
         run.cancel()
-        return f"⏹ Stopping at step **{run.step}/{run.steps}**…"
+        yield f"⏹ Stopping at step **{run.step}/{run.steps}**…"
+        if run.wait_ended(STOP_WAIT):
+            yield run.stopped_text()
+        else:
+            yield (f"⏹ Stop asked at step **{run.step}/{run.steps}**; the step in flight is taking longer than "
+                   f"{STOP_WAIT:.0f} s, the run ends after it.")
 
     # ------------------------------------------------------------------------------------------------
     # Previews (cheap: plan a job, never run it)
@@ -617,20 +640,25 @@ class StudioApp:
     # ------------------------------------------------------------------------------------------------
     # History
 
+    def restore_history(self, saved: list | None) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+        """A reloaded page: the history its browser kept (gr.BrowserState), minus images gone from the
+        server or not from this server's run folders -> (history gallery, history state)."""
+        history = self.history.clean(saved)
+        return history_gallery(history), history
+
     @staticmethod
     def select_history(evt: gr.SelectData) -> int:
         return int(evt.index) if evt is not None and evt.index is not None else -1
 
-    @staticmethod
-    def history_item(history: list | None, index: int | None) -> str:
-        items = history or []
+    def history_item(self, history: list | None, index: int | None) -> str:
+        items = self.history.clean(history, existing_only=False)
         if not items:
-            raise gr.Error("The history is empty: run something first.", title="Nothing to use")
+            raise quiet_error(gr.Error("The history is empty: run something first.", title="Nothing to use"), "history")
         idx = index if index is not None and 0 <= index < len(items) else 0
         path = items[idx]["path"]
         if not Path(path).is_file():
-            raise gr.Error("That image is no longer on the server (old runs are cleaned up); run it again.",
-                           title="Image gone")
+            raise quiet_error(gr.Error("That image is no longer on the server (old runs are cleaned up); run it "
+                                       "again.", title="Image gone"), "history")
         return path
 
     def use_in_inpaint(self, history: list | None, index: int | None) -> tuple[Any, Any]:

@@ -69,6 +69,8 @@ class LiveRun:
         self.started = time.perf_counter()
         self._gif_slot = -1
         self._renderers: list[PreviewRenderer] = []
+        self._ended = threading.Event()  # the step loop is over (finished, stopped, closed or failed)
+        self._stopped_text: str | None = None
 
     @property
     def stopped(self) -> bool:
@@ -80,6 +82,19 @@ class LiveRun:
 
     def cancel(self) -> None:
         self.job.cancel()
+
+    def wait_ended(self, timeout: float) -> bool:
+        """Block until the step loop is over (True), at most `timeout` seconds (False): Stop waits for the
+        step in flight, so that its last word is "Stopped at step N/M", not "Stopping"."""
+        return self._ended.wait(timeout)
+
+    def stopped_text(self) -> str:
+        """The status of a stopped run, computed once: the run's own last frame and the Stop button's
+        answer show the same words, whichever reaches the browser last."""
+        if self._stopped_text is None:
+            self._stopped_text = (f"{self.prefix}⏹ Stopped at step **{self.step}/{self.steps}** after "
+                                  f"{time.perf_counter() - self.started:.1f} s (nothing saved).")
+        return self._stopped_text
 
     def _renderers_for(self, canvas: Any) -> None:
         """(Re)create the renderers for `canvas`: once, or when a job moves to another canvas (the second
@@ -142,13 +157,12 @@ class LiveRun:
             if job.state in ("pending", "running"):  # closed from outside: Stop, a closed tab, an error
                 job.cancel()
                 events.close()
+            self._ended.set()
         if job.state == "cancelled" or job.result is None:
             if last is None or last_ev is None:
                 blank = Image.new("RGB", canvas.size, (128, 128, 128))
                 last = (blank, blank)
-            text = (f"{self.prefix}⏹ Stopped at step **{self.step}/{self.steps}** after "
-                    f"{time.perf_counter() - self.started:.1f} s (nothing saved).")
-            yield Frame(last[0], last[1], text, self.step, self.steps, done=False, stopped=True)
+            yield Frame(last[0], last[1], self.stopped_text(), self.step, self.steps, done=False, stopped=True)
             return
         self.result = job.result
         image, order = self._final(self.result)

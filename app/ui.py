@@ -19,10 +19,12 @@ from randar.resources import examples_dir
 
 from .components import RobustImage, RobustImageEditor
 from .handlers import (
-    ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, StudioApp, order_choices,
+    ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, StudioApp, order_choices,
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
+from .model_scope import model_scope_note
+from .shortcuts import SHORTCUTS_JS, SMALL_SCREEN_CSS
 
 ASSETS = examples_dir()  # the repository's assets/examples, or its copy inside the package when installed
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
@@ -34,7 +36,7 @@ PREVIEW_SLOTS = 2
 
 CSS = """
 .live-view img, .order-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
-#upscale-slider img[data-testid="imageslider-image"] { width: 100% !important; height: 400px !important;
+.before-after img[data-testid="imageslider-image"] { width: 100% !important; height: 400px !important;
                                                     max-height: 400px !important; object-fit: contain !important; }
 .legend { font-size: 0.85em; opacity: 0.8; margin-top: -6px; }
 #model-banner { border: 1px solid var(--color-accent); border-radius: 8px; padding: 4px 14px;
@@ -42,7 +44,15 @@ CSS = """
 .status-line { min-height: 3.2em; }
 .run-row button { min-height: 46px; }
 footer { display: none !important; }
-"""
+.model-scope { font-size: 0.9em; }
+""" + SMALL_SCREEN_CSS
+HISTORY_STORAGE_KEY = "randar-studio-history"  # localStorage key of the history kept across reloads
+# Before/after slider labels per tab: what the left half shows (always at the output's pixel size).
+SLIDER_LABELS = {
+    "upscale": "Before (left, the input at the output's scale) / after (right): drag the divider",
+    "inpaint": "Before (left, the input) / after (right): drag the divider",
+    "outpaint": "Before (left, the original on the new canvas) / after (right): drag the divider",
+}
 
 INTRO = (
     "# RandAR Studio\n"
@@ -89,29 +99,34 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
     gr.Markdown("Live view: decided tokens appear, undecided ones stay grey, this step's tokens are outlined in red. "
                 "Order map: the step that made each token, dark blue (early) to yellow (late); grey = kept from the "
                 "input.", elem_classes=["legend"])
-    status = gr.Markdown("Ready: set the inputs on the left and press the button above.", elem_classes=["status-line"],
-                         elem_id=f"{tab}-status")
+    status = gr.Markdown("Ready: set the inputs on the left and press the button above (Ctrl+Enter runs, Esc "
+                         "stops).", elem_classes=["status-line"], elem_id=f"{tab}-status", label="Status",
+                         show_label=False)
     before_after = None
     if slider:
-        before_after = gr.ImageSlider(label="Before (left, the input at the output's scale) / after (right): drag "
-                                      "the divider", type="pil",
-                                      format="png", interactive=False, elem_id=f"{tab}-slider")
+        before_after = gr.ImageSlider(label=SLIDER_LABELS[tab], type="pil", format="png", interactive=False,
+                                      elem_id=f"{tab}-slider", elem_classes=["before-after"])
     results = gr.Gallery(label="Results (PNG)", columns=4, height=220, format="png", object_fit="contain",
                          visible=gallery, buttons=["download", "fullscreen"], preview=False, fit_columns=False,
                          elem_id=f"{tab}-results")
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
-                    file_count="multiple", interactive=False, height=170, elem_id=f"{tab}-files", visible=downloads)
+                    file_count="multiple", interactive=False, elem_id=f"{tab}-files", visible=downloads)
     return LivePanel(run, stop, live, order, status, results, files), before_after
 
 
 def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool = True,
                       random_default: bool = True, temperature_default: float = 1.0) -> Sampling:
+    """Seed, batch and sampling settings. `random_default`: the page ticks "Random seed" when it loads;
+    its configured value (the API's default) is always off, so that an API call's `seed=42` is used."""
     with gr.Row(equal_height=True):
-        seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, scale=4,
-                         info="shows the seed of the last run")
+        # -1 (random) as the default where the page is random by default: an API call without a seed gets a
+        # fresh one, as before; the Speed tab compares one seed, 0 unless given
+        seed = gr.Number(label="Seed", value=RANDOM_SEED if random_default else 0, precision=0, minimum=RANDOM_SEED,
+                         scale=4, info="shows the seed of the last run; -1 = a new random seed")
         dice = gr.Button("🎲", scale=0, min_width=48)
-        random_seed = gr.Checkbox(label="Random seed", value=random_default, scale=2,
+        random_seed = gr.Checkbox(label="Random seed", value=False, scale=2,
                                   info="untick to reuse the seed shown")
+        random_seed.random_in_browser = random_default  # read by build_demo's page-load tick
     batch_slider = gr.Slider(1, MAX_UI_BATCH, value=1, step=1, label="Images per run") if batch else None
     with gr.Accordion("Sampling settings", open=False):
         cfg = gr.Slider(0.0, 10.0, value=cfg_default, step=0.1, label="CFG scale",
@@ -168,10 +183,12 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                    allow_custom_value=True,  # a model directory typed in, or downloaded since
                                    elem_id="model-picker")
             with gr.Column(scale=4):
-                model_info = gr.Markdown(info, elem_id="model-info")
+                model_info = gr.Markdown(info, elem_id="model-info", label="Model", show_label=False)
                 refresh = gr.Button("↻ Rescan models", size="sm", scale=0)
-        banner = gr.Markdown(banner_text, visible=bool(banner_text), elem_id="model-banner")
+        banner = gr.Markdown(banner_text, visible=bool(banner_text), elem_id="model-banner", label="Model problem",
+                             show_label=False)
         history_state = gr.State([])
+        saved_history = gr.BrowserState([], storage_key=HISTORY_STORAGE_KEY)  # history_state across reloads
         selected = gr.State(-1)
 
         with gr.Tabs(selected="generate") as tabs:
@@ -198,6 +215,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             with gr.Tab("Inpaint", id="inpaint"):
                 with gr.Row():
                     with gr.Column(scale=5):
+                        i_scope = gr.Markdown(model_scope_note(studio), elem_id="inpaint-model-scope",
+                                              elem_classes=["model-scope"], label="What the model knows",
+                                              show_label=False)
                         editor = RobustImageEditor(
                             label="Image: paint over what to regenerate", type="pil", image_mode="RGBA",
                             sources=("upload", "clipboard"), format="png", layers=False, transforms=(),
@@ -214,7 +234,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                                  height=200, scale=2, elem_classes=["order-view"],
                                                  elem_id="mask-preview")
                             mask_text = gr.Markdown("Upload an image or pick an example, then paint over the part "
-                                                    "to regenerate.", elem_id="mask-caption")
+                                                    "to regenerate.", elem_id="mask-caption", label="Mask summary",
+                                                    show_label=False)
                         i_class = _class_dropdown(app, studio, "Class (what the new part should look like)")
                         i_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order",
                                               info="boundary-first grows inward from the kept part")
@@ -234,12 +255,15 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             i_mask_file.what = "mask"  # its decode errors say "mask"
                         i_s = sampling_controls(cfg_default, temperature_default=EDIT_TEMPERATURE)
                     with gr.Column(scale=6):
-                        i_panel, _ = live_panel("inpaint", "Inpaint")
+                        i_panel, i_slider = live_panel("inpaint", "Inpaint", slider=True)
 
             # ---------------------------------------------------------------------------------- outpaint
             with gr.Tab("Outpaint", id="outpaint"):
                 with gr.Row():
                     with gr.Column(scale=5):
+                        o_scope = gr.Markdown(model_scope_note(studio), elem_id="outpaint-model-scope",
+                                              elem_classes=["model-scope"], label="What the model knows",
+                                              show_label=False)
                         o_image = RobustImage(label="Image to extend", type="pil", image_mode=None,
                                               sources=("upload", "clipboard"), height=260, elem_id="outpaint-image")
                         gr.Examples([[p] for p in _example_paths("rocket", "house", "sunflower")], inputs=[o_image],
@@ -262,19 +286,23 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             o_view = gr.Image(label="New canvas (preview)", format="png", interactive=False,
                                               height=200, scale=2, elem_id="outpaint-preview")
                             o_text = gr.Markdown("Upload an image, then extend its sides or pick a preset.",
-                                                 elem_id="outpaint-caption")
+                                                 elem_id="outpaint-caption", label="New canvas summary",
+                                                 show_label=False)
                         o_class = _class_dropdown(app, studio)
                         o_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
                         o_steps = gr.Slider(1, 4 * n_tokens, value=default_steps, step=1, label="Steps",
                                             info="forward passes for all new tokens (clipped to their number)")
                         o_s = sampling_controls(cfg_default, temperature_default=EDIT_TEMPERATURE)
                     with gr.Column(scale=6):
-                        o_panel, _ = live_panel("outpaint", "Outpaint")
+                        o_panel, o_slider = live_panel("outpaint", "Outpaint", slider=True)
 
             # ---------------------------------------------------------------------------------- upscale
             with gr.Tab("Upscale", id="upscale"):
                 with gr.Row():
                     with gr.Column(scale=5):
+                        u_scope = gr.Markdown(model_scope_note(studio), elem_id="upscale-model-scope",
+                                              elem_classes=["model-scope"], label="What the model knows",
+                                              show_label=False)
                         u_image = RobustImage(label="Image to upscale", type="pil", image_mode=None,
                                               sources=("upload", "clipboard"), height=260, elem_id="upscale-image")
                         gr.Examples([[p] for p in _example_paths("dog", "pizza", "grinning")], inputs=[u_image],
@@ -312,14 +340,15 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False)
                         with gr.Row():
                             s_latency = gr.LinePlot(x="steps", y="seconds per image", title="Latency vs steps",
-                                                    height=260)
-                            s_schedule = gr.LinePlot(x="step", y="tokens", color="steps",
+                                                    height=260, label="Latency vs steps")
+                            s_schedule = gr.LinePlot(x="step", y="tokens", color="steps", label="Tokens per step",
                                                      title="Tokens decoded per step", height=260)
                         s_table = gr.Dataframe(label="Time per image", interactive=False)
 
         with gr.Accordion("History: click an image, then use it as the input of an edit", open=True):
             history = gr.Gallery(label="History (newest first)", columns=8, height=180, allow_preview=False,
-                                 format="png", elem_id="history", fit_columns=False, object_fit="contain")
+                                 format="png", elem_id="history", fit_columns=False, object_fit="contain",
+                                 buttons=["download", "fullscreen"])
             with gr.Row():
                 to_inpaint = gr.Button("Use in Inpaint", size="sm")
                 to_outpaint = gr.Button("Use in Outpaint", size="sm")
@@ -339,7 +368,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             ev = panel.run.click(fn, inputs=inputs, outputs=outputs, api_name=api_name,
                                  show_progress_on=[panel.status], **run_kw)
             panel.stop.click(app.stop, outputs=[panel.status], cancels=[ev], concurrency_limit=None,
-                             api_visibility="private")
+                             api_visibility="private", show_progress="hidden")
 
         wire(g_panel, app.generate,
              [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state],
@@ -347,11 +376,11 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         wire(i_panel, app.inpaint,
              [editor, i_mask_file, i_invert, i_class, i_order, i_steps, i_feather, i_dilate, i_region]
              + sampling_inputs(i_s) + [model_dd, history_state],
-             common_out(i_panel) + [i_s.seed, history, history_state], "inpaint")
+             common_out(i_panel) + [i_s.seed, history, history_state, i_slider], "inpaint")
         wire(o_panel, app.outpaint,
              [o_image, o_left, o_right, o_top, o_bottom, o_class, o_order, o_steps] + sampling_inputs(o_s)
              + [model_dd, history_state],
-             common_out(o_panel) + [o_s.seed, history, history_state], "outpaint")
+             common_out(o_panel) + [o_s.seed, history, history_state, o_slider], "outpaint")
         wire(u_panel, app.upscale,
              [u_image, u_class, u_order, u_steps, u_scale, u_regen] + sampling_inputs(u_s) + [model_dd, history_state],
              common_out(u_panel) + [u_s.seed, history, history_state, u_slider], "upscale")
@@ -399,12 +428,14 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         # model picker
         class_dds = [g_class, i_class, o_class, u_class, s_class]
+        scope_notes = [i_scope, o_scope, u_scope]
         cfg_sliders = [g_s.cfg, i_s.cfg, o_s.cfg, u_s.cfg, s_s.cfg]
 
         def on_model(model: str) -> dict[Any, Any]:
             info_text, banner_md = app.model_report(model)
             st = app.try_studio(model)
             out: dict[Any, Any] = {model_info: info_text, banner: gr.update(value=banner_md, visible=bool(banner_md))}
+            out.update({note: model_scope_note(st) for note in scope_notes})
             if st is None:
                 return out
             n = st.grid_size ** 2
@@ -422,7 +453,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             return out
 
         model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g_steps, i_steps, o_steps, u_steps,
-                         s_counts]
+                         s_counts, *scope_notes]
         model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY,
                         concurrency_limit=slots)
 
@@ -431,13 +462,23 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         refresh.click(rescan, [model_dd], [model_dd], api_visibility="private", queue=False)
         demo.load(rescan, [model_dd], [model_dd], api_visibility="private", queue=False)
+
+        # history across reloads: saved in the browser whenever it changes, shown again when the page loads
+        history_state.change(lambda h: h, [history_state], [saved_history], api_visibility="private", queue=False)
+        demo.load(app.restore_history, [saved_history], [history, history_state], api_visibility="private",
+                  queue=False)
+        # "Random seed" ticked in the browser only (see sampling_controls): API calls default to the seed given
+        random_boxes = [s.random_seed for s in (g_s, i_s, o_s, u_s, s_s)
+                        if getattr(s.random_seed, "random_in_browser", False)]
+        demo.load(None, None, random_boxes, js="() => [" + ", ".join("true" for _ in random_boxes) + "]",
+                  api_visibility="private", queue=False)
     return demo
 
 
 def launch_kwargs() -> dict[str, Any]:
     """What `launch()` needs besides host/port (Gradio 6 takes theme and css there)."""
     return dict(css=CSS, theme=gr.themes.Soft(), show_error=True, footer_links=["api"], max_file_size="32mb",
-                allowed_paths=[str(ASSETS)])
+                allowed_paths=[str(ASSETS)], head=SHORTCUTS_JS)
 
 
 __all__ = ["build_demo", "launch_kwargs", "CSS", "NO_CLASS", "MASK_TINT"]

@@ -182,7 +182,7 @@ def test_inpaint_keeps_everything_away_from_the_mask(client, files):
     mask = np.asarray(Image.open(files["square_mask"])) > 127
     for value, extra in ((editor(cat, (files["square_layer"],)), {}),  # a painted layer, as the browser sends
                          (editor(cat), {"mask_file": handle_file(str(files["square_mask"]))})):  # an uploaded mask
-        live, _, status, gallery, dl, _, _ = client.predict(image=value, steps=4, api_name="/inpaint", **extra)
+        live, _, status, gallery, dl, _, _, slider = client.predict(image=value, steps=4, api_name="/inpaint", **extra)
         assert "Done" in status, status
         [png] = gallery_paths(gallery)
         after = rgb(png)
@@ -194,6 +194,8 @@ def test_inpaint_keeps_everything_away_from_the_mask(client, files):
         assert not np.array_equal(after[mask], before[mask]), "the masked square was not regenerated"
         [meta] = sidecars(dl)
         assert meta["settings"]["task"] == "inpaint" and meta["size"] == [128, 128]
+        before_img, after_img = slider  # the before/after slider: the input and the result, at the same size
+        assert rgb(before_img).tobytes() == before.tobytes() and rgb(after_img).tobytes() == after.tobytes()
 
 
 def test_mask_preview_counts_tokens(client, files):
@@ -211,8 +213,8 @@ def test_outpaint_size_is_exactly_the_pixels_asked(client):
     preview, text = client.predict(image=handle_file(str(cat)), left=13, top=5, api_name="/outpaint_preview")
     m = re.search(r"New canvas \*\*(\d+)×(\d+) px\*\*", text)
     assert m, text
-    live, _, status, gallery, dl, _, _ = client.predict(image=handle_file(str(cat)), left=13, top=5, steps=4,
-                                                        api_name="/outpaint")
+    live, _, status, gallery, dl, _, _, slider = client.predict(image=handle_file(str(cat)), left=13, top=5, steps=4,
+                                                                api_name="/outpaint")
     assert "Done" in status, status
     assert "px asked" not in status, status
     [png] = gallery_paths(gallery)
@@ -223,6 +225,10 @@ def test_outpaint_size_is_exactly_the_pixels_asked(client):
     after, before = rgb(png), rgb(cat)
     assert np.array_equal(after[5:, 13:], before), "the original's pixels were not kept"
     assert not np.array_equal(after[:5], np.full_like(after[:5], 128)), "the new strip was not filled"
+    # before/after at the output's size: the original at its place on a grey canvas, then the result
+    before_img, after_img = (rgb(p) for p in slider)
+    assert before_img.shape == after_img.shape == after.shape
+    assert np.array_equal(before_img[5:, 13:], before) and (before_img[:5] == 128).all()
 
 
 @pytest.mark.parametrize("name, scale, expected", [("pic40x30", "×2", (80, 60)), ("pic40x30", "×4", (160, 120))])
@@ -261,7 +267,7 @@ def test_speed_returns_a_gallery_per_step_count_and_a_table(client):
 
 
 def test_downloaded_sidecar_reruns_to_the_same_pixels(client, files, tmp_path):
-    _, _, status, gallery, dl, _, _ = client.predict(
+    _, _, status, gallery, dl, _, _, _ = client.predict(
         image=editor(EXAMPLES / "cat.png", (files["square_layer"],)), class_name="blue triangle", steps=5,
         seed=1234, random_seed=False, api_name="/inpaint")
     [png] = gallery_paths(gallery)

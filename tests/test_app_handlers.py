@@ -91,10 +91,32 @@ def test_history_item_errors(app, tmp_path):
     with pytest.raises(gr.Error, match="history is empty"):
         app.history_item([], 0)
     with pytest.raises(gr.Error, match="no longer on the server"):
-        app.history_item([{"path": str(tmp_path / "gone.png"), "caption": ""}], 0)
-    kept = tmp_path / "kept.png"
+        app.history_item([{"path": str(app.store.root / "gone.png"), "caption": ""}], 0)
+    kept = app.store.root / "kept.png"
     picture(16, 16).save(kept)
     assert app.history_item([{"path": str(kept), "caption": ""}], 5) == str(kept)  # out of range: the newest
+    foreign = tmp_path / "foreign.png"  # a file outside the run store, as a crafted browser entry could name
+    picture(16, 16).save(foreign)
+    with pytest.raises(gr.Error, match="history is empty"):
+        app.history_item([{"path": str(foreign), "caption": ""}], 0)
+
+
+def test_history_restored_from_the_browser_keeps_only_this_servers_files(app, tmp_path):
+    run = app.store.root / "run-1"
+    run.mkdir()
+    kept = run / "a.png"
+    picture(16, 16).save(kept)
+    outside = tmp_path / "secret.png"
+    picture(16, 16).save(outside)
+    saved = [{"path": str(kept), "caption": "inpaint · seed 1"},
+             {"path": str(run / "pruned.png"), "caption": "gone since"},  # pruned: dropped quietly
+             {"path": str(outside), "caption": "not ours"},
+             {"path": str(run / ".." / ".." / "secret.png"), "caption": "not ours either"},
+             "not an entry", {"caption": "no path"}]
+    gallery, history = app.restore_history(saved)
+    assert history == [{"path": str(kept), "caption": "inpaint · seed 1"}]
+    assert gallery == [(str(kept), "inpaint · seed 1")]
+    assert app.restore_history(None) == ([], [])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -244,16 +266,24 @@ def test_stop_through_the_app_leaves_no_run_folder(app, tiny_model_dir):
     first = next(gen)
     assert "Step **1/" in first[2]
     assert app.store.count() == 1  # the inputs are saved before the run
-    assert "Stopping at step" in app.stop(req)
+    stop = app.stop(req)
+    assert "Stopping at step" in next(stop)
     rest = list(gen)
     assert len(rest) == 1 and "Stopped" in rest[0][2] and "nothing saved" in rest[0][2]
+    assert list(stop) == [rest[0][2]]  # Stop's last word: the run's own "Stopped at step N/M"
     assert app.store.count() == 0 and len(app.runs) == 0
-    assert app.stop(req) is not None  # nothing to stop: a no-op update
-    # Gradio closing the generator (Stop's `cancels`, a closed tab) must clean up too
+    assert list(app.stop(req)) != []  # nothing to stop: a no-op update
+    # Gradio closing the generator (Stop's `cancels`, a closed tab) must clean up too, and Stop, which
+    # cannot rely on the closed run's last frame, must still end in "Stopped at step N/M"
     gen = app.generate(class_name="red circle", steps=16, request=req)
     next(gen)
+    next(gen)
     assert app.store.count() == 1
+    stop = app.stop(req)
+    assert "Stopping at step **2/16**" in next(stop)
     gen.close()
+    [last] = list(stop)
+    assert "Stopped at step **2/16**" in last and "nothing saved" in last
     assert app.store.count() == 0 and len(app.runs) == 0
 
 
@@ -359,3 +389,49 @@ def test_model_cache_is_lru_with_a_capacity(tmp_path):
     assert mm.loaded(str(dirs[0])) is None and len(mm._studios) == 2
     assert len(mm._locks) == 2 and mm.lock(c) is mm.lock(c)
     assert [r[0].name for r in mm._studios.values()] == ["m2", "m1"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Issue 15: seeds through the API, the model's scope, before/after pictures
+
+
+def test_a_seed_is_used_as_given_unless_random_is_asked():
+    assert StudioApp.pick_seed(42) == 42 and StudioApp.pick_seed("42") == 42
+    assert StudioApp.pick_seed(0, False) == 0
+    for value, ticked in ((-1, False), ("-1", False), (None, False), ("", False), (42, True)):
+        seeds = {StudioApp.pick_seed(value, ticked) for _ in range(4)}
+        assert all(0 <= s < 2**31 for s in seeds) and len(seeds) > 1, (value, ticked, seeds)
+    with pytest.raises(ValueError, match="seed"):
+        StudioApp.pick_seed(-2)
+
+
+def test_model_scope_note_points_emoji_models_to_a_photo_model():
+    from app.model_scope import model_scope_note
+
+    emoji = types.SimpleNamespace(name="randar-emoji", description="98 emoji classes, 128x128 pixels.",
+                                  num_classes=98, image_size=128)
+    note = model_scope_note(emoji)
+    assert "What randar-emoji knows" in note and "98 emoji classes" in note
+    assert "trained on emoji, not photos" in note and "`randar download randar-xl`" in note
+    imagenet = types.SimpleNamespace(name="randar-xl", description="RandAR-XL (0.7B), ImageNet 256x256.",
+                                     num_classes=1000, image_size=256)
+    assert "ImageNet" in model_scope_note(imagenet) and "randar download" not in model_scope_note(imagenet)
+    assert "No model is loaded" in model_scope_note(None)
+
+
+def test_before_pictures_are_at_the_output_scale():
+    from app.compare import before_after
+
+    original = picture(40, 30)
+    out = Image.new("RGB", (40 + 8 + 16, 30 + 4), (9, 9, 9))
+    result = types.SimpleNamespace(images=[out], settings={"resolved": {"extension_px": {"left": 8, "top": 4}},
+                                                           "params": {"left": 8, "top": 4}})
+    before, after = before_after("outpaint", original, result)
+    px = np.asarray(before)
+    assert after is out and before.size == out.size
+    assert np.array_equal(px[4:34, 8:48], np.asarray(original)) and (px[:4] == 128).all() and (px[:, 48:] == 128).all()
+    up = types.SimpleNamespace(images=[Image.new("RGB", (80, 60))], settings={})
+    before, _ = before_after("upscale", original, up)
+    assert before.size == (80, 60) and np.array_equal(np.asarray(before)[::2, ::2], np.asarray(original))
+    same = types.SimpleNamespace(images=[picture(40, 30, seed=1)], settings={})
+    assert before_after("inpaint", original, same)[0] is original

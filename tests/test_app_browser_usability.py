@@ -1,0 +1,191 @@
+"""The web app in headless Chromium, on what users of editing tools expect (issue 15).
+
+Same set-up as tests/test_app_browser.py (`python app.py` on the tiny model with a sleep after each step,
+so that a run can be watched and stopped). Checked: Stop ends in "Stopped at step N/M" and the tab runs
+again; Ctrl+Enter runs and Esc stops; Ctrl+Z / Ctrl+Shift+Z undo and redo a stroke in the editor; every
+editing tab shows a before/after slider at the output's scale after a run, and the Downloads box shows
+its GIF row; the history is back after a reload, downloadable and usable as an input; at 390x844 the
+editor's toolbar does not cover its label (screenshot in outputs/screenshots/inpaint-390.png).
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from app.testing import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
+from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.timeout(300)
+CAT = REPO / "assets" / "examples" / "cat.png"
+
+
+def set_number(pg, label: str, value: int) -> None:
+    """Type into the visible number box of a slider (tabs visited before keep theirs in the page)."""
+    box = pg.locator(f"input[aria-label='number input for {label}']:visible").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def stopped_at(status: str) -> tuple[int, int]:
+    m = re.search(r"Stopped at step \*?\*?(\d+)/(\d+)", status)
+    assert m, status
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_stop_ends_in_stopped_and_the_tab_runs_again(page):
+    pg = page
+    set_number(pg, "Steps", 64)  # 64 steps of 0.2 s: long enough to stop in the middle
+    pg.click("#generate-run")
+    wait_text(pg, "#generate-status", "⏳ Step", timeout=60_000)
+    pg.click("#generate-stop")
+    wait_text(pg, "#generate-status", "Stopped at step", timeout=30_000)
+    step, steps = stopped_at(text(pg, "#generate-status"))
+    assert steps == 64 and 1 <= step < 64, (step, steps)
+    time.sleep(2)  # nothing may come after it (before the fix: "Stopping at step ..." for good)
+    assert "Stopped at step" in text(pg, "#generate-status"), text(pg, "#generate-status")
+
+    # the keyboard: Ctrl+Enter runs the tab on screen, Esc stops it
+    pg.keyboard.press("Control+Enter")
+    wait_text(pg, "#generate-status", "⏳ Step", timeout=60_000)
+    pg.keyboard.press("Escape")
+    wait_text(pg, "#generate-status", "Stopped at step", timeout=30_000)
+    assert stopped_at(text(pg, "#generate-status"))[1] == 64
+
+    # and the Run button works again
+    set_number(pg, "Steps", 8)
+    pg.click("#generate-run")
+    wait_text(pg, "#generate-status", "Done", timeout=60_000)
+    assert "8 steps" in text(pg, "#generate-status")
+    assert not pg.page_errors, pg.page_errors
+
+
+def test_undo_and_redo_a_stroke_with_the_keyboard(page):
+    pg = page
+    open_tab(pg, "Inpaint")
+    upload_to_editor(pg, CAT)
+    wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
+    paint_mask(pg)
+    pg.mouse.move(1, 1)
+    pg.keyboard.press("Control+z")
+    wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)  # the stroke is gone: empty mask
+    pg.keyboard.press("Control+Shift+z")
+    wait_text(pg, "#mask-caption", "will be regenerated", timeout=30_000)  # and back
+    assert not pg.page_errors, pg.page_errors
+
+
+def slider_sizes(pg, tab: str) -> list[list[int]]:
+    pg.wait_for_selector(f"#{tab}-slider img", state="visible", timeout=30_000)
+    wait_images_decoded(pg)
+    return pg.eval_on_selector_all(
+        f"#{tab}-slider img",
+        "els => els.map(e => { const r = e.getBoundingClientRect(); "
+        "return [e.naturalWidth, e.naturalHeight, Math.round(r.width), Math.round(r.height)]; })")
+
+
+def assert_same_scale(pg, tab: str, size: tuple[int, int]) -> None:
+    imgs = slider_sizes(pg, tab)
+    assert len(imgs) == 2, (tab, imgs)
+    (bw, bh, bdw, bdh), (aw, ah, adw, adh) = imgs
+    assert (bw, bh) == (aw, ah) == size, (tab, imgs)  # the before at the output's pixel size
+    assert (bdw, bdh) == (adw, adh), (tab, imgs)  # drawn in the same box: the same scale
+
+
+def assert_gif_row_shown(pg, tab: str) -> None:
+    """The Downloads box lists the GIF, and no part of the box is scrolled out of sight."""
+    files = text(pg, f"#{tab}-files")
+    assert ".gif" in files, files
+    hidden = pg.evaluate(
+        """tab => { const box = document.getElementById(tab + '-files');
+        const row = [...box.querySelectorAll('tr, a, li, span')].find(e => e.innerText.trim().endsWith('.gif'));
+        if (!row) return 'no .gif row';
+        const r = row.getBoundingClientRect();
+        for (let el = row.parentElement; el && el !== box.parentElement; el = el.parentElement) {
+          const c = el.getBoundingClientRect();
+          const clips = getComputedStyle(el).overflowY !== 'visible';
+          if (clips && (r.bottom > c.bottom + 1 || r.top < c.top - 1)) return 'clipped by ' + el.className;
+        }
+        return ''; }""", tab)
+    assert hidden == "", hidden
+
+
+def test_before_after_on_every_editing_tab_and_the_gif_download(page):
+    pg = page
+    open_tab(pg, "Inpaint")
+    upload_to_editor(pg, CAT)
+    wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
+    paint_mask(pg)
+    set_number(pg, "Images per run", 3)  # 3 PNGs, 3 settings files, the GIF, the input and its mask: 9 rows
+    pg.click("#inpaint-run")
+    wait_text(pg, "#inpaint-status", "Done", timeout=90_000)
+    assert_same_scale(pg, "inpaint", (128, 128))
+    assert_gif_row_shown(pg, "inpaint")
+
+    open_tab(pg, "Outpaint")
+    pg.wait_for_selector("#outpaint-examples button, #outpaint-examples img", state="visible").click()
+    wait_text(pg, "#outpaint-caption", "Extend at least one side", timeout=30_000)
+    pg.get_by_role("button", name="↔ Wider").click()
+    wait_text(pg, "#outpaint-caption", "New canvas", timeout=30_000)
+    m = re.search(r"New canvas \*?\*?(\d+)×(\d+) px", text(pg, "#outpaint-caption"))
+    assert m, text(pg, "#outpaint-caption")
+    pg.click("#outpaint-run")
+    wait_text(pg, "#outpaint-status", "Done", timeout=120_000)
+    assert_same_scale(pg, "outpaint", (int(m.group(1)), int(m.group(2))))
+    assert_gif_row_shown(pg, "outpaint")
+
+    open_tab(pg, "Upscale")
+    pg.wait_for_selector("#upscale-examples button, #upscale-examples img", state="visible").click()
+    set_number(pg, "Steps per tile", 1)
+    pg.click("#upscale-run")
+    wait_text(pg, "#upscale-status", "Done", timeout=120_000)
+    assert_same_scale(pg, "upscale", (256, 256))
+    assert not pg.page_errors, pg.page_errors
+
+
+def test_history_survives_a_reload(page):
+    pg = page
+    set_number(pg, "Steps", 4)
+    pg.click("#generate-run")
+    wait_text(pg, "#generate-status", "Done", timeout=60_000)
+    pg.wait_for_selector("#history img", state="visible", timeout=30_000)
+    before = pg.eval_on_selector_all("#history img", "els => els.length")
+    pg.reload()
+    pg.wait_for_selector("#generate-run", timeout=60_000)
+    pg.wait_for_selector("#history img", state="visible", timeout=30_000)
+    srcs = pg.eval_on_selector_all("#history img", "els => els.map(e => e.getAttribute('src'))")
+    assert len(srcs) == before >= 1, (before, srcs)
+    response = pg.request.get(srcs[0] if srcs[0].startswith("http") else pg.url.rstrip("/") + srcs[0])
+    assert response.status == 200 and response.body()[:8] == b"\x89PNG\r\n\x1a\n"  # still downloadable
+    # and still usable as an input: the server-side history came back too
+    pg.click("#history img")
+    pg.get_by_role("button", name="Use in Inpaint").click()
+    pg.wait_for_function("() => !document.querySelector('#inpaint-editor').innerText.includes('select the draw tool')"
+                         " && document.querySelector('#inpaint-editor').offsetParent !== null", timeout=30_000)
+    assert not pg.page_errors, pg.page_errors
+
+
+def test_phone_width_editor_toolbar_clear_of_its_label(browser, server):
+    ctx = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        pg = ctx.new_page()
+        pg.goto(server.url)
+        pg.wait_for_selector("#generate-run", timeout=60_000)
+        open_tab(pg, "Inpaint")
+        upload_to_editor(pg, CAT)
+        boxes = pg.evaluate("""() => { const ed = document.getElementById('inpaint-editor');
+            const box = (el) => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+            return {label: box(ed.querySelector('[data-testid=block-label]')), toolbar: box(ed.querySelector('.top-panel')),
+                    canvas: box(ed.querySelector('[data-testid=image]'))}; }""")
+        (l0, t0, r0, b0), (l1, t1, r1, b1) = boxes["label"], boxes["toolbar"]
+        overlap = min(r0, r1) - max(l0, l1) > 0 and min(b0, b1) - max(t0, t1) > 0
+        assert not overlap, boxes
+        note = text(pg, "#inpaint-model-scope")
+        assert "What tiny knows" in note and "randar download randar-xl" in note, note
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        pg.mouse.move(1, 1)
+        pg.locator("#inpaint-editor").scroll_into_view_if_needed()
+        pg.screenshot(path=str(SCREENSHOTS / "inpaint-390.png"))
+    finally:
+        ctx.close()
