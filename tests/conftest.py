@@ -119,8 +119,10 @@ def make_picture():
 
 BROWSER_FILES = {"test_app_browser.py"}  # headless Chromium against `python app.py`
 GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
-# (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s)
-SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_scaleout.py"}
+# (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s), builds and
+# checks reference bundles, or looks for the emoji artwork (npm) and renders it: a second or more each
+SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_scaleout.py", "test_conformance_bundles.py",
+                             "test_emoji_data.py"}
 # module fixtures that start the app or torchrun, or build the emoji dataset: whoever uses one is slow
 SLOW_FIXTURES = {"server", "other_servers", "one_process", "built"}
 # single tests that run for a second or more on their own: (file, test name with or without its parameters)
@@ -143,6 +145,13 @@ SLOW_TESTS = {
     ("test_tasks.py", "test_fast_and_plain_decoding_give_the_same_tokens"),
     ("test_upscale.py", "test_real_upscale_is_consistent_with_its_input"),
     ("test_app_handlers.py", "test_model_cache_is_lru_with_a_capacity"),
+    ("test_train.py", "test_gpt_overfits_a_repeated_batch"),
+    ("test_tasks.py", "test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest"),
+    ("test_tasks.py", "test_checkpoint_tokenizer_mismatch"),
+    ("test_upscale.py", "test_rerun_reproduces_the_pixels_of_a_real_run"),
+    ("test_evaluate.py", "test_command_line_quick_on_a_folder"),
+    ("test_default_model.py", "test_tokenizer_reconstructs_the_examples"),
+    ("test_vq.py", "test_save_pretrained_round_trip"),
 }
 
 
