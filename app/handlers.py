@@ -603,7 +603,7 @@ class StudioApp:
         """(left, right, top, bottom) for a preset: wider, taller, all sides, 16:9, 9:16, 1:1."""
         if image is None:
             raise gr.Error("Upload an image first: presets are computed from its size.", title="No image")
-        img = as_image(image, "image to extend")
+        img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), [])  # the size the run works at
         W, H = img.size
         dx = dy = 0
         if preset == "wider":

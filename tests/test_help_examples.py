@@ -1,7 +1,8 @@
 """Every example the CLI prints (`python -m randar --help`, each `COMMAND --help`) and every CLI line of README's
 bash blocks runs as written, on the shipped default model, in a temporary working directory (so no output lands
 in the repository), with a few counts made small to keep the suite fast: --steps 4, --count 2, --classes 0,1,
---per-class 1. torchrun lines run as the same command in one process (tests/test_scaleout.py runs torchrun).
+--per-class 1; absolute paths are made relative to that directory. torchrun lines run as the same command in
+one process (tests/test_scaleout.py runs torchrun).
 Examples that need an official checkpoint that is not downloaded must fail with the command to download it.
 """
 from __future__ import annotations
@@ -60,7 +61,8 @@ def to_argv(line: str) -> list[str]:
     """The example's arguments after `randar`, with SMALL's counts and the test runtime options."""
     words = shlex.split(line.split(" #", 1)[0])
     start = words.index("randar") + 1
-    argv = words[start:]
+    # absolute paths (README's /shared/runs/all on a shared file system) go under the temporary working dir
+    argv = [w.lstrip("/") if w.startswith("/") else w for w in words[start:]]
     out: list[str] = []
     i = 0
     while i < len(argv):

@@ -118,3 +118,17 @@ def test_rerun_of_settings_made_with_token_rounded_sizes_is_refused_unless_not_s
         studio.rerun(old, image=img)
     assert studio.rerun(old, image=img, strict=False).settings["resolved"]["size"] == [105, 80]
     assert studio.rerun(settings, image=img).settings["resolved"]["size"] == [105, 80]
+
+
+def test_app_preset_of_a_large_upload_sizes_the_picture_the_run_works_on(tiny_model_dir, tmp_path):
+    """The app downscales uploads above MAX_INPUT_SIDE before a run; presets must be computed at that size."""
+    from app.handlers import AppConfig, StudioApp
+    from app.media import MAX_INPUT_SIDE, limit_size
+
+    big = picture(MAX_INPUT_SIDE * 2 + 10, MAX_INPUT_SIDE + 3)
+    path = tmp_path / "big.png"
+    big.save(path)
+    worked = limit_size(big, [])
+    app = StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs")))
+    expected = outpaint_size(worked.width, worked.height, aspect="1:1")
+    assert app.preset("1:1", str(path)) == (expected.left, expected.right, expected.top, expected.bottom)
