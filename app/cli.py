@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 from randar.registry import DEFAULT_MODEL, REGISTRY
@@ -17,9 +18,14 @@ from randar.registry import DEFAULT_MODEL, REGISTRY
 from .state import MODEL_ENV
 
 
+def invoked_as() -> str:
+    """`randar-studio` when run as the installed command (pyproject.toml's console script), else `python app.py`."""
+    return "randar-studio" if Path(sys.argv[0]).name == "randar-studio" else "python app.py"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python app.py", description="RandAR Studio web app: generate, inpaint, outpaint and upscale, live.")
+        prog=invoked_as(), description="RandAR Studio web app: generate, inpaint, outpaint and upscale, live.")
     p.add_argument("--model", "-m", default=None, metavar="NAME_OR_DIR",
                    help=f"registry model ({', '.join(REGISTRY)}) or a model directory; default: ${MODEL_ENV}, "
                         f"else {DEFAULT_MODEL}")

@@ -26,8 +26,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..registry import default_checkpoints_dir
+
 FEATURE_DIM = 64
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "emoji-classifier"
+# beside the default model, wherever the checkpoints are (a checkout, `pip install .`, $RANDAR_CHECKPOINTS)
+DEFAULT_DIR = default_checkpoints_dir() / "emoji-classifier"
 
 
 class EmojiClassifier(nn.Module):
