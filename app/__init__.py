@@ -8,7 +8,9 @@ Modules (each small enough to read in one go):
 - `media`: image inputs (uploads, the mask editor, size limits) and the small pictures the app draws;
 - `store`: where each run's PNGs, settings JSON and GIF are written (pruned, so disks do not fill up);
 - `handlers`: the callbacks, one per button, validated and turned into Studio calls;
-- `ui`: the layout and the wiring of components to handlers.
+- `ui`: the layout and the wiring of components to handlers;
+- `compare` (before/after pictures), `model_scope` (what the model knows), `session_history` (the history
+  across reloads), `shortcuts` (keys and small-screen CSS), `server_log` (one log line per user error).
 No model logic lives here: every decision about tokens, orders and pixels is made by `randar`.
 """
 from __future__ import annotations

@@ -245,7 +245,7 @@ class StudioApp:
 
         Why -1 and the unticked default: an API call `seed=42` must give seed 42 without also passing
         `random_seed=False`. The checkbox is off in the app's config (so the API's default is off) and the
-        page ticks it when it loads (`ui.RANDOM_SEED_ON_LOAD`), so the browser's default stays random."""
+        page ticks it when it loads (a page-load script of `ui.build_demo`), so the browser's default stays random."""
         if random_seed or seed in (None, "") or (isinstance(seed, (int, float)) and seed == RANDOM_SEED):
             return random.SystemRandom().randrange(SEED_MAX)
         if isinstance(seed, str) and seed.strip() == str(RANDOM_SEED):
@@ -349,7 +349,7 @@ class StudioApp:
     @user_errors
     def generate(self, class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
-                 seed: float = 0, random_seed: bool = False, batch: float = 1, double_size: bool = False,
+                 seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, double_size: bool = False,
                  model: str | None = None, history: list | None = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """New images of a class (optionally at twice the model's resolution)."""
@@ -373,8 +373,8 @@ class StudioApp:
     def inpaint(self, image: Any = None, mask_file: Any = None, invert_mask: bool = False,
                 class_name: str = NO_CLASS, order: str = "random", steps: float = 64, feather: float = 0,
                 dilate: float = 0, region: str = "auto", cfg: float = 4.0, cfg_start: float = 1.0,
-                temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
-                random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
+                temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
+                seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Regenerate the painted part of an image; the rest of it is kept byte for byte."""
         edit = editor_input(image, mask_file, bool(invert_mask))
@@ -402,7 +402,7 @@ class StudioApp:
     def outpaint(self, image: Any = None, left: float = 0, right: float = 0, top: float = 0, bottom: float = 0,
                  class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
-                 seed: float = 0, random_seed: bool = False, batch: float = 1, model: str | None = None,
+                 seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None,
                  history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
         notices: list[str] = []
@@ -425,8 +425,8 @@ class StudioApp:
     @user_errors
     def upscale(self, image: Any = None, class_name: str = NO_CLASS, order: str = "random", steps: float = 8,
                 scale: Any = "×2", regenerate: float = 0.1, cfg: float = 4.0, cfg_start: float = 1.0,
-                temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
-                random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
+                temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
+                seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Exactly 2x (or 4x) the image's width and height, in overlapping tiles of the model's canvas.
         The input is not shrunk first (the task refuses images above its pixel limit instead)."""

@@ -2,7 +2,7 @@
 
 Shortcuts (what users of editing tools expect; Gradio has none of its own for these):
 - Ctrl+Enter (Cmd+Enter): press the Run button of the tab on screen, even while typing in a field;
-- Esc: press that tab's Stop button;
+- Esc: press that tab's Stop button (not while it closes a full-screen view or a list being typed in);
 - Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y: undo / redo in the Inpaint tab's image editor. Gradio 6's ImageEditor
   keeps a history of strokes and has Undo/Redo buttons in its toolbar, but no key binding: the shortcut
   presses those buttons. It is left alone while a text field has the focus (undo of typing).
@@ -24,6 +24,8 @@ SHORTCUTS_JS = """
   const currentTab = () => TABS.find((t) => shown(document.getElementById(t + '-run')));
   const typing = (el) => !!el && (el.isContentEditable || el.tagName === 'TEXTAREA' ||
       (el.tagName === 'INPUT' && !['checkbox', 'radio', 'range', 'button', 'file'].includes(el.type)));
+  const textField = (el) => !!el && (el.tagName === 'TEXTAREA' ||
+      (el.tagName === 'INPUT' && ['text', 'search'].includes(el.type)));
   const press = (selector) => {
     const el = document.querySelector(selector);
     if (!el || el.disabled) return false;
@@ -43,8 +45,9 @@ SHORTCUTS_JS = """
     const key = ev.key.toLowerCase();
     if (mod && key === 'enter') {
       if (press('#' + tab + '-run')) ev.preventDefault();
-    } else if (key === 'escape' && !mod && !ev.shiftKey && !ev.altKey) {
-      press('#' + tab + '-stop');
+    } else if (key === 'escape' && !mod && !ev.shiftKey && !ev.altKey && !document.fullscreenElement &&
+               !textField(document.activeElement)) {
+      press('#' + tab + '-stop');  // not while Esc closes a full-screen view or a list being typed in
     } else if (mod && (key === 'z' || key === 'y') && tab === 'inpaint' && !typing(document.activeElement)) {
       const button = editorButton(key === 'y' || ev.shiftKey ? 'redo' : 'undo');
       if (button) {

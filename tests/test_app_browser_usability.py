@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.testing import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
-from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 - fixtures
+from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(300)
 CAT = REPO / "assets" / "examples" / "cat.png"
@@ -134,6 +134,7 @@ def test_before_after_on_every_editing_tab_and_the_gif_download(page):
     wait_text(pg, "#outpaint-status", "Done", timeout=120_000)
     assert_same_scale(pg, "outpaint", (int(m.group(1)), int(m.group(2))))
     assert_gif_row_shown(pg, "outpaint")
+    shot(pg, "outpaint-before-after.png")
 
     open_tab(pg, "Upscale")
     pg.wait_for_selector("#upscale-examples button, #upscale-examples img", state="visible").click()

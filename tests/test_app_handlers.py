@@ -435,3 +435,39 @@ def test_before_pictures_are_at_the_output_scale():
     assert before.size == (80, 60) and np.array_equal(np.asarray(before)[::2, ::2], np.asarray(original))
     same = types.SimpleNamespace(images=[picture(40, 30, seed=1)], settings={})
     assert before_after("inpaint", original, same)[0] is original
+
+
+def test_server_log_turns_user_errors_and_disconnects_into_one_line(caplog, capsys):
+    import logging
+    import traceback
+
+    from app.server_log import DisconnectFilter, _QuietTraceback
+
+    quiet = _QuietTraceback(traceback)
+    with caplog.at_level(logging.INFO, logger="randar.app"):
+        try:
+            raise gr.Error("Value 0 is less than minimum value 1.")
+        except gr.Error:
+            quiet.print_exc()
+        try:
+            raise RuntimeError("a real fault")
+        except RuntimeError:
+            quiet.print_exc()  # printed in full, as before
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "a real fault" in err and "minimum value" not in err
+    assert [r.getMessage() for r in caplog.records] == ["user error: Value 0 is less than minimum value 1."]
+
+    try:
+        raise ConnectionResetError("peer gone")
+    except ConnectionResetError as exc:
+        record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application",
+                                   (), (type(exc), exc, exc.__traceback__))
+    assert DisconnectFilter().filter(record)
+    assert record.exc_info is None and record.levelno == logging.INFO
+    assert record.getMessage() == "client disconnected (ConnectionResetError): Exception in ASGI application"
+    try:
+        raise KeyError("not a disconnect")
+    except KeyError as exc:
+        other = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "boom", (),
+                                  (type(exc), exc, exc.__traceback__))
+    assert DisconnectFilter().filter(other) and other.exc_info is not None  # left as it was
