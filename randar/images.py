@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence, Union
+from typing import Iterator, Literal, Sequence, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from randar.memory import release_memory
 
 __all__ = [
     "ImageError", "ImageSource", "Placement", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
@@ -42,6 +46,12 @@ MASK_ALPHA_THRESHOLD = 127
 # RANDAR_MAX_IMAGE_PIXELS (a positive integer), read at each call.
 MAX_IMAGE_PIXELS = 36_000_000
 MAX_IMAGE_PIXELS_ENV = "RANDAR_MAX_IMAGE_PIXELS"
+# Files above this many pixels are decoded one at a time per process. Why: decoding and converting a large
+# picture costs up to ~15 bytes per pixel for a moment (the decoded RGBA, the white canvas, the composite,
+# the RGB result: ~450 MB at the cap), and a server decodes the uploads of concurrent requests in threads;
+# taking turns keeps the process's peak at one such decode, whatever the number of requests.
+LARGE_DECODE_PIXELS = 8_000_000
+_LARGE_DECODE = threading.BoundedSemaphore(1)
 
 
 class ImageError(ValueError):
@@ -136,7 +146,9 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     app): a JPEG file is then decoded at a reduced scale whose sides stay >= max_side.
     """
     if isinstance(src, (str, Path)):
-        return _from_pil(_open(Path(src), max_side), str(src), owned=True)
+        header = _open_header(Path(src), str(src))
+        with _decode_turn(header.size):
+            return _from_pil(_decode(header, Path(src), max_side), str(src), owned=True)
     if isinstance(src, Image.Image):
         check_image_size(src.size, "image")
         return _from_pil(src, "image")
@@ -147,10 +159,22 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     raise ImageError(f"cannot read an image from {type(src).__name__}; pass a path, a PIL image or a numpy array")
 
 
-def _open(path: Path, max_side: int | None = None) -> Image.Image:
-    """Open, check the size from the header, then decode. With `max_side`, a JPEG is decoded directly at the
-    smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less memory)."""
-    img = _open_header(path, str(path))
+@contextmanager
+def _decode_turn(size: tuple[int, int]) -> Iterator[None]:
+    """Wait for this process's turn to decode a picture of `size` when it is large (LARGE_DECODE_PIXELS)."""
+    if size[0] * size[1] <= LARGE_DECODE_PIXELS:
+        yield
+        return
+    with _LARGE_DECODE:
+        try:
+            yield
+        finally:
+            release_memory()  # the decode's temporaries, freed in this thread's malloc arena: hand them back
+
+
+def _decode(img: Image.Image, path: Path, max_side: int | None = None) -> Image.Image:
+    """Decode `img`, opened by `_open_header`. With `max_side`, a JPEG is decoded directly at the smallest
+    1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less memory)."""
     try:
         if max_side is not None and img.format == "JPEG":
             img.draft("RGB", (max_side, max_side))
@@ -369,8 +393,10 @@ def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
         mask = src.copy()
     else:
         if isinstance(src, (str, Path)):
-            img = _open(Path(src))
-        elif isinstance(src, Image.Image):
+            header = _open_header(Path(src), name)
+            with _decode_turn(header.size):
+                return _sized_mask(mask_from_image(_decode(header, Path(src)), name), size)
+        if isinstance(src, Image.Image):
             img = src
         elif isinstance(src, np.ndarray):
             if src.ndim >= 2:
@@ -379,6 +405,11 @@ def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
         else:
             raise ImageError(f"cannot read a mask from {type(src).__name__}")
         mask = mask_from_image(img, name)
+    return _sized_mask(mask, size)
+
+
+def _sized_mask(mask: np.ndarray, size: Size | None) -> np.ndarray:
+    """`mask` resized with nearest neighbour to `size` (if given and different)."""
     if size is not None:
         W, H = _wh(size)
         if mask.shape != (H, W):
