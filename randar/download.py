@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -121,8 +121,8 @@ def _verify(path: Path, rf: RemoteFile, remote_size: int | None, remote_etag: st
         raise DownloadError(
             f"{rf.filename}: the hub sent {size} bytes with sha256 {actual}, but {lock_path(ckpt)} recorded "
             f"{pinned.size} bytes with sha256 {pinned.sha256} at its first download (commit {pinned.commit}); the "
-            "file on the hub changed or the transfer is corrupt: retry, or, if you trust the new file, pass "
-            f"--revision {pinned.revision} to record it instead")
+            "file on the hub changed or the transfer is corrupt: retry, or, if you trust the new file, add "
+            f"--revision {pinned.revision} --force to fetch and record it instead")
     expected = rf.sha256 or (remote_etag if remote_etag and _SHA256.fullmatch(remote_etag) else None)
     if expected and actual != expected.lower():
         source = "the registry" if rf.sha256 else "the hub"
@@ -177,16 +177,31 @@ def _check_present(path: Path, entry: LockEntry, name: str, ckpt: Path, log: Log
                         "--force")
 
 
-def _pin(rf: RemoteFile, entry: LockEntry | None, revision: str | None) -> tuple[RemoteFile, LockEntry | None]:
-    """What to fetch for `rf` -> (the file at the revision to fetch, the lock entry it must match or None).
+@dataclass(frozen=True)
+class _Plan:
+    """How one file is handled: `fetch` is the file at the revision to download if it must be fetched;
+    `must_match` the lock entry that download must reproduce (None: record what arrives); `trust_present`
+    whether a file already in place may be kept, after a check against `present_ok` when that is set."""
 
-    With a lock entry and no --revision (or the entry's own), the recorded commit is fetched and must match;
-    an explicit other revision is fetched as asked and recorded anew."""
-    if revision is not None and (entry is None or revision not in (entry.revision, entry.commit)):
-        return replace(rf, revision=revision), None
+    fetch: RemoteFile
+    must_match: LockEntry | None
+    present_ok: LockEntry | None
+    trust_present: bool
+
+
+def _plan(rf: RemoteFile, entry: LockEntry | None, revision: str | None) -> _Plan:
+    """Without --revision: a recorded file is fetched at its pinned commit and must match the record; an
+    unrecorded one is fetched at the registry's revision and recorded. With --revision REV: a file recorded
+    at REV (its branch or its commit) in place is kept after the usual check; any download fetches REV and
+    records what arrives, except REV = the pinned commit, which must match."""
     if entry is None:
-        return rf, None
-    return replace(rf, revision=entry.commit, sha256=rf.sha256 or entry.sha256), entry
+        return _Plan(replace(rf, revision=revision or rf.revision), None, None, trust_present=revision is None)
+    pinned = replace(rf, revision=entry.commit, sha256=rf.sha256 or entry.sha256)
+    if revision is None or revision == entry.commit:
+        return _Plan(pinned, entry, entry, trust_present=True)
+    if revision == entry.revision:  # the same branch asked for on purpose: it may have moved, re-record
+        return _Plan(replace(rf, revision=revision), None, entry, trust_present=True)
+    return _Plan(replace(rf, revision=revision), None, None, trust_present=False)
 
 
 def download_model(
@@ -229,20 +244,20 @@ def download_model(
     todo: list[tuple[RemoteFile, Path]] = []
     pins: dict[str, LockEntry | None] = {}
     for rf in spec.files:
-        wanted, pinned = _pin(rf, lock.get((rf.repo_id, rf.filename)), revision)
+        plan = _plan(rf, lock.get((rf.repo_id, rf.filename)), revision)
         found = find_file(ckpt, rf.filename)
-        if found is not None and not force and (pinned is not None or revision is None):
+        if found is not None and not force and plan.trust_present:
             problem = file_problem(found, rf.approx_bytes)
             if problem is None:
-                if pinned is not None:
-                    _check_present(found, pinned, name, ckpt, log)
+                if plan.present_ok is not None:
+                    _check_present(found, plan.present_ok, name, ckpt, log)
                 else:
                     log(f"{rf.filename}: already present at {found}")
                 results[rf.filename] = found
                 continue
             log(f"{rf.filename}: {found} looks bad ({problem}); downloading it again")
-        pins[rf.filename] = pinned
-        todo.append((wanted, found or ckpt / rf.filename))
+        pins[rf.filename] = plan.must_match
+        todo.append((plan.fetch, found or ckpt / rf.filename))
 
     if todo:
         offline = _offline_reason()

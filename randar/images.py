@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Callable, Iterator, Sequence, TypeVar, Union
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from randar.memory import release_memory
 
 __all__ = [
     "ImageError", "ImageSource", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
@@ -34,6 +38,13 @@ WHITE = (255, 255, 255)
 # RANDAR_MAX_IMAGE_PIXELS (a positive integer), read at each call.
 MAX_IMAGE_PIXELS = 36_000_000
 MAX_IMAGE_PIXELS_ENV = "RANDAR_MAX_IMAGE_PIXELS"
+# Files above this many pixels are decoded one at a time per process. Why: decoding and converting a large
+# picture costs up to ~15 bytes per pixel for a moment (the decoded RGBA, the white canvas, the composite,
+# the RGB result: ~450 MB at the cap), and a server decodes the uploads of concurrent requests in threads;
+# taking turns keeps the process's peak at one such decode, whatever the number of requests.
+LARGE_DECODE_PIXELS = 8_000_000
+_LARGE_DECODE = threading.BoundedSemaphore(1)
+T = TypeVar("T")
 
 
 class ImageError(ValueError):
@@ -128,7 +139,7 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     app): a JPEG file is then decoded at a reduced scale whose sides stay >= max_side.
     """
     if isinstance(src, (str, Path)):
-        return _from_pil(open_image_file(Path(src), max_side), str(src), owned=True)
+        return open_image_file(Path(src), max_side, then=lambda img: _from_pil(img, str(src), owned=True))
     if isinstance(src, Image.Image):
         check_image_size(src.size, "image")
         return _from_pil(src, "image")
@@ -139,10 +150,33 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
     raise ImageError(f"cannot read an image from {type(src).__name__}; pass a path, a PIL image or a numpy array")
 
 
-def open_image_file(path: Path, max_side: int | None = None) -> Image.Image:
-    """Open, check the size from the header, then decode. With `max_side`, a JPEG is decoded directly at the
-    smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less memory)."""
-    img = _open_header(path, str(path))
+def open_image_file(path: Path, max_side: int | None = None,
+                    then: Callable[[Image.Image], T] | None = None) -> Image.Image | T:
+    """Open, check the size from the header, then decode (and apply `then`, e.g. the RGB or mask conversion)
+    in this process's turn when the picture is large (`_decode_turn`). With `max_side`, a JPEG is decoded
+    directly at the smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less
+    memory)."""
+    header = _open_header(path, str(path))
+    with _decode_turn(header.size):
+        img = _decode(header, path, max_side)
+        return then(img) if then is not None else img
+
+
+@contextmanager
+def _decode_turn(size: tuple[int, int]) -> Iterator[None]:
+    """Wait for this process's turn to decode a picture of `size` when it is large (LARGE_DECODE_PIXELS)."""
+    if size[0] * size[1] <= LARGE_DECODE_PIXELS:
+        yield
+        return
+    with _LARGE_DECODE:
+        try:
+            yield
+        finally:
+            release_memory()  # the decode's temporaries, freed in this thread's malloc arena: hand them back
+
+
+def _decode(img: Image.Image, path: Path, max_side: int | None = None) -> Image.Image:
+    """Decode `img`, opened by `_open_header` (see open_image_file)."""
     try:
         if max_side is not None and img.format == "JPEG":
             img.draft("RGB", (max_side, max_side))

@@ -52,18 +52,16 @@ def load_mask(src: ImageSource, size: Size | None = None) -> np.ndarray:
         if src.ndim != 2:
             raise ImageError(f"bool mask must be HxW, got {src.shape}")
         mask = src.copy()
+    elif isinstance(src, (str, Path)):  # converted in the decode's turn: a large file's peak stays one decode
+        mask = open_image_file(Path(src), then=lambda img: mask_from_image(img, name))
+    elif isinstance(src, Image.Image):
+        mask = mask_from_image(src, name)
+    elif isinstance(src, np.ndarray):
+        if src.ndim >= 2:
+            check_image_size((src.shape[1], src.shape[0]), "mask array")
+        mask = mask_from_image(Image.fromarray(array_to_uint8(src, "mask array")), name)
     else:
-        if isinstance(src, (str, Path)):
-            img = open_image_file(Path(src))
-        elif isinstance(src, Image.Image):
-            img = src
-        elif isinstance(src, np.ndarray):
-            if src.ndim >= 2:
-                check_image_size((src.shape[1], src.shape[0]), "mask array")
-            img = Image.fromarray(array_to_uint8(src, "mask array"))
-        else:
-            raise ImageError(f"cannot read a mask from {type(src).__name__}")
-        mask = mask_from_image(img, name)
+        raise ImageError(f"cannot read a mask from {type(src).__name__}")
     if size is not None:
         mask = resize_mask(mask, _wh(size))
     return mask

@@ -385,7 +385,8 @@ def test_missing_model_starts_and_says_how_to_get_one(other_servers, tmp_path):
     assert "/nonexistent" in srv.log() and "not available" in srv.log()
     c = Client(srv.url, verbose=False, download_files=str(tmp_path))
     msg = _error(c, steps=4, api_name="/generate")
-    assert "/nonexistent" in msg and "python -m randar download" in msg, msg
+    assert "nonexistent" in msg and "python -m randar download" in msg, msg
+    assert "/nonexistent" not in msg, msg  # a server path: remote clients see only its last part
     out = c.predict(model="/nonexistent", api_name="/load_model")
     info, banner = out[0], out[1]
     assert "No model loaded" in info

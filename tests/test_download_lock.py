@@ -43,7 +43,7 @@ def test_first_download_records_the_commit_size_and_sha256(hub, tmp_path):
     assert no_staging_left(ckpt)
 
 
-def test_a_changed_file_on_the_hub_is_refused_by_name(hub, tmp_path):
+def test_a_changed_file_on_the_hub_is_refused_by_name(hub, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     download_model("tiny", ckpt)
     before = (ckpt / VQ).read_bytes()
@@ -52,9 +52,15 @@ def test_a_changed_file_on_the_hub_is_refused_by_name(hub, tmp_path):
     with pytest.raises(DownloadError) as info:
         download_model("tiny", ckpt, force=True)
     msg = str(info.value)
-    assert VQ in msg and LOCK_NAME in msg and "--revision main" in msg and "changed" in msg
+    assert VQ in msg and LOCK_NAME in msg and "--revision main --force" in msg and "changed" in msg
     assert (ckpt / VQ).read_bytes() == before and no_staging_left(ckpt)  # the pinned file stays
     assert lock_of(ckpt)[VQ] == recorded  # and so does its record
+    n = len(hub.gets())
+    assert main(["download", "tiny", "--checkpoints", str(ckpt), "--revision", "main"]) == 0  # in place: kept
+    assert len(hub.gets()) == n and lock_of(ckpt)[VQ] == recorded
+    assert main(["download", "tiny", "--checkpoints", str(ckpt), "--revision", "main", "--force"]) == 0
+    assert f"/test/tok/resolve/main/{VQ}" in hub.gets()[n:]  # the branch itself, not the pinned commit
+    assert (ckpt / VQ).read_bytes() != before and lock_of(ckpt)[VQ].sha256 != recorded.sha256  # the new pin
 
 
 def test_a_replaced_local_file_is_refused_with_what_to_do(hub, tmp_path, capsys):

@@ -1,7 +1,8 @@
 """The memory test of issue 14: a 13000x13000 PNG (a small file holding a huge picture) through the CLI, the
 Python API and the app's inpaint and mask-preview handlers (two of each at once, in threads) keeps the
-process's peak RSS under 1.5 GB. Measured, not guessed: the scenarios run in a fresh subprocess that prints
-`resource.getrusage(...).ru_maxrss` at the end (one process for all of them: its peak bounds each)."""
+process's peak RSS under 1.5 GB, and so does the largest input the pixel cap lets through, in an inpaint run
+and a mask preview at once. Measured, not guessed: the scenarios run in a fresh subprocess that prints
+`resource.getrusage(...).ru_maxrss` at the end (one process for several of them: its peak bounds each)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from randar.images import MAX_IMAGE_PIXELS
 from tests.test_reliability import RSS_LIMIT_KB, write_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +58,8 @@ if scenario.startswith("app") or scenario == "all":
     editor = {"background": image, "layers": [], "composite": None}
     calls = [("app.inpaint", lambda: app.inpaint(editor, mask, steps=2, model=model)),
              ("app.mask_preview", lambda: app.mask_preview(editor, mask, model=model))]
-    threads = [threading.Thread(target=record, args=c) for c in calls * 2]  # two of each at once
+    # at once: two inpaint runs and two mask previews, or one of each ("app1")
+    threads = [threading.Thread(target=record, args=c) for c in calls * (1 if scenario == "app1" else 2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -134,3 +137,18 @@ def test_memory_is_handed_back_after_a_job():
     print(f"RSS: {base:.0f} MiB at start, {before:.0f} MiB with the freed blocks, {after:.0f} MiB after release_memory")
     assert trimmed == "True"
     assert before - base > 200 and after - base < 0.3 * (before - base), (base, before, after)
+
+
+def test_the_largest_allowed_input_in_the_app_run_and_preview_at_once(tiny_model_dir, files, tmp_path):
+    """At the pixel cap the inputs are decoded: large decodes take turns and hand their temporaries back
+    (randar.images.LARGE_DECODE_PIXELS), so concurrent requests do not add up their decoding peaks."""
+    side = int(MAX_IMAGE_PIXELS ** 0.5)  # a transparent RGBA PNG at the cap: the costliest decode
+    image = write_png(files / "cap.png", side, side, bit_depth=8, color_type=6, level=9)
+    mask = np.zeros((side, side), np.uint8)
+    mask[side // 4: side // 2, side // 4: side // 2] = 255
+    Image.fromarray(mask).save(files / "cap_mask.png")
+    outcomes, kb = measure(tiny_model_dir, image, files / "cap_mask.png", tmp_path, "app1")
+    print(f"app at the cap: peak RSS {kb / 1024:.0f} MiB; {outcomes}")
+    assert kb < RSS_LIMIT_KB, (kb, outcomes)
+    assert outcomes.count("app.inpaint: ok") == 1, outcomes
+    assert sum(line.startswith("app.mask_preview: **16 of 64 tokens**") for line in outcomes) == 1, outcomes
