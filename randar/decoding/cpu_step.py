@@ -61,6 +61,16 @@ class PackedWeights:
 _PACKED: "weakref.WeakKeyDictionary[RandARTransformer, PackedWeights]" = weakref.WeakKeyDictionary()
 
 
+def blocks_have_hooks(model: RandARTransformer) -> bool:
+    """Hooks on the transformer blocks (or global module hooks) expect the blocks to be called as modules,
+    which the lean step does not do; the output head is always called, so its hooks never count here."""
+    from torch.nn.modules import module as nn_module
+
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.layers.modules())
+
+
 def onednn_linear(x: Tensor, packed: Tensor) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
 
