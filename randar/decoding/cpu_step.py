@@ -1,9 +1,9 @@
 """One decoding step on the CPU with as few tensor operations as the arithmetic allows.
 
-Why a separate forward: at batch 1 the default model's step is a few dozen tiny matrix products, and in
+Why a separate forward: at batch 1 the default model's step is a few dozen small matrix products, and in
 eager PyTorch the hundreds of small operations around them (three embedding lookups and a `where` chain,
-two rotary embeddings of ~10 ops each, index copies, a masked flash-attention call per layer) cost as much
-as the products. This forward computes the same function as `RandARTransformer.embed` + `forward_hidden`
+two rotary embeddings of ~10 ops each, index copies, mask building) cost about as much as the products,
+which MKL itself runs slowly at a few rows. This forward computes the same function as `RandARTransformer.embed` + `forward_hidden`
 + `logits` with the model's own weights, but
 
 - embeds every slot with one lookup into a table of [class rows; token rows; position instructions; zero],
