@@ -93,3 +93,25 @@ def test_bench_request_schedules_stay_equal_on_both_paths(steps):
     req = bench_request(model.eval(), 2, steps, 4.0, seed=5, greedy=True)
     with torch.inference_mode():
         assert torch.equal(run(decode(model, req, fast=False)), run(decode(model, req, fast=True)))
+
+
+def test_hooks_on_the_blocks_switch_to_the_module_path(monkeypatch):
+    """Forward hooks on a block (the tests' pass counter, probes) must see every step: the lean step, which
+    does not call the blocks, stands aside, and the tokens stay the same."""
+    model = tiny_model()
+    req = greedy_request(seed=2)
+    lean_calls = []
+    original = CpuStep.__call__
+    monkeypatch.setattr(CpuStep, "__call__", lambda self, *a: lean_calls.append(1) or original(self, *a))
+    with torch.inference_mode():
+        lean = run(decode(model, req, fast=True))
+    assert len(lean_calls) == len(req.schedule())
+    seen = []
+    handle = model.layers[0].register_forward_hook(lambda *a: seen.append(1))
+    try:
+        with torch.inference_mode():
+            hooked = run(decode(model, req, fast=True))
+    finally:
+        handle.remove()
+    assert len(seen) == len(req.schedule()) and len(lean_calls) == len(req.schedule())
+    assert torch.equal(lean, hooked)

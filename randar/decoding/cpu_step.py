@@ -1,9 +1,9 @@
 """One decoding step on the CPU with as few tensor operations as the arithmetic allows.
 
-Why a separate forward: at batch 1 the default model's step is a few dozen tiny matrix products, and in
+Why a separate forward: at batch 1 the default model's step is a few dozen small matrix products, and in
 eager PyTorch the hundreds of small operations around them (three embedding lookups and a `where` chain,
-two rotary embeddings of ~10 ops each, index copies, a masked flash-attention call per layer) cost as much
-as the products. This forward computes the same function as `RandARTransformer.embed` + `forward_hidden`
+two rotary embeddings of ~10 ops each, index copies, mask building) cost about as much as the products,
+which MKL itself runs slowly at a few rows. This forward computes the same function as `RandARTransformer.embed` + `forward_hidden`
 + `logits` with the model's own weights, but
 
 - embeds every slot with one lookup into a table of [class rows; token rows; position instructions; zero],
@@ -59,6 +59,16 @@ class PackedWeights:
 
 
 _PACKED: "weakref.WeakKeyDictionary[RandARTransformer, PackedWeights]" = weakref.WeakKeyDictionary()
+
+
+def blocks_have_hooks(model: RandARTransformer) -> bool:
+    """Hooks on the transformer blocks (or global module hooks) expect the blocks to be called as modules,
+    which the lean step does not do; the output head is always called, so its hooks never count here."""
+    from torch.nn.modules import module as nn_module
+
+    if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.layers.modules())
 
 
 def onednn_linear(x: Tensor, packed: Tensor) -> Tensor:

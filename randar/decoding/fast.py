@@ -9,7 +9,8 @@ With `kernels.use_compiled()` the norms, rotary embeddings and SwiGLU are single
 
 On the CPU there are no graphs: a step runs `cpu_step.CpuStep`, a lean forward over the same static
 cache (one embedding lookup, both rotations at once, attention to the filled part only, the last block
-only for the queries), since there the per-step cost is the number of small operations.
+only for the queries), since there the per-step cost is the number of small operations. A model whose
+blocks carry hooks (counters, probes) runs the modules instead, so that the hooks see every call.
 It computes the same function as `plain.decode_plain`: greedy float32 decoding gives the same tokens.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from torch import Tensor
 
 from ..model.transformer import KVCache, RandARTransformer
-from .cpu_step import CpuStep
+from .cpu_step import CpuStep, blocks_have_hooks
 from .loop import Slots, decode_loop
 from .request import DecodeRequest, StepEvent
 
@@ -108,8 +109,6 @@ class FastDecoder:
     def step(self, slots: Slots, start: int, n_queries: int) -> Tensor:
         kind, value, cell = slots
         T = kind.shape[1]
-        if self.cpu_step is not None:
-            return self.cpu_step(kind, value, cell, start, n_queries)
         if not self.use_graphs:
             positions = torch.arange(start, start + T, device=self.device)
             return self._forward(kind, value, cell, positions, n_queries, kv_len=start + T)
@@ -125,9 +124,12 @@ class FastDecoder:
     def stream(self, req: DecodeRequest) -> Iterator[StepEvent]:
         req = req.to(self.device)
         self._set_rope(self.model.rope if req.rope is None else req.rope)
+        lean = self.cpu_step is not None and not blocks_have_hooks(self.model)
 
         def forward(batch_slots: Slots, start: int, n: int) -> Tensor:
-            if start == 0 and self.cpu_step is None:  # the prefill has a one-off length: run it eagerly
+            if lean:
+                return self.cpu_step(*batch_slots, start, n)
+            if start == 0:  # the prefill has a one-off length: run it eagerly
                 T = batch_slots[0].shape[1]
                 return self._forward(*batch_slots, torch.arange(0, T, device=self.device), n, kv_len=T)
             return self.step(batch_slots, start, n)

@@ -27,13 +27,17 @@ def query_slots(cells: Tensor) -> Slots:
     return torch.full_like(cells, POSITION), torch.zeros_like(cells), cells
 
 
-def guidance_batch(slots: Slots, req: DecodeRequest, null_class: int, prefix_span: slice | None = None) -> Slots:
-    """Stack the copies the guidance needs: [cond; uncond (null class); spatial (prefix partly hidden)]."""
+def guidance_batch(slots: Slots, req: DecodeRequest, null_class: int, prefix_span: slice | None = None,
+                   has_class: bool = True) -> Slots:
+    """Stack the copies the guidance needs: [cond; uncond (null class); spatial (prefix partly hidden)].
+
+    `has_class=False` says the slots hold no class token (every step after the prefill), so the
+    unconditional copy is the same slots."""
     kind, value, cell = slots
     copies_kind, copies_value, copies_cell = [kind], [value], [cell]
     if req.guidance.enabled or req.spatial_scale:
         copies_kind.append(kind)
-        copies_value.append(torch.where(kind == CLASS, torch.full_like(value, null_class), value))
+        copies_value.append(torch.where(kind == CLASS, torch.full_like(value, null_class), value) if has_class else value)
         copies_cell.append(cell)
     if req.spatial_scale:
         hidden = kind.clone()
@@ -98,7 +102,7 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
     slots, span = prefill_slots(req, queries)
     start, done, t0 = 0, 0, time.perf_counter()
     for step, n in enumerate(sizes):
-        batch_slots = guidance_batch(slots, req, null_class, span if step == 0 else None)
+        batch_slots = guidance_batch(slots, req, null_class, span if step == 0 else None, has_class=step == 0)
         T = batch_slots[0].shape[1]
         logits = forward(batch_slots, start, n)
         tokens = sample(combine(logits, req, done), req.sampling, generator)

@@ -243,9 +243,11 @@ class RandARTransformer(Pretrained, nn.Module):
 def interleave_pairs(cells: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """(P(c0), T(t0), P(c1), T(t1), ...) slots for cells/tokens [B, n] -> three [B, 2n] tensors."""
     B, n = cells.shape
-    kind = torch.tensor([POSITION, TOKEN], device=cells.device).repeat(n).expand(B, -1)
-    value = torch.stack([torch.zeros_like(tokens), tokens], dim=-1).reshape(B, 2 * n)
-    cell = cells.repeat_interleave(2, dim=1)
+    kind = torch.full((B, 2 * n), TOKEN, dtype=torch.long, device=cells.device)  # runs once per decoding step:
+    kind[:, 0::2] = POSITION  # strided writes instead of a host list, repeat and interleave
+    value = torch.zeros_like(kind)
+    value[:, 1::2] = tokens
+    cell = cells.unsqueeze(-1).expand(B, n, 2).reshape(B, 2 * n)
     return kind, value, cell
 
 
