@@ -40,6 +40,11 @@ class DecodeRequest:
     # Spatial guidance (resolution extrapolation): a third copy sees only part of the prefix tokens.
     spatial_scale: float = 0.0
     spatial_keep: Tensor | None = None  # [B, K] bool, False = that prefix token is hidden from the copy
+    # Look-ahead (randar.lookahead): the model's guess for every undecided cell every `guess_every` steps
+    # (0 = never; the tokens are the same either way), and confidence-first decoding (`order` is then
+    # only the tie-break and query order; the model picks the lowest-entropy cells at each step).
+    guess_every: int = 0
+    confident: bool = False
 
     @property
     def batch(self) -> int:
@@ -83,6 +88,8 @@ class DecodeRequest:
             raise ValueError(f"a grid of {self.num_cells} cells needs its own rope table (model grid: {cfg.block_size})")
         if self.spatial_scale and (self.spatial_keep is None or self.prefix_cells is None):
             raise ValueError("spatial guidance needs a prefix and spatial_keep")
+        if isinstance(self.guess_every, bool) or not isinstance(self.guess_every, int) or self.guess_every < 0:
+            raise ValueError(f"guess_every must be an integer >= 0 (0 = no guess view), got {self.guess_every!r}")
         self.schedule()  # validates steps
 
 
@@ -96,6 +103,8 @@ class StepEvent:
     total: int  # tokens to generate
     elapsed: float  # seconds since decoding started
     grid: Tensor  # [B, num_cells] the live token grid, -1 where undecided (copy it to keep it)
+    guess: Tensor | None = None  # [B, num_cells] decided tokens + the most likely token of every undecided cell
+    entropy: Tensor | None = None  # [B, num_cells] float32 entropy (nats) of the undecided cells, 0 elsewhere
 
     @property
     def done(self) -> bool:
@@ -168,6 +177,11 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
     sized to the step vs a static one with CUDA graphs); sharing the rest guarantees that both feed the
     model the same slots and consume the random generator identically, so their tokens match.
     """
+    if req.confident:
+        from .lookahead import confident_loop
+
+        yield from confident_loop(req, device, null_class, forward)
+        return
     sizes = req.schedule()
     M, B = req.num_generated, req.batch
     generator = make_generator(device, req.seed)
@@ -185,7 +199,14 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
         tokens = sample(combine(logits, req, done), req.sampling, generator)
         grid.scatter_(1, queries, tokens)
         done += n
-        yield StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
+        event = StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
+        if req.guess_every and ((step + 1) % req.guess_every == 0 or done == M):
+            from .lookahead import probe_after_step
+
+            event.guess, event.entropy = probe_after_step(
+                req, forward, lambda s: guidance_batch(s, req, null_class), lambda lg, d: combine(lg, req, d),
+                queries, tokens, start, T, done, grid)
+        yield event
         if done == M:
             break
         next_queries = req.order[:, done : done + sizes[step + 1]]
@@ -237,6 +258,8 @@ def _to_device(req: DecodeRequest, device: torch.device) -> DecodeRequest:
         seed=req.seed,
         spatial_scale=req.spatial_scale,
         spatial_keep=mv(req.spatial_keep),
+        guess_every=req.guess_every,
+        confident=req.confident,
     )
 
 

@@ -57,6 +57,7 @@ ORDER_NAMES: tuple[str, ...] = (
     "priority",
     "boundary-first",
     "inside-out",
+    "confident",
 )
 """Public identifiers, shared by the CLI ``--order`` flag and the app dropdown."""
 
@@ -70,6 +71,7 @@ RANDOM_ORDERS: tuple[str, ...] = (
     "hierarchical",
     "boundary-first",
     "inside-out",
+    "confident",
 )
 """Orders with ties in their priority map, i.e. whose result depends on the seed
 (``priority`` also does whenever the user map has ties)."""
@@ -86,6 +88,8 @@ ORDER_DESCRIPTIONS: dict[str, str] = {
     "priority": "User-supplied float map, lower first, ties random.",
     "boundary-first": "Unknown cells nearest to the known region first (outside-in).",
     "inside-out": "Unknown cells farthest from the known region first.",
+    "confident": "Chosen by the model as it goes: the lowest-entropy undecided cells first (MaskGIT-style; "
+    "one query per undecided cell every step, so slower). Its planned order is random (the tie-break).",
 }
 """One-line explanations for UI tooltips and ``--help``."""
 
@@ -329,7 +333,7 @@ def priority_map(
     _check_hw(h, w)
     if priority is not None and name != "priority":
         raise ValueError(f"a priority map is only used by the 'priority' order, not {name!r}")
-    if name == "random":
+    if name in ("random", "confident"):  # confident: the engine reorders as it goes (randar.lookahead)
         pri = np.zeros((h, w))
     elif name == "raster":
         pri = np.arange(h * w, dtype=np.float64).reshape(h, w)

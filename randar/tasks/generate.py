@@ -73,7 +73,7 @@ def generate(
 
     orders = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"), priority=priority)
     stage = Stage("generate", G, G, place_in_grid(G, G, G, G), torch.empty(batch, 0, dtype=torch.long), orders,
-                  steps, seed)
+                  steps, seed, confident=order == "confident")
     canvas = Canvas(G, G, pair.patch, np.zeros((G, G), dtype=bool))
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order,
                   priority=None if priority is None else priority.tolist(), steps=steps, cfg=g1, cfg_start=g0,
@@ -136,11 +136,13 @@ def generate_x2(
     to_coarse = to_coarse.reshape(-1)
     coarse = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"))
     lattice_order = (2 * (coarse // G)) * G2 + 2 * (coarse % G)
-    stage1 = Stage("lattice", G, G, to_coarse, torch.empty(batch, 0, dtype=torch.long), lattice_order, steps, seed)
+    stage1 = Stage("lattice", G, G, to_coarse, torch.empty(batch, 0, dtype=torch.long), lattice_order, steps, seed,
+                   confident=order == "confident")
     # stage 2: the lattice (in its generation order, as the official code) as context, the rest generated
     rest = make_orders(fill_order, batch, G2, G2, seed=derive_seed(seed, "fill_order"), known=lattice, cells=~lattice)
     stage2 = Stage("fill", G2, G2, place_in_grid(G2, G2, G2, G2), lattice_order, rest, fill_steps, seed + 1,
-                   rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio)
+                   rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio,
+                   confident=fill_order == "confident")
     canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order, fill_order=fill_order,
                   steps=steps, fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio,

@@ -152,7 +152,8 @@ def inpaint(
 
     prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
     gen_order = make_orders(order, batch, th, tw, seed=derive_seed(seed, "order"), known=known, cells=unknown)
-    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed)
+    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed,
+                  confident=order == "confident")
     base = resample(img, work_size, crop)
     filled = base if prefill_with == "none" else Image.fromarray(prefill(np.asarray(base), work_mask, prefill_with))
     canvas = Canvas(th, tw, f, known, filled)
