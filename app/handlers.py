@@ -30,6 +30,7 @@ from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
+from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
     token_grid_preview,
@@ -180,6 +181,7 @@ class StudioApp:
                                              allow_model_path=self.config.allow_model_path)
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
+        self.replays = ReplayBook()
 
     # ------------------------------------------------------------------------------------------------
     # Model picker
@@ -282,9 +284,14 @@ class StudioApp:
         for n in notices:
             if not isinstance(n, StatusNote):
                 gr.Warning(n)
+        session = _session(request)
+        recorder = GuessRecorder() if self.replays.wants_guess(session, tab_of(job.task)) else None
+        if recorder is not None:
+            job.with_guess(guess_every(job.num_steps))
         run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
                       delay=self.config.demo_delay)
-        session = _session(request)
+        if recorder is not None:
+            run.observers.append(recorder)
         self.runs.start(session, run)
         final = None
         try:
@@ -301,6 +308,8 @@ class StudioApp:
                 self.store.discard(files)
         assert final is not None and run.result is not None
         result = run.result
+        self.replays.put(session, tab_of(job.task),
+                         Replay.from_result(result, studio.vq, recorder.guesses if recorder is not None else None))
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
         run.release()
         history = add_history(history, files.images, f"{caption} · seed {result.seed}")

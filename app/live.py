@@ -69,6 +69,7 @@ class LiveRun:
         self.started = time.perf_counter()
         self._gif_slot = -1
         self._renderers: list[PreviewRenderer] = []
+        self.observers: list[Any] = []  # called with every event (app.replay.GuessRecorder)
 
     @property
     def stopped(self) -> bool:
@@ -123,6 +124,8 @@ class LiveRun:
                     if ev is None:
                         break
                     self.step = ev.job_step
+                    for observe in self.observers:
+                        observe(ev)
                     slot = ev.job_step * self.gif_frames // max(ev.job_steps, 1)
                     gif_due = slot != self._gif_slot and not ev.done
                     now = time.perf_counter()

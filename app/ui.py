@@ -22,6 +22,7 @@ from .handlers import (
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
+from .replay import replay_panel, wire_replay
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
@@ -60,6 +61,7 @@ class LivePanel:
     status: gr.Markdown
     gallery: gr.Gallery
     files: gr.File
+    replay: Any = None  # app.replay.ReplayPanel (not on the Speed tab)
 
 
 @dataclass
@@ -76,7 +78,7 @@ class Sampling:
 
 
 def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool = False,
-               downloads: bool = True) -> tuple[LivePanel, Any]:
+               downloads: bool = True, replay: bool = True) -> tuple[LivePanel, Any]:
     with gr.Row(elem_classes=["run-row"]):
         run = gr.Button(run_label, variant="primary", scale=3, elem_id=f"{tab}-run")
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{tab}-stop")
@@ -90,6 +92,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                 "input.", elem_classes=["legend"])
     status = gr.Markdown("Ready: set the inputs on the left and press the button above.", elem_classes=["status-line"],
                          elem_id=f"{tab}-status")
+    replay_ui = replay_panel(tab) if replay else None
     before_after = None
     if slider:
         before_after = gr.ImageSlider(label="Before (left, the input at the output's scale) / after (right): drag "
@@ -100,7 +103,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          elem_id=f"{tab}-results")
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
                     file_count="multiple", interactive=False, height=170, elem_id=f"{tab}-files", visible=downloads)
-    return LivePanel(run, stop, live, order, status, results, files), before_after
+    return LivePanel(run, stop, live, order, status, results, files, replay_ui), before_after
 
 
 def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool = True,
@@ -308,7 +311,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         s_s = sampling_controls(cfg_default, batch=False, cfg_start=False, random_default=False)
                     with gr.Column(scale=7):
                         # no downloads: the speed comparison saves no files
-                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False)
+                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False,
+                                                replay=False)
                         with gr.Row():
                             s_latency = gr.LinePlot(x="steps", y="seconds per image", title="Latency vs steps",
                                                     height=260)
@@ -339,6 +343,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                  show_progress_on=[panel.status], **run_kw)
             panel.stop.click(app.stop, outputs=[panel.status], cancels=[ev], concurrency_limit=None,
                              api_visibility="private")
+            if panel.replay is not None:
+                wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)
 
         wire(g_panel, app.generate,
              [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state],

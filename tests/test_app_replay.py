@@ -1,0 +1,78 @@
+"""The app's replay (step slider, play, GIF) and guess view, in-process on the tiny model (8x8 tokens)."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.handlers import AppConfig, StudioApp
+from app.replay import after_run, play, save_gif, show_step
+from conftest import picture
+from randar.schedule import step_sizes
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def app(tiny_model_dir, tmp_path) -> StudioApp:
+    return StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs"),
+                               preview_interval=0.0))
+
+
+def request(session: str = "s1") -> types.SimpleNamespace:
+    return types.SimpleNamespace(session_hash=session)
+
+
+def half_mask() -> Image.Image:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255  # 4 of 8 token columns: 32 tokens
+    return Image.fromarray(mask)
+
+
+def inpaint_32(app: StudioApp, session: str, seed: int = 5) -> tuple:
+    return list(app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=seed, random_seed=False,
+                            request=request(session)))[-1]
+
+
+def test_the_slider_shows_any_step_of_a_32_step_inpaint(app):
+    last = inpaint_32(app, "s1")
+    assert "Done" in last[2]
+    update = after_run(app.replays, "inpaint", request("s1"))[0]
+    assert update["maximum"] == 32 and update["value"] == 32
+    decided = np.cumsum(step_sizes(32, 32))
+    images = {}
+    for step in (1, 16, 32):
+        image, order, guess, heat, caption = show_step(app.replays, "inpaint", step, request("s1"))
+        assert f"Step **{step}/32** · {decided[step - 1]}/32 tokens decided" in caption
+        assert guess is None and heat is None  # the guess view is off by default
+        images[step] = np.asarray(image)
+    assert not np.array_equal(images[1], images[16]) and not np.array_equal(images[16], images[32])
+    # another session has its own replay (none yet)
+    assert "No run to replay yet" in show_step(app.replays, "inpaint", 3, request("s2"))[-1]
+
+
+def test_play_walks_through_the_steps_and_the_gif_follows_them(app, tmp_path):
+    inpaint_32(app, "s1")
+    frames = list(play(app.replays, "inpaint", 32, 30, request("s1")))  # at the end: starts again from step 1
+    assert [f[0] for f in frames] == list(range(1, 33))
+    assert "Step **17/32**" in frames[16][-1]
+    path = save_gif(app.replays, "inpaint", 30, str(tmp_path), request("s1"))
+    gif = Image.open(path)
+    assert gif.n_frames == 32
+
+
+def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
+    plain = inpaint_32(app, "s1", seed=8)
+    app.replays.set_guess("s2", "inpaint", True)
+    guessed = inpaint_32(app, "s2", seed=8)
+    a = Image.open(Path(plain[3][0][0]))
+    b = Image.open(Path(guessed[3][0][0]))
+    assert np.array_equal(np.asarray(a), np.asarray(b))  # same seed, same pixels with the guess view on
+    replay = app.replays.get("s2", "inpaint")
+    assert 1 <= len(replay.guesses) <= 16 and replay.guesses[-1][0] == 32
+    image, order, guess, heat, caption = show_step(app.replays, "inpaint", 2, request("s2"))
+    assert guess is not None and heat is not None and "model's guess from step 2" in caption
+    assert guess.size == image.size
