@@ -30,6 +30,7 @@ from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
+from .order_brush import order_map_argument
 from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
@@ -336,15 +337,22 @@ class StudioApp:
     def generate(self, class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
                  seed: float = 0, random_seed: bool = True, batch: float = 1, double_size: bool = False,
-                 model: str | None = None, history: list | None = None,
+                 model: str | None = None, history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """New images of a class (optionally at twice the model's resolution)."""
+        """New images of a class (optionally at twice the model's resolution); `order_brush`: the order
+        brush editor's value (app.order_brush), painted cells decoded first."""
         with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
             label = self.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
             kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
             notices: list[str] = []
+            painted = order_map_argument(order_brush, studio.grid_size)
+            if painted is not None and double_size:
+                raise gr.Error("The order brush works at the model's own resolution: clear it or untick "
+                               "'Twice the resolution'.", title="Painted order")
+            if painted is not None:
+                kw["order_map"] = painted
 
             def factory(s: int) -> "Job":
                 if double_size:

@@ -9,6 +9,7 @@ shown. Endpoint names (`api_name`) are the public API and stay stable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from .handlers import (
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
+from .order_brush import order_brush_editor
+from .order_brush import preview as order_brush_preview
 from .replay import replay_panel, wire_replay
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets" / "examples"
@@ -187,6 +190,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         g_steps = gr.Slider(1, n_tokens, value=default_steps, step=1, label="Steps",
                                             info=f"forward passes; {n_tokens} = one token per step (slowest)")
                         g_double = gr.Checkbox(label="Twice the resolution (x2 extrapolation, slower)", value=False)
+                        with gr.Accordion("Order brush: paint what to decode first", open=False):
+                            g_brush = order_brush_editor("generate", studio.image_size if studio is not None else 256)
                         g_s = sampling_controls(cfg_default)
                         if studio is not None and studio.class_names:
                             gr.Examples([[c, o, s] for c, o, s in zip(studio.class_names[:4],
@@ -347,7 +352,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                 wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)
 
         wire(g_panel, app.generate,
-             [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state],
+             [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state, g_brush],
              common_out(g_panel) + [g_s.seed, history, history_state], "generate")
         wire(i_panel, app.inpaint,
              [editor, i_mask_file, i_invert, i_class, i_order, i_steps, i_feather, i_dilate, i_region]
@@ -365,6 +370,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
               model_dd],
              [s_panel.live, s_panel.order, s_panel.status, s_panel.gallery, s_table, s_latency, s_schedule, s_s.seed],
              "speed")
+        g_brush.change(partial(order_brush_preview, app), [g_class, g_order, g_steps, g_s.seed, g_brush, model_dd],
+                       [g_panel.order], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 

@@ -76,3 +76,50 @@ def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
     image, order, guess, heat, caption = show_step(app.replays, "inpaint", 2, request("s2"))
     assert guess is not None and heat is not None and "model's guess from step 2" in caption
     assert guess.size == image.size
+
+
+# ----------------------------------------------------------------------------------------------------
+# The order brush (Generate)
+
+
+def brush_value(box: tuple[int, int, int, int], alpha: int = 255) -> dict:
+    layer = np.zeros((64, 64, 4), np.uint8)
+    x0, y0, x1, y1 = box
+    layer[y0:y1, x0:x1] = (255, 45, 85, alpha)
+    return {"background": Image.new("RGB", (64, 64), (200, 200, 200)), "layers": [Image.fromarray(layer, "RGBA")],
+            "composite": None}
+
+
+def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app):
+    from app.order_brush import preview
+    from randar.outputs import read_sidecar
+    from randar.preview import order_map
+    from randar.studio import Studio
+
+    brush = brush_value((0, 0, 24, 16))  # 3x2 cells of the 8x8 grid
+    planned = preview(app, "red circle", "random", 8, 4, brush, None)
+    last = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False, order_brush=brush,
+                             request=request()))[-1]
+    live, order, status, gallery, downloads = last[:5]
+    assert "Done" in status
+    sidecar = read_sidecar(Path([d for d in downloads if d.endswith(".png.json")][0]))
+    settings = sidecar["settings"]
+    assert settings["params"]["order_map"].startswith("paint1:8x8:")
+    replay = app.replays.get("s1", "generate")
+    steps = replay.step_map.numpy()
+    painted = np.zeros((8, 8), bool)
+    painted[:2, :3] = True
+    assert steps[painted].max() <= steps[~painted].min()  # the painted cells are decoded in the first steps
+    assert np.array_equal(np.asarray(planned), np.asarray(order_map(steps, None, num_steps=8, cell=8)))
+    studio = app.studio(None)
+    assert isinstance(studio, Studio)
+    again = studio.rerun(settings).run()
+    assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(gallery[0][0])))
+    # nothing painted: no order map in the settings; x2 with a brush is refused
+    plain = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False,
+                              order_brush=brush_value((0, 0, 0, 0)), request=request()))[-1]
+    plain_sidecar = read_sidecar(Path([d for d in plain[4] if d.endswith(".png.json")][0]))
+    assert "order_map" not in plain_sidecar["settings"]["params"]
+    import gradio as gr
+    with pytest.raises(gr.Error, match="order brush"):
+        next(app.generate(class_name="red circle", steps=8, double_size=True, order_brush=brush, request=request()))

@@ -1,0 +1,78 @@
+"""The order brush: paint the cells to decode first, see the resulting order map before running.
+
+A second image editor over a blank canvas (Generate) whose strokes are a painted order
+(`randar.painted`): a stroke's opacity is its priority (three brush colours: strong, medium, faint),
+unpainted cells follow the chosen base order. The strokes' alpha, taken over all layers, is the map handed
+to the task as `order_map`; the run records it compactly in its sidecar, so `python -m randar rerun`
+reproduces the run exactly. The order map panel shows the planned order as soon as a stroke is drawn.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from randar.painted import planned_step_map, resolve_order_map
+from randar.preview import order_map
+
+if TYPE_CHECKING:
+    from .handlers import StudioApp
+
+BRUSH_COLORS = ["rgba(255,45,85,1.0)", "rgba(255,45,85,0.6)", "rgba(255,45,85,0.3)"]  # strong, medium, faint
+CANVAS_GREY = (200, 200, 200)
+
+
+def order_brush_editor(tab: str, size: int) -> Any:
+    """The editor: a blank `size` px canvas; brush colours = priorities."""
+    return gr.ImageEditor(
+        value={"background": Image.new("RGB", (size, size), CANVAS_GREY), "layers": [], "composite": None},
+        label="Order brush: paint what to decode first (opaque strokes first, then medium, then faint; "
+              "unpainted cells follow the order above)", type="pil", image_mode="RGBA", sources=(),
+        format="png", layers=False, transforms=(), height=300, canvas_size=(size, size),
+        brush=gr.Brush(default_size=max(4, size // 10), colors=BRUSH_COLORS, color_mode="fixed"),
+        eraser=gr.Eraser(default_size=max(4, size // 10)), elem_id=f"{tab}-order-brush", buttons=[])
+
+
+def brush_strength(value: Any) -> Image.Image | None:
+    """The editor's value -> an 'L' picture of paint strength (max alpha over its layers), None if blank."""
+    if not isinstance(value, dict):
+        return None
+    alphas = []
+    for layer in value.get("layers") or []:
+        if isinstance(layer, Image.Image) and layer.mode in ("RGBA", "LA"):
+            alphas.append(np.asarray(layer.convert("RGBA"))[..., 3])
+    if not alphas:
+        return None
+    shape = alphas[0].shape
+    alpha = np.max(np.stack([a for a in alphas if a.shape == shape]), axis=0)
+    return Image.fromarray(alpha.astype(np.uint8), "L") if alpha.any() else None
+
+
+def order_map_argument(value: Any, grid: int) -> Image.Image | None:
+    """What a task gets as `order_map`: the strength picture, or None when nothing (visible) is painted."""
+    strength = brush_strength(value)
+    if strength is None or resolve_order_map(strength, grid, grid) is None:
+        return None
+    return strength
+
+
+def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any, brush: Any,
+            model: str | None) -> Any:
+    """The planned order map of a Generate run with this brush (no model compute: the job is only planned)."""
+    studio = app.try_studio(model)
+    if studio is None:
+        return gr.skip()
+    strength = order_map_argument(brush, studio.grid_size)
+    if strength is None:
+        return None
+    try:
+        label = app.label(studio, class_name)
+        n = studio.grid_size ** 2
+        s = -1 if int(steps) >= n else max(1, int(steps))
+        job = studio.generate(label, order=order, steps=s, seed=int(seed or 0), order_map=strength)
+    except (ValueError, TypeError):
+        return gr.skip()
+    steps_map = planned_step_map(job)
+    return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size)
