@@ -24,15 +24,17 @@ BRUSH_COLORS = ["rgba(255,45,85,1.0)", "rgba(255,45,85,0.6)", "rgba(255,45,85,0.
 CANVAS_GREY = (200, 200, 200)
 
 
-def order_brush_editor(tab: str, size: int) -> Any:
-    """The editor: a blank `size` px canvas; brush colours = priorities."""
-    return gr.ImageEditor(
+def order_brush_panel(tab: str, size: int) -> tuple[Any, Any]:
+    """(editor, caption): a blank `size` px canvas, brush colours = priorities; a line on what is painted."""
+    editor = gr.ImageEditor(
         value={"background": Image.new("RGB", (size, size), CANVAS_GREY), "layers": [], "composite": None},
         label="Order brush: paint what to decode first (opaque strokes first, then medium, then faint; "
               "unpainted cells follow the order above)", type="pil", image_mode="RGBA", sources=(),
         format="png", layers=False, transforms=(), height=300, canvas_size=(size, size),
         brush=gr.Brush(default_size=max(4, size // 10), colors=BRUSH_COLORS, color_mode="fixed"),
         eraser=gr.Eraser(default_size=max(4, size // 10)), elem_id=f"{tab}-order-brush", buttons=[])
+    caption = gr.Markdown("Nothing painted: the order above decides.", elem_id=f"{tab}-order-caption")
+    return editor, caption
 
 
 def brush_strength(value: Any) -> Image.Image | None:
@@ -63,16 +65,21 @@ def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any
     """The planned order map of a Generate run with this brush (no model compute: the job is only planned)."""
     studio = app.try_studio(model)
     if studio is None:
-        return gr.skip()
+        return gr.skip(), gr.skip()
     strength = order_map_argument(brush, studio.grid_size)
     if strength is None:
-        return None
+        return None, "Nothing painted: the order above decides."
     try:
         label = app.label(studio, class_name)
         n = studio.grid_size ** 2
         s = -1 if int(steps) >= n else max(1, int(steps))
         job = studio.generate(label, order=order, steps=s, seed=int(seed or 0), order_map=strength)
     except (ValueError, TypeError):
-        return gr.skip()
+        return gr.skip(), gr.skip()
     steps_map = planned_step_map(job)
-    return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size)
+    levels = resolve_order_map(strength, studio.grid_size, studio.grid_size)
+    painted = levels > 0
+    last = int(steps_map[painted].max())
+    caption = (f"**{int(painted.sum())} cells painted**: decoded in steps 1-{last} of {job.num_steps}, the rest "
+               f"after them in the '{order}' order (the order map shows the plan).")
+    return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption

@@ -249,8 +249,8 @@ def replay_panel(tab: str) -> ReplayPanel:
     with gr.Accordion("Replay and the model's guess", open=True, elem_id=f"{tab}-replay"):
         slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=True, elem_id=f"{tab}-replay-step",
                            info="after a run: drag to see any step (picture and order map above)")
-        with gr.Row(equal_height=True):
-            play_button = gr.Button("▶ Play", scale=1, min_width=80, elem_id=f"{tab}-replay-play")
+        with gr.Row():
+            play_button = gr.Button("▶ Play", scale=1, min_width=80, size="sm", elem_id=f"{tab}-replay-play")
             speed = gr.Slider(1, 30, value=DEFAULT_SPEED, step=1, label="Speed (steps per second)", scale=3,
                               elem_id=f"{tab}-replay-speed")
             guess_on = gr.Checkbox(label="Model's guess (slower)", value=False, scale=2, elem_id=f"{tab}-guess-on",
@@ -261,7 +261,7 @@ def replay_panel(tab: str) -> ReplayPanel:
                              elem_classes=["live-view"], elem_id=f"{tab}-guess")
             heat = gr.Image(label="Uncertainty (entropy per token: dark sure, bright unsure)", format="png",
                             interactive=False, height=200, elem_classes=["order-view"], elem_id=f"{tab}-entropy")
-        with gr.Row(equal_height=True):
+        with gr.Row():
             gif_button = gr.Button("Replay as GIF", size="sm", scale=1, elem_id=f"{tab}-replay-gif")
             gif_file = gr.File(label="Replay GIF", interactive=False, height=80, scale=3)
     return ReplayPanel(slider, play_button, speed, guess_on, guess, heat, caption, gif_button, gif_file)
@@ -288,7 +288,7 @@ def wire_replay(book: ReplayBook, folder: Any, tab: str, run_event: Any, live: A
         return save_gif(book, tab, speed, str(folder), request)
 
     run_event.then(_after, None, [panel.slider] + outs, show_progress="hidden", **private)
-    panel.slider.release(_show, [panel.slider], outs, show_progress="hidden", trigger_mode="always_last",
+    panel.slider.input(_show, [panel.slider], outs, show_progress="hidden", trigger_mode="always_last",
                          api_name=f"{tab}_replay_step")
     panel.play.click(_play, [panel.slider, panel.speed], [panel.slider] + outs, show_progress="hidden",
                      concurrency_limit=None, **private)

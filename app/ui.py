@@ -23,7 +23,7 @@ from .handlers import (
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
-from .order_brush import order_brush_editor
+from .order_brush import order_brush_panel
 from .order_brush import preview as order_brush_preview
 from .replay import replay_panel, wire_replay
 
@@ -191,7 +191,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                             info=f"forward passes; {n_tokens} = one token per step (slowest)")
                         g_double = gr.Checkbox(label="Twice the resolution (x2 extrapolation, slower)", value=False)
                         with gr.Accordion("Order brush: paint what to decode first", open=False):
-                            g_brush = order_brush_editor("generate", studio.image_size if studio is not None else 256)
+                            g_brush, g_brush_caption = order_brush_panel(
+                                "generate", studio.image_size if studio is not None else 256)
                         g_s = sampling_controls(cfg_default)
                         if studio is not None and studio.class_names:
                             gr.Examples([[c, o, s] for c, o, s in zip(studio.class_names[:4],
@@ -371,7 +372,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              [s_panel.live, s_panel.order, s_panel.status, s_panel.gallery, s_table, s_latency, s_schedule, s_s.seed],
              "speed")
         g_brush.change(partial(order_brush_preview, app), [g_class, g_order, g_steps, g_s.seed, g_brush, model_dd],
-                       [g_panel.order], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+                       [g_panel.order, g_brush_caption], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 
