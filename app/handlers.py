@@ -286,13 +286,14 @@ class StudioApp:
             if not isinstance(n, StatusNote):
                 gr.Warning(n)
         session = _session(request)
-        recorder = GuessRecorder() if self.replays.wants_guess(session, tab_of(job.task)) else None
+        recorder = GuessRecorder(studio.vq) if self.replays.wants_guess(session, tab_of(job.task)) else None
         if recorder is not None:
             job.with_guess(guess_every(job.num_steps))
         run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
                       delay=self.config.demo_delay)
         if recorder is not None:
             run.observers.append(recorder)
+            self.replays.set_live(session, tab_of(job.task), recorder)
         self.runs.start(session, run)
         final = None
         try:
@@ -305,6 +306,8 @@ class StudioApp:
                     return
         finally:
             self.runs.finish(session, run)
+            if recorder is not None:
+                self.replays.set_live(session, tab_of(job.task), None)
             if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
                 self.store.discard(files)
         assert final is not None and run.result is not None

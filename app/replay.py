@@ -42,10 +42,13 @@ def guess_every(num_steps: int) -> int:
 
 
 class GuessRecorder:
-    """Keeps the guesses of row 0 of a running job (CPU copies): an observer of its events."""
+    """Keeps the guesses of row 0 of a running job (CPU copies): an observer of its events. The live guess
+    view (a timer in the page while the guess view is on) shows the newest one while the run goes on."""
 
-    def __init__(self) -> None:
+    def __init__(self, vq: "VQModel | None" = None) -> None:
+        self.vq = vq
         self.guesses: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+        self.shown = -1  # job step of the guess the page shows
 
     def __call__(self, ev: "Progress") -> None:
         if ev.guess is not None:
@@ -140,7 +143,20 @@ class ReplayBook:
     def __init__(self) -> None:
         self._replays: "OrderedDict[tuple[str | None, str], Replay]" = OrderedDict()
         self._guess: dict[tuple[str | None, str], bool] = {}
+        self._live: dict[tuple[str | None, str], GuessRecorder] = {}
         self._lock = threading.Lock()
+
+    def set_live(self, session: str | None, tab: str, recorder: "GuessRecorder | None") -> None:
+        """The recorder of the session's running job on `tab` (None when it ends)."""
+        with self._lock:
+            if recorder is None:
+                self._live.pop((session, tab), None)
+            else:
+                self._live[(session, tab)] = recorder
+
+    def live(self, session: str | None, tab: str) -> "GuessRecorder | None":
+        with self._lock:
+            return self._live.get((session, tab))
 
     def set_guess(self, session: str | None, tab: str, on: bool) -> None:
         with self._lock:
@@ -198,6 +214,18 @@ def show_step(book: ReplayBook, tab: str, step: Any, request: gr.Request | None 
     return _outputs(replay.frame(step))
 
 
+def live_guess(book: ReplayBook, tab: str, request: gr.Request | None = None) -> tuple[Any, ...]:
+    """The newest guess of the session's running job (a timer tick while the guess view is on)."""
+    rec = book.live(_session(request), tab)
+    if rec is None or rec.vq is None or not rec.guesses or rec.guesses[-1][0] == rec.shown:
+        return gr.skip(), gr.skip()
+    step, grid, ent = rec.guesses[-1]
+    rec.shown = step
+    with torch.inference_mode():
+        return guess_image(rec.vq, grid), entropy_heatmap(ent, rec.vq.config.codebook_size,
+                                                          cell=int(rec.vq.config.downsample))
+
+
 def play(book: ReplayBook, tab: str, step: Any, speed: Any,
          request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
     """Replays from `step` (from the start when at the end) to the last step, `speed` steps per second."""
@@ -242,6 +270,7 @@ class ReplayPanel:
     caption: Any
     gif_button: Any
     gif_file: Any
+    timer: Any = None
 
 
 def replay_panel(tab: str) -> ReplayPanel:
@@ -256,6 +285,7 @@ def replay_panel(tab: str) -> ReplayPanel:
             guess_on = gr.Checkbox(label="Model's guess (slower)", value=False, scale=2, elem_id=f"{tab}-guess-on",
                                    info="its most likely token for every undecided cell, and how unsure it is")
         caption = gr.Markdown("", elem_id=f"{tab}-replay-caption")
+        timer = gr.Timer(0.5, active=False)  # the live guess view, while the guess view is on
         with gr.Row(equal_height=True):
             guess = gr.Image(label="Model's guess", format="png", interactive=False, height=200,
                              elem_classes=["live-view"], elem_id=f"{tab}-guess")
@@ -264,7 +294,7 @@ def replay_panel(tab: str) -> ReplayPanel:
         with gr.Row():
             gif_button = gr.Button("Replay as GIF", size="sm", scale=1, elem_id=f"{tab}-replay-gif")
             gif_file = gr.File(label="Replay GIF", interactive=False, height=80, scale=3)
-    return ReplayPanel(slider, play_button, speed, guess_on, guess, heat, caption, gif_button, gif_file)
+    return ReplayPanel(slider, play_button, speed, guess_on, guess, heat, caption, gif_button, gif_file, timer)
 
 
 def wire_replay(book: ReplayBook, folder: Any, tab: str, run_event: Any, live: Any, order: Any,
@@ -281,8 +311,12 @@ def wire_replay(book: ReplayBook, folder: Any, tab: str, run_event: Any, live: A
     def _play(step: float, speed: float, request: gr.Request) -> Iterator[tuple[Any, ...]]:
         yield from play(book, tab, step, speed, request)
 
-    def _guess(on: bool, request: gr.Request) -> None:
+    def _guess(on: bool, request: gr.Request) -> Any:
         book.set_guess(_session(request), tab, on)
+        return gr.Timer(active=bool(on))
+
+    def _live(request: gr.Request) -> tuple[Any, ...]:
+        return live_guess(book, tab, request)
 
     def _gif(speed: float, request: gr.Request) -> Any:
         return save_gif(book, tab, speed, str(folder), request)
@@ -292,5 +326,7 @@ def wire_replay(book: ReplayBook, folder: Any, tab: str, run_event: Any, live: A
                          api_name=f"{tab}_replay_step")
     panel.play.click(_play, [panel.slider, panel.speed], [panel.slider] + outs, show_progress="hidden",
                      concurrency_limit=None, **private)
-    panel.guess_on.change(_guess, [panel.guess_on], None, queue=False, **private)
+    panel.guess_on.change(_guess, [panel.guess_on], [panel.timer], queue=False, **private)
+    panel.timer.tick(_live, None, [panel.guess, panel.heat], show_progress="hidden", concurrency_limit=None,
+                     **private)
     panel.gif_button.click(_gif, [panel.speed], [panel.gif_file], **private)

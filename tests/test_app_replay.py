@@ -65,9 +65,19 @@ def test_play_walks_through_the_steps_and_the_gif_follows_them(app, tmp_path):
 
 
 def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
+    from app.replay import live_guess
+
     plain = inpaint_32(app, "s1", seed=8)
     app.replays.set_guess("s2", "inpaint", True)
-    guessed = inpaint_32(app, "s2", seed=8)
+    running = app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=8, random_seed=False,
+                          request=request("s2"))
+    for _ in range(4):
+        next(running)  # a few live frames in: the page's timer shows the newest guess
+    live_image, live_heat = live_guess(app.replays, "inpaint", request("s2"))
+    assert isinstance(live_image, Image.Image) and live_heat.size == live_image.size
+    assert live_guess(app.replays, "inpaint", request("s2"))[0] is not live_image  # nothing new: skipped
+    guessed = list(running)[-1]
+    assert app.replays.live("s2", "inpaint") is None  # the run ended
     a = Image.open(Path(plain[3][0][0]))
     b = Image.open(Path(guessed[3][0][0]))
     assert np.array_equal(np.asarray(a), np.asarray(b))  # same seed, same pixels with the guess view on
