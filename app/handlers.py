@@ -57,6 +57,7 @@ ORDER_LABELS = {
     "spiral-out": "spiral out", "center-out": "centre out", "z-curve": "Z-curve", "subsample": "subsample (lattice first)",
     "hierarchical": "hierarchical (coarse to fine)", "boundary-first": "boundary first (from the known edge inward)",
     "inside-out": "inside out (farthest from the known part first)",
+    "confident": "confident (the model picks: surest tokens first; slower)",
 }
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 

@@ -287,7 +287,8 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    "rougher); default -1: one token per step")
     g.add_argument("--order", default="random", choices=ORDER_CHOICES, metavar="ORDER",
                    help="the order tokens are generated in: " + ", ".join(ORDER_CHOICES)
-                   + " (the last two follow the distance to the known tokens; default: random)")
+                   + " (boundary-first and inside-out follow the distance to the known tokens; confident: the "
+                   "model decodes its lowest-entropy tokens first, slower; default: random)")
     g.add_argument("--cfg", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance scale reached at the last token (default: the model's; "
                    "needs --class)")
