@@ -30,7 +30,7 @@ from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
 
 from .live import PREVIEW_INTERVAL, LiveRun
-from .order_brush import order_map_argument
+from .order_brush import brush_strength, order_map_argument
 from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview, same_scale_before,
@@ -375,8 +375,9 @@ class StudioApp:
                 dilate: float = 0, region: str = "auto", cfg: float = 4.0, cfg_start: float = 1.0,
                 temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0, seed: float = 0,
                 random_seed: bool = True, batch: float = 1, model: str | None = None, history: list | None = None,
-                request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """Regenerate the painted part of an image; the rest of it is kept byte for byte."""
+                order_brush: Any = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        """Regenerate the painted part of an image; the rest of it is kept byte for byte. `order_brush`: the
+        order brush's value over the same picture (app.order_brush), its painted cells filled first."""
         edit = editor_input(image, mask_file, bool(invert_mask))
         if edit.mask is None or not edit.mask.any():
             raise gr.Error("The mask is empty: paint over the part of the image to regenerate (or upload a mask), "
@@ -388,6 +389,9 @@ class StudioApp:
                       batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
             notices = list(edit.notices)
+            painted = brush_strength(order_brush)
+            if painted is not None:
+                kw["order_map"] = painted
 
             def make(files: RunFiles) -> "Job":
                 img = RunStore.save_input(files, "input", edit.image)

@@ -83,3 +83,44 @@ def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any
     caption = (f"**{int(painted.sum())} cells painted**: decoded in steps 1-{last} of {job.num_steps}, the rest "
                f"after them in the '{order}' order (the order map shows the plan).")
     return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption
+
+
+# ------------------------------------------------------------------------------------------------------
+# Inpaint: the brush paints over a copy of the image being edited
+
+
+def inpaint_brush_panel() -> tuple[Any, Any]:
+    """(editor, caption) for the Inpaint tab; its picture follows the mask editor's (`follow_image`)."""
+    editor = gr.ImageEditor(
+        label="Order brush: paint which part of the hole to fill first (opaque strokes first; the rest follows "
+              "the order above)", type="pil", image_mode="RGBA", sources=(), format="png", layers=False,
+        transforms=(), height=300, brush=gr.Brush(default_size=14, colors=BRUSH_COLORS, color_mode="fixed"),
+        eraser=gr.Eraser(default_size=14), elem_id="inpaint-order-brush", buttons=[])
+    caption = gr.Markdown("The image to edit appears here once it is in the editor above.",
+                          elem_id="inpaint-order-caption")
+    return editor, caption
+
+
+def _same_picture(a: Any, b: Any) -> bool:
+    return (isinstance(a, Image.Image) and isinstance(b, Image.Image) and a.size == b.size
+            and a.convert("RGB").tobytes() == b.convert("RGB").tobytes())
+
+
+def follow_image(editor_value: Any, brush_value: Any) -> Any:
+    """A new, blank brush over the mask editor's picture when that picture changed (strokes kept otherwise)."""
+    background = editor_value.get("background") if isinstance(editor_value, dict) else None
+    if not isinstance(background, Image.Image):
+        return gr.skip()
+    current = brush_value.get("background") if isinstance(brush_value, dict) else None
+    if _same_picture(current, background):
+        return gr.skip()
+    return {"background": background.convert("RGB"), "layers": [], "composite": None}
+
+
+def inpaint_caption(brush_value: Any) -> str:
+    strength = brush_strength(brush_value)
+    if strength is None:
+        return "Nothing painted: the order above decides."
+    share = float((np.asarray(strength) > 0).mean())
+    return (f"**Painted {share:.0%} of the picture**: its cells inside the hole are decoded first (strongest first); "
+            "the order map shows the run.")

@@ -23,7 +23,7 @@ from .handlers import (
     speed_step_counts,
 )
 from .media import MASK_TINT, mask_layer
-from .order_brush import order_brush_panel
+from .order_brush import follow_image, inpaint_brush_panel, inpaint_caption, order_brush_panel
 from .order_brush import preview as order_brush_preview
 from .replay import replay_panel, wire_replay
 
@@ -223,6 +223,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                                  elem_id="mask-preview")
                             mask_text = gr.Markdown("Upload an image or pick an example, then paint over the part "
                                                     "to regenerate.", elem_id="mask-caption")
+                        with gr.Accordion("Order brush: paint what to fill first", open=False):
+                            i_brush, i_brush_caption = inpaint_brush_panel()
                         i_class = _class_dropdown(app, studio, "Class (what the new part should look like)")
                         i_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order",
                                               info="boundary-first grows inward from the kept part")
@@ -357,7 +359,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              common_out(g_panel) + [g_s.seed, history, history_state], "generate")
         wire(i_panel, app.inpaint,
              [editor, i_mask_file, i_invert, i_class, i_order, i_steps, i_feather, i_dilate, i_region]
-             + sampling_inputs(i_s) + [model_dd, history_state],
+             + sampling_inputs(i_s) + [model_dd, history_state, i_brush],
              common_out(i_panel) + [i_s.seed, history, history_state], "inpaint")
         wire(o_panel, app.outpaint,
              [o_image, o_left, o_right, o_top, o_bottom, o_class, o_order, o_steps] + sampling_inputs(o_s)
@@ -373,6 +375,10 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              "speed")
         g_brush.change(partial(order_brush_preview, app), [g_class, g_order, g_steps, g_s.seed, g_brush, model_dd],
                        [g_panel.order, g_brush_caption], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+        editor.change(follow_image, [editor, i_brush], [i_brush], api_visibility="private", show_progress="hidden",
+                      trigger_mode="always_last")
+        i_brush.change(inpaint_caption, [i_brush], [i_brush_caption], api_visibility="private", show_progress="hidden",
+                       trigger_mode="always_last")
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 

@@ -134,3 +134,29 @@ def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app)
     import gradio as gr
     with pytest.raises(gr.Error, match="order brush"):
         next(app.generate(class_name="red circle", steps=8, double_size=True, order_brush=brush, request=request()))
+
+
+def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
+    from app.order_brush import follow_image, inpaint_caption
+    from randar.outputs import read_sidecar
+    from randar.painted import decode_levels
+
+    pic = picture(64, 64)
+    brush = follow_image({"background": pic, "layers": []}, None)
+    assert brush["background"].size == (64, 64) and brush["layers"] == []
+    painted_brush = brush_value((40, 48, 64, 64))  # the bottom right corner: inside the hole (right half)
+    painted_brush["background"] = pic
+    assert "layers" not in follow_image({"background": pic, "layers": []}, painted_brush)  # same picture: kept
+    assert follow_image({"background": picture(64, 64, seed=1), "layers": []}, painted_brush)["layers"] == []
+    assert "Painted 9%" in inpaint_caption(painted_brush)
+    last = list(app.inpaint(image=pic, mask_file=half_mask(), steps=8, seed=2, random_seed=False,
+                            order_brush=painted_brush, request=request()))[-1]
+    assert "Done" in last[2]
+    settings = read_sidecar(Path([d for d in last[4] if d.endswith(".png.json")][0]))["settings"]
+    levels = decode_levels(settings["params"]["order_map"])
+    painted = levels > 0
+    assert painted.sum() == 6 and not painted[:, :4].any()
+    steps = app.replays.get("s1", "inpaint").step_map.numpy()
+    assert steps[painted].max() <= steps[~painted & (steps > 0)].min()
+    again = app.studio(None).rerun(settings).run()
+    assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(last[3][0][0])))
