@@ -116,10 +116,15 @@ class FastDecoder:
         req = _to_device(req, self.device)
         self._set_rope(self.model.rope if req.rope is None else req.rope)
 
+        # The prefill has a one-off length, and look-ahead runs (randar.lookahead) a new shape at every step:
+        # both run eagerly rather than capturing a CUDA graph per shape.
+        look_ahead = req.confident or req.guess_every > 0
+
         def forward(batch_slots: tuple[Tensor, Tensor, Tensor], start: int, n: int) -> Tensor:
-            if start == 0:  # the prefill has a one-off length: run it eagerly
+            if start == 0 or look_ahead:
                 T = batch_slots[0].shape[1]
-                return self._forward(*batch_slots, torch.arange(0, T, device=self.device), n, kv_len=T)
+                return self._forward(*batch_slots, torch.arange(start, start + T, device=self.device), n,
+                                     kv_len=start + T)
             return self.step(batch_slots, start, n)
 
         return decode_loop(req, self.device, self.model.null_class, forward)
