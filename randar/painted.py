@@ -24,7 +24,7 @@ from PIL import Image
 from pathlib import Path
 
 from .images import ImageSource, _array_to_uint8, check_image_file, check_image_size
-from .orders import make_orders, order_rank_map
+from .orders import make_orders
 
 __all__ = ["MIN_LEVEL", "strength_image", "cell_levels", "encode_levels", "decode_levels", "resolve_order_map",
            "painted_orders", "planned_step_map"]
@@ -152,13 +152,3 @@ def planned_step_map(job, row: int = 0) -> np.ndarray:
             steps[order[bounds[k]:bounds[k + 1]]] = first + k
         first += stage.num_steps
     return steps.reshape(canvas.rows, canvas.cols)
-
-
-def painted_first_rank(levels: np.ndarray, order: torch.Tensor, rows: int, cols: int) -> int:
-    """How many leading entries of `order` are painted cells (a check used by tests and the app)."""
-    painted = torch.from_numpy(levels.reshape(-1) > 0)
-    flags = painted[order]
-    return int(flags.long().cumprod(0).sum())
-
-
-__all__ += ["painted_first_rank", "order_rank_map"]
