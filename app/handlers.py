@@ -36,6 +36,8 @@ from .privacy import without_server_paths
 from .compare import before_after
 from .server_log import quiet_error
 from .session_history import HistoryKeeper
+from .order_brush import brush_strength, order_map_argument
+from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview,
     token_grid_preview,
@@ -63,6 +65,7 @@ ORDER_LABELS = {
     "spiral-out": "spiral out", "center-out": "centre out", "z-curve": "Z-curve", "subsample": "subsample (lattice first)",
     "hierarchical": "hierarchical (coarse to fine)", "boundary-first": "boundary first (from the known edge inward)",
     "inside-out": "inside out (farthest from the known part first)",
+    "confident": "confident (the model picks: surest tokens first; slower)",
 }
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -193,6 +196,7 @@ class StudioApp:
         self.store = store or RunStore(self.config.outputs, keep=self.config.keep_runs)
         self.runs = RunRegistry()
         self.history = HistoryKeeper(self.store.root, HISTORY_SIZE)  # what a reloaded page may show again
+        self.replays = ReplayBook()
 
     # ------------------------------------------------------------------------------------------------
     # Model picker
@@ -301,9 +305,15 @@ class StudioApp:
         for n in notices:
             if not isinstance(n, StatusNote):
                 gr.Warning(n)
+        session = _session(request)
+        recorder = GuessRecorder(studio.vq) if self.replays.wants_guess(session, tab_of(job.task)) else None
+        if recorder is not None:
+            job.with_guess(guess_every(job.num_steps))
         run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
                       delay=self.config.demo_delay)
-        session = _session(request)
+        if recorder is not None:
+            run.observers.append(recorder)
+            self.replays.set_live(session, tab_of(job.task), recorder)
         self.runs.start(session, run)
         final = None
         try:
@@ -316,6 +326,8 @@ class StudioApp:
                     return
         finally:
             self.runs.finish(session, run)
+            if recorder is not None:
+                self.replays.set_live(session, tab_of(job.task), None)
             if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
                 self.store.discard(files)
                 release_memory()
@@ -323,6 +335,8 @@ class StudioApp:
                          run.step, run.steps)
         assert final is not None and run.result is not None
         result = run.result
+        self.replays.put(session, tab_of(job.task),
+                         Replay.from_result(result, studio.vq, recorder.guesses if recorder is not None else None))
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
         run.release()
         release_memory()  # the job's buffers are free now: hand the pages back (randar/memory.py)
@@ -350,15 +364,22 @@ class StudioApp:
     def generate(self, class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = 1.0, top_k: float = 0, top_p: float = 1.0,
                  seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, double_size: bool = False,
-                 model: str | None = None, history: list | None = None,
+                 model: str | None = None, history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """New images of a class (optionally at twice the model's resolution)."""
+        """New images of a class (optionally at twice the model's resolution); `order_brush`: the order
+        brush editor's value (app.order_brush), painted cells decoded first."""
         with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
             label = self.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
             kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
             notices: list[str] = []
+            painted = order_map_argument(order_brush, studio.grid_size)
+            if painted is not None and double_size:
+                raise gr.Error("The order brush works at the model's own resolution: clear it or untick "
+                               "'Twice the resolution'.", title="Painted order")
+            if painted is not None:
+                kw["order_map"] = painted
 
             def factory(s: int) -> "Job":
                 if double_size:  # `s` forward passes in all, split between the two stages by the task
@@ -375,8 +396,9 @@ class StudioApp:
                 dilate: float = 0, region: str = "auto", cfg: float = 4.0, cfg_start: float = 1.0,
                 temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
                 seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
-                request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """Regenerate the painted part of an image; the rest of it is kept byte for byte."""
+                order_brush: Any = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        """Regenerate the painted part of an image; the rest of it is kept byte for byte. `order_brush`: the
+        order brush's value over the same picture (app.order_brush), its painted cells filled first."""
         edit = editor_input(image, mask_file, bool(invert_mask))
         if edit.mask is None or not edit.mask.any():
             raise gr.Error("The mask is empty: paint over the part of the image to regenerate (or upload a mask), "
@@ -388,6 +410,9 @@ class StudioApp:
                       batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
             notices = list(edit.notices)
+            painted = brush_strength(order_brush)
+            if painted is not None:
+                kw["order_map"] = painted
 
             def make(files: RunFiles) -> "Job":
                 img = RunStore.save_input(files, "input", edit.image)

@@ -71,6 +71,7 @@ class LiveRun:
         self._renderers: list[PreviewRenderer] = []
         self._ended = threading.Event()  # the step loop is over (finished, stopped, closed or failed)
         self._stopped_text: str | None = None
+        self.observers: list[Any] = []  # called with every event (app.replay.GuessRecorder)
 
     @property
     def stopped(self) -> bool:
@@ -138,6 +139,8 @@ class LiveRun:
                     if ev is None:
                         break
                     self.step = ev.job_step
+                    for observe in self.observers:
+                        observe(ev)
                     slot = ev.job_step * self.gif_frames // max(ev.job_steps, 1)
                     gif_due = slot != self._gif_slot and not ev.done
                     now = time.perf_counter()

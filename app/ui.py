@@ -9,6 +9,7 @@ shown. Endpoint names (`api_name`) are the public API and stay stable.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ from .handlers import (
 from .media import MASK_TINT, mask_layer
 from .model_scope import model_scope_note
 from .shortcuts import SHORTCUTS_JS, SMALL_SCREEN_CSS
+from .order_brush import follow_image, inpaint_brush_panel, inpaint_caption, order_brush_panel
+from .order_brush import preview as order_brush_preview
+from .replay import replay_panel, wire_replay
 
 ASSETS = examples_dir()  # the repository's assets/examples, or its copy inside the package when installed
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
@@ -71,6 +75,7 @@ class LivePanel:
     status: gr.Markdown
     gallery: gr.Gallery
     files: gr.File
+    replay: Any = None  # app.replay.ReplayPanel (not on the Speed tab)
 
 
 @dataclass
@@ -87,7 +92,7 @@ class Sampling:
 
 
 def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool = False,
-               downloads: bool = True) -> tuple[LivePanel, Any]:
+               downloads: bool = True, replay: bool = True) -> tuple[LivePanel, Any]:
     with gr.Row(elem_classes=["run-row"]):
         run = gr.Button(run_label, variant="primary", scale=3, elem_id=f"{tab}-run")
         stop = gr.Button("Stop", variant="stop", scale=1, elem_id=f"{tab}-stop")
@@ -102,6 +107,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
     status = gr.Markdown("Ready: set the inputs on the left and press the button above (Ctrl+Enter runs, Esc "
                          "stops).", elem_classes=["status-line"], elem_id=f"{tab}-status", label="Status",
                          show_label=False)
+    replay_ui = replay_panel(tab) if replay else None
     before_after = None
     if slider:
         before_after = gr.ImageSlider(label=SLIDER_LABELS[tab], type="pil", format="png", interactive=False,
@@ -111,7 +117,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          elem_id=f"{tab}-results")
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
                     file_count="multiple", interactive=False, elem_id=f"{tab}-files", visible=downloads)
-    return LivePanel(run, stop, live, order, status, results, files), before_after
+    return LivePanel(run, stop, live, order, status, results, files, replay_ui), before_after
 
 
 def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool = True,
@@ -202,6 +208,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         g_steps = gr.Slider(1, n_tokens, value=default_steps, step=1, label="Steps",
                                             info=f"forward passes; {n_tokens} = one token per step (slowest)")
                         g_double = gr.Checkbox(label="Twice the resolution (x2 extrapolation, slower)", value=False)
+                        with gr.Accordion("Order brush: paint what to decode first", open=False):
+                            g_brush, g_brush_caption = order_brush_panel(
+                                "generate", studio.image_size if studio is not None else 256)
                         g_s = sampling_controls(cfg_default)
                         if studio is not None and studio.class_names:
                             gr.Examples([[c, o, s] for c, o, s in zip(studio.class_names[:4],
@@ -236,6 +245,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             mask_text = gr.Markdown("Upload an image or pick an example, then paint over the part "
                                                     "to regenerate.", elem_id="mask-caption", label="Mask summary",
                                                     show_label=False)
+                        with gr.Accordion("Order brush: paint what to fill first", open=False):
+                            i_brush, i_brush_caption = inpaint_brush_panel()
                         i_class = _class_dropdown(app, studio, "Class (what the new part should look like)")
                         i_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order",
                                               info="boundary-first grows inward from the kept part")
@@ -337,7 +348,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                         s_s = sampling_controls(cfg_default, batch=False, cfg_start=False, random_default=False)
                     with gr.Column(scale=7):
                         # no downloads: the speed comparison saves no files
-                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False)
+                        s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False,
+                                                replay=False)
                         with gr.Row():
                             s_latency = gr.LinePlot(x="steps", y="seconds per image", title="Latency vs steps",
                                                     height=260, label="Latency vs steps")
@@ -369,13 +381,15 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                  show_progress_on=[panel.status], **run_kw)
             panel.stop.click(app.stop, outputs=[panel.status], cancels=[ev], concurrency_limit=None,
                              api_visibility="private", show_progress="hidden")
+            if panel.replay is not None:
+                wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)
 
         wire(g_panel, app.generate,
-             [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state],
+             [g_class, g_order, g_steps] + sampling_inputs(g_s) + [g_double, model_dd, history_state, g_brush],
              common_out(g_panel) + [g_s.seed, history, history_state], "generate")
         wire(i_panel, app.inpaint,
              [editor, i_mask_file, i_invert, i_class, i_order, i_steps, i_feather, i_dilate, i_region]
-             + sampling_inputs(i_s) + [model_dd, history_state],
+             + sampling_inputs(i_s) + [model_dd, history_state, i_brush],
              common_out(i_panel) + [i_s.seed, history, history_state, i_slider], "inpaint")
         wire(o_panel, app.outpaint,
              [o_image, o_left, o_right, o_top, o_bottom, o_class, o_order, o_steps] + sampling_inputs(o_s)
@@ -389,6 +403,12 @@ def build_demo(app: StudioApp) -> gr.Blocks:
               model_dd],
              [s_panel.live, s_panel.order, s_panel.status, s_panel.gallery, s_table, s_latency, s_schedule, s_s.seed],
              "speed")
+        g_brush.change(partial(order_brush_preview, app), [g_class, g_order, g_steps, g_s.seed, g_brush, model_dd],
+                       [g_panel.order, g_brush_caption], api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+        editor.change(follow_image, [editor, i_brush], [i_brush], api_visibility="private", show_progress="hidden",
+                      trigger_mode="always_last")
+        i_brush.change(inpaint_caption, [i_brush], [i_brush_caption], api_visibility="private", show_progress="hidden",
+                       trigger_mode="always_last")
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 

@@ -3,7 +3,7 @@ its parser, and quotes these in its help, before any model code is loaded)."""
 from __future__ import annotations
 
 ORDER_CHOICES = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
-                 "hierarchical", "boundary-first", "inside-out")
+                 "hierarchical", "boundary-first", "inside-out", "confident")
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 REGION_CHOICES = ("auto", "whole", "masked")
 

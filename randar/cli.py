@@ -296,7 +296,8 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    "rougher); default -1: one token per step")
     g.add_argument("--order", default="random", choices=ORDER_CHOICES, metavar="ORDER",
                    help="the order tokens are generated in: " + ", ".join(ORDER_CHOICES)
-                   + " (the last two follow the distance to the known tokens; default: random)")
+                   + " (boundary-first and inside-out follow the distance to the known tokens; confident: the "
+                   "model decodes its lowest-entropy tokens first, slower; default: random)")
     g.add_argument("--cfg", type=float, default=None, metavar="SCALE",
                    help="classifier-free guidance scale reached at the last token (default: the model's; "
                    "needs --class)")
@@ -311,6 +312,9 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                    help="random seed (default: a random one, printed and recorded in the sidecar)")
     g.add_argument("--num", "-n", "--batch", dest="batch", type=int, default=1, metavar="N",
                    help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
+    g.add_argument("--order-map", default=None, metavar="PNG",
+                   help="a painted order (generate, inpaint): strokes (opacity, or brightness on an opaque picture) "
+                   "over the image mark cells to decode first, stronger first; the rest follow --order")
 
 
 def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
@@ -349,10 +353,19 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
                    help="no progress bar and no notes; the summary line and the output paths remain")
 
 
+def refuse_order_map(args: argparse.Namespace, what: str) -> None:
+    """--order-map is taken by single generate and inpaint runs only."""
+    if getattr(args, "order_map", None) is not None:
+        raise ValueError(f"--order-map: painted orders are for generate and inpaint, not for {what}")
+
+
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments every Studio task takes, from the options of `add_sampling_options`."""
     if args.batch < 1:
         raise ValueError(f"--num must be at least 1, got {args.batch}")
+    if getattr(args, "order_map", None) is not None:
+        if not Path(args.order_map).is_file():
+            raise ValueError(f"--order-map {args.order_map}: no such file")
     return dict(order=args.order, steps=args.steps, cfg=args.cfg, cfg_start=args.cfg_start,
                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, batch=args.batch, seed=args.seed)
 
@@ -763,6 +776,7 @@ def run_generate_items(args: argparse.Namespace) -> int:
     if args.classes is None and args.per_class is not None:
         raise ValueError("--per-class: only used with --classes")
     kwargs = sampling_kwargs(args)
+    refuse_order_map(args, "--out-dir runs")
     choice = _item_choice(args)
     names = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints).class_names
     if args.classes is not None:
@@ -901,6 +915,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'generated.png'}")
     image_format(out)
     kwargs = sampling_kwargs(args)
+    if args.order_map is not None:
+        if args.x2:
+            raise ValueError("--order-map: painted orders are for the model's own resolution, not --x2")
+        kwargs["order_map"] = args.order_map
     x2_only = {"--fill-steps": args.fill_steps, "--fill-order": args.fill_order,
                "--spatial-scale": args.spatial_scale, "--masking-ratio": args.masking_ratio}
     if not args.x2 and any(v is not None for v in x2_only.values()):
@@ -996,6 +1014,8 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, args.mask, skip_unmatched=args.skip_unmatched, notes=notes)
     kwargs = sampling_kwargs(args)
+    if args.order_map is not None:
+        kwargs["order_map"] = args.order_map
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.inpaint(inp.image, inp.mask, label=args.label, region=args.region, context=args.context,
@@ -1053,6 +1073,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
+    refuse_order_map(args, "outpaint")
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
@@ -1120,6 +1141,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
+    refuse_order_map(args, "upscale")
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,

@@ -54,6 +54,7 @@ ORDER_NAMES: tuple[str, ...] = (
     "priority",
     "boundary-first",
     "inside-out",
+    "confident",
 )
 
 # orders whose priority depends on the `known` mask (inpainting-aware)
@@ -68,6 +69,7 @@ RANDOM_ORDERS: tuple[str, ...] = (
     "hierarchical",
     "boundary-first",
     "inside-out",
+    "confident",
 )
 
 # --------------------------------------------------------------------------- #
@@ -301,7 +303,7 @@ def priority_map(name: str, h: int, w: int, *, known: ArrayLike | None = None,
     _check_hw(h, w)
     if priority is not None and name != "priority":
         raise ValueError(f"a priority map is only used by the 'priority' order, not {name!r}")
-    if name == "random":
+    if name in ("random", "confident"):  # confident: the model reorders as it goes (randar.decoding.confident)
         pri = np.zeros((h, w))
     elif name == "raster":
         pri = np.arange(h * w, dtype=np.float64).reshape(h, w)

@@ -179,10 +179,12 @@ class Studio:
 
     # ---- tasks --------------------------------------------------------------------------------------
     def generate(self, label: Any = None, *, batch: int = 1, order: str = "random", priority: Any = None,
-                 steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
+                 order_map: Any = None, steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
                  top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
-        """Class-conditional images at the model's resolution (label None: no class)."""
-        return generate(self.pair, label, batch=batch, order=order, priority=priority, steps=steps, cfg=cfg,
+        """Class-conditional images at the model's resolution (label None: no class). `order_map`: a painted
+        picture (or a sidecar's string), painted cells decoded first (randar.painted)."""
+        return generate(self.pair, label, batch=batch, order=order, priority=priority, order_map=order_map,
+                        steps=steps, cfg=cfg,
                         cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                         fast=self.fast)
 
@@ -201,15 +203,15 @@ class Studio:
     def inpaint(self, image: ImageSource, mask: ImageSource, *, label: Any = None, region: str = "auto",
                 context: int | None = None, dilate: int = 0, feather: int | None = None, min_cover: float = MIN_COVER,
                 prefill_with: str = "telea", harmonize_seam: bool = True, fill_margin: float = 0.0,
-                order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
-                temperature: float = EDIT_TEMPERATURE,
+                order: str = "random", order_map: Any = None, steps: int = -1, cfg: float | None = None,
+                cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE,
                 top_k: int = 0, top_p: float = 1.0, batch: int = 1, seed: int | None = None) -> Job:
         """Regenerate the masked part of an image (mask: white / opaque = regenerate). The result has the
         input's size and mode (L, LA, RGBA stay so; every pixel outside the mask keeps its bytes, alpha included;
         regenerated pixels are opaque: randar/tasks/modes.py)."""
         return inpaint(self.pair, image, mask, label=label, region=region, context=context, dilate=dilate,
                        feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
-                       fill_margin=fill_margin, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
+                       fill_margin=fill_margin, order=order, order_map=order_map, steps=steps, cfg=cfg, cfg_start=cfg_start,
                        temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
 
     def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,

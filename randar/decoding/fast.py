@@ -25,7 +25,8 @@ from torch import Tensor
 
 from ..model.transformer import KVCache, RandARTransformer
 from .cpu_step import CpuStep, blocks_have_hooks
-from .loop import Slots, decode_loop
+from .confident import run_loop
+from .loop import Slots
 from .request import DecodeRequest, StepEvent
 
 
@@ -126,15 +127,20 @@ class FastDecoder:
         self._set_rope(self.model.rope if req.rope is None else req.rope)
         lean = self.cpu_step is not None and not blocks_have_hooks(self.model)
 
+        # The prefill has a one-off length, and look-ahead runs (randar.decoding.lookahead) a new shape at every
+        # step: on a GPU both run eagerly rather than capturing a CUDA graph per shape (the CPU step takes any).
+        look_ahead = req.confident or req.guess_every > 0
+
         def forward(batch_slots: Slots, start: int, n: int) -> Tensor:
             if lean:
                 return self.cpu_step(*batch_slots, start, n)
-            if start == 0:  # the prefill has a one-off length: run it eagerly
+            if start == 0 or look_ahead:
                 T = batch_slots[0].shape[1]
-                return self._forward(*batch_slots, torch.arange(0, T, device=self.device), n, kv_len=T)
+                return self._forward(*batch_slots, torch.arange(start, start + T, device=self.device), n,
+                                     kv_len=start + T)
             return self.step(batch_slots, start, n)
 
-        return decode_loop(req, self.device, self.model.null_class, forward)
+        return run_loop(req, self.device, self.model.null_class, forward)
 
 
 _DECODERS: "weakref.WeakKeyDictionary[RandARTransformer, OrderedDict]" = weakref.WeakKeyDictionary()

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ..model.transformer import BLANK, CLASS, POSITION, cat_slots, class_slots, interleave_pairs
 from ..sampling import guide, sample
+from .lookahead import probe_after_step
 from .request import DecodeRequest, StepEvent
 
 Slots = tuple[Tensor, Tensor, Tensor]
@@ -108,7 +109,12 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
         tokens = sample(combine(logits, req, done), req.sampling, generator)
         grid.scatter_(1, queries, tokens)
         done += n
-        yield StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
+        event = StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
+        if req.guess_every and ((step + 1) % req.guess_every == 0 or done == M):
+            event.guess, event.entropy = probe_after_step(
+                req, forward, lambda s: guidance_batch(s, req, null_class), lambda lg, d: combine(lg, req, d),
+                queries, tokens, start, T, done, grid)
+        yield event
         if done == M:
             break
         next_queries = req.order[:, done : done + sizes[step + 1]]

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from ..model.transformer import KVCache, RandARTransformer
-from .loop import Slots, decode_loop
+from .confident import run_loop
+from .loop import Slots
 from .request import DecodeRequest, StepEvent
 
 
@@ -30,4 +31,4 @@ def decode_plain(model: RandARTransformer, req: DecodeRequest) -> Iterator[StepE
         h = model.forward_hidden(x, freqs, cache, positions, mask)
         return model.logits(h[:, -n:])
 
-    return decode_loop(req, device, model.null_class, forward)
+    return run_loop(req, device, model.null_class, forward)

@@ -32,6 +32,11 @@ class DecodeRequest:
     # Spatial guidance (resolution extrapolation): a third copy sees only part of the prefix tokens.
     spatial_scale: float = 0.0
     spatial_keep: Tensor | None = None  # [B, K] bool, False = that prefix token is hidden from the copy
+    # Look-ahead (randar.lookahead): the model's guess for every undecided cell every `guess_every` steps
+    # (0 = never; the tokens are the same either way), and confidence-first decoding (`order` is then
+    # only the tie-break and query order; the model picks the lowest-entropy cells at each step).
+    guess_every: int = 0
+    confident: bool = False
 
     @property
     def batch(self) -> int:
@@ -95,6 +100,8 @@ class DecodeRequest:
             raise ValueError(f"a grid of {self.num_cells} cells needs its own rope table (model grid: {cfg.block_size})")
         if self.spatial_scale and (self.spatial_keep is None or self.prefix_cells is None):
             raise ValueError("spatial guidance needs a prefix and spatial_keep")
+        if isinstance(self.guess_every, bool) or not isinstance(self.guess_every, int) or self.guess_every < 0:
+            raise ValueError(f"guess_every must be an integer >= 0 (0 = no guess view), got {self.guess_every!r}")
         self.schedule()  # validates steps
 
 
@@ -108,6 +115,8 @@ class StepEvent:
     total: int  # tokens to generate
     elapsed: float  # seconds since decoding started
     grid: Tensor  # [B, num_cells] the live token grid, -1 where undecided (copy it to keep it)
+    guess: Tensor | None = None  # [B, num_cells] decided tokens + the most likely token of every undecided cell
+    entropy: Tensor | None = None  # [B, num_cells] float32 entropy (nats) of the undecided cells, 0 elsewhere
 
     @property
     def done(self) -> bool:

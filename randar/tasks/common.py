@@ -157,6 +157,11 @@ class Progress:
     step_map: Tensor  # [B, rows, cols] job_step that produced each token; 0 for context, -1 undecided
     canvas: Canvas
     window: tuple[int, int, int, int] | None = None  # (top, left, height, width) of this stage's window
+    # With `Job.with_guess(every)`: the model's guess (decided tokens + the most likely code of every cell
+    # still undecided in this stage, -1 elsewhere) and the entropy of each such cell (0 elsewhere), both
+    # [B, rows, cols]; None on steps without a guess. `randar.guess` turns them into pictures.
+    guess: Tensor | None = None
+    entropy: Tensor | None = None
 
     @property
     def done(self) -> bool:
@@ -224,6 +229,7 @@ class Stage:
     # after(tokens) sees the canvas once the stage's tokens are written.
     before: Callable[[Tensor, Tensor], None] | None = None
     after: Callable[[Tensor], None] | None = None
+    confident: bool = False  # the "confident" order: the engine picks the lowest-entropy cells each step
 
     def __post_init__(self) -> None:
         n = self.grid_rows * self.grid_cols
@@ -313,6 +319,7 @@ class Job:
     def __init__(self, pair: ModelPair, plan: Plan, fast: bool = True) -> None:
         self.pair, self.plan, self.fast = pair, plan, fast
         self.result: Result | None = None
+        self.guess_every = 0
         self.state = "pending"  # pending, running, done, failed, cancelled
         self._cancel = False
         self._iterator: Iterator[Progress] | None = None
@@ -350,6 +357,18 @@ class Job:
         return f"<Job {self.task} seed={self.seed} steps={self.num_steps} {self.state}>"
 
     # ---- running ------------------------------------------------------------------------------------
+    def with_guess(self, every: int = 1) -> "Job":
+        """Attach the model's guess and entropy to every `every`-th event (and the last); 0 = off.
+
+        One extra forward per guess with a fixed order (free with the confident order); the decoded
+        tokens and images are the same with and without it, so it is not part of the settings."""
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"guess every must be an integer >= 0 (0 = off), got {every!r}")
+        if self.state != "pending":
+            raise RuntimeError("with_guess must be set before the job runs")
+        self.guess_every = every
+        return self
+
     def cancel(self) -> None:
         """Stop after the current step (from another thread or from the loop over the events)."""
         self._cancel = True
@@ -404,6 +423,7 @@ class Job:
                     stage.before(tokens, step_map)
                     timings.encode += time.perf_counter() - t
                 req = stage.request(labels, plan.guidance, plan.sampling, tokens)
+                req.guess_every, req.confident = self.guess_every, stage.confident
                 events = decode(gpt, req, fast=self.fast)
                 grid_to_canvas = stage.grid_to_canvas.to(device)
             while True:
@@ -419,12 +439,17 @@ class Job:
                 if ev is None:
                     break
                 decoded += cells.shape[1]
+                guess = entropy = None
+                if ev.guess is not None:
+                    from ..guess import to_canvas
+                    guess, entropy = to_canvas(ev.guess, ev.entropy, grid_to_canvas, tokens, (B, rows, cols))
                 yield Progress(
                     task=plan.task, stage=stage.name, stage_index=index, num_stages=len(plan.stages),
                     step=ev.step, num_steps=ev.num_steps, job_step=job_step, job_steps=total_steps,
                     decoded=decoded, total=total_tokens, elapsed=time.perf_counter() - t_start,
                     cells=cells, tokens=ev.tokens, grid=tokens.view(B, rows, cols),
-                    step_map=step_map.view(B, rows, cols), canvas=plan.canvas, window=stage.window)
+                    step_map=step_map.view(B, rows, cols), canvas=plan.canvas, window=stage.window,
+                    guess=guess, entropy=entropy)
                 if self._cancel:
                     self.state = "cancelled"
                     return

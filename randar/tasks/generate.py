@@ -15,6 +15,7 @@ import torch
 from ..extrapolation import x2_rope
 from ..images import to_pil
 from ..orders import make_orders
+from ..painted import encode_levels, painted_orders, resolve_order_map
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_float, check_order, check_steps, common_settings,
     derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
@@ -37,6 +38,7 @@ def generate(
     batch: int = 1,
     order: str = "random",
     priority: Sequence[Sequence[float]] | np.ndarray | None = None,
+    order_map: Any = None,
     steps: int = -1,
     cfg: float | None = None,
     cfg_start: float = 1.0,
@@ -49,6 +51,8 @@ def generate(
     """Sample `batch` images of class `label` (a name, an index, None for no class, or one per image).
 
     order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G], lower first).
+    order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded string):
+        painted cells first, stronger first, the rest in `order` (see randar.painted).
     steps: forward passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule.
     cfg: the guidance scale reached at the last token (None: the model's default), starting at cfg_start.
     """
@@ -71,13 +75,19 @@ def generate(
     ids, names = resolve_labels(pair, label, batch)
     guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
-    orders = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"), priority=priority)
+    levels = resolve_order_map(order_map, G, G)
+    if levels is not None:
+        orders = painted_orders(order, levels, batch, G, G, seed=derive_seed(seed, "order"))
+    else:
+        orders = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"), priority=priority)
     stage = Stage("generate", G, G, place_in_grid(G, G, G, G), torch.empty(batch, 0, dtype=torch.long), orders,
-                  steps, seed)
+                  steps, seed, confident=order == "confident")
     canvas = Canvas(G, G, pair.patch, np.zeros((G, G), dtype=bool))
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order,
                   priority=None if priority is None else priority.tolist(), steps=steps, cfg=g1, cfg_start=g0,
                   temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, seed=seed)
+    if levels is not None:
+        params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "generate", params, fast)
     settings["resolved"] = {"class_names": names, "forward_passes": stage.num_steps, "tokens": N,
                             "size": [G * pair.patch, G * pair.patch]}
@@ -163,11 +173,13 @@ def generate_x2(
     to_coarse = to_coarse.reshape(-1)
     coarse = make_orders(order, batch, G, G, seed=derive_seed(seed, "order"))
     lattice_order = (2 * (coarse // G)) * G2 + 2 * (coarse % G)
-    stage1 = Stage("lattice", G, G, to_coarse, torch.empty(batch, 0, dtype=torch.long), lattice_order, steps, seed)
+    stage1 = Stage("lattice", G, G, to_coarse, torch.empty(batch, 0, dtype=torch.long), lattice_order, steps, seed,
+                   confident=order == "confident")
     # stage 2: the lattice (in its generation order, as the official code) as context, the rest generated
     rest = make_orders(fill_order, batch, G2, G2, seed=derive_seed(seed, "fill_order"), known=lattice, cells=~lattice)
     stage2 = Stage("fill", G2, G2, place_in_grid(G2, G2, G2, G2), lattice_order, rest, fill_steps, seed + 1,
-                   rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio)
+                   rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio,
+                   confident=fill_order == "confident")
     canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
     params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order, fill_order=fill_order,
                   steps=steps if budget is None else budget, fill_steps=fill_steps if budget is None else None,

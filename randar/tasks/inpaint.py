@@ -33,6 +33,7 @@ from PIL import Image
 from ..choices import EDIT_TEMPERATURE, MIN_COVER
 from ..images import ImageError, ImageSource, to_pil, to_tensor
 from ..orders import make_orders
+from ..painted import encode_levels, painted_orders, resolve_order_map
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order, check_steps,
     common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
@@ -90,6 +91,7 @@ def inpaint(
     harmonize_seam: bool = True,
     fill_margin: float = 0.0,
     order: str = "random",
+    order_map: Any = None,
     steps: int = -1,
     cfg: float | None = None,
     cfg_start: float = 1.0,
@@ -104,6 +106,7 @@ def inpaint(
 
     steps: forward passes over the tokens to regenerate (1..M, -1 = one per token).
     order: any engine order, or "boundary-first" / "inside-out" (by distance to the known tokens).
+    order_map: a painted map over the image (picture or a sidecar's string): painted cells first (randar.painted).
     """
     notices: list[str] = []
     G, f = pair.grid, pair.patch
@@ -155,8 +158,14 @@ def inpaint(
                        "generated without context")
 
     prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
-    gen_order = make_orders(order, batch, th, tw, seed=derive_seed(seed, "order"), known=known, cells=unknown)
-    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed)
+    levels = resolve_order_map(order_map, th, tw, crop=crop, size=(W, H))
+    if levels is not None:
+        levels = np.where(unknown, levels, 0).astype(np.uint8)  # only regenerated cells have an order
+        levels = levels if levels.any() else None
+    gen_order = painted_orders(order, levels, batch, th, tw, seed=derive_seed(seed, "order"), known=known,
+                               cells=unknown)
+    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed,
+                  confident=order == "confident")
     base = resample(img, work_size, crop)
     filled = base if prefill_with == "none" else Image.fromarray(prefill(np.asarray(base), work_mask, prefill_with))
     canvas = Canvas(th, tw, f, known, filled)
@@ -192,6 +201,8 @@ def inpaint(
                   fill_margin=fill_margin,
                   order=order, steps=steps, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
                   top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
+    if levels is not None:
+        params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "inpaint", params, fast)
     settings["inputs"] = {"image": img_record, "mask": mask_record}
     settings["resolved"] = {"class_names": names, "region": chosen, "crop": list(crop), "tokens": [tw, th],

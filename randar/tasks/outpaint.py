@@ -200,7 +200,8 @@ def outpaint(
         prefix = to_canvas(make_orders("random", batch, wh, ww, seed=derive_seed(seed, "prefix", k), cells=ctx))
         gen = to_canvas(make_orders(order, batch, wh, ww, seed=derive_seed(seed, "order", k), known=ctx, cells=new))
         canvas_to_grid = place_in_grid(wh, ww, G, G, top=t, left=l, canvas_rows=rows, canvas_cols=cols)
-        stages.append(Stage("window", G, G, canvas_to_grid, prefix, gen, s, seed + k, window=(t, l, wh, ww)))
+        stages.append(Stage("window", G, G, canvas_to_grid, prefix, gen, s, seed + k, window=(t, l, wh, ww),
+                            confident=order == "confident"))
     if len(windows) > 1:
         notices.append(f"the {cols}x{rows}-token canvas is larger than the model's {G}x{G} grid: it is filled in "
                        f"{len(windows)} overlapping windows")

@@ -110,6 +110,7 @@ class TileStage(Stage):
         self.rope, self.spatial_scale, self.masking_ratio = None, 0.0, 0.0
         self.window = (tile.top, tile.left, G, G)
         self.before, self.after = before, after
+        self.confident = order == "confident"
         r = torch.arange(G)[:, None] + tile.top
         c = torch.arange(G)[None, :] + tile.left
         self.grid_to_canvas = (r * cols + c).reshape(-1)  # grid cell -> canvas cell

@@ -1,0 +1,162 @@
+"""The app's replay (step slider, play, GIF) and guess view, in-process on the tiny model (8x8 tokens)."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.handlers import AppConfig, StudioApp
+from app.replay import after_run, play, save_gif, show_step
+from conftest import picture
+from randar.schedule import step_sizes
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def app(tiny_model_dir, tmp_path) -> StudioApp:
+    return StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs"),
+                               preview_interval=0.0))
+
+
+def request(session: str = "s1") -> types.SimpleNamespace:
+    return types.SimpleNamespace(session_hash=session)
+
+
+def half_mask() -> Image.Image:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[:, 32:] = 255  # 4 of 8 token columns: 32 tokens
+    return Image.fromarray(mask)
+
+
+def inpaint_32(app: StudioApp, session: str, seed: int = 5) -> tuple:
+    return list(app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=seed, random_seed=False,
+                            request=request(session)))[-1]
+
+
+def test_the_slider_shows_any_step_of_a_32_step_inpaint(app):
+    last = inpaint_32(app, "s1")
+    assert "Done" in last[2]
+    update = after_run(app.replays, "inpaint", request("s1"))[0]
+    assert update["maximum"] == 32 and update["value"] == 32
+    decided = np.cumsum(step_sizes(32, 32))
+    images = {}
+    for step in (1, 16, 32):
+        image, order, guess, heat, caption = show_step(app.replays, "inpaint", step, request("s1"))
+        assert f"Step **{step}/32** · {decided[step - 1]}/32 tokens decided" in caption
+        assert guess is None and heat is None  # the guess view is off by default
+        images[step] = np.asarray(image)
+    assert not np.array_equal(images[1], images[16]) and not np.array_equal(images[16], images[32])
+    # another session has its own replay (none yet)
+    assert "No run to replay yet" in show_step(app.replays, "inpaint", 3, request("s2"))[-1]
+
+
+def test_play_walks_through_the_steps_and_the_gif_follows_them(app, tmp_path):
+    inpaint_32(app, "s1")
+    frames = list(play(app.replays, "inpaint", 32, 30, request("s1")))  # at the end: starts again from step 1
+    assert [f[0] for f in frames] == list(range(1, 33))
+    assert "Step **17/32**" in frames[16][-1]
+    path = save_gif(app.replays, "inpaint", 30, str(tmp_path), request("s1"))
+    gif = Image.open(path)
+    assert gif.n_frames == 32
+
+
+def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
+    from app.replay import live_guess
+
+    plain = inpaint_32(app, "s1", seed=8)
+    app.replays.set_guess("s2", "inpaint", True)
+    running = app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=8, random_seed=False,
+                          request=request("s2"))
+    for _ in range(4):
+        next(running)  # a few live frames in: the page's timer shows the newest guess
+    live_image, live_heat = live_guess(app.replays, "inpaint", request("s2"))
+    assert isinstance(live_image, Image.Image) and live_heat.size == live_image.size
+    assert live_guess(app.replays, "inpaint", request("s2"))[0] is not live_image  # nothing new: skipped
+    guessed = list(running)[-1]
+    assert app.replays.live("s2", "inpaint") is None  # the run ended
+    a = Image.open(Path(plain[3][0][0]))
+    b = Image.open(Path(guessed[3][0][0]))
+    assert np.array_equal(np.asarray(a), np.asarray(b))  # same seed, same pixels with the guess view on
+    replay = app.replays.get("s2", "inpaint")
+    assert 1 <= len(replay.guesses) <= 16 and replay.guesses[-1][0] == 32
+    image, order, guess, heat, caption = show_step(app.replays, "inpaint", 2, request("s2"))
+    assert guess is not None and heat is not None and "model's guess from step 2" in caption
+    assert guess.size == image.size
+
+
+# ----------------------------------------------------------------------------------------------------
+# The order brush (Generate)
+
+
+def brush_value(box: tuple[int, int, int, int], alpha: int = 255) -> dict:
+    layer = np.zeros((64, 64, 4), np.uint8)
+    x0, y0, x1, y1 = box
+    layer[y0:y1, x0:x1] = (255, 45, 85, alpha)
+    return {"background": Image.new("RGB", (64, 64), (200, 200, 200)), "layers": [Image.fromarray(layer, "RGBA")],
+            "composite": None}
+
+
+def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app):
+    from app.order_brush import preview
+    from randar.outputs import read_sidecar
+    from randar.preview import order_map
+    from randar.studio import Studio
+
+    brush = brush_value((0, 0, 24, 16))  # 3x2 cells of the 8x8 grid
+    planned, caption = preview(app, "red circle", "random", 8, 4, brush, None)
+    assert "6 cells painted" in caption
+    last = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False, order_brush=brush,
+                             request=request()))[-1]
+    live, order, status, gallery, downloads = last[:5]
+    assert "Done" in status
+    sidecar = read_sidecar(Path([d for d in downloads if d.endswith(".png.json")][0]))
+    settings = sidecar["settings"]
+    assert settings["params"]["order_map"].startswith("paint1:8x8:")
+    replay = app.replays.get("s1", "generate")
+    steps = replay.step_map.numpy()
+    painted = np.zeros((8, 8), bool)
+    painted[:2, :3] = True
+    assert steps[painted].max() <= steps[~painted].min()  # the painted cells are decoded in the first steps
+    assert np.array_equal(np.asarray(planned), np.asarray(order_map(steps, None, num_steps=8, cell=8)))
+    studio = app.studio(None)
+    assert isinstance(studio, Studio)
+    again = studio.rerun(settings).run()
+    assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(gallery[0][0])))
+    # nothing painted: no order map in the settings; x2 with a brush is refused
+    plain = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False,
+                              order_brush=brush_value((0, 0, 0, 0)), request=request()))[-1]
+    plain_sidecar = read_sidecar(Path([d for d in plain[4] if d.endswith(".png.json")][0]))
+    assert "order_map" not in plain_sidecar["settings"]["params"]
+    import gradio as gr
+    with pytest.raises(gr.Error, match="order brush"):
+        next(app.generate(class_name="red circle", steps=8, double_size=True, order_brush=brush, request=request()))
+
+
+def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
+    from app.order_brush import follow_image, inpaint_caption
+    from randar.outputs import read_sidecar
+    from randar.painted import decode_levels
+
+    pic = picture(64, 64)
+    brush = follow_image({"background": pic, "layers": []}, None)
+    assert brush["background"].size == (64, 64) and brush["layers"] == []
+    painted_brush = brush_value((40, 48, 64, 64))  # the bottom right corner: inside the hole (right half)
+    painted_brush["background"] = pic
+    assert "layers" not in follow_image({"background": pic, "layers": []}, painted_brush)  # same picture: kept
+    assert follow_image({"background": picture(64, 64, seed=1), "layers": []}, painted_brush)["layers"] == []
+    assert "Painted 9%" in inpaint_caption(painted_brush)
+    last = list(app.inpaint(image=pic, mask_file=half_mask(), steps=8, seed=2, random_seed=False,
+                            order_brush=painted_brush, request=request()))[-1]
+    assert "Done" in last[2]
+    settings = read_sidecar(Path([d for d in last[4] if d.endswith(".png.json")][0]))["settings"]
+    levels = decode_levels(settings["params"]["order_map"])
+    painted = levels > 0
+    assert painted.sum() == 6 and not painted[:, :4].any()
+    steps = app.replays.get("s1", "inpaint").step_map.numpy()
+    assert steps[painted].max() <= steps[~painted & (steps > 0)].min()
+    again = app.studio(None).rerun(settings).run()
+    assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(last[3][0][0])))

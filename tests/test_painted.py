@@ -1,0 +1,121 @@
+"""Painted orders (randar.painted): strokes mark cells to decode first; recorded compactly; rerun exactly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from randar.cli import main
+from randar.orders import make_orders
+from randar.outputs import read_sidecar
+from randar.painted import (
+    MIN_LEVEL, cell_levels, decode_levels, encode_levels, painted_orders, planned_step_map, resolve_order_map,
+    strength_image,
+)
+
+
+def stroke_map(size: int, boxes: list[tuple[int, int, int, int, int]]) -> Image.Image:
+    """A transparent layer with opaque-ish rectangles (x0, y0, x1, y1, alpha)."""
+    rgba = np.zeros((size, size, 4), np.uint8)
+    for x0, y0, x1, y1, a in boxes:
+        rgba[y0:y1, x0:x1] = (255, 40, 40, a)
+    return Image.fromarray(rgba, "RGBA")
+
+
+def test_levels_round_trip_compactly():
+    levels = np.zeros((16, 16), np.uint8)
+    levels[2:6, 3:9] = 255
+    levels[10, 10] = 77
+    code = encode_levels(levels)
+    assert code.startswith("paint1:16x16:") and len(code) < 80
+    assert np.array_equal(decode_levels(code), levels)
+    for bad in ("paint1:16x16:!!", "paint1:4x4:" + encode_levels(levels).split(":")[2], "spiral", 3):
+        with pytest.raises(ValueError, match="order_map"):
+            decode_levels(bad)
+
+
+def test_strength_is_alpha_on_layers_and_brightness_on_opaque_pictures():
+    layer = stroke_map(64, [(0, 0, 16, 16, 255), (32, 32, 48, 48, 128)])
+    levels = cell_levels(strength_image(layer), 8, 8)
+    assert levels[0, 0] == 255 and levels[4, 4] == 128 and levels[7, 7] == 0 and int((levels > 0).sum()) == 8
+    grey = np.zeros((64, 64), np.uint8)
+    grey[:, 56:] = 200
+    opaque = cell_levels(strength_image(grey), 8, 8)
+    assert (opaque[:, 7] == 200).all() and not opaque[:, :7].any()
+    faint = stroke_map(64, [(0, 0, 1, 1, 255)])  # 1 pixel of a 8x8 cell: 4/255, below MIN_LEVEL
+    assert 255 // 64 < MIN_LEVEL and not cell_levels(strength_image(faint), 8, 8).any()
+
+
+def test_painted_cells_come_first_stronger_first_then_the_base_order():
+    levels = np.zeros((6, 6), np.uint8)
+    levels[0, :3] = 100
+    levels[5, 5] = 250
+    orders = painted_orders("spiral-in", levels, 2, 6, 6, seed=5)
+    base = make_orders("spiral-in", 2, 6, 6, seed=5)
+    for row, base_row in zip(orders, base):
+        assert row[0].item() == 35 and sorted(row[1:4].tolist()) == [0, 1, 2]
+        assert row[1:4].tolist() == [c for c in base_row.tolist() if c in (0, 1, 2)]  # base order among equals
+        assert row[4:].tolist() == [c for c in base_row.tolist() if c not in (0, 1, 2, 35)]
+    with pytest.raises(ValueError, match="planned base order"):
+        painted_orders("confident", levels, 1, 6, 6, seed=0)
+
+
+def test_generate_with_a_painted_map_decodes_it_first_and_reruns_exactly(studio):
+    size = studio.image_size
+    layer = stroke_map(size, [(0, 0, size // 2, size // 4, 255)])
+    job = studio.generate(0, steps=8, seed=2, order="random", order_map=layer)
+    planned = planned_step_map(job)
+    result = job.run()
+    assert np.array_equal(planned, result.step_map[0].numpy())  # the map shown before the run is the run's
+    levels = resolve_order_map(layer, studio.grid_size, studio.grid_size)
+    painted = levels > 0
+    steps = result.step_map[0].numpy()
+    assert painted.sum() == 8 and steps[painted].max() <= steps[~painted].min()
+    code = result.settings["params"]["order_map"]
+    assert isinstance(code, str) and np.array_equal(decode_levels(code), levels)
+    again = studio.rerun(json.loads(json.dumps(result.settings))).run()
+    assert torch.equal(again.tokens, result.tokens)
+    assert np.array_equal(np.asarray(again.image), np.asarray(result.image))
+    plain = studio.generate(0, steps=8, seed=2, order="random").run()
+    assert "order_map" not in plain.settings["params"] and not torch.equal(plain.step_map, result.step_map)
+    with pytest.raises(ValueError, match="4x4 cells"):
+        studio.generate(0, steps=8, seed=2, order_map=encode_levels(np.ones((4, 4), np.uint8)))
+
+
+def test_inpaint_with_a_painted_map(studio, make_picture):
+    size = studio.image_size
+    pic = make_picture(size, size)
+    mask = np.zeros((size, size), np.uint8)
+    mask[:, size // 2:] = 255
+    layer = stroke_map(size, [(size // 2, size - 16, size, size, 255), (0, 0, 16, 16, 255)])  # 2nd: known cells
+    result = studio.inpaint(pic, mask, steps=4, seed=1, order_map=layer).run()
+    steps = result.step_map[0].numpy()
+    levels = decode_levels(result.settings["params"]["order_map"])
+    assert levels[:, : levels.shape[1] // 2].sum() == 0  # paint over known cells is dropped
+    painted = levels > 0
+    assert painted.any() and steps[painted].max() <= steps[~painted & (steps > 0)].min()
+    out = np.asarray(result.image)
+    assert np.array_equal(out[:, : size // 2], np.asarray(pic)[:, : size // 2])
+    again = studio.rerun(result.settings, image=pic, mask=mask).run()
+    assert np.array_equal(np.asarray(again.image), out)
+
+
+def test_cli_order_map(tiny_model_dir, tmp_path, capsys):
+    stroke_map(64, [(0, 0, 32, 16, 255)]).save(tmp_path / "map.png")
+    args = ["--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "-q"]
+    assert main(["generate", "--class", "0", "--steps", "6", "--seed", "3", "--order-map", str(tmp_path / "map.png"),
+                 "--out", str(tmp_path / "a.png"), *args]) == 0
+    assert read_sidecar(tmp_path / "a.png.json")["settings"]["params"]["order_map"].startswith("paint1:8x8:")
+    assert main(["rerun", str(tmp_path / "a.png.json"), "--out", str(tmp_path / "b.png"), *args]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    capsys.readouterr()
+    assert main(["generate", "--class", "0", "--order-map", str(tmp_path / "none.png"), "--out",
+                 str(tmp_path / "c.png"), *args]) == 2
+    assert "error: --order-map" in capsys.readouterr().err
+    picture = tmp_path / "a.png"
+    assert main(["outpaint", str(picture), "--left", "16", "--order-map", str(tmp_path / "map.png"), "--out",
+                 str(tmp_path / "d.png"), *args]) == 2
+    assert "not for outpaint" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
