@@ -278,17 +278,3 @@ def to_pil(images: torch.Tensor) -> list[Image.Image]:
     if arr.ndim == 3:
         arr = arr[None]
     return [Image.fromarray(a, "RGB") for a in arr]
-
-
-# The mask helpers moved to randar.masks; these names stay importable from here until the branches that were
-# written against the old place are merged, then this goes.
-_MOVED_TO_MASKS = {"load_mask", "mask_from_image", "mask_to_token_mask", "dilate_cells", "MASK_THRESHOLD",
-                   "MASK_ALPHA_THRESHOLD"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_MASKS:
-        from . import masks
-
-        return getattr(masks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
