@@ -119,3 +119,14 @@ def test_editable_install_uses_the_working_copy(source: Path, tmp_path: Path) ->
     models = run([str(py.parent / "randar"), "models"], cwd=work).stdout
     assert f"checkpoints directory: {source / 'checkpoints'}" in models
     assert "--port" in run([str(py.parent / "randar-studio"), "--help"], cwd=work).stdout
+
+
+def test_every_package_of_the_source_tree_is_installed():
+    """pyproject.toml lists its packages by name: a new subpackage (e.g. randar/decoding) missing from that list
+    would import in a checkout and fail only after `pip install .`."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for root in ("randar", "app")
+             for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
