@@ -22,7 +22,7 @@ import resource
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -36,6 +36,7 @@ from .model.vq import VQModel
 from .orders import make_orders
 from .registry import REGISTRY, DEFAULT_MODEL, ModelNotFoundError, resolve_model
 from .sampling import Guidance, SamplingParams
+from .studio import pick_device
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Row:
     warmup_s: float = 0.0  # the first run: graph capture, weight packing, allocator (a one-off per process)
     cpu_seconds: float = 0.0  # median CPU time of the process per batch (CPU runs; steadier than wall time)
     ratio: float = 1.0  # median over repeats of plain / this path, each repeat timing both back to back
+    ratios: list[float] = field(default_factory=list)  # every repeat's ratio: the spread is the noise
 
 
 def sync(device: torch.device) -> None:
@@ -149,14 +151,15 @@ def bench_model(
                     cpu[path].append(c)
             for path in paths:
                 sec = statistics.median(wall[path])
-                ratio = statistics.median(p / f for p, f in zip(wall[paths[0]], wall[path]))
+                ratios = [p / f for p, f in zip(wall[paths[0]], wall[path])]
                 rows.append(Row(name, path, batch, steps, sec, batch / sec, peak_memory_gb(device),
-                                len(req.schedule()), warmup[path], statistics.median(cpu[path]), ratio))
+                                len(req.schedule()), warmup[path], statistics.median(cpu[path]),
+                                statistics.median(ratios), ratios))
                 r = rows[-1]
                 print(f"{name:>12} {path:>6} batch {batch:>3} steps {steps:>3} ({r.forward_passes:>3} passes): "
                       f"{sec * 1000:9.1f} ms  {r.images_per_s:8.2f} img/s  peak {r.peak_mem_gb:6.2f} GB  "
                       f"warm-up {r.warmup_s * 1000:8.1f} ms  cpu {r.cpu_seconds * 1000:8.1f} ms  "
-                      f"ratio {r.ratio:5.2f}x", flush=True)
+                      f"ratio {r.ratio:5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
     kernels.use_compiled(False)
     return rows
 
@@ -231,12 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", default=None, help="bfloat16 | float16 | float32 (GPU default bfloat16)")
     p.add_argument("--verify", action="store_true", help="compare plain and fast tokens first")
     p.add_argument("--json", type=Path, default=None, help="write all numbers here")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: as the app and CLI pick them, cores - 1 unless OMP_NUM_THREADS is set)")
     args = p.parse_args(argv)
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     on_gpu = device.type == "cuda"
     dtype = getattr(torch, args.dtype) if args.dtype else (torch.bfloat16 if on_gpu else torch.float32)
+    if not on_gpu:  # time what users get: the thread count Studio.load sets (why: `studio.pick_device`)
+        pick_device(device, dtype, args.threads)
     steps_list = [int(s) for s in args.steps.split(",")]
     batches = [int(b) for b in args.batches.split(",")] if args.batches else ([1, 64] if on_gpu else [1])
     repeats = args.repeats or (3 if on_gpu else 3)
