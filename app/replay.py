@@ -284,7 +284,7 @@ def replay_panel(tab: str) -> ReplayPanel:
                               elem_id=f"{tab}-replay-speed")
             guess_on = gr.Checkbox(label="Model's guess (slower)", value=False, scale=2, elem_id=f"{tab}-guess-on",
                                    info="its most likely token for every undecided cell, and how unsure it is")
-        caption = gr.Markdown("", elem_id=f"{tab}-replay-caption")
+        caption = gr.Markdown("", elem_id=f"{tab}-replay-caption", label="Replay step", show_label=False)
         timer = gr.Timer(0.5, active=False)  # the live guess view, while the guess view is on
         with gr.Row(equal_height=True):
             guess = gr.Image(label="Model's guess", format="png", interactive=False, height=200,

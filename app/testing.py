@@ -109,8 +109,17 @@ def wait_text(page: Any, selector: str, needle: str, timeout: float = 60_000) ->
 
 
 def wait_images_decoded(page: Any, timeout: float = 15_000) -> None:
-    """Every <img> decoded (the live view's SSE connection keeps the network busy: "networkidle" never comes)."""
-    page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=timeout)
+    """Every <img> decoded (the live view's SSE connection keeps the network busy: "networkidle" never comes).
+
+    Lazy images below the fold (a gallery in a closed panel) never load on their own: they are switched to
+    eager first, so "complete" can come for them too."""
+    page.evaluate("() => document.querySelectorAll('img[loading=\"lazy\"]').forEach(i => { i.loading = 'eager'; })")
+    try:
+        page.wait_for_function("() => [...document.images].every(i => i.complete)", timeout=timeout)
+    except Exception:  # noqa: BLE001 - Playwright's TimeoutError: say which images were still loading
+        pending = page.evaluate("() => [...document.images].filter(i => !i.complete)"
+                                ".map(i => (i.closest('[id]') || {}).id + ' ' + (i.currentSrc || i.src).slice(0, 80))")
+        raise TimeoutError(f"images still loading after {timeout:.0f} ms: {pending}") from None
 
 
 def _until(act: Callable[[], None], wait: Callable[[], None], failure: Callable[[], str], tries: int = 3) -> None:
