@@ -73,7 +73,9 @@ def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any
         label = app.label(studio, class_name)
         n = studio.grid_size ** 2
         s = -1 if int(steps) >= n else max(1, int(steps))
-        job = studio.generate(label, order=order, steps=s, seed=int(seed or 0), order_map=strength)
+        # a random seed (-1, the default) is only drawn at run time: plan with 0, the painted cells come first anyway
+        planned_seed = int(seed) if seed not in (None, "") and int(seed) >= 0 else 0
+        job = studio.generate(label, order=order, steps=s, seed=planned_seed, order_map=strength)
     except (ValueError, TypeError):
         return gr.skip(), gr.skip()
     steps_map = planned_step_map(job)

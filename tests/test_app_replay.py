@@ -109,6 +109,8 @@ def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app)
     brush = brush_value((0, 0, 24, 16))  # 3x2 cells of the 8x8 grid
     planned, caption = preview(app, "red circle", "random", 8, 4, brush, None)
     assert "6 cells painted" in caption
+    # the seed box's default (-1: a random seed drawn at run time) still plans a preview
+    assert "6 cells painted" in preview(app, "red circle", "random", 8, -1, brush, None)[1]
     last = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False, order_brush=brush,
                              request=request()))[-1]
     live, order, status, gallery, downloads = last[:5]
