@@ -530,7 +530,7 @@ def test_cli_models_and_errors(tmp_path, capsys):
 def test_cli_command_registry(monkeypatch, capsys):
     from randar import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+    monkeypatch.setattr(cli.options, "COMMANDS", dict(cli.COMMANDS))  # where `@command` registers
 
     @cli.command("boom", help="raise a user error", configure=cli.add_model_options)
     def _boom(args):
