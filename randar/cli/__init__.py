@@ -51,7 +51,7 @@ from randar.choices import ALIGN_CHOICES, ORDER_CHOICES, REGION_CHOICES
 from . import models, generate, edits, rerun  # noqa: F401
 from . import options
 from .options import (
-    COMMANDS, PROG, USER_ERRORS, Command, _err, add_checkpoints_option, add_model_options, add_output_options,
+    COMMANDS, PROG, USER_ERRORS, Command, to_stderr, add_checkpoints_option, add_model_options, add_output_options,
     add_runtime_options, add_sampling_options, command,
 )
 from .pipeline import ModelChoice, Work, execute, run_job
@@ -102,11 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(options.COMMANDS[args.command].run(args) or 0)
     except USER_ERRORS as exc:
-        _err(f"error: {exc}")
+        to_stderr(f"error: {exc}")
         return 2
     except OSError as exc:  # a full disk, a read-only folder, ...: the message names the file
-        _err(f"error: {exc}")
+        to_stderr(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        _err("interrupted")
+        to_stderr("interrupted")
         return 130

@@ -46,7 +46,7 @@ def _names(paths: Sequence[Path], limit: int = 5) -> str:
     return text + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
-def _must_exist(path: Path, what: str) -> None:
+def must_exist(path: Path, what: str) -> None:
     if not path.exists():
         raise ValueError(f"{path}: file not found ({what})")
 
@@ -57,9 +57,9 @@ def collect_inputs(image_arg: str, mask_arg: str | None, *, skip_unmatched: bool
     (inputs, whether IMAGE is a folder). Notes say what was skipped."""
     image = Path(image_arg)
     mask = Path(mask_arg) if mask_arg is not None else None
-    _must_exist(image, "IMAGE")
+    must_exist(image, "IMAGE")
     if mask is not None:
-        _must_exist(mask, "MASK")
+        must_exist(mask, "MASK")
     if not image.is_dir():
         if mask is not None and mask.is_dir():
             raise ValueError(f"MASK {mask} is a folder but IMAGE {image} is a single file; give one mask file")

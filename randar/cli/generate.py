@@ -9,7 +9,7 @@ from randar.choices import ORDER_CHOICES
 from randar.outputs import image_format, numbered_paths
 
 from .options import (
-    ITEMS_EPILOG, OUTPUTS_EPILOG, _default, _positive_int, add_output_options, add_runtime_options,
+    ITEMS_EPILOG, OUTPUTS_EPILOG, or_default, positive_int, add_output_options, add_runtime_options,
     add_sampling_options, command, sampling_kwargs, x2_steps,
 )
 from .pipeline import ModelChoice, Work, execute
@@ -46,13 +46,13 @@ def _generate_options(p: argparse.ArgumentParser) -> None:
     _add_x2_options(g, default_scale=None)
     add_output_options(p, items=True)
     g = p.add_argument_group("many items (with --out-dir)")
-    g.add_argument("--count", type=_positive_int, default=None, metavar="K",
+    g.add_argument("--count", type=positive_int, default=None, metavar="K",
                    help="--out-dir: make K images of --class (default 1), each with its own seed from --seed and "
                    "its index")
     g.add_argument("--classes", default=None, metavar="all|LIST",
                    help="--out-dir: class-balanced items, --per-class of each class, in class order: all, or a "
                    "comma-separated list of class names or indices")
-    g.add_argument("--per-class", type=_positive_int, default=None, metavar="N",
+    g.add_argument("--per-class", type=positive_int, default=None, metavar="N",
                    help="--out-dir with --classes: images per class (default 1)")
     g.add_argument("--npz", action="store_true",
                    help="--out-dir: also pack every image into DIR/samples.npz (arr_0: uint8 [N, H, W, 3], the "
@@ -97,8 +97,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if not args.x2:
             return studio.generate(args.label, **kwargs)
         return studio.generate_x2(
-            args.label, **{**kwargs, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
-            spatial_scale=_default(args.spatial_scale, 0.0), masking_ratio=_default(args.masking_ratio, 0.5))
+            args.label, **{**kwargs, **x2_steps(args)}, fill_order=or_default(args.fill_order, "random"),
+            spatial_scale=or_default(args.spatial_scale, 0.0), masking_ratio=or_default(args.masking_ratio, 0.5))
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
                 gif=gif_output(args.gif, out.stem, False))

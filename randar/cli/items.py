@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from randar.outputs import OutputExistsError
 from randar.registry import DEFAULT_MODEL
 
-from .options import FOLDER_OUTPUT_EXT, _default, refuse_order_map, sampling_kwargs, x2_steps
+from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, sampling_kwargs, x2_steps
 from .pipeline import ModelChoice
 from .folders import EditInput
 
@@ -81,9 +81,10 @@ def run_generate_items(args: argparse.Namespace) -> int:
         over = {**kwargs, "seed": item.seed, "batch": 1}
         if not args.x2:
             return studio.generate(label, **over)
-        return studio.generate_x2(label, **{**over, **x2_steps(args)}, fill_order=_default(args.fill_order, "random"),
-                                  spatial_scale=_default(args.spatial_scale, 0.0),
-                                  masking_ratio=_default(args.masking_ratio, 0.5))
+        return studio.generate_x2(label, **{**over, **x2_steps(args)},
+                                  fill_order=or_default(args.fill_order, "random"),
+                                  spatial_scale=or_default(args.spatial_scale, 0.0),
+                                  masking_ratio=or_default(args.masking_ratio, 0.5))
 
     run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
                   npz=args.npz)

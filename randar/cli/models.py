@@ -8,7 +8,7 @@ from randar.registry import (
     DEFAULT_MODEL, REGISTRY, ModelStatus, download_command, format_bytes, list_models, resolve_checkpoints_dir,
 )
 
-from .options import _err, add_checkpoints_option, command
+from .options import to_stderr, add_checkpoints_option, command
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -88,12 +88,12 @@ def _download_options(p: argparse.ArgumentParser) -> None:
 def cmd_download(args: argparse.Namespace) -> int:
     """Download the transformer and tokenizer weights of a registry model into the checkpoints directory."""
     paths = download_model(args.name, args.checkpoints, token=args.token, force=args.force, revision=args.revision,
-                           log=_err)
+                           log=to_stderr)
     for p in paths:
         print(p)
     spec = REGISTRY[args.name]
     if spec.vq_unsupported:
-        _err(f"{args.name}: downloaded, but {spec.vq_unsupported}.")
+        to_stderr(f"{args.name}: downloaded, but {spec.vq_unsupported}.")
     else:
-        _err(f"{args.name} is ready (use --model {args.name}).")
+        to_stderr(f"{args.name} is ready (use --model {args.name}).")
     return 0

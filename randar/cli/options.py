@@ -61,7 +61,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_checkpoints_option(p)
 
 
-def _err(msg: str) -> None:
+def to_stderr(msg: str) -> None:
+    """A line for people (notes, errors): stderr, flushed, so that stdout keeps only the written paths."""
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -110,7 +111,7 @@ scaling out (--out-dir DIR):
 """
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
@@ -202,7 +203,7 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
     g.add_argument("--gif", metavar="PATH", default=None,
                    help="also save the step-by-step animation of the run as a GIF (of the first image of a batch)"
                    + ("; a folder when IMAGE is a folder" if folder else ""))
-    g.add_argument("--gif-frames", type=_positive_int, default=60, metavar="N",
+    g.add_argument("--gif-frames", type=positive_int, default=60, metavar="N",
                    help="about N frames of steps in the GIF, evenly spaced, then the finished picture (default: 60)")
     g.add_argument("--quiet", "-q", action="store_true",
                    help="no progress bar and no notes; the summary line and the output paths remain")
@@ -225,7 +226,8 @@ def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, batch=args.batch, seed=args.seed)
 
 
-def _default(value: Any, default: Any) -> Any:
+def or_default(value: Any, default: Any) -> Any:
+    """`default` for an option left unset (None): the --x2 options have a default only when --x2 is given."""
     return default if value is None else value
 
 

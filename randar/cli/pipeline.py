@@ -18,7 +18,7 @@ from randar.outputs import (
 )
 from randar.registry import DEFAULT_MODEL, REGISTRY
 
-from .options import _err
+from .options import to_stderr
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from tqdm import tqdm
@@ -94,25 +94,26 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
     jobs = create_jobs(works, studio, report if keep_going else None)
     removed = remove_temps(outputs)  # hidden leftovers of a killed run that wrote these names
     if removed and not args.quiet:
-        _err(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
+        to_stderr(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
     if not args.quiet:
-        _err(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
+        to_stderr(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
              f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
         for note in notes:
-            _err(f"note: {note}")
+            to_stderr(f"note: {note}")
         for w, job in zip(works, jobs):
             for note in job.notices if job is not None else ():
-                _err(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
+                to_stderr(f"note: {w.name}: {note}" if len(works) > 1 else f"note: {note}")
         hint = photo_hint(studio, jobs)
         if hint:
-            _err(f"note: {hint}")
+            to_stderr(f"note: {hint}")
     todo = [(w, job) for w, job in zip(works, jobs) if job is not None]
     if resume:
         todo = [(w, job) for w, job in todo
                 if not outputs_done(w.outputs, w.rows, job.settings, ignore_seed=args.seed is None, gif=w.gif)]
         report.kept = sum(job is not None for job in jobs) - len(todo)
         if report.kept and not args.quiet:
-            _err(f"note: --resume: {report.kept} of {len(works)} input(s) already complete with these options, kept")
+            to_stderr(f"note: --resume: {report.kept} of {len(works)} input(s) already complete with these options, "
+                      "kept")
     start = time.perf_counter()
     images = 0
     bar = _progress_bar(sum(job.num_steps for _, job in todo), args.quiet)
@@ -137,11 +138,11 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
     if len(works) > 1:
         extra = [f"{report.kept} already complete, kept"] if report.kept else []
         extra += [f"{len(report.failures)} failed"] if report.failures else []
-        _err(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s"
+        to_stderr(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s"
              + (f" ({'; '.join(extra)})" if extra else ""))
     if report.failures:
         for line in report.summary():
-            _err(line)
+            to_stderr(line)
         return 1
     return 0
 

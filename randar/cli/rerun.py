@@ -9,7 +9,7 @@ from randar.outputs import image_format, read_sidecar
 
 from .options import FOLDER_OUTPUT_EXT, OUTPUTS_EPILOG, add_output_options, add_runtime_options, command
 from .pipeline import ModelChoice, Work, execute
-from .folders import _must_exist, gif_output
+from .folders import must_exist, gif_output
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from randar.studio import Job, Studio
@@ -91,7 +91,7 @@ def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> No
             if given is not None:
                 raise ValueError(f"--{name}: {settings.get('task')} runs have no {name} input")
         elif given is not None:
-            _must_exist(Path(given), f"--{name}")
+            must_exist(Path(given), f"--{name}")
             check_image_file(given, f"--{name} {given}")  # over the pixel cap: refused from the header, now
         elif not record.get("path") or not Path(record["path"]).is_file():
             where = record.get("path") or "an in-memory image"
