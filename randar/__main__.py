@@ -1,4 +1,4 @@
-"""`python -m randar <command>`: see randar/cli.py."""
+"""`python -m randar <command>`: see randar/cli/."""
 from randar.cli import main
 
 if __name__ == "__main__":

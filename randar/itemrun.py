@@ -3,7 +3,7 @@
     torchrun --standalone --nproc_per_node 2 -m randar generate --class face-smiling --count 6 --out-dir D
     python -m randar generate --class face-smiling --count 6 --out-dir D          # the same files
 
-The order is the CLI's contract (randar/cli.py), spread over ranks:
+The order is the CLI's contract (randar/cli/pipeline.py), spread over ranks:
 (1) rank 0 plans: the run's settings and items (each item's seed = derive_seed(run seed, "item", index),
     so no item depends on which rank makes it or on how many there are), and checks DIR (empty, or
     --resume of the same run, or --overwrite), writing nothing; every rank gets the plan;
@@ -83,7 +83,7 @@ class ItemRun:
     items: Callable[[int], list[Item]]
     make: Callable[["Studio", Item], "Job"]
     check_key: Callable[[Item], Hashable]
-    choice: Any  # randar.cli.ModelChoice
+    choice: Any  # randar.cli.pipeline.ModelChoice
     npz: bool = False
     notes: tuple[str, ...] = ()
 

@@ -70,7 +70,7 @@ def test_keep_going_continues_after_a_failure_while_running(batch, folder, tmp_p
             raise RuntimeError("the device went away")
         return real(job, studio, work, bar, frames)
 
-    monkeypatch.setattr(cli, "run_job", failing)
+    monkeypatch.setattr(cli.pipeline, "run_job", failing)  # where `execute` calls it
     out = tmp_path / "out"
     code, err = batch(folder, out, "--keep-going")
     assert code == 1 and "1 of 3 inputs failed" in err

@@ -33,21 +33,17 @@ from randar.registry import (
     RemoteFile,
     UnsupportedModelError,
     class_index,
-    gpt_param_count,
-    gpt_param_shapes,
     imagenet_class_names,
     list_models,
     model_status,
     resolve_model,
-    vq_param_count,
-    vq_param_shapes,
 )
+from tests.param_shapes import gpt_param_count, gpt_param_shapes, vq_param_count, vq_param_shapes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "randar_reference"
 L_FILE = "randar_0.3b_llamagen_360k_bs_1024_lr_0.0004.safetensors"
 XL_FILE = "randar_0.7b_llamagen_360k_bs_1024_lr_0.0004.safetensors"
-MASKGIT_FILE = "randar_0.3b_maskgit_360k_bs_1024_lr_0.0004.safetensors"
 VQ_FILE = "vq_ds16_c2i.pt"
 
 
@@ -215,26 +211,28 @@ def no_staging_left(ckpt: Path) -> bool:
 # configs and sizes
 
 
-def test_official_configs_and_sizes():
-    l, lm, xl = REGISTRY["randar-l"], REGISTRY["randar-l-maskgit"], REGISTRY["randar-xl"]
-    counts = {n: gpt_param_count(REGISTRY[n].gpt) for n in ("randar-l", "randar-l-maskgit", "randar-xl")}
+def test_official_configs_and_recorded_sizes():
+    """The catalogue records each official file's size; every parameter shape of the config adds up to it."""
+    l, xl = REGISTRY["randar-l"], REGISTRY["randar-xl"]
+    assert [n for n, spec in REGISTRY.items() if spec.downloadable] == ["randar-l", "randar-xl"]
+    counts = {n: gpt_param_count(REGISTRY[n].gpt) for n in ("randar-l", "randar-xl")}
     vq_count = vq_param_count(VQConfig())
     print(f"\nparams: {counts}, LlamaGen VQ-16: {vq_count}")
     assert 0.30e9 < counts["randar-l"] < 0.40e9  # "0.3b"
-    assert 0.30e9 < counts["randar-l-maskgit"] < counts["randar-l"]
     assert 0.70e9 < counts["randar-xl"] < 0.80e9  # "0.7b"
     assert 65e6 < vq_count < 80e6  # LlamaGen reports 72M for VQ-16
     assert counts["randar-l"] == 342_912_000 and counts["randar-xl"] == 774_700_800
 
     assert (l.gpt.n_layer, l.gpt.n_head, l.gpt.dim, l.gpt.vocab_size) == (24, 16, 1024, 16384)
-    assert (lm.gpt.n_layer, lm.gpt.n_head, lm.gpt.dim, lm.gpt.vocab_size) == (24, 16, 1024, 1024)
     assert (xl.gpt.n_layer, xl.gpt.n_head, xl.gpt.dim, xl.gpt.vocab_size) == (36, 20, 1280, 16384)
     assert l.gpt.hidden_dim == 2816 and xl.gpt.hidden_dim == 3584
-    for spec in (l, lm, xl):
+    for spec in (l, xl):
         assert (spec.gpt.block_size, spec.gpt.grid_size, spec.gpt.num_classes, spec.gpt.cls_token_num) == (256, 16, 1000, 1)
-        assert spec.class_names_source == "imagenet"
-        gpt_file = spec.file("gpt")
-        assert gpt_file.approx_bytes == 4 * gpt_param_count(spec.gpt)
+        assert spec.class_names_source == "imagenet" and spec.vq_unsupported is None
+        gpt_file, vq_file = spec.file("gpt"), spec.file("vq")
+        assert gpt_file.approx_bytes == 4 * gpt_param_count(spec.gpt)  # float32
+        assert vq_file.approx_bytes == 4 * vq_param_count(spec.vq)
+        assert spec.approx_bytes == gpt_file.approx_bytes + vq_file.approx_bytes
         assert gpt_file.url == f"https://huggingface.co/ziqipang/RandAR/resolve/main/{gpt_file.filename}"
         shapes = gpt_param_shapes(spec.gpt)
         d, h, v = spec.gpt.dim, spec.gpt.hidden_dim, spec.gpt.vocab_size
@@ -243,11 +241,10 @@ def test_official_configs_and_sizes():
         assert shapes["layers.0.attention.wqkv.weight"] == (3 * d, d)
         assert shapes["layers.0.feed_forward.w2.weight"] == (d, h)
         assert len([k for k in shapes if k.startswith("layers.")]) == 7 * spec.gpt.n_layer
-    assert [l.file("gpt").filename, lm.file("gpt").filename, xl.file("gpt").filename] == [L_FILE, MASKGIT_FILE, XL_FILE]
-    assert (l.cfg_scale, lm.cfg_scale, xl.cfg_scale) == (3.4, 4.0, 4.0)
+    assert [l.file("gpt").filename, xl.file("gpt").filename] == [L_FILE, XL_FILE]
+    assert (l.cfg_scale, xl.cfg_scale) == (3.4, 4.0)
     assert l.vq == xl.vq == VQConfig() and l.vq.grid_size == 16 and l.vq.codebook_size == 16384
     assert l.file("vq").url == "https://huggingface.co/FoundationVision/LlamaGen/resolve/main/vq_ds16_c2i.pt"
-    assert lm.vq is None and lm.file("vq") is None and "MaskGIT" in lm.vq_unsupported
     assert DEFAULT_MODEL == "randar-emoji" and list(REGISTRY)[0] == DEFAULT_MODEL
     assert not REGISTRY[DEFAULT_MODEL].downloadable
 
@@ -281,7 +278,7 @@ def test_imagenet_class_names_and_source():
 def test_list_and_resolve_official_files_anywhere(tmp_path):
     ckpt = tmp_path / "ckpt"
     statuses = {s.spec.name: s for s in list_models(ckpt)}
-    assert list(statuses)[:4] == [DEFAULT_MODEL, "randar-l", "randar-l-maskgit", "randar-xl"]
+    assert list(statuses)[:3] == [DEFAULT_MODEL, "randar-l", "randar-xl"]
     l = statuses["randar-l"]
     assert not l.complete and [f.filename for f in l.missing] == [L_FILE, VQ_FILE]
     assert l.missing[0].url == f"https://huggingface.co/ziqipang/RandAR/resolve/main/{L_FILE}"
@@ -290,14 +287,12 @@ def test_list_and_resolve_official_files_anywhere(tmp_path):
     # files placed anywhere under the checkpoints dir are found; tiny files are fine for presence
     touch(ckpt / "official" / "nested" / L_FILE)
     touch(ckpt / "llamagen" / VQ_FILE)
-    touch(ckpt / MASKGIT_FILE)
     touch(ckpt / ".download-x" / XL_FILE)  # staging dirs are ignored
     statuses = {s.spec.name: s for s in list_models(ckpt)}
     l = statuses["randar-l"]
     assert l.complete and not l.missing and l.present[0].path == ckpt.resolve() / "official" / "nested" / L_FILE
     assert l.present[0].problem and "safetensors" in l.present[0].problem  # a 4-byte file is flagged, not hidden
     assert "probably truncated" in l.present[1].problem
-    assert statuses["randar-l-maskgit"].complete and not statuses["randar-l-maskgit"].ready
     assert [f.filename for f in statuses["randar-xl"].missing] == [XL_FILE]
 
     r = resolve_model("randar-l", ckpt)
@@ -308,9 +303,21 @@ def test_list_and_resolve_official_files_anywhere(tmp_path):
     assert r.require_vq() == (r.vq_path, r.vq_config)
     assert r.class_index("goldfish") == 1
 
-    m = resolve_model("randar-l-maskgit", ckpt)
-    assert m.vq_path is None and m.vq_config is None and m.gpt_config.vocab_size == 1024 and m.cfg_scale == 4.0
-    with pytest.raises(UnsupportedModelError, match="MaskGIT"):
+
+
+def test_model_without_a_tokenizer_is_complete_but_not_ready(tmp_path, monkeypatch):
+    """A catalogue entry whose tokenizer is not implemented (`vq_unsupported`) lists and resolves, but says so
+    instead of loading."""
+    gpt_only = RemoteFile("gpt", "test/tiny", "gpt_only.safetensors", 4 * gpt_param_count(TINY_GPT))
+    monkeypatch.setitem(REGISTRY, "gpt-only", ModelSpec(
+        name="gpt-only", description="transformer only", gpt=TINY_GPT, vq=None, files=(gpt_only,),
+        vq_unsupported="its tokenizer is not implemented"))
+    touch(tmp_path / "gpt_only.safetensors", safetensors_bytes(gpt_param_shapes(TINY_GPT)))
+    status = model_status("gpt-only", tmp_path)
+    assert status.complete and not status.ready and "not implemented" in status.notes[0]
+    m = resolve_model("gpt-only", tmp_path)
+    assert m.vq_path is None and m.vq_config is None and m.gpt_config == TINY_GPT
+    with pytest.raises(UnsupportedModelError, match="gpt-only.*not implemented"):
         m.require_vq()
 
 
@@ -523,7 +530,7 @@ def test_cli_models_and_errors(tmp_path, capsys):
 def test_cli_command_registry(monkeypatch, capsys):
     from randar import cli
 
-    monkeypatch.setattr(cli, "COMMANDS", dict(cli.COMMANDS))
+    monkeypatch.setattr(cli.options, "COMMANDS", dict(cli.COMMANDS))  # where `@command` registers
 
     @cli.command("boom", help="raise a user error", configure=cli.add_model_options)
     def _boom(args):

@@ -146,7 +146,7 @@ def test_deepened_decoder_starts_as_the_same_function():
     torch.testing.assert_close(deep.decode(codes), vq.decode(codes), rtol=0, atol=1e-6)
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     assert torch.equal(deep.encode(images), vq.encode(images))  # the codes (what the transformer learnt) are unchanged
-    from randar.registry import vq_param_shapes
+    from tests.param_shapes import vq_param_shapes
 
     expected = {k: s for k, s in vq_param_shapes(deep.config).items() if k != "quantize.codebook_used"}  # official-only
     assert expected == {k: tuple(v.shape) for k, v in deep.state_dict().items()}

@@ -1,0 +1,132 @@
+"""`--out-dir` runs: many items, sharded over torchrun's processes (randar/itemrun.py does the running)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from randar.outputs import OutputExistsError
+from randar.registry import DEFAULT_MODEL
+
+from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, sampling_kwargs, x2_steps
+from .pipeline import ModelChoice
+from .folders import EditInput
+
+if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
+    from randar.studio import Job, Studio
+
+
+# ----------------------------------------------------------------------------------------------------
+# --out-dir runs: many items, sharded over torchrun's processes (randar/itemrun.py)
+
+ITEM_OPTION_NAMES = {"count": "--count", "classes": "--classes", "per_class": "--per-class", "npz": "--npz",
+                     "resume": "--resume"}
+
+
+def refuse_item_options(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """Options of --out-dir runs given without --out-dir: an error naming them."""
+    given = [ITEM_OPTION_NAMES[n] for n in names if getattr(args, n, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{', '.join(given)}: only used with --out-dir DIR")
+
+
+def _check_item_args(args: argparse.Namespace) -> None:
+    """What an --out-dir run does not take: one image per item, no GIFs."""
+    if args.batch != 1:
+        raise ValueError("--num/--batch: with --out-dir every item is one image; use --count (generate) or more "
+                         "inputs")
+    if args.gif is not None:
+        raise ValueError("--gif: not available with --out-dir")
+
+
+def _item_choice(args: argparse.Namespace) -> ModelChoice:
+    return ModelChoice.from_args(args)
+
+
+def run_generate_items(args: argparse.Namespace) -> int:
+    """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
+    from randar.itemdir import Item
+    from randar.itemrun import ItemRun, item_name, run_items
+    from randar.registry import class_index, resolve_model
+
+    _check_item_args(args)
+    if args.classes is not None and (args.label is not None or args.count is not None):
+        raise ValueError("--classes: give either --classes (with --per-class) or --class (with --count)")
+    if args.classes is None and args.per_class is not None:
+        raise ValueError("--per-class: only used with --classes")
+    kwargs = sampling_kwargs(args)
+    refuse_order_map(args, "--out-dir runs")
+    choice = _item_choice(args)
+    names = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints).class_names
+    if args.classes is not None:
+        if args.classes.strip() == "all":
+            ids = list(range(len(names)))
+        else:
+            ids = [class_index(c.strip(), names) for c in args.classes.split(",") if c.strip()]
+            if not ids:
+                raise ValueError("--classes: give 'all' or a comma-separated list of class names or indices")
+        labels: list[int | None] = [i for i in ids for _ in range(args.per_class or 1)]
+    else:
+        label = None if args.label is None else class_index(args.label, names)
+        labels = [label] * (args.count or 1)
+
+    def items(seed: int) -> list[Item]:
+        from randar.tasks.common import derive_seed
+
+        return [Item(i, item_name(i, len(labels)), derive_seed(seed, "item", i),
+                     {"class": None if c is None else names[c], "class_id": c}) for i, c in enumerate(labels)]
+
+    def make(studio: "Studio", item: Item) -> "Job":
+        label = item.source["class_id"]
+        over = {**kwargs, "seed": item.seed, "batch": 1}
+        if not args.x2:
+            return studio.generate(label, **over)
+        return studio.generate_x2(label, **{**over, **x2_steps(args)},
+                                  fill_order=or_default(args.fill_order, "random"),
+                                  spatial_scale=or_default(args.spatial_scale, 0.0),
+                                  masking_ratio=or_default(args.masking_ratio, 0.5))
+
+    run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
+                  npz=args.npz)
+    return run_items(run)
+
+
+def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput],
+                     make: Callable[..., "Job"], notes: Sequence[str]) -> int:
+    """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
+    from randar.itemdir import Item
+    from randar.hashing import file_sha256
+    from randar.itemrun import ItemRun, run_items
+
+    _check_item_args(args)
+    if getattr(args, "keep_going", False):
+        raise ValueError("--keep-going: not available with --out-dir (use --out DIR for a folder batch that skips "
+                         "failed inputs)")
+    files = [f"{inp.image.stem}{FOLDER_OUTPUT_EXT}" for inp in inputs]
+    seen: dict[str, Path] = {}
+    for inp, name in zip(inputs, files):
+        if name in seen:
+            raise OutputExistsError(f"{seen[name].name} and {inp.image.name} would both be written to {name}; give "
+                                    "the inputs distinct names")
+        seen[name] = inp.image
+
+    def items(seed: int) -> list[Item]:
+        from randar.tasks.common import derive_seed
+
+        out = []
+        for i, (inp, name) in enumerate(zip(inputs, files)):
+            source: dict[str, Any] = {"input": str(inp.image), "input_sha256": file_sha256(inp.image)}
+            if inp.mask is not None:
+                source |= {"mask": str(inp.mask), "mask_sha256": file_sha256(inp.mask)}
+            out.append(Item(i, name, derive_seed(seed, "item", i), source))
+        return out
+
+    def make_item(studio: "Studio", item: Item) -> "Job":
+        try:
+            return make(studio, inputs[item.index], seed=item.seed, batch=1)
+        except ValueError as exc:
+            raise ValueError(f"{inputs[item.index].image}: {exc}") from exc
+
+    run = ItemRun(task, args, Path(args.out_dir), items, make_item, lambda item: item.index, _item_choice(args),
+                  notes=tuple(notes))
+    return run_items(run)

@@ -1,0 +1,75 @@
+"""Class names: the bundled ImageNet-1k list and `class_index`, which turns what a user types (an index, a
+name, a synonym, a few words in any order) into a class id, or says which classes it could mean.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+
+@lru_cache(maxsize=1)
+def _imagenet_names() -> tuple[str, ...]:
+    path = Path(__file__).resolve().parent.parent / "data" / "imagenet_classes.txt"
+    names = tuple(line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    if len(names) != 1000:
+        raise RuntimeError(f"{path}: expected 1000 ImageNet class names, found {len(names)}")
+    return names
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in label order (WordNet lemmas, e.g. 'tench, Tinca tinca')."""
+    return list(_imagenet_names())
+
+
+def _synonyms(name: str) -> list[str]:
+    return [p.strip().casefold() for p in name.split(",") if p.strip()]
+
+
+def _ambiguous(query: str, hits: list[int], names: Sequence[str], how: str) -> ValueError:
+    shown = "; ".join(f"{i}: {names[i]}" for i in hits[:12])
+    more = f"; ... ({len(hits)} in all)" if len(hits) > 12 else ""
+    return ValueError(f"class {query!r} is ambiguous ({how} {len(hits)} classes): {shown}{more}. "
+                      "Give the class index or a longer name.")
+
+
+def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
+    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), a
+    unique case-insensitive substring, or words that all occur in one class's name, in any order ("smiling face"
+    -> face-smiling). Otherwise ValueError naming the ambiguity or the closest names."""
+    n = len(class_names)
+    if isinstance(name_or_id, bool):
+        raise ValueError(f"class must be an index or a name, not {name_or_id!r}")
+    if isinstance(name_or_id, int):
+        if not 0 <= name_or_id < n:
+            raise ValueError(f"class index {name_or_id} is out of range: this model has classes 0..{n - 1}")
+        return name_or_id
+    query = str(name_or_id).strip()
+    if not query:
+        raise ValueError("empty class name")
+    if re.fullmatch(r"[+-]?\d+", query):
+        return class_index(int(query), class_names)
+    low = query.casefold()
+    words = [w for w in re.split(r"[\s_-]+", low) if w]  # "smiling face" finds face-smiling: any order, any separator
+    for how, pred in (
+        ("named exactly like", lambda c: c == query),
+        ("named like", lambda c: c.casefold() == low),
+        ("with the synonym", lambda c: low in _synonyms(c)),
+        ("the text matches", lambda c: low in c.casefold()),
+        ("every word matches", lambda c: all(w in c.casefold() for w in words)),
+    ):
+        hits = [i for i, c in enumerate(class_names) if pred(c)]
+        if len(hits) == 1:
+            return hits[0]
+        if hits:
+            raise _ambiguous(query, hits, class_names, how)
+    choices: dict[str, int] = {}
+    for i, c in enumerate(class_names):
+        for s in [c.casefold(), *_synonyms(c)]:
+            choices.setdefault(s, i)
+    close = difflib.get_close_matches(low, list(choices), n=6, cutoff=0.6)
+    hint = "; ".join(f"{i}: {class_names[i]}" for i in dict.fromkeys(choices[c] for c in close))
+    raise ValueError(f"no class matches {query!r}" + (f". Close matches: {hint}" if hint else "")
+                     + f". Use a name or an index 0..{n - 1}.")
