@@ -313,7 +313,7 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
     g.add_argument("--num", "-n", "--batch", dest="batch", type=int, default=1, metavar="N",
                    help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
     g.add_argument("--order-map", default=None, metavar="PNG",
-                   help="a painted order (generate, inpaint): strokes (opacity, or brightness on an opaque picture) "
+                   help="a painted order (generate, inpaint, outpaint: over the output picture): strokes (opacity, or brightness on an opaque picture) "
                    "over the image mark cells to decode first, stronger first; the rest follow --order")
 
 
@@ -353,10 +353,10 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
                    help="no progress bar and no notes; the summary line and the output paths remain")
 
 
-def refuse_order_map(args: argparse.Namespace, what: str) -> None:
-    """--order-map is taken by single generate and inpaint runs only."""
+def refuse_order_map(args: argparse.Namespace, what: str, why: str = "") -> None:
+    """--order-map is taken by single generate, inpaint and outpaint runs only."""
     if getattr(args, "order_map", None) is not None:
-        raise ValueError(f"--order-map: painted orders are for generate and inpaint, not for {what}")
+        raise ValueError(f"--order-map: painted orders are for generate, inpaint and outpaint, not for {what}{why}")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -1073,7 +1073,8 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
-    refuse_order_map(args, "outpaint")
+    if args.order_map is not None:
+        kwargs["order_map"] = args.order_map
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
@@ -1141,7 +1142,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
-    refuse_order_map(args, "upscale")
+    refuse_order_map(args, "upscale", " (it regenerates the cells the tokenizer reproduces worst, chosen per tile "
+                     "at run time, so there is no painted part to put first)")
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,
