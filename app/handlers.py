@@ -469,10 +469,6 @@ class StudioApp:
                       batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
                       steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
-            painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
-                                                       img.height + sides["top"] + sides["bottom"]))
-            if painted is not None:
-                kw["order_map"] = painted
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)

@@ -30,7 +30,8 @@ from PIL import Image
 from .images import to_uint8_array
 from .model.vq import VQModel
 
-__all__ = ["PreviewRenderer", "GifRecorder", "code_palette", "ramp_colors", "order_map", "gif_bytes"]
+__all__ = ["PreviewRenderer", "GifRecorder", "code_palette", "ramp_colors", "order_map", "gif_bytes",
+           "REPLAY_MAX_FRAMES", "replay_steps", "step_frames"]
 
 GREY = np.array([128, 128, 128], dtype=np.uint8)
 UNDECIDED_DARK = np.array([28, 28, 32], dtype=np.uint8)
@@ -320,6 +321,38 @@ def gif_bytes(frames: Sequence[Image.Image], *, fps: float = 10.0, hold_last: fl
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=loop,
                    optimize=False, disposal=1)
     return buf.getvalue()
+
+
+REPLAY_MAX_FRAMES = 60  # a replay (slider GIF, a run's GIF) shows every step up to this many, then evenly spaced
+
+
+def replay_steps(num_steps: int, max_frames: int = REPLAY_MAX_FRAMES) -> list[int]:
+    """The job steps a replay shows: all of 1..num_steps when there are at most `max_frames`, else
+    `max_frames` evenly spaced ones ending with the last step (so long runs make GIFs of bounded size)."""
+    if num_steps < 1 or max_frames < 1:
+        raise ValueError(f"a replay needs at least one step and one frame, got {num_steps} and {max_frames}")
+    n = min(num_steps, max_frames)
+    return sorted({max(1, round(num_steps * (i + 1) / n)) for i in range(n)})
+
+
+def step_frames(vq: VQModel, result, steps: Sequence[int], *, row: int = 0, max_side: int | None = None,
+                highlight: tuple[int, int, int] | None = HIGHLIGHT) -> list[Image.Image]:
+    """Frames of a finished run at the given job steps, made after the run from its `Result` alone.
+
+    Why this is nearly free: a token never changes once decided, so step k is the final token grid on the
+    cells whose step (`result.step_map`) is at most k. Those cells are shown from the result's own decode
+    (no tokenizer call), the context from the input, the rest veiled as in the live view, and the tokens of
+    step k outlined; a frame costs a few numpy operations, and nothing at all is recorded while the run goes."""
+    renderer = PreviewRenderer(vq, result.canvas, row=row, max_side=max_side, decode_budget=0.0, highlight=highlight)
+    tokens = result.tokens[row].detach().cpu().numpy()
+    step_map = result.step_map[row].detach().cpu().numpy()
+    renderer.last = renderer._scaled(result.raw[row])
+    renderer.last_grid = tokens
+    frames = []
+    for k in steps:
+        grid = np.where((step_map >= 0) & (step_map <= k), tokens, -1)
+        frames.append(renderer.compose(grid, step_map == k))
+    return frames
 
 
 class GifRecorder:
