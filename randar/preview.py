@@ -306,6 +306,19 @@ def order_map(step_map: np.ndarray | torch.Tensor, known: np.ndarray | None = No
 # GIFs
 
 
+def shared_palette(frames: Sequence[Image.Image], samples: int = 3) -> Image.Image:
+    """One 256-colour palette for every frame of a GIF, from a few frames spread over it (the first, the middle,
+    the last: the veil, the highlight and the finished picture). Why: Pillow otherwise quantises each frame on
+    its own with median cut, about 6 ms for a 128x128 frame, which made the GIF of a short run cost as much as
+    the run; mapping each frame onto one palette costs a tenth of a millisecond."""
+    picks = sorted({round(i * (len(frames) - 1) / max(samples - 1, 1)) for i in range(samples)})
+    w, h = frames[-1].size
+    strip = Image.new("RGB", (w * len(picks), h))
+    for i, k in enumerate(picks):
+        strip.paste(frames[k], (i * w, 0))
+    return strip.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
 def gif_bytes(frames: Sequence[Image.Image], *, fps: float = 10.0, hold_last: float = 1.5, loop: int = 0) -> bytes:
     """Frames -> an animated GIF (every frame 1/fps seconds, the last one `hold_last` seconds)."""
     frames = [f.convert("RGB") for f in frames]
@@ -315,6 +328,8 @@ def gif_bytes(frames: Sequence[Image.Image], *, fps: float = 10.0, hold_last: fl
         raise ValueError(f"fps must be positive, got {fps}")
     size = frames[-1].size
     frames = [f if f.size == size else f.resize(size, Image.NEAREST) for f in frames]
+    palette = shared_palette(frames)
+    frames = [f.quantize(palette=palette, dither=Image.Dither.NONE) for f in frames]
     step = max(20, int(round(1000 / fps)))
     durations = [step] * (len(frames) - 1) + [max(step, int(round(hold_last * 1000)))]
     buf = io.BytesIO()

@@ -214,3 +214,36 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_wi
     with pytest.raises(gr.Error, match="another canvas|painted over a"):
         next(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
                           left=16, right=80, top=0, bottom=0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run's GIF follows the replay: the same steps, made after the run from its result
+
+
+def test_step_frames_show_the_decided_tokens_of_each_step_from_the_final_decode(app):
+    from randar.preview import GREY, replay_steps, step_frames
+
+    assert replay_steps(32) == list(range(1, 33))
+    long = replay_steps(256)
+    assert len(long) == 60 and long[-1] == 256 and long == sorted(set(long)) and long[0] >= 1
+    with pytest.raises(ValueError):
+        replay_steps(0)
+    studio = app.studio(None)
+    result = studio.generate(0, steps=16, seed=7).run()
+    steps = result.step_map[0].numpy()
+    raw = np.asarray(result.raw[0].convert("RGB"))
+    frames = step_frames(studio.vq, result, [1, 8, 16], highlight=None)
+    for k, frame in zip((1, 8, 16), frames):
+        decided = np.repeat(np.repeat(steps <= k, 8, 0), 8, 1)
+        px = np.asarray(frame)
+        assert np.array_equal(px[decided], raw[decided])  # decided cells: the final decode's pixels
+        assert (px[~decided] == GREY).all()  # the rest: undecided grey (no input on Generate)
+
+
+def test_the_run_gif_shows_every_step_of_a_short_run_and_60_of_a_long_one(app):
+    last = inpaint_32(app, "s1")
+    gif = Image.open([d for d in last[4] if d.endswith(".gif")][0])
+    assert gif.n_frames == 32 + 1  # the replay's 32 steps, then the finished picture (held)
+    long = list(app.generate(class_name="red circle", steps=64, seed=1, random_seed=False, request=request()))[-1]
+    gif = Image.open([d for d in long[4] if d.endswith(".gif")][0])
+    assert gif.n_frames == 60 + 1
