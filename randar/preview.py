@@ -316,6 +316,8 @@ def shared_palette(frames: Sequence[Image.Image], samples: int = 3) -> Image.Ima
     strip = Image.new("RGB", (w * len(picks), h))
     for i, k in enumerate(picks):
         strip.paste(frames[k], (i * w, 0))
+    if h > 64:  # median cut's cost grows with the pixels; half the resolution keeps the colours
+        strip = strip.reduce(2)
     return strip.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
 
 
