@@ -77,7 +77,8 @@ def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any
         label = app.label(studio, class_name)
         n = studio.grid_size ** 2
         s = -1 if int(steps) >= n else max(1, int(steps))
-        job = studio.generate(label, order=order, steps=s, seed=int(seed or 0), order_map=strength)
+        fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else 0  # -1: drawn when it runs
+        job = studio.generate(label, order=order, steps=s, seed=fixed, order_map=strength)
     except (ValueError, TypeError):
         return gr.skip(), gr.skip()
     steps_map = planned_step_map(job)
@@ -203,7 +204,8 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), [])
     sides = dict(zip(("left", "right", "top", "bottom"), (max(0, int(float(v or 0))) for v in (left, right, top, bottom))))
     try:
-        job = app.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=int(seed or 0),
+        fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else None  # -1: drawn when it runs
+        job = app.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0,
                                                      order_map=strength, **sides), steps, [])
     except (ValueError, TypeError) as exc:
         return gr.skip(), f"⚠️ {exc}"
@@ -218,5 +220,6 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     where = (f"each of the {len(windows)} windows decodes its painted cells first" if len(windows) > 1 else
              f"decoded in steps 1-{int(steps_map[painted].max())} of {job.num_steps}")
     caption = (f"**{int(painted.sum())} new cells painted**: {where}, the rest after them in the '{order}' order "
-               "(the order map shows the plan).")
+               "(the order map shows the plan" + ("" if fixed is not None else
+                                                  "; with a random seed the rest's order is drawn when it runs") + ").")
     return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption

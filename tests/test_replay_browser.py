@@ -110,15 +110,17 @@ def test_paint_an_order_stroke_run_and_rerun_from_the_sidecar(page, server):
 def test_paint_an_outpaint_order_stroke_run_and_rerun_from_the_sidecar(page, server, tmp_path):
     pg = page
     open_tab(pg, "Outpaint")
+    pg.get_by_text("Order brush: paint what to generate first").click()  # open: its canvas draws what it is given
+    pg.wait_for_selector("#outpaint-order-brush canvas", state="visible")
     Image.open(REPO / "assets" / "examples" / "cat.png").convert("RGB").resize((64, 64)).save(tmp_path / "cat.png")
     pg.wait_for_selector("#outpaint-image input[type=file]", state="attached")
     pg.set_input_files("#outpaint-image input[type=file]", str(tmp_path / "cat.png"))
     wait_text(pg, "#outpaint-caption", "The image is 64", timeout=30_000)
     pg.get_by_role("button", name="↔ Wider").click()  # 32 px on each side: a 128x64 canvas
     wait_text(pg, "#outpaint-caption", "New canvas", timeout=30_000)
-    pg.get_by_text("Order brush: paint what to generate first").click()
     brush = "#outpaint-order-brush"
-    pg.wait_for_selector(f"{brush} canvas", state="visible")
+    pg.wait_for_function(f"() => !document.querySelector('{brush}').innerText.includes('select the draw tool')",
+                         timeout=30_000)  # the extended canvas is in the brush
     for attempt in range(3):  # a horizontal stroke across the whole canvas: both borders and the original
         time.sleep(0.5)
         box = pg.wait_for_selector(f"{brush} canvas", state="visible").bounding_box()
@@ -133,7 +135,8 @@ def test_paint_an_outpaint_order_stroke_run_and_rerun_from_the_sidecar(page, ser
             break
         except Exception:  # noqa: BLE001 - a stroke lost on a busy machine: paint again
             if attempt == 2:
-                raise
+                snap(pg, "outpaint-order-brush-failed.png")
+                raise AssertionError(f"no painted cells: {text(pg, '#outpaint-order-caption')!r}") from None
     pg.click("#outpaint-run")
     wait_text(pg, "#outpaint-status", "Done", timeout=180_000)
     sidecars = sorted(Path(server.log_path.parent, "outputs").rglob("outpaint*.png.json"),
