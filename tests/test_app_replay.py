@@ -187,6 +187,7 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_wi
     assert follow_canvas(pic, 16, 32, 0, 16, brush)["layers"] == []  # another canvas: a blank brush
     planned, caption = outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, 3, brush, None)
     assert "new cells painted" in caption and "windows decodes its painted cells first" in caption
+    assert "drawn when it runs" in outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, -1, brush, None)[1]
     last = list(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
                              **sides))[-1]
     live, order, status, gallery, downloads = last[:5]
