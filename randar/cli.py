@@ -313,8 +313,9 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
     g.add_argument("--num", "-n", "--batch", dest="batch", type=int, default=1, metavar="N",
                    help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
     g.add_argument("--order-map", default=None, metavar="PNG",
-                   help="a painted order (generate, inpaint, outpaint: over the output picture): strokes (opacity, or brightness on an opaque picture) "
-                   "over the image mark cells to decode first, stronger first; the rest follow --order")
+                   help="a painted order (generate, inpaint, outpaint: over the output picture): strokes (opacity, "
+                   "or brightness on an opaque picture) over the image mark cells to decode first, stronger first; "
+                   "the rest follow --order")
 
 
 def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
