@@ -36,7 +36,7 @@ from .privacy import without_server_paths
 from .compare import before_after
 from .server_log import quiet_error
 from .session_history import HistoryKeeper
-from .order_brush import brush_strength, order_map_argument
+from .order_brush import brush_strength, order_map_argument, outpaint_order_map
 from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
     MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview,
@@ -428,8 +428,10 @@ class StudioApp:
                  class_name: str = NO_CLASS, order: str = "random", steps: float = 64, cfg: float = 4.0,
                  cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE, top_k: float = 0, top_p: float = 1.0,
                  seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None,
-                 history: list | None = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        """Extend an image by pixels per side; the original's pixels are kept byte for byte."""
+                 history: list | None = None, order_brush: Any = None,
+                 request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
+        """Extend an image by pixels per side; the original's pixels are kept byte for byte. `order_brush`: the
+        order brush's value over the extended canvas (app.order_brush), its painted new cells generated first."""
         notices: list[str] = []
         img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
@@ -438,6 +440,10 @@ class StudioApp:
             kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
                       seed=self.pick_seed(seed, random_seed), **sides,
                       **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
+                                                       img.height + sides["top"] + sides["bottom"]))
+            if painted is not None:
+                kw["order_map"] = painted
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)

@@ -1,13 +1,18 @@
 """Live view: run a job and turn its per-step events into throttled frames for the browser.
 
 Why throttled: a step takes milliseconds on a GPU, and every frame sent is an encoded PNG the browser must
-fetch. `LiveRun` therefore renders a frame only when `interval` seconds passed since the last one it sent
-(plus the frames the GIF needs, at most `gif_frames` evenly spaced over the run), and always the final
-frame, which comes from the result's own decode at no extra cost (`PreviewRenderer.final`). Rendering uses
-`randar.preview.PreviewRenderer`, which keeps full tokenizer decodes under a tenth of the run's time, so
-previews never slow a run down noticeably.
+fetch. `LiveRun` therefore renders a frame only when `interval` seconds passed since the last one it sent,
+and always the final frame, which comes from the result's own decode at no extra cost
+(`PreviewRenderer.final`). Rendering uses `randar.preview.PreviewRenderer`, which keeps full tokenizer
+decodes under a tenth of the run's time, so previews never slow a run down noticeably.
 
-Memory: only the latest frame and the (capped, small) GIF frames are held; nothing else is kept per step.
+The run's GIF follows the replay slider (app/replay.py): the same steps (`randar.preview.replay_steps`:
+every step of a short run, 60 evenly spaced ones of a long run), made after the run from its result
+(`randar.preview.step_frames`: a token never changes once decided, so nothing is rendered or kept for the
+GIF while the run goes, and a frame costs a few numpy operations), then the finished picture, held.
+
+Memory: only the latest frame is held during a run; the GIF's frames exist from the end of the run until
+`release()`.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from randar.preview import PreviewRenderer, gif_bytes, order_map
+from randar.preview import REPLAY_MAX_FRAMES, PreviewRenderer, gif_bytes, order_map, replay_steps, step_frames
 
 from .media import tile
 
@@ -29,7 +34,7 @@ if TYPE_CHECKING:
     from randar.tasks import Progress
 
 PREVIEW_INTERVAL = 0.15  # seconds between frames sent to the browser (~7 frames per second)
-GIF_FRAMES = 48  # frames of a run's GIF (evenly spaced over its steps), plus the final picture
+GIF_FRAMES = REPLAY_MAX_FRAMES  # step frames of a run's GIF at most (as the replay), plus the final picture
 MAX_PREVIEW_ROWS = 4  # images of a batch shown live (tiled); the gallery shows all of them
 PREVIEW_MAX_SIDE = 512  # live frames of bigger canvases are composed at this size
 
@@ -63,11 +68,11 @@ class LiveRun:
         self.lock = lock or threading.Lock()
         self.interval, self.gif_frames, self.delay, self.prefix = interval, gif_frames, delay, prefix
         self.rows = min(job.plan.batch, MAX_PREVIEW_ROWS)
-        self.gif: list[Image.Image] = []
+        self._gif: list[Image.Image] | None = None  # made on first use after the run (`gif`)
+        self._final_image: Image.Image | None = None
         self.result: "Result | None" = None
         self.step, self.steps = 0, job.num_steps
         self.started = time.perf_counter()
-        self._gif_slot = -1
         self._renderers: list[PreviewRenderer] = []
         self._ended = threading.Event()  # the step loop is over (finished, stopped, closed or failed)
         self._stopped_text: str | None = None
@@ -141,16 +146,10 @@ class LiveRun:
                     self.step = ev.job_step
                     for observe in self.observers:
                         observe(ev)
-                    slot = ev.job_step * self.gif_frames // max(ev.job_steps, 1)
-                    gif_due = slot != self._gif_slot and not ev.done
-                    now = time.perf_counter()
-                    ui_due = now - last_sent >= self.interval and not ev.done
-                    if gif_due or ui_due:
+                    ui_due = time.perf_counter() - last_sent >= self.interval and not ev.done
+                    if ui_due:
                         last = self._render(ev)
                         last_ev = ev
-                        if gif_due:
-                            self._gif_slot = slot
-                            self.gif.append(last[0])
                 if self.delay:
                     time.sleep(self.delay)
                 if ui_due and last is not None:
@@ -169,20 +168,37 @@ class LiveRun:
             return
         self.result = job.result
         image, order = self._final(self.result)
-        self.gif.append(image)
+        self._final_image = image
         t = self.result.timings
         text = (f"{self.prefix}✅ Done: **{t.forward_passes} steps** in **{t.total:.2f} s** "
                 f"(model {t.generation + t.encode + t.decode:.2f} s) · seed **{self.result.seed}**")
         yield Frame(image, order, text, self.steps, self.steps, done=True)
 
+    @property
+    def gif(self) -> list[Image.Image]:
+        """The GIF's frames: the replay's steps of the finished run (rows of a batch tiled as in the live
+        view), then the finished picture; [] before the run finished or after `release()`."""
+        if self._gif is None:
+            result = self.result
+            if result is None or self._final_image is None:
+                return []
+            steps = replay_steps(max(int(result.timings.forward_passes), 1), self.gif_frames)
+            max_side = self._renderers[0].max_side if self._renderers else None
+            with torch.inference_mode():
+                rows = [step_frames(self.studio.vq, result, steps, row=r, max_side=max_side) for r in range(self.rows)]
+            self._gif = [tile(list(frames)) for frames in zip(*rows)] + [self._final_image]
+        return self._gif
+
     def gif_bytes(self) -> bytes | None:
-        """The run as an animated GIF (its sampled frames, then the result held for 1.5 s)."""
-        if not self.gif:
+        """The run as an animated GIF (the replay's steps, then the result held for 1.5 s)."""
+        frames = self.gif
+        if not frames:
             return None
-        fps = max(4.0, min(12.0, len(self.gif) / 4.0))
-        return gif_bytes(self.gif, fps=fps, hold_last=1.5)
+        fps = max(4.0, min(12.0, len(frames) / 4.0))
+        return gif_bytes(frames, fps=fps, hold_last=1.5)
 
     def release(self) -> None:
         """Drop the frames and renderers (their caches) once the run's files are written."""
-        self.gif = []
+        self._gif = []
+        self._final_image = None
         self._renderers = []

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from randar.guess import entropy_heatmap, guess_image
-from randar.preview import gif_bytes, order_map
+from randar.preview import REPLAY_MAX_FRAMES, gif_bytes, order_map, replay_steps
 
 if TYPE_CHECKING:
     from randar.model.vq import VQModel
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 GUESSES_PER_RUN = 16
 MAX_REPLAYS = 64  # replays kept (one per session and tab, least recently used dropped)
 DEFAULT_SPEED = 8.0  # steps per second when playing
-GIF_MAX_FRAMES = 60
+GIF_MAX_FRAMES = REPLAY_MAX_FRAMES  # the run's own GIF (app/live.py) shows the same steps
 
 
 def guess_every(num_steps: int) -> int:
@@ -119,8 +119,8 @@ class Replay:
 
     def gif(self, speed: float = DEFAULT_SPEED) -> bytes:
         """The replay's frames (every step, or GIF_MAX_FRAMES evenly spaced) at `speed` steps per second."""
-        n = min(self.steps, GIF_MAX_FRAMES)
-        picks = sorted({max(1, round(self.steps * (i + 1) / n)) for i in range(n)})
+        picks = replay_steps(self.steps, GIF_MAX_FRAMES)
+        n = len(picks)
         frames = []
         for k in picks:
             f = self.frame(k)

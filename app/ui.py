@@ -26,7 +26,8 @@ from .handlers import (
 from .media import MASK_TINT, mask_layer
 from .model_scope import model_scope_note
 from .shortcuts import SHORTCUTS_JS, SMALL_SCREEN_CSS
-from .order_brush import follow_image, inpaint_brush_panel, inpaint_caption, order_brush_panel
+from .order_brush import follow_canvas, follow_image, inpaint_brush_panel, inpaint_caption, order_brush_panel
+from .order_brush import outpaint_brush_panel, outpaint_preview as outpaint_brush_preview
 from .order_brush import preview as order_brush_preview
 from .replay import replay_panel, wire_replay
 
@@ -299,6 +300,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                             o_text = gr.Markdown("Upload an image, then extend its sides or pick a preset.",
                                                  elem_id="outpaint-caption", label="New canvas summary",
                                                  show_label=False)
+                        with gr.Accordion("Order brush: paint what to generate first", open=False):
+                            o_brush, o_brush_caption = outpaint_brush_panel()
                         o_class = _class_dropdown(app, studio)
                         o_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
                         o_steps = gr.Slider(1, 4 * n_tokens, value=default_steps, step=1, label="Steps",
@@ -393,7 +396,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              common_out(i_panel) + [i_s.seed, history, history_state, i_slider], "inpaint")
         wire(o_panel, app.outpaint,
              [o_image, o_left, o_right, o_top, o_bottom, o_class, o_order, o_steps] + sampling_inputs(o_s)
-             + [model_dd, history_state],
+             + [model_dd, history_state, o_brush],
              common_out(o_panel) + [o_s.seed, history, history_state, o_slider], "outpaint")
         wire(u_panel, app.upscale,
              [u_image, u_class, u_order, u_steps, u_scale, u_regen] + sampling_inputs(u_s) + [model_dd, history_state],
@@ -408,6 +411,12 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         editor.change(follow_image, [editor, i_brush], [i_brush], api_visibility="private", show_progress="hidden",
                       trigger_mode="always_last")
         i_brush.change(inpaint_caption, [i_brush], [i_brush_caption], api_visibility="private", show_progress="hidden",
+                       trigger_mode="always_last")
+        o_sides = [o_image, o_left, o_right, o_top, o_bottom]
+        o_view.change(follow_canvas, o_sides + [o_brush], [o_brush], api_visibility="private", show_progress="hidden",
+                      trigger_mode="always_last")  # the preview follows every change of the canvas
+        o_brush.change(partial(outpaint_brush_preview, app), o_sides + [o_order, o_steps, o_s.seed, o_brush, model_dd],
+                       [o_panel.order, o_brush_caption], api_visibility="private", show_progress="hidden",
                        trigger_mode="always_last")
         for s in (g_s, i_s, o_s, u_s, s_s):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)

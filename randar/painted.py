@@ -26,8 +26,8 @@ from pathlib import Path
 from .images import ImageSource, array_to_uint8, check_image_file, check_image_size
 from .orders import make_orders
 
-__all__ = ["MIN_LEVEL", "strength_image", "cell_levels", "encode_levels", "decode_levels", "resolve_order_map",
-           "painted_orders", "planned_step_map"]
+__all__ = ["MIN_LEVEL", "strength_image", "cell_levels", "boxed_cell_levels", "encode_levels", "decode_levels",
+           "resolve_order_map", "painted_orders", "planned_step_map"]
 
 MIN_LEVEL = 8  # of 255: fainter cells count as unpainted
 _PREFIX = "paint1"
@@ -77,6 +77,31 @@ def cell_levels(strength: np.ndarray, rows: int, cols: int, crop: tuple[int, int
     return levels
 
 
+def boxed_cell_levels(strength: np.ndarray, rows: int, cols: int, patch: int,
+                      box: tuple[float, float, float, float]) -> np.ndarray:
+    """Levels [rows, cols] of a map that covers only `box` (left, top, right, bottom, in canvas pixels) of a
+    rows x cols token canvas: an outpaint's map covers its output picture, which is a crop of the generated
+    canvas (the model makes whole tokens, a little more than asked). A cell's level is the mean strength over
+    its part inside the box, so a cell at the canvas edge, half outside the output, counts as fully painted
+    when its visible half is; cells entirely outside the box are unpainted."""
+    w, h = cols * patch, rows * patch
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(w, int(round(box[2]))), min(h, int(round(box[3])))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((rows, cols), dtype=np.uint8)
+    inside = Image.fromarray(np.asarray(strength, dtype=np.float32), "F").resize((x1 - x0, y1 - y0), Image.BILINEAR)
+    frame = np.zeros((h, w), dtype=np.float32)
+    frame[y0:y1, x0:x1] = np.asarray(inside, dtype=np.float32)
+    cover = np.zeros((h, w), dtype=np.float32)
+    cover[y0:y1, x0:x1] = 1.0
+    paint = frame.reshape(rows, patch, cols, patch).sum(axis=(1, 3))
+    seen = cover.reshape(rows, patch, cols, patch).sum(axis=(1, 3))
+    mean = np.divide(paint, seen, out=np.zeros_like(paint), where=seen > 0)
+    levels = np.clip(np.round(mean * 255.0), 0, 255).astype(np.uint8)
+    levels[levels < MIN_LEVEL] = 0
+    return levels
+
+
 def encode_levels(levels: np.ndarray) -> str:
     """uint8 [rows, cols] -> "paint1:ROWSxCOLS:<base64 of zlib>" (a 16x16 stroke is a few dozen bytes)."""
     levels = np.ascontiguousarray(levels, dtype=np.uint8)
@@ -101,11 +126,13 @@ def decode_levels(code: str) -> np.ndarray:
 
 
 def resolve_order_map(order_map: Any, rows: int, cols: int, *, crop: tuple[int, int, int, int] | None = None,
-                      size: tuple[int, int] | None = None) -> np.ndarray | None:
+                      size: tuple[int, int] | None = None,
+                      box: tuple[tuple[float, float, float, float], int] | None = None) -> np.ndarray | None:
     """A task's `order_map` argument -> uint8 levels [rows, cols], or None when nothing is painted.
 
     Accepts a recorded string (`encode_levels`), a picture (path, PIL image, HxW or HxWxC array; see
-    `strength_image`), or None."""
+    `strength_image`), or None. `crop`/`size`: see `cell_levels`; `box` = (canvas pixel box, patch): the
+    picture covers only that box of the token canvas (`boxed_cell_levels`, outpainting)."""
     if order_map is None:
         return None
     if isinstance(order_map, str) and order_map.startswith(_PREFIX + ":"):
@@ -118,7 +145,10 @@ def resolve_order_map(order_map: Any, rows: int, cols: int, *, crop: tuple[int, 
             strength = strength_image(order_map)
         except (OSError, ValueError, TypeError) as exc:
             raise ValueError(f"order_map: cannot read the painted map ({exc})") from None
-        levels = cell_levels(strength, rows, cols, crop=crop, size=size)
+        if box is not None:
+            levels = boxed_cell_levels(strength, rows, cols, box[1], box[0])
+        else:
+            levels = cell_levels(strength, rows, cols, crop=crop, size=size)
     return levels if levels.any() else None
 
 

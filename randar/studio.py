@@ -216,14 +216,15 @@ class Studio:
 
     def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
                  aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
-                 order: str = "random", steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
+                 order: str = "random", order_map: Any = None, steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
                  temperature: float = EDIT_TEMPERATURE, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
                  seed: int | None = None, harmonize_seam: bool = True) -> Job:
         """Extend an image by pixels per side (exactly those), to an aspect ('16:9', to the nearest pixel) or by
         a zoom factor; `randar.tasks.geometry.outpaint_size` gives the size beforehand. The input's mode is
-        kept as for inpaint (the new border is opaque)."""
+        kept as for inpaint (the new border is opaque). `order_map`: a painted picture over the output (or a
+        sidecar's string), its new cells decoded first in every window (randar.painted)."""
         return outpaint(self.pair, image, left=left, right=right, top=top, bottom=bottom, aspect=aspect, zoom=zoom,
-                        align=align, label=label, order=order, steps=steps, cfg=cfg, cfg_start=cfg_start,
+                        align=align, label=label, order=order, order_map=order_map, steps=steps, cfg=cfg, cfg_start=cfg_start,
                         temperature=temperature, harmonize_seam=harmonize_seam, top_k=top_k, top_p=top_p,
                         batch=batch, seed=seed, fast=self.fast)
 

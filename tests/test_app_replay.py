@@ -162,3 +162,91 @@ def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
     assert steps[painted].max() <= steps[~painted & (steps > 0)].min()
     again = app.studio(None).rerun(settings).run()
     assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(last[3][0][0])))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The order brush (Outpaint): strokes over the preview of the extended canvas
+
+
+def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_window(app):
+    import gradio as gr
+
+    from app.order_brush import follow_canvas, outpaint_preview
+    from randar.outputs import read_sidecar
+    from randar.painted import decode_levels
+    from randar.tasks.outpaint import plan_windows
+
+    pic = picture(64, 64)
+    sides = dict(left=16, right=16, top=0, bottom=16)
+    blank = follow_canvas(pic, 16, 16, 0, 16, None)
+    assert blank["background"].size == (96, 80) and blank["layers"] == []  # the output picture's frame
+    assert follow_canvas(None, 16, 16, 0, 16, None) == gr.skip()
+    layer = np.zeros((80, 96, 4), np.uint8)
+    layer[0:24, 80:96] = (255, 45, 85, 255)  # the top of the right border
+    layer[72:80, 40:56] = (255, 45, 85, 255)  # the middle of the bottom border
+    brush = {"background": blank["background"], "layers": [Image.fromarray(layer, "RGBA")], "composite": None}
+    assert "layers" not in follow_canvas(pic, 16, 16, 0, 16, brush)  # same canvas: the strokes stay
+    assert follow_canvas(pic, 16, 32, 0, 16, brush)["layers"] == []  # another canvas: a blank brush
+    planned, caption = outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, 3, brush, None)
+    assert "new cells painted" in caption and "windows decodes its painted cells first" in caption
+    assert "drawn when it runs" in outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, -1, brush, None)[1]
+    last = list(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
+                             **sides))[-1]
+    live, order, status, gallery, downloads = last[:5]
+    assert "Done" in status
+    assert np.array_equal(np.asarray(order), np.asarray(planned))  # the run's order map is the one planned
+    settings = read_sidecar(Path([d for d in downloads if d.endswith(".png.json")][0]))["settings"]
+    levels = decode_levels(settings["params"]["order_map"])
+    painted = levels > 0
+    assert painted[:3, -2:].all() and painted[-1, 5:7].all() and painted.sum() == 8
+    replay = app.replays.get("s1", "outpaint")
+    steps = replay.step_map.numpy()
+    windows = plan_windows(replay.known, 8)
+    checked = 0
+    for t, l, wh, ww, new, _ in windows:
+        cells = np.zeros(steps.shape, bool)
+        cells[t:t + wh, l:l + ww] = new
+        if (cells & painted).any() and (cells & ~painted).any():
+            assert steps[cells & painted].max() <= steps[cells & ~painted].min()  # painted cells first
+            checked += 1
+    assert checked >= 2
+    out = np.asarray(Image.open(gallery[0][0]))
+    again = app.studio(None).rerun(settings).run()  # from the sidecar alone (the input it records)
+    assert np.array_equal(np.asarray(again.image), out)
+    # a brush painted over a canvas of another shape is refused, not stretched
+    with pytest.raises(gr.Error, match="another canvas|painted over a"):
+        next(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
+                          left=16, right=80, top=0, bottom=0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The run's GIF follows the replay: the same steps, made after the run from its result
+
+
+def test_step_frames_show_the_decided_tokens_of_each_step_from_the_final_decode(app):
+    from randar.preview import GREY, replay_steps, step_frames
+
+    assert replay_steps(32) == list(range(1, 33))
+    long = replay_steps(256)
+    assert len(long) == 60 and long[-1] == 256 and long == sorted(set(long)) and long[0] >= 1
+    with pytest.raises(ValueError):
+        replay_steps(0)
+    studio = app.studio(None)
+    result = studio.generate(0, steps=16, seed=7).run()
+    steps = result.step_map[0].numpy()
+    raw = np.asarray(result.raw[0].convert("RGB"))
+    frames = step_frames(studio.vq, result, [1, 8, 16], highlight=None)
+    for k, frame in zip((1, 8, 16), frames):
+        decided = np.repeat(np.repeat(steps <= k, 8, 0), 8, 1)
+        px = np.asarray(frame)
+        assert np.array_equal(px[decided], raw[decided])  # decided cells: the final decode's pixels
+        assert (px[~decided] == GREY).all()  # the rest: undecided grey (no input on Generate)
+
+
+def test_the_run_gif_shows_every_step_of_a_short_run_and_60_of_a_long_one(app):
+    last = inpaint_32(app, "s1")
+    gif = Image.open([d for d in last[4] if d.endswith(".gif")][0])
+    assert gif.n_frames == 32 + 1  # the replay's 32 steps, then the finished picture (held)
+    long = list(app.generate(class_name="red circle", steps=64, seed=1, random_seed=False, request=request()))[-1]
+    gif = Image.open([d for d in long[4] if d.endswith(".gif")][0])
+    assert gif.n_frames == 60 + 1

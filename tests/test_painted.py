@@ -12,7 +12,7 @@ from randar.cli import main
 from randar.orders import make_orders
 from randar.outputs import read_sidecar
 from randar.painted import (
-    MIN_LEVEL, cell_levels, decode_levels, encode_levels, painted_orders, planned_step_map, resolve_order_map,
+    MIN_LEVEL, boxed_cell_levels, cell_levels, decode_levels, encode_levels, painted_orders, planned_step_map, resolve_order_map,
     strength_image,
 )
 
@@ -116,6 +116,98 @@ def test_cli_order_map(tiny_model_dir, tmp_path, capsys):
                  str(tmp_path / "c.png"), *args]) == 2
     assert "error: --order-map" in capsys.readouterr().err
     picture = tmp_path / "a.png"
-    assert main(["outpaint", str(picture), "--left", "16", "--order-map", str(tmp_path / "map.png"), "--out",
+    assert main(["upscale", str(picture), "--order-map", str(tmp_path / "map.png"), "--out",
                  str(tmp_path / "d.png"), *args]) == 2
-    assert "not for outpaint" in capsys.readouterr().err and not (tmp_path / "c.png").exists()
+    err = capsys.readouterr().err
+    assert "not for upscale" in err and "chosen per tile" in err and not (tmp_path / "d.png").exists()
+    assert not (tmp_path / "c.png").exists()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Outpainting: the map covers the output picture; every window decodes its painted new cells first
+
+
+def test_boxed_levels_count_only_the_part_of_a_cell_inside_the_box():
+    full = np.ones((8, 10), np.float32)  # a map over a 10x8 px output that sits at x 4..14 of a 4x2-cell canvas
+    levels = boxed_cell_levels(full, 2, 4, 4, (4.0, 0.0, 14.0, 8.0))
+    assert levels[:, 0].tolist() == [0, 0]  # entirely outside the output: unpainted
+    assert (levels[:, 1:] == 255).all()  # the last column is half outside: its visible half is fully painted
+    half = np.zeros((8, 10), np.float32)
+    half[:, 5:] = 1.0  # the right half of the output: canvas x 9..14
+    levels = boxed_cell_levels(half, 2, 4, 4, (4.0, 0.0, 14.0, 8.0))
+    assert levels[:, 1].tolist() == [0, 0] and levels[:, 2].tolist() == [191, 191] and (levels[:, 3] == 255).all()
+    assert not boxed_cell_levels(full, 2, 4, 4, (20.0, 0.0, 30.0, 8.0)).any()
+
+
+def window_cells(known: np.ndarray, grid: int) -> list[np.ndarray]:
+    """Canvas-sized masks of the cells each window of an outpaint generates (the task's own schedule)."""
+    from randar.tasks.outpaint import plan_windows
+
+    masks = []
+    for t, l, wh, ww, new, _ in plan_windows(known, grid):
+        m = np.zeros(known.shape, bool)
+        m[t:t + wh, l:l + ww] = new
+        masks.append(m)
+    return masks
+
+
+def test_outpaint_with_a_painted_map_decodes_it_first_in_every_window_and_reruns_exactly(studio, make_picture):
+    pic = make_picture(64, 64)
+    # output 96x80 (left 16, right 16, bottom 16 px): strokes at its right edge, at its bottom left, and over the
+    # original (dropped: the original is kept)
+    layer = np.zeros((80, 96, 4), np.uint8)
+    layer[0:16, 88:96] = (255, 0, 0, 255)
+    layer[64:80, 0:24] = (255, 0, 0, 140)
+    layer[20:40, 30:50] = (255, 0, 0, 255)
+    job = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, order_map=Image.fromarray(layer))
+    planned = planned_step_map(job)
+    result = job.run()
+    steps = result.step_map[0].numpy()
+    assert np.array_equal(planned, steps)  # the plan shown before the run is the run's
+    levels = decode_levels(result.settings["params"]["order_map"])
+    known = np.asarray(result.canvas.known, bool)
+    assert levels.shape == known.shape and not levels[known].any()
+    painted = levels > 0
+    assert painted[:2, -1].all() and painted[-2:, :2].any() and 0 < painted.sum() < (~known).sum() // 2
+    windows = window_cells(known, studio.grid_size)
+    assert len(windows) > 1 and len(result.settings["resolved"]["windows"]) == len(windows)
+    checked = 0
+    for cells in windows:
+        first, rest = cells & painted, cells & ~painted
+        if first.any() and rest.any():
+            assert steps[first].max() <= steps[rest].min()  # stronger paint first, then the base order
+            checked += 1
+    assert checked >= 2
+    strong, faint = painted & (levels == levels.max()), painted & (levels < levels.max())
+    for cells in windows:
+        if (cells & strong).any() and (cells & faint).any():
+            assert steps[cells & strong].max() <= steps[cells & faint].min()
+    out = np.asarray(result.image)
+    assert np.array_equal(out[0:64, 16:80], np.asarray(pic))  # the original is kept exactly
+    again = studio.rerun(json.loads(json.dumps(result.settings)), image=pic).run()
+    assert torch.equal(again.tokens, result.tokens) and np.array_equal(np.asarray(again.image), out)
+    plain = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3).run()
+    assert "order_map" not in plain.settings["params"] and not torch.equal(plain.step_map, result.step_map)
+    blank = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3,
+                            order_map=Image.fromarray(np.where(known.repeat(8, 0).repeat(8, 1)[:80, :96, None],
+                                                               layer, 0).astype(np.uint8)))
+    assert "order_map" not in blank.settings["params"]  # paint over the original only: nothing to order
+    with pytest.raises(ValueError, match="planned base order"):
+        studio.outpaint(pic, right=16, order="confident", order_map=Image.fromarray(layer))
+    with pytest.raises(ValueError, match="cells but this run's grid"):
+        studio.outpaint(pic, right=16, order_map=result.settings["params"]["order_map"])
+
+
+def test_cli_outpaint_order_map(tiny_model_dir, tmp_path):
+    from conftest import picture
+
+    picture(64, 64).save(tmp_path / "in.png")
+    stroke_map(96, [(80, 0, 96, 96, 255)]).save(tmp_path / "map.png")  # stretched onto the 96x64 output
+    args = ["--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "-q"]
+    assert main(["outpaint", str(tmp_path / "in.png"), "--left", "16", "--right", "16", "--steps", "8", "--seed",
+                 "1", "--order-map", str(tmp_path / "map.png"), "--out", str(tmp_path / "a.png"), *args]) == 0
+    code = read_sidecar(tmp_path / "a.png.json")["settings"]["params"]["order_map"]
+    levels = decode_levels(code)
+    assert code.startswith("paint1:8x12:") and levels[:, -2:].all() and not levels[:, :-2].any()
+    assert main(["rerun", str(tmp_path / "a.png.json"), "--out", str(tmp_path / "b.png"), *args]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

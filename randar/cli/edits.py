@@ -135,7 +135,8 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
-    refuse_order_map(args, "outpaint")
+    if args.order_map is not None:
+        kwargs["order_map"] = args.order_map
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
@@ -203,7 +204,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     kwargs = sampling_kwargs(args)
-    refuse_order_map(args, "upscale")
+    refuse_order_map(args, "upscale", " (it regenerates the cells the tokenizer reproduces worst, chosen per tile "
+                     "at run time, so there is no painted part to put first)")
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
         return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,

@@ -169,8 +169,9 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
     g.add_argument("--num", "-n", "--batch", dest="batch", type=int, default=1, metavar="N",
                    help="images per input (1..64, default 1); with N > 1 they are named OUT_0.png .. OUT_{N-1}.png")
     g.add_argument("--order-map", default=None, metavar="PNG",
-                   help="a painted order (generate, inpaint): strokes (opacity, or brightness on an opaque picture) "
-                   "over the image mark cells to decode first, stronger first; the rest follow --order")
+                   help="a painted order (generate, inpaint, outpaint: over the output picture): strokes (opacity, "
+                   "or brightness on an opaque picture) over the image mark cells to decode first, stronger first; "
+                   "the rest follow --order")
 
 
 def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
@@ -209,10 +210,10 @@ def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, item
                    help="no progress bar and no notes; the summary line and the output paths remain")
 
 
-def refuse_order_map(args: argparse.Namespace, what: str) -> None:
-    """--order-map is taken by single generate and inpaint runs only."""
+def refuse_order_map(args: argparse.Namespace, what: str, why: str = "") -> None:
+    """--order-map is taken by single generate, inpaint and outpaint runs only."""
     if getattr(args, "order_map", None) is not None:
-        raise ValueError(f"--order-map: painted orders are for generate and inpaint, not for {what}")
+        raise ValueError(f"--order-map: painted orders are for generate, inpaint and outpaint, not for {what}{why}")
 
 
 def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:

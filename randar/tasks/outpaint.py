@@ -14,7 +14,9 @@ axis plus the last offset flush with the border. Greedily, the next window is th
 known tokens among those with any unknown (ties: the most unknown, then the first in raster order): it
 puts all the known tokens inside it into the context (random order) and generates all its unknown ones in
 `order`. So windows nearest the original go first, they overlap by half a window, and every window has at
-least a quarter of known context. `steps` is a budget for the whole job, split between windows in
+least a quarter of known context. A painted order (`order_map`, randar.painted) is a picture over the
+output: its painted new cells go first within each window (stronger first, the rest in `order`); the
+window schedule itself stays the one above, so every window still starts from the most context. `steps` is a budget for the whole job, split between windows in
 proportion to their new tokens (at least one step each; -1 = one token per step).
 
 The original's pixels are pasted back unchanged: the output's original region is byte-identical, in the input's
@@ -31,6 +33,7 @@ from PIL import Image
 from ..choices import EDIT_TEMPERATURE
 from ..images import ImageSource, to_pil, to_tensor
 from ..orders import make_orders
+from ..painted import encode_levels, painted_orders, resolve_order_map
 from .common import (
     Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order,
     check_steps, common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels,
@@ -127,6 +130,7 @@ def outpaint(
     align: str = "center",
     label: Any = None,
     order: str = "random",
+    order_map: Any = None,
     steps: int = -1,
     cfg: float | None = None,
     cfg_start: float = 1.0,
@@ -141,6 +145,8 @@ def outpaint(
     """Extend `image`: by pixels per side (left/right/top/bottom, in the input's pixels), OR to a target
     `aspect` ('16:9', ...), OR by a `zoom` factor (1.5 = 1.5x wider and taller). `align` places the
     ORIGINAL in the new canvas for aspect/zoom: center, left, right, top, bottom or e.g. 'top-left'.
+    order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
+    painted new cells are decoded first in each window (randar.painted); paint over the original is ignored.
     """
     notices: list[str] = []
     G, f = pair.grid, pair.patch
@@ -187,6 +193,10 @@ def outpaint(
     known = np.zeros((rows, cols), dtype=bool)
     known[ext["top"]:ext["top"] + th, ext["left"]:ext["left"] + tw] = True
     windows = plan_windows(known, G)
+    levels = resolve_order_map(order_map, rows, cols, box=(box, f))
+    if levels is not None:
+        levels = np.where(known, 0, levels).astype(np.uint8)  # only new cells have an order
+        levels = levels if levels.any() else None
     M = int((~known).sum())
     steps = check_steps(steps, M)
     stages = []
@@ -198,7 +208,9 @@ def outpaint(
             return (t + local // ww) * cols + (l + local % ww)
 
         prefix = to_canvas(make_orders("random", batch, wh, ww, seed=derive_seed(seed, "prefix", k), cells=ctx))
-        gen = to_canvas(make_orders(order, batch, wh, ww, seed=derive_seed(seed, "order", k), known=ctx, cells=new))
+        local = None if levels is None else levels[t:t + wh, l:l + ww]
+        gen = to_canvas(painted_orders(order, local if local is not None and local.any() else None, batch, wh, ww,
+                                       seed=derive_seed(seed, "order", k), known=ctx, cells=new))
         canvas_to_grid = place_in_grid(wh, ww, G, G, top=t, left=l, canvas_rows=rows, canvas_cols=cols)
         stages.append(Stage("window", G, G, canvas_to_grid, prefix, gen, s, seed + k, window=(t, l, wh, ww),
                             confident=order == "confident"))
@@ -238,6 +250,8 @@ def outpaint(
                   label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps, cfg=g1, cfg_start=g0,
                   temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, batch=batch,
                   seed=seed, harmonize_seam=harmonize_seam)
+    if levels is not None:
+        params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "outpaint", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
