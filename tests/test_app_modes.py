@@ -10,7 +10,6 @@ The tiny random model of conftest.py (64x64 px, 8x8 tokens) stands in for a real
 from __future__ import annotations
 
 import types
-from pathlib import Path
 
 import numpy as np
 import pytest
