@@ -21,6 +21,7 @@ from pydantic import model_validator
 
 from randar.images import ImageError, bomb_error, check_image_size
 
+from .media import editor_background
 from .server_log import quiet_error
 
 
@@ -115,10 +116,17 @@ class RobustImageEditor(gr.ImageEditor):
     data_model = EditorOrImageData
 
     def preprocess(self, payload: Any) -> Any:
+        # the browser sends blobs its canvas exported (payload.id); an API caller, its own background file,
+        # read again in its own mode by `editor_background` (Gradio makes it RGBA: an L image came back RGB)
+        from_canvas = getattr(payload, "id", None) is not None
+        source = None if payload is None or from_canvas else getattr(payload, "background", None)
         try:
-            return super().preprocess(payload)
+            value = super().preprocess(payload)
         except _DECODE_ERRORS as exc:
             raise _readable(exc, "image") from None
+        if isinstance(value, dict):
+            value["background"] = editor_background(value.get("background"), source, from_canvas)
+        return value
 
     def convert_and_format_image(self, file: Any, flatten_on_white: bool = False) -> Any:
         check_upload(file, "image")

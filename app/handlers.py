@@ -39,7 +39,7 @@ from .session_history import HistoryKeeper
 from .order_brush import brush_strength, order_map_argument, outpaint_order_map
 from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
 from .media import (
-    MAX_INPUT_SIDE, EditInput, as_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview,
+    MAX_INPUT_SIDE, EditInput, as_image, edit_image, editor_input, limit_size, outpaint_preview, pixel_outpaint_preview,
     token_grid_preview,
 )
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
@@ -433,7 +433,7 @@ class StudioApp:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte. `order_brush`: the
         order brush's value over the extended canvas (app.order_brush), its painted new cells generated first."""
         notices: list[str] = []
-        img = limit_size(as_image(image, "image to extend", MAX_INPUT_SIDE), notices)
+        img = edit_image(image, "image to extend", notices, kept="original's pixels")  # L, LA, RGBA kept
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from randar.images import ImageError, load_image
 from randar.masks import load_mask, mask_from_image, same_aspect
+from randar.tasks.modes import source_mode
 
 # Longer side above which inputs are downscaled (with a notice): bigger inputs only cost time and memory,
 # since the model works at its own scale (edits are pasted back at the input's size).
@@ -24,7 +25,10 @@ GRID_LINE = (170, 170, 170)
 
 @dataclass
 class EditInput:
-    """An image to edit with its mask (True = regenerate), both at the same size, and notices for the user."""
+    """An image to edit with its mask (True = regenerate), both at the same size, and notices for the user.
+
+    `image` is in the mode the result comes back in (`kept_mode_image`): L, LA or RGBA when the upload was,
+    else RGB. The tasks read it as RGB for the model and give their result back in its mode."""
 
     image: Image.Image
     mask: np.ndarray | None
@@ -52,15 +56,70 @@ def as_image(value: Any, what: str = "image", max_side: int | None = None) -> Im
         raise ImageError(f"the {what} could not be read as a picture ({exc})") from None
 
 
-def limit_size(img: Image.Image, notices: list[str], what: str = "image", max_side: int = MAX_INPUT_SIDE) -> Image.Image:
-    """Downscale (area-averaging) so that the longer side is at most `max_side`, saying so in `notices`."""
+def limit_size(img: Image.Image, notices: list[str], what: str = "image", max_side: int = MAX_INPUT_SIDE,
+               kept: str | None = None) -> Image.Image:
+    """Downscale (area-averaging) so that the longer side is at most `max_side`, saying so in `notices`.
+
+    kept: the part of an edit's result that copies the input ("pixels outside the mask"): the notice then says
+    that they are the downscaled picture's, since byte-identity with an upload that was shrunk is impossible.
+    The mode is kept (Pillow resizes LA and RGBA with premultiplied alpha)."""
     if max(img.size) <= max_side:
         return img
     s = max_side / max(img.size)
     size = (max(1, round(img.width * s)), max(1, round(img.height * s)))
+    keeps = (f" The {kept} are those of the downscaled {what}, not the upload's byte for byte."
+             if kept else "")
     notices.append(f"The {what} is {img.width}×{img.height} px; it was downscaled to {size[0]}×{size[1]} px "
-                   f"(the app works on images up to {max_side} px on the longer side).")
+                   f"(the app works on images up to {max_side} px on the longer side).{keeps}")
     return img.resize(size, Image.BOX)
+
+
+def kept_mode_image(value: Any, rgb: Image.Image) -> Image.Image:
+    """The upload in the mode an edit gives its result back in: L, LA or RGBA (a palette image with
+    transparency too) as the input was, by the same rule as the API and CLI (`randar.tasks.modes`); else
+    `rgb`, the upload as `as_image` read it for the model.
+
+    Why: the app saves its input as a PNG and runs the task on that file; saving the RGB the model sees
+    would turn a greyscale upload into RGB and drop an RGBA upload's alpha. Call it after `as_image(value)`,
+    which has checked the size and that the upload is a picture."""
+    source = source_mode(value)
+    if source is None:
+        return rgb
+    return Image.fromarray(source.pixels, source.mode)
+
+
+def edit_image(value: Any, what: str, notices: list[str], kept: str, max_side: int = MAX_INPUT_SIDE) -> Image.Image:
+    """An upload to edit: read and checked (`as_image`), in its kept mode (`kept_mode_image`), limited to
+    `max_side` (`limit_size`, whose notice says that the `kept` part then cannot be the upload's bytes)."""
+    rgb = as_image(value, what, max_side)
+    return limit_size(kept_mode_image(value, rgb), notices, what, max_side, kept=kept)
+
+
+def editor_background(converted: Any, source: Any = None, from_canvas: bool = False) -> Any:
+    """The inpaint editor's background as the handlers should see it, from Gradio's value and its file.
+
+    Gradio's ImageEditor (image_mode="RGBA") converts every background to RGBA (`converted`).
+    - from_canvas: the browser's editor sends what its canvas exported, always an RGBA PNG whatever was
+      uploaded: kept RGBA where it has transparency, else RGB (its alpha adds nothing; an opaque upload
+      then comes back RGB, as before). The upload's own file never reaches the server on that path.
+    - else `source` is the background's file as an API caller sent it (`gradio.FileData`): opened again in
+      its own mode, so that an L, LA, RGB or RGBA file is edited and given back as such.
+    Anything else (no file, not a picture, a different size) leaves `converted` as it was."""
+    if not isinstance(converted, Image.Image):
+        return converted
+    if from_canvas:
+        if converted.mode == "RGBA" and converted.getextrema()[3][0] == 255:
+            return converted.convert("RGB")
+        return converted
+    path = getattr(source, "path", None)
+    if path is None:
+        return converted
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.copy() if opened.size == converted.size else converted
+    except (OSError, ValueError, SyntaxError):
+        return converted
 
 
 def layer_mask(layer: Any) -> np.ndarray | None:
@@ -102,7 +161,8 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
     else:  # a plain image (API callers may send one with a separate mask)
         background, layers = value, []
     notices: list[str] = []
-    image = as_image(background, "image to edit", max_side)
+    rgb = as_image(background, "image to edit", max_side)
+    image = kept_mode_image(background, rgb)
     masks = [m for m in (layer_mask(layer) for layer in layers) if m is not None]
     uploaded = file_mask(mask_upload)
     if uploaded is not None:
@@ -118,7 +178,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
         mask = m if mask is None else (mask | m)
     if mask is not None and invert:
         mask = ~mask
-    resized = limit_size(image, notices, "image", max_side)
+    resized = limit_size(image, notices, "image", max_side, kept="pixels outside the mask")
     if resized is not image and mask is not None:
         mask = _fit_mask(mask, resized.size)
     return EditInput(resized, mask, notices)

@@ -436,8 +436,11 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         o_inputs = [o_image] + side_sliders + [model_dd]
         o_image.change(app.side_limits, [o_image], side_sliders, api_visibility="private", **preview_kw).then(
             app.outpaint_preview, o_inputs, [o_view, o_text], api_name="outpaint_preview", **preview_kw)
-        for comp in side_sliders:
-            comp.release(app.outpaint_preview, o_inputs, [o_view, o_text], api_visibility="private", **preview_kw)
+        # a value typed into a side's number box fires `input` (Enter nothing; leaving the box `release`): on
+        # release alone the preview lagged one edit behind. One listener for both (always_last): previews run
+        # one after another, the last edit wins, never a late older one
+        gr.on([event for comp in side_sliders for event in (comp.input, comp.release)], app.outpaint_preview,
+              o_inputs, [o_view, o_text], api_visibility="private", **preview_kw)
         for key, button in presets.items():
             button.click(lambda img, align, key=key: app.preset(key, img, align), [o_image, o_align], side_sliders,
                          api_visibility="private", queue=False).then(

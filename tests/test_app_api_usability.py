@@ -2,7 +2,8 @@
 conftest.py in a subprocess, driven through `gradio_client`.
 
 Checked: `seed=42` alone gives seed 42 (no `random_seed=False` needed), -1 asks for a random one; the
-inpaint endpoint takes a plain image file plus a mask file and gives the same pixels as the editor's dict;
+inpaint endpoint takes a plain image file plus a mask file and gives the same pixels as the editor's dict,
+and a greyscale or RGBA file back in its mode with every byte outside the mask (alpha too) kept;
 every output of every endpoint has a label; user errors (a handler's, an upload's and Gradio's own range
 check) and a client that leaves mid-run cost one log line each, never a traceback; the editing tabs say
 what the model knows and, for a model that does not know photos, how to get one that does.
@@ -92,6 +93,33 @@ def test_inpaint_takes_a_plain_image_file_and_a_mask_file(client, square_mask):
     outside = np.ones((128, 128), bool)
     outside[48 - 24:80 + 24, 48 - 24:80 + 24] = False
     assert np.array_equal(a[outside], rgb(cat)[outside])  # the plain file was inpainted, not ignored
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_inpaint_of_a_plain_file_keeps_its_mode_and_every_byte_outside_the_mask(client, square_mask, tmp_path,
+                                                                                 mode):
+    """A greyscale or transparent file sent as a plain image plus a mask file comes back in its mode, every
+    pixel outside the mask as it was, alpha included (as the Python API and the CLI: randar/tasks/modes.py)."""
+    px = np.asarray(Image.open(EXAMPLES / "cat.png").convert("RGBA")).copy()
+    if mode == "RGBA":
+        px[:, :40, 3] = 0  # fully transparent columns (their colour must survive too) ...
+        px[:, 40:90, 3] = np.arange(50, dtype=np.uint8)[None, :] * 5  # ... and partial alpha
+    source = Image.fromarray(px, "RGBA")
+    source = source.convert("L") if mode == "L" else source
+    path = tmp_path / f"cat-{mode}.png"
+    source.save(path)
+    out = client.predict(image=handle_file(str(path)), mask_file=handle_file(str(square_mask)), steps=4, seed=5,
+                         api_name="/inpaint")
+    assert "Done" in out[2], out[2]
+    with Image.open(gallery_paths(out[3])[0]) as result:
+        assert result.mode == mode and result.size == source.size, (result.mode, result.size)
+        after = np.asarray(result)
+    before = np.asarray(source)
+    hole = np.asarray(Image.open(square_mask)) > 127
+    assert np.array_equal(after[~hole], before[~hole])
+    assert not np.array_equal(after[hole], before[hole])  # the masked square was regenerated
+    if mode == "RGBA":
+        assert (after[hole][:, 3] == 255).all()  # opaque where the model painted
 
 
 def test_every_output_of_every_endpoint_has_a_label(client):

@@ -4,8 +4,9 @@ Same set-up as tests/test_app_browser.py (`python app.py` on the tiny model with
 so that a run can be watched and stopped). Checked: Stop ends in "Stopped at step N/M" and the tab runs
 again; Ctrl+Enter runs and Esc stops; Ctrl+Z / Ctrl+Shift+Z undo and redo a stroke in the editor; every
 editing tab shows a before/after slider at the output's scale after a run, and the Downloads box shows
-its GIF row; the history is back after a reload, downloadable and usable as an input; at 390x844 the
-editor's toolbar does not cover its label (screenshot in outputs/screenshots/inpaint-390.png).
+its GIF row; the Outpaint preview states the output's size for typed sides and presets, and the CLI gives
+the same size for the same preset; the history is back after a reload, downloadable and usable as an input;
+at 390x844 the editor's toolbar does not cover its label (screenshot in outputs/screenshots/inpaint-390.png).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.testing import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot  # noqa: F401 - fixtures
@@ -142,6 +144,69 @@ def test_before_after_on_every_editing_tab_and_the_gif_download(page):
     pg.click("#upscale-run")
     wait_text(pg, "#upscale-status", "Done", timeout=120_000)
     assert_same_scale(pg, "upscale", (256, 256))
+    assert not pg.page_errors, pg.page_errors
+
+
+def caption_size(pg) -> tuple[int, int]:
+    """The size the Outpaint preview's caption states ("New canvas **W×H px** (from ...)")."""
+    m = re.search(r"New canvas \*?\*?(\d+)×(\d+) px", text(pg, "#outpaint-caption"))
+    assert m, text(pg, "#outpaint-caption")
+    return int(m.group(1)), int(m.group(2))
+
+
+def outpaint_output_size(pg) -> tuple[int, int]:
+    """Run the Outpaint tab (its settings as they are) and read the result's pixel size from the gallery."""
+    before = pg.eval_on_selector_all("#outpaint-results img", "els => els.map(e => e.getAttribute('src'))")
+    pg.click("#outpaint-run")
+    wait_text(pg, "#outpaint-status", "Done", timeout=120_000)
+    pg.wait_for_function("old => { const i = [...document.querySelectorAll('#outpaint-results img')];"
+                         " return i.length > 0 && !old.includes(i[0].getAttribute('src')) && i[0].complete"
+                         " && i[0].naturalWidth > 0; }", arg=before, timeout=30_000)
+    return tuple(pg.eval_on_selector("#outpaint-results img", "e => [e.naturalWidth, e.naturalHeight]"))
+
+
+def test_outpaint_preview_states_the_output_size_for_typed_sides_and_presets_as_the_cli(page, tmp_path,
+                                                                                       tiny_model_dir):
+    """Typed side values: the preview follows the last edit (it used to be one edit behind) and states the
+    size of the output; a preset's preview states the output's size too, and the CLI's --aspect on the same
+    picture gives that size."""
+    from randar.cli import main
+
+    pg = page
+    open_tab(pg, "Outpaint")
+    pg.wait_for_selector("#outpaint-examples button, #outpaint-examples img", state="visible").click()  # rocket
+    wait_text(pg, "#outpaint-caption", "Extend at least one side", timeout=30_000)
+    set_number(pg, "Steps", 3)
+    # odd values (whole tokens would not give them); the size after each edit, typed one by one
+    for label, value, want in (("Left (px)", 13, (141, 128)), ("Right (px)", 29, (170, 128)),
+                               ("Top (px)", 7, (170, 135))):
+        set_number(pg, label, value)
+        wait_text(pg, "#outpaint-caption", f"New canvas {want[0]}×{want[1]} px", timeout=30_000)  # not the last edit's
+    time.sleep(1.5)  # a late preview of an older value would overwrite it here
+    assert caption_size(pg) == (170, 135), text(pg, "#outpaint-caption")
+    assert outpaint_output_size(pg) == (170, 135)
+
+    rocket = REPO / "assets" / "examples" / "rocket.png"
+    previous = (170, 135)
+    for preset, align in (("16:9", "center"), ("9:16", "center")):
+        pg.get_by_role("button", name=preset, exact=True).click()
+        pg.wait_for_function("old => { const t = document.querySelector('#outpaint-caption').innerText;"
+                             " return t.includes('New canvas') && !t.includes(old); }",
+                             arg=f"{previous[0]}×{previous[1]} px", timeout=30_000)
+        time.sleep(1.5)  # the four sliders change at once: let every preview land
+        stated = caption_size(pg)
+        assert outpaint_output_size(pg) == stated, preset
+        out = tmp_path / f"cli-{preset.replace(':', 'x')}.png"
+        code = main(["outpaint", str(rocket), "--aspect", preset, "--align", align, "--steps", "2", "--seed", "0",
+                     "--model", str(tiny_model_dir), "--device", "cpu", "--threads", "1", "--quiet",
+                     "--out", str(out)])
+        assert code == 0
+        with Image.open(out) as cli:
+            assert cli.size == stated, (preset, cli.size, stated)
+        w, h = stated
+        num, den = (int(x) for x in preset.split(":"))
+        assert abs(w * den / num - h) <= 1, (preset, stated)  # the exact ratio, within a pixel
+        previous = stated
     assert not pg.page_errors, pg.page_errors
 
 
