@@ -7,14 +7,15 @@ Everything here is about presentation and user input; token geometry comes from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from randar.images import ImageError, load_image
+from randar.images import ImageError, check_image_file, decode_turn, load_image
 from randar.masks import load_mask, mask_from_image, same_aspect
-from randar.tasks.modes import source_mode
+from randar.tasks.modes import kept_mode, source_mode
 
 # Longer side above which inputs are downscaled (with a notice): bigger inputs only cost time and memory,
 # since the model works at its own scale (edits are pasted back at the input's size).
@@ -82,17 +83,40 @@ def kept_mode_image(value: Any, rgb: Image.Image) -> Image.Image:
     Why: the app saves its input as a PNG and runs the task on that file; saving the RGB the model sees
     would turn a greyscale upload into RGB and drop an RGBA upload's alpha. Call it after `as_image(value)`,
     which has checked the size and that the upload is a picture."""
+    if isinstance(value, Image.Image):  # no array round trip: at the pixel cap each copy is ~150 MB
+        mode = kept_mode(value)
+        if mode is None:
+            return rgb
+        return value if value.mode == mode else value.convert(mode)
     source = source_mode(value)
     if source is None:
         return rgb
     return Image.fromarray(source.pixels, source.mode)
 
 
+def picture_size(value: Any) -> tuple[int, int]:
+    """(width, height) of an upload without decoding it (a path: from its header), (0, 0) when unknown:
+    how `decode_turn` tells a large input, whose preparation then takes the process's one large-decode turn
+    (two requests at the pixel cap would otherwise hold their full-size copies at the same time)."""
+    if isinstance(value, Image.Image):
+        return value.size
+    if isinstance(value, np.ndarray) and value.ndim >= 2:
+        return value.shape[1], value.shape[0]
+    path = getattr(value, "path", value)
+    if isinstance(path, (str, Path)):
+        try:
+            return check_image_file(path)
+        except (ImageError, OSError):
+            return (0, 0)  # as_image reports it with the right words
+    return (0, 0)
+
+
 def edit_image(value: Any, what: str, notices: list[str], kept: str, max_side: int = MAX_INPUT_SIDE) -> Image.Image:
     """An upload to edit: read and checked (`as_image`), in its kept mode (`kept_mode_image`), limited to
     `max_side` (`limit_size`, whose notice says that the `kept` part then cannot be the upload's bytes)."""
-    rgb = as_image(value, what, max_side)
-    return limit_size(kept_mode_image(value, rgb), notices, what, max_side, kept=kept)
+    with decode_turn(picture_size(value)):
+        rgb = as_image(value, what, max_side)
+        return limit_size(kept_mode_image(value, rgb), notices, what, max_side, kept=kept)
 
 
 def editor_background(converted: Any, source: Any = None, from_canvas: bool = False) -> Any:
@@ -161,8 +185,10 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
     else:  # a plain image (API callers may send one with a separate mask)
         background, layers = value, []
     notices: list[str] = []
-    rgb = as_image(background, "image to edit", max_side)
-    image = kept_mode_image(background, rgb)
+    with decode_turn(picture_size(background)):  # a large upload: read, mode kept and shrunk in one turn
+        rgb = as_image(background, "image to edit", max_side)
+        image = limit_size(kept_mode_image(background, rgb), notices, "image", max_side,
+                           kept="pixels outside the mask")
     masks = [m for m in (layer_mask(layer) for layer in layers) if m is not None]
     uploaded = file_mask(mask_upload)
     if uploaded is not None:
@@ -178,10 +204,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
         mask = m if mask is None else (mask | m)
     if mask is not None and invert:
         mask = ~mask
-    resized = limit_size(image, notices, "image", max_side, kept="pixels outside the mask")
-    if resized is not image and mask is not None:
-        mask = _fit_mask(mask, resized.size)
-    return EditInput(resized, mask, notices)
+    return EditInput(image, mask, notices)
 
 
 def mask_layer(mask: np.ndarray, color: tuple[int, int, int] = MASK_TINT, alpha: int = 200) -> Image.Image:

@@ -43,7 +43,7 @@ MAX_IMAGE_PIXELS_ENV = "RANDAR_MAX_IMAGE_PIXELS"
 # the RGB result: ~450 MB at the cap), and a server decodes the uploads of concurrent requests in threads;
 # taking turns keeps the process's peak at one such decode, whatever the number of requests.
 LARGE_DECODE_PIXELS = 8_000_000
-_LARGE_DECODE = threading.BoundedSemaphore(1)
+_LARGE_DECODE = threading.RLock()  # re-entrant: a caller may hold the turn around a whole preparation
 T = TypeVar("T")
 
 
@@ -153,17 +153,17 @@ def load_image(src: ImageSource, max_side: int | None = None) -> Image.Image:
 def open_image_file(path: Path, max_side: int | None = None,
                     then: Callable[[Image.Image], T] | None = None) -> Image.Image | T:
     """Open, check the size from the header, then decode (and apply `then`, e.g. the RGB or mask conversion)
-    in this process's turn when the picture is large (`_decode_turn`). With `max_side`, a JPEG is decoded
+    in this process's turn when the picture is large (`decode_turn`). With `max_side`, a JPEG is decoded
     directly at the smallest 1/2, 1/4 or 1/8 scale that keeps both sides >= max_side (Image.draft: far less
     memory)."""
     header = _open_header(path, str(path))
-    with _decode_turn(header.size):
+    with decode_turn(header.size):
         img = _decode(header, path, max_side)
         return then(img) if then is not None else img
 
 
 @contextmanager
-def _decode_turn(size: tuple[int, int]) -> Iterator[None]:
+def decode_turn(size: tuple[int, int]) -> Iterator[None]:
     """Wait for this process's turn to decode a picture of `size` when it is large (LARGE_DECODE_PIXELS)."""
     if size[0] * size[1] <= LARGE_DECODE_PIXELS:
         yield

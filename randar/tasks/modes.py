@@ -39,7 +39,7 @@ class SourceMode:
         return self.mode in ("LA", "RGBA")
 
 
-def _kept_mode(img: Image.Image) -> str | None:
+def kept_mode(img: Image.Image) -> str | None:
     """The result's mode for a PIL input of `img.mode` (None: plain RGB)."""
     mode = img.mode
     if mode == "L":
@@ -65,7 +65,7 @@ def source_mode(src: ImageSource) -> SourceMode | None:
         return None
     if isinstance(src, (str, Path)):
         with Image.open(src) as opened:
-            mode = _kept_mode(opened)
+            mode = kept_mode(opened)
             if mode is None:
                 return None
             from PIL import ImageOps
@@ -73,8 +73,8 @@ def source_mode(src: ImageSource) -> SourceMode | None:
             img = ImageOps.exif_transpose(opened)  # as load_image reads it (phone photos are stored sideways)
             return SourceMode(mode, np.asarray(img.convert(mode)).copy())
     if isinstance(src, Image.Image):
-        mode = _kept_mode(src)
-        return None if mode is None else SourceMode(mode, np.asarray(src.convert(mode)).copy())
+        mode = kept_mode(src)
+        return None if mode is None else SourceMode(mode, np.array(src if src.mode == mode else src.convert(mode)))
     return None
 
 
