@@ -117,12 +117,16 @@ def make_picture():
 # Measured with `--durations=0` on the 2-core CI machine; "slow" is anything over about a second, so that
 # `-m "not slow and not browser"` stays well under a minute.
 
-BROWSER_FILES = {"test_app_browser.py"}  # headless Chromium against `python app.py`
+# headless Chromium against `python app.py`
+BROWSER_FILES = {"test_app_browser.py", "test_app_browser_usability.py", "test_replay_browser.py"}
 GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
 # (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s), builds and
 # checks reference bundles, or looks for the emoji artwork (npm) and renders it: a second or more each
-SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_scaleout.py", "test_conformance_bundles.py",
-                             "test_emoji_data.py"}
+# (or, below them: builds and installs the package, runs every --help/README example, SIGKILLs batches, measures
+# peak memory in subprocesses)
+SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_app_api_usability.py", "test_scaleout.py",
+                             "test_conformance_bundles.py", "test_emoji_data.py", "test_packaging.py",
+                             "test_help_examples.py", "test_kill_batch.py", "test_memory.py"}
 # module fixtures that start the app or torchrun, or build the emoji dataset: whoever uses one is slow
 SLOW_FIXTURES = {"server", "other_servers", "one_process", "built"}
 # single tests that run for a second or more on their own: (file, test name with or without its parameters)
