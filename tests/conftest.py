@@ -115,7 +115,7 @@ def make_picture():
 
 # ---- markers --------------------------------------------------------------------------------------------
 # Measured with `--durations=0` on the 2-core CI machine; "slow" is anything over about a second, so that
-# `-m "not slow and not browser"` stays well under a minute.
+# `-m "not slow and not browser"` stays at a minute or two.
 
 # headless Chromium against `python app.py`
 BROWSER_FILES = {"test_app_browser.py", "test_app_browser_usability.py", "test_replay_browser.py"}
