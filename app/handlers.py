@@ -29,7 +29,7 @@ from randar.memory import release_memory
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
-from randar.tasks.geometry import outpaint_size
+from randar.tasks.geometry import outpaint_size, split_extension
 
 from .live import PREVIEW_INTERVAL, LiveRun
 from .privacy import without_server_paths
@@ -621,13 +621,7 @@ class StudioApp:
     @staticmethod
     def split(total: int, align: str, axis: str) -> tuple[int, int]:
         """Pixels before/after the original along an axis: `align` says where the ORIGINAL stays."""
-        first, last = ("left", "right") if axis == "x" else ("top", "bottom")
-        parts = align.split("-")
-        if first in parts:
-            return 0, total
-        if last in parts:
-            return total, 0
-        return total // 2, total - total // 2
+        return split_extension(total, align, *(("left", "right") if axis == "x" else ("top", "bottom")))
 
     @user_errors
     def preset(self, preset: str, image: Any, align: str = "center") -> tuple[int, int, int, int]:

@@ -12,7 +12,7 @@ import torch
 from ..model.transformer import cat_slots, interleave_pairs
 from ..sampling import sample
 from .lookahead import StepForward, _queries, entropy, guess_grids
-from .loop import combine, decode_loop, guidance_batch, make_generator, prefill_slots
+from .loop import combine, decode_loop, guidance_batch, live_grid, make_generator, prefill_slots
 from .request import DecodeRequest, StepEvent
 
 
@@ -35,9 +35,7 @@ def confident_loop(req: DecodeRequest, device: torch.device, null_class: int,
     sizes = req.schedule()
     M, B = req.num_generated, req.batch
     generator = make_generator(device, req.seed)
-    grid = torch.full((B, req.num_cells), -1, dtype=torch.long, device=device)
-    if req.num_prefix:
-        grid.scatter_(1, req.prefix_cells, req.prefix_tokens)
+    grid = live_grid(req, device)
     every = req.guess_every
 
     def wants_guess(step: int) -> bool:

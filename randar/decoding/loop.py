@@ -75,6 +75,14 @@ def prefill_slots(req: DecodeRequest, first_queries: Tensor) -> tuple[Slots, sli
     return cat_slots(*parts), span
 
 
+def live_grid(req: DecodeRequest, device: torch.device) -> Tensor:
+    """[B, num_cells] tokens, -1 where undecided: the prefix written in, the rest to come."""
+    grid = torch.full((req.batch, req.num_cells), -1, dtype=torch.long, device=device)
+    if req.num_prefix:
+        grid.scatter_(1, req.prefix_cells, req.prefix_tokens)
+    return grid
+
+
 def make_generator(device: torch.device, seed: int | None) -> torch.Generator:
     gen = torch.Generator(device=device)
     if seed is None:
@@ -95,9 +103,7 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
     sizes = req.schedule()
     M, B = req.num_generated, req.batch
     generator = make_generator(device, req.seed)
-    grid = torch.full((B, req.num_cells), -1, dtype=torch.long, device=device)
-    if req.num_prefix:
-        grid.scatter_(1, req.prefix_cells, req.prefix_tokens)
+    grid = live_grid(req, device)
 
     queries = req.order[:, : sizes[0]]
     slots, span = prefill_slots(req, queries)
