@@ -66,12 +66,17 @@ def test_stop_ends_in_stopped_and_the_tab_runs_again(page):
     assert not pg.page_errors, pg.page_errors
 
 
-def test_undo_and_redo_a_stroke_with_the_keyboard(page):
-    pg = page
+def open_inpaint_with_a_mask(pg) -> None:
+    """The Inpaint tab with the example cat in the editor and one stroke painted."""
     open_tab(pg, "Inpaint")
     upload_to_editor(pg, CAT)
     wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
     paint_mask(pg)
+
+
+def test_undo_and_redo_a_stroke_with_the_keyboard(page):
+    pg = page
+    open_inpaint_with_a_mask(pg)
     pg.mouse.move(1, 1)
     pg.keyboard.press("Control+z")
     wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)  # the stroke is gone: empty mask
@@ -117,10 +122,7 @@ def assert_gif_row_shown(pg, tab: str) -> None:
 
 def test_before_after_on_every_editing_tab_and_the_gif_download(page):
     pg = page
-    open_tab(pg, "Inpaint")
-    upload_to_editor(pg, CAT)
-    wait_text(pg, "#mask-caption", "Paint over the part", timeout=30_000)
-    paint_mask(pg)
+    open_inpaint_with_a_mask(pg)
     set_number(pg, "Images per run", 3)  # 3 PNGs, 3 settings files, the GIF, the input and its mask: 9 rows
     pg.click("#inpaint-run")
     wait_text(pg, "#inpaint-status", "Done", timeout=90_000)

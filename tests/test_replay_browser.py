@@ -18,6 +18,16 @@ from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server 
 pytestmark = pytest.mark.timeout(300)
 
 
+def assert_shown_order_map(pg, tab: str, steps_map, known, num_steps: int) -> None:
+    """The tab's order map image equals the one drawn from the rerun's step map."""
+    from randar.preview import order_map
+
+    src = pg.locator(f"#{tab}-order img").get_attribute("src")
+    shown = Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB")
+    expected = order_map(steps_map, known, num_steps=num_steps, cell=8)
+    assert np.array_equal(np.asarray(shown.resize(expected.size, Image.NEAREST)), np.asarray(expected))
+
+
 def snap(pg, name: str) -> None:
     """A full-page screenshot to look at (outputs/screenshots/)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -88,7 +98,6 @@ def test_paint_an_order_stroke_run_and_rerun_from_the_sidecar(page, server):
     settings = record["settings"]
     assert settings["params"]["order_map"].startswith("paint1:8x8:")
     from randar.painted import decode_levels
-    from randar.preview import order_map
     from randar.studio import Studio
 
     studio = Studio.load(str(server.log_path.parent / "tiny"), device="cpu", threads=1)
@@ -99,10 +108,7 @@ def test_paint_an_order_stroke_run_and_rerun_from_the_sidecar(page, server):
     steps_map = again.step_map[0].numpy()
     assert painted.any() and steps_map[painted].max() <= steps_map[~painted].min()
     # the order map the page shows is the run's: painted cells in the first steps
-    src = pg.locator("#generate-order img").get_attribute("src")
-    shown = Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB")
-    expected = order_map(steps_map, None, num_steps=again.timings.forward_passes, cell=8)
-    assert np.array_equal(np.asarray(shown.resize(expected.size, Image.NEAREST)), np.asarray(expected))
+    assert_shown_order_map(pg, "generate", steps_map, None, again.timings.forward_passes)
     assert not pg.page_errors, pg.page_errors
     snap(pg, "generate-order-brush.png")
 
@@ -141,7 +147,6 @@ def test_paint_an_outpaint_order_stroke_run_and_rerun_from_the_sidecar(page, ser
     settings = json.loads(sidecars[-1].read_text())["settings"]
     assert settings["params"]["order_map"].startswith("paint1:")
     from randar.painted import decode_levels
-    from randar.preview import order_map
     from randar.studio import Studio
     from randar.tasks.outpaint import plan_windows
 
@@ -160,9 +165,6 @@ def test_paint_an_outpaint_order_stroke_run_and_rerun_from_the_sidecar(page, ser
         if (cells & painted).any() and (cells & ~painted).any():
             assert steps_map[cells & painted].max() <= steps_map[cells & ~painted].min()  # painted cells first
     # the order map the page shows is the run's
-    src = pg.locator("#outpaint-order img").get_attribute("src")
-    shown = Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB")
-    expected = order_map(steps_map, known, num_steps=again.timings.forward_passes, cell=8)
-    assert np.array_equal(np.asarray(shown.resize(expected.size, Image.NEAREST)), np.asarray(expected))
+    assert_shown_order_map(pg, "outpaint", steps_map, known, again.timings.forward_passes)
     assert not pg.page_errors, pg.page_errors
     snap(pg, "outpaint-order-brush.png")

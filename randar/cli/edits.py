@@ -22,6 +22,16 @@ if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
 # inpaint
 
 
+def _edit_tail_options(p: argparse.ArgumentParser, g: Any, what: str) -> None:
+    """What inpaint and outpaint share after their own options: the seam switch (in their group `g`), sampling at
+    the edit temperature, folder/item outputs, runtime."""
+    g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
+                   help="do not remove the tokenizer's colour drift at the seam (default: removed)")
+    add_sampling_options(p, what=what, temperature=EDIT_TEMPERATURE)
+    add_output_options(p, folder=True, items=True)
+    add_runtime_options(p)
+
+
 def _inpaint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the image to edit, or a folder of images")
     p.add_argument("mask", metavar="MASK",
@@ -44,15 +54,11 @@ def _inpaint_options(p: argparse.ArgumentParser) -> None:
                    "0: every touched cell, as in the paper)")
     g.add_argument("--prefill", dest="prefill_with", choices=PREFILLS, default="telea",
                    help="classical fill of the hole before encoding: telea (default), ns, or none (grey)")
-    g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
-                   help="do not remove the tokenizer's colour drift at the seam (default: removed)")
     g.add_argument("--fill-margin", type=float, default=0.0, metavar="PX",
                    help="blend the classical fill into the result this many pixels into the hole (default 0: off)")
     g.add_argument("--skip-unmatched", action="store_true",
                    help="with a folder of masks, leave out images without a mask (default: an error)")
-    add_sampling_options(p, what="masked tokens", temperature=EDIT_TEMPERATURE)
-    add_output_options(p, folder=True, items=True)
-    add_runtime_options(p)
+    _edit_tail_options(p, g, what="masked tokens")
 
 
 INPAINT_EPILOG = """\
@@ -107,11 +113,7 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
                    help="zoom out: a canvas F times wider and taller (each side rounded to a whole pixel)")
     g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
                    help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
-    g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
-                   help="do not remove the tokenizer's colour drift at the seam (default: removed)")
-    add_sampling_options(p, what="new tokens", temperature=EDIT_TEMPERATURE)
-    add_output_options(p, folder=True, items=True)
-    add_runtime_options(p)
+    _edit_tail_options(p, g, what="new tokens")
 
 
 OUTPAINT_EPILOG = """\
