@@ -8,22 +8,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.handlers import AppConfig, StudioApp
+from app.handlers import StudioApp
 from app.replay import after_run, play, save_gif, show_step
 from conftest import picture
+from test_app_handlers import app  # noqa: F401 - the fixture: a StudioApp on the tiny model
+from test_app_handlers import request as handler_request
 from randar.schedule import step_sizes
 
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def app(tiny_model_dir, tmp_path) -> StudioApp:
-    return StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs"),
-                               preview_interval=0.0))
-
-
 def request(session: str = "s1") -> types.SimpleNamespace:
-    return types.SimpleNamespace(session_hash=session)
+    return handler_request(session)
 
 
 def half_mask() -> Image.Image:
