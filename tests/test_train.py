@@ -2,6 +2,7 @@
 recipe writes a model directory the project loads. Synthetic 32x32 images only (data/ is not in the repository)."""
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import math
@@ -200,6 +201,48 @@ def test_gpt_overfits_a_repeated_batch():
     tcfg.max_steps, tcfg.lr = 1, 1e-6
     again, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=model)
     assert hist2["log"][0]["loss"] < 0.5 * math.log(16)
+
+
+def test_gpt_moving_average_saved_states_and_resume():
+    torch.manual_seed(0)
+    codes, labels = torch.randint(0, 16, (4, 16)), torch.arange(4)
+    tcfg = GPTTrainConfig(minutes=None, max_steps=12, batch_size=8, lr=3e-3, warmup_steps=1, class_dropout=0.0,
+                          log_every_s=1e9, eval_every_s=0.0, ema_decay=0.9)
+    states = []
+    model, hist = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None,
+                            on_eval=states.append)
+    assert all("nll_eval_ema" in e for e in hist["eval"]) and len(states) == len(hist["eval"])
+    assert states[0]["best_state"] is not None  # the first evaluation is always a best
+    assert all(s["best_state"] is None for s in states if s["nll"] > s["best_nll"])
+    best = min(min(e["nll_eval"], e["nll_eval_ema"]) for e in hist["eval"])
+    assert hist["best_nll_eval"] == pytest.approx(best)
+    last = states[-1]
+    last = {k: (copy.deepcopy(v) if k in ("model", "ema", "optimizer") else v) for k, v in last.items()}
+    # the moving average lags the raw weights
+    assert any(not torch.equal(last["model"][k], last["ema"][k]) for k in last["model"])
+    adam_step = float(last["optimizer"]["state"][0]["step"])
+    # resuming restores weights, average and AdamW moments: step 0 of the new run scores the saved weights
+    resumed = []
+    tcfg.max_steps, tcfg.lr = 1, 1e-9
+    _, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None,
+                         on_eval=resumed.append, resume=last)
+    assert hist2["eval"][0]["step"] == 0
+    assert hist2["eval"][0]["nll_eval"] == pytest.approx(hist["eval"][-1]["nll_eval"], abs=1e-4)
+    assert hist2["eval"][0]["nll_eval_ema"] == pytest.approx(hist["eval"][-1]["nll_eval_ema"], abs=1e-4)
+    assert float(resumed[-1]["optimizer"]["state"][0]["step"]) == adam_step + 1
+
+
+def test_gpt_continuation_never_returns_worse_weights_than_its_start():
+    torch.manual_seed(0)
+    codes, labels = torch.randint(0, 16, (4, 16)), torch.arange(4)
+    tcfg = GPTTrainConfig(minutes=None, max_steps=30, batch_size=8, lr=3e-3, warmup_steps=1, class_dropout=0.0,
+                          log_every_s=1e9, eval_every_s=1e9)
+    start, hist = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None)
+    tcfg.max_steps, tcfg.lr, tcfg.grad_clip = 3, 5.0, 0.0  # a step size that wrecks the weights
+    out, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=start)
+    assert hist2["eval"][-1]["nll_eval"] > hist2["eval"][0]["nll_eval"]
+    assert hist2["best_step"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), start.state_dict().values()))
 
 
 def test_gpt_trainer_rejects_mismatched_codes():

@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,6 +92,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--gpt-minutes", type=float, default=4.5)
     p.add_argument("--gpt-steps", type=int, default=None, help="optional step cap for the GPT")
     p.add_argument("--gpt-batch", type=int, default=128)
+    p.add_argument("--gpt-ema", type=float, default=0.0, metavar="DECAY",
+                   help="also keep a moving average of the transformer weights (e.g. 0.999) and ship it when its "
+                        "held-out NLL is lower")
+    p.add_argument("--gpt-resume", default=None, metavar="PATH",
+                   help="--stage gpt: go on from a saved training state (OUT/gpt_train_state.pt: weights, moving "
+                        "average and optimizer moments, written at every held-out check)")
     p.add_argument("--gpt-lr", type=float, default=6e-4)
     p.add_argument("--gpt-dim", type=int, default=None)
     p.add_argument("--gpt-layers", type=int, default=None)
@@ -223,6 +231,20 @@ def sample(gpt, vq, classes, scale, steps, seed, schedule, log):
         return sample_images(gpt, vq, classes, scale, steps=steps, seed=seed, schedule=schedule, fast=False)
 
 
+def save_gpt(gpt: RandARTransformer, out: Path) -> None:
+    """fp16 shards written beside, then moved over OUT/gpt*.safetensors: a kill mid-write keeps the old file."""
+    tmp = Path(tempfile.mkdtemp(dir=out, prefix=".gpt-"))
+    try:
+        gpt.save_pretrained(tmp / "gpt.safetensors", dtype=torch.float16, max_shard_bytes=MAX_SHARD_BYTES)
+        for old in out.glob("gpt*.safetensors"):
+            if not (tmp / old.name).exists():
+                old.unlink()
+        for new in tmp.iterdir():
+            os.replace(new, out / new.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     class_names, tr_x, tr_y, ev_x, ev_y, source = data
     vq_path = Path(vq_path)
@@ -271,7 +293,7 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
         gcfg = type(gcfg).from_dict({**gcfg.to_dict(), **over})
     tcfg = GPTTrainConfig(minutes=args.gpt_minutes, max_steps=args.gpt_steps, batch_size=args.gpt_batch,
                           lr=args.gpt_lr, compile=args.compile, seed=args.seed, eval_every_s=args.eval_every,
-                          cpu_bf16=args.cpu_bf16)
+                          cpu_bf16=args.cpu_bf16, ema_decay=args.gpt_ema)
     if args.warmup is not None:
         tcfg.warmup_steps = args.warmup
     if args.tiny:
@@ -284,9 +306,28 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
         init = RandARTransformer.from_pretrained(args.gpt_init, device=device)
         gcfg = init.config
         log(f"gpt: going on from {args.gpt_init}")
+    resume = None
+    if args.gpt_resume:
+        resume = torch.load(args.gpt_resume, map_location=device, weights_only=True)
+        gcfg = type(gcfg).from_dict(resume["config"])
+        log(f"gpt: resuming the training state {args.gpt_resume} (step {resume['step']} of that run)")
     log(f"gpt config: {json.dumps(gcfg.to_dict())}")
-    gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log, init=init)
-    gpt.save_pretrained(out / "gpt.safetensors", dtype=torch.float16, max_shard_bytes=MAX_SHARD_BYTES)
+
+    def on_eval(state: dict) -> None:
+        """Keep the best weights and the resumable state on disk as the run goes, so a killed run loses little."""
+        if state["best_state"] is not None:
+            best = RandARTransformer(gcfg)
+            best.load_state_dict(state["best_state"])
+            save_gpt(best, out)
+            log(f"saved the best weights so far (step {state['best_step']}, held-out NLL {state['best_nll']:.4f})")
+        snapshot = {k: state[k] for k in ("model", "ema", "optimizer", "step")} | {"config": gcfg.to_dict()}
+        tmp = out / "gpt_train_state.pt.tmp"
+        torch.save(snapshot, tmp)
+        os.replace(tmp, out / "gpt_train_state.pt")
+
+    gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log, init=init,
+                          on_eval=on_eval if not args.tiny else None, resume=resume)
+    save_gpt(gpt, out)
     shards = sorted(out.glob("gpt*.safetensors"))
     log(f"saved {', '.join(f'{s.name} ({s.stat().st_size / 2**20:.1f} MiB)' for s in shards)}")
     if args.gpt_init and (out / "metrics.json").is_file():  # keep the curve of the run it went on from

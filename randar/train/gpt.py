@@ -4,13 +4,18 @@ Every sample gets its own random generation order, class labels are replaced by 
 0.1 (so classifier-free guidance works), AdamW (0.9, 0.95) with weight decay on matrices and embeddings, linear
 warm-up then cosine over the wall-clock budget, bf16 autocast on CUDA, gradient clipping at 1.0. The held-out
 NLL (fixed random orders) is measured every `eval_every_s` seconds; with `keep_best` the weights of the best
-evaluation are the ones returned (a small dataset overfits a long run).
+evaluation are the ones returned (a small dataset overfits a long run). With `ema_decay` an exponential moving
+average of the weights is kept beside them and evaluated too: its held-out NLL is usually lower than the raw
+weights' at the same step, because it averages out the last steps' noise. `on_eval` hands the caller the full
+training state (raw weights, average, AdamW moments, step) after each evaluation and `resume` takes it back, so
+a killed or budget-limited CPU run goes on without the loss bump of freshly initialised optimizer moments.
 
 Codes are cached once: [N, V, L] with V variants per image (the image and its horizontal flip), so the loop is
 pure indexing on the device.
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -59,6 +64,7 @@ class GPTTrainConfig:
     log_every_s: float = 10.0
     compile: bool = False  # torch.compile the training forward (CUDA; costs ~1 min of the budget)
     cpu_bf16: bool = False  # bf16 autocast on a CPU too (CUDA always uses it)
+    ema_decay: float = 0.0  # > 0: also keep and evaluate a moving average of the weights (e.g. 0.999)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -73,10 +79,17 @@ def random_orders(batch: int, length: int, device: torch.device, generator: torc
 def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval_codes: Tensor | None,
               eval_labels: Tensor | None, tcfg: GPTTrainConfig, device: torch.device | str = "cpu",
               log: Callable[[str], None] = print,
-              init: RandARTransformer | None = None) -> tuple[RandARTransformer, dict[str, Any]]:
+              init: RandARTransformer | None = None,
+              on_eval: Callable[[dict[str, Any]], None] | None = None,
+              resume: dict[str, Any] | None = None) -> tuple[RandARTransformer, dict[str, Any]]:
     """Train from scratch, or go on from `init` (a trained model of the same config: a second budget with a
-    fresh warm-up and decay, e.g. when one CPU session's time ran out). train_codes [N, L] or [N, V, L]
-    (V variants per image, e.g. flips), raster order."""
+    fresh warm-up and decay, e.g. when one CPU session's time ran out) or from `resume` (a state `on_eval`
+    handed out earlier: weights, moving average and optimizer moments; the schedule starts again over the new
+    budget). train_codes [N, L] or [N, V, L] (V variants per image, e.g. flips), raster order.
+
+    `on_eval(state)` runs after every held-out evaluation with {"step", "nll", "best_nll", "best_step",
+    "best_state" (the weights to ship, only when this evaluation improved on the best), "model", "ema",
+    "optimizer"}: enough to save the best weights as they appear and to resume the run."""
     device = torch.device(device)
     seed_everything(tcfg.seed)
     if train_codes.ndim == 2:
@@ -94,8 +107,20 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
         if init.config != config:
             raise ValueError(f"init model config {init.config} differs from {config}")
         model.load_state_dict({k: v.float() for k, v in init.state_dict().items()})
+    if resume is not None:
+        model.load_state_dict(resume["model"])
     model = model.to(device).train()
     opt = torch.optim.AdamW(decay_groups(model, tcfg.weight_decay), lr=tcfg.lr, betas=(tcfg.beta1, tcfg.beta2))
+    if resume is not None and resume.get("optimizer"):
+        opt.load_state_dict(resume["optimizer"])
+    ema_model, ema_resumed = None, False
+    if tcfg.ema_decay > 0:
+        ema_model = copy.deepcopy(model).eval()
+        if resume is not None and resume.get("ema"):
+            ema_model.load_state_dict(resume["ema"])
+            ema_resumed = True
+        ema_pairs = [(e, p) for e, p in zip(ema_model.state_dict().values(), model.state_dict().values())
+                     if p.is_floating_point()]
     fwd = torch.compile(model) if (tcfg.compile and cuda) else model
 
     codes = train_codes.to(device=device, dtype=torch.int16)
@@ -117,19 +142,37 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
     loss_sum = torch.zeros((), device=device)
     window, last_log, last_eval, step = 0, 0.0, 0.0, 0
 
+    def nll(net: RandARTransformer) -> float:
+        losses = gpt_nll(net, eval_codes, eval_labels, eval_orders, device, batch=256, amp=amp)
+        return sum(losses) / len(losses)
+
     def evaluate(step_now: int) -> float:
         nonlocal best_loss, best_state, best_step
-        losses = gpt_nll(model, eval_codes, eval_labels, eval_orders, device, batch=256, amp=amp)
-        value = sum(losses) / len(losses)
-        history["eval"].append({"step": step_now, "time_s": round(budget.elapsed, 1), "nll_eval": value})
+        record: dict[str, Any] = {"step": step_now, "time_s": round(budget.elapsed, 1), "nll_eval": nll(model)}
+        candidates = [(record["nll_eval"], model)]
+        if ema_model is not None:
+            record["nll_eval_ema"] = nll(ema_model)
+            candidates.append((record["nll_eval_ema"], ema_model))
+        value, winner = min(candidates, key=lambda c: c[0])
+        history["eval"].append(record)
         improved = value < best_loss
         if improved:
             best_loss, best_step = value, step_now
             if tcfg.keep_best:
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        log(f"gpt step {step_now}: held-out NLL {value:.4f} nats/token (random orders)" + (" *" if improved else ""))
+                best_state = {k: v.detach().clone() for k, v in winner.state_dict().items()}
+        ema_note = f", moving average {record['nll_eval_ema']:.4f}" if ema_model is not None else ""
+        log(f"gpt step {step_now}: held-out NLL {record['nll_eval']:.4f}{ema_note} nats/token (random orders)"
+            + (" *" if improved else ""))
+        if on_eval is not None:
+            on_eval({"step": step_now, "nll": value, "best_nll": best_loss, "best_step": best_step,
+                     "best_state": best_state if improved else None, "model": model.state_dict(),
+                     "ema": ema_model.state_dict() if ema_model is not None else None,
+                     "optimizer": opt.state_dict()})
         return value
 
+    if have_eval and (init is not None or resume is not None):
+        evaluate(0)  # the starting point is the best so far: a worse continuation never replaces it
+        last_eval = budget.elapsed
     while not budget.done(step):
         progress = budget.progress(step)
         lr_f = lr_factor(step, progress, tcfg.warmup_steps, tcfg.min_lr_ratio)
@@ -150,6 +193,10 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
         if tcfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
         opt.step()
+        if ema_model is not None:  # the usual warm-up of the decay, so early averages are not all init weights
+            decay = tcfg.ema_decay if ema_resumed else min(tcfg.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                torch._foreach_lerp_([e for e, _ in ema_pairs], [p for _, p in ema_pairs], 1.0 - decay)
         loss_sum += loss.detach()
         window += 1
         step += 1
@@ -170,9 +217,9 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
     history["train_seconds"] = round(budget.elapsed, 1)
     if have_eval:
         evaluate(step)
-        if tcfg.keep_best and best_state is not None and best_step != step:
+        if tcfg.keep_best and best_state is not None:
             model.load_state_dict(best_state)
-            log(f"gpt: keeping the weights of step {best_step} (held-out NLL {best_loss:.4f})")
+            log(f"gpt: keeping the best evaluated weights, step {best_step} (held-out NLL {best_loss:.4f})")
         history["best_step"], history["best_nll_eval"] = best_step, best_loss
     log(f"gpt done: {step} steps in {budget.elapsed:.0f}s")
     return model.eval(), history
