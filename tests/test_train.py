@@ -292,7 +292,11 @@ def test_train_default_writes_a_loadable_model_directory(tmp_path):
     # going on from the trained transformer (a second budget)
     assert tool.main(common + ["--stage", "gpt", "--gpt-init", str(out / "gpt.safetensors")]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["gpt_train_before_init"]["steps"] == 3 and metrics["gpt_train"]["steps"] == 3
+    assert [r["steps"] for r in metrics["gpt_train_earlier"]] == [3] and metrics["gpt_train"]["steps"] == 3
+    # and on again: every earlier run's record is kept, oldest first
+    assert tool.main(common + ["--stage", "gpt", "--gpt-init", str(out / "gpt.safetensors"), "--gpt-steps", "2"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["steps"] for r in metrics["gpt_train_earlier"]] == [3, 3] and metrics["gpt_train"]["steps"] == 2
     assert "going on from" in (out / "train_log.txt").read_text()
     # decoder fine-tuning in place: the codes (and so the transformer's metrics) stay valid
     assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01"]) == 0

@@ -231,6 +231,21 @@ def sample(gpt, vq, classes, scale, steps, seed, schedule, log):
         return sample_images(gpt, vq, classes, scale, steps=steps, seed=seed, schedule=schedule, fast=False)
 
 
+def keep_earlier_runs(path: Path) -> None:
+    """A run that goes on from saved weights keeps the curves of every run before it in `gpt_train_earlier`
+    (oldest first), so the model's whole training history stays in its metrics."""
+    metrics = json.loads(path.read_text())
+    earlier = list(metrics.pop("gpt_train_earlier", []))
+    if "gpt_train_before_init" in metrics:  # the single-run record of earlier versions of this script
+        earlier.append(metrics.pop("gpt_train_before_init"))
+    if metrics.get("gpt_train"):
+        earlier.append(metrics["gpt_train"])
+    metrics["gpt_train_earlier"] = earlier
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(metrics, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def save_gpt(gpt: RandARTransformer, out: Path) -> None:
     """fp16 shards written beside, then moved over OUT/gpt*.safetensors: a kill mid-write keeps the old file."""
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".gpt-"))
@@ -330,10 +345,8 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
     save_gpt(gpt, out)
     shards = sorted(out.glob("gpt*.safetensors"))
     log(f"saved {', '.join(f'{s.name} ({s.stat().st_size / 2**20:.1f} MiB)' for s in shards)}")
-    if args.gpt_init and (out / "metrics.json").is_file():  # keep the curve of the run it went on from
-        earlier = json.loads((out / "metrics.json").read_text()).get("gpt_train")
-        if earlier:
-            write_metrics(out / "metrics.json", {"gpt_train_before_init": earlier})
+    if (args.gpt_init or args.gpt_resume) and (out / "metrics.json").is_file():
+        keep_earlier_runs(out / "metrics.json")
     write_metrics(out / "metrics.json", {"gpt_train": {"config": tcfg.to_dict(), "steps": hist["steps"],
                                                        "train_seconds": hist["train_seconds"],
                                                        "best_step": hist.get("best_step"),
