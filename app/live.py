@@ -6,9 +6,9 @@ and always the final frame, which comes from the result's own decode at no extra
 (`PreviewRenderer.final`). Rendering uses `randar.preview.PreviewRenderer`, which keeps full tokenizer
 decodes under a tenth of the run's time, so previews never slow a run down noticeably.
 
-The run's GIF follows the replay slider (app/replay.py): the same steps (`randar.preview.replay_steps`:
+The run's GIF follows the replay slider (app/replay.py): the same steps (`randar.animation.replay_steps`:
 every step of a short run, 60 evenly spaced ones of a long run), made after the run from its result
-(`randar.preview.step_frames`: a token never changes once decided, so nothing is rendered or kept for the
+(`randar.animation.step_frames`: a token never changes once decided, so nothing is rendered or kept for the
 GIF while the run goes, and a frame costs a few numpy operations), then the finished picture, held.
 
 Memory: only the latest frame is held during a run; the GIF's frames exist from the end of the run until
@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from randar.preview import REPLAY_MAX_FRAMES, PreviewRenderer, gif_bytes, order_map, replay_steps, step_frames
+from randar.animation import REPLAY_MAX_FRAMES, gif_bytes, replay_steps, step_frames
+from randar.preview import PreviewRenderer, order_map
 
 from .media import tile
 

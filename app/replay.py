@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 
 from randar.guess import entropy_heatmap, guess_image
-from randar.preview import REPLAY_MAX_FRAMES, gif_bytes, order_map, replay_steps
+from randar.animation import REPLAY_MAX_FRAMES, gif_bytes, replay_steps
+from randar.preview import order_map
 
 if TYPE_CHECKING:
     from randar.model.vq import VQModel

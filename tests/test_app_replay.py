@@ -220,7 +220,8 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_wi
 
 
 def test_step_frames_show_the_decided_tokens_of_each_step_from_the_final_decode(app):
-    from randar.preview import GREY, replay_steps, step_frames
+    from randar.animation import replay_steps, step_frames
+    from randar.preview import GREY
 
     assert replay_steps(32) == list(range(1, 33))
     long = replay_steps(256)

@@ -20,9 +20,8 @@ from randar.train.evaluate import (
     code_usage, encode_codes, gpt_nll, make_eval_orders, psnr, unigram_baseline, write_metrics,
 )
 from randar.train.gpt import GPTTrainConfig, random_orders, train_gpt
-from randar.train.vq import (
-    VQTrainConfig, deepen_decoder, finetune_decoder, log_mse_loss, quantized_latents, train_vq,
-)
+from randar.train.decoder import deepen_decoder, finetune_decoder, log_mse_loss, quantized_latents
+from randar.train.vq import VQTrainConfig, train_vq
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_VQ = VQConfig(ch=32, ch_mult=(1, 1, 1, 1), z_channels=16, num_res_blocks=1, codebook_size=32,

@@ -7,7 +7,7 @@ interleaved so that a busy machine slows all of them alike:
 - no GIF: the run only;
 - GIF: the run, then `LiveRun.gif_bytes()` (the replay's steps made from the result: app/live.py);
 - per-step GIF (the former way, for reference): a frame rendered for each of 48 slots while the run goes
-  (`randar.preview.GifRecorder`), then encoded.
+  (`randar.animation.GifRecorder`), then encoded.
 Prints the median seconds per run of each and the ratios to "no GIF".
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the app package of this checkout
 
 from app.live import LiveRun  # noqa: E402
-from randar.preview import GifRecorder, PreviewRenderer  # noqa: E402
+from randar.animation import GifRecorder  # noqa: E402
+from randar.preview import PreviewRenderer  # noqa: E402
 from randar.resources import examples_dir  # noqa: E402
 from randar.studio import Job, Studio  # noqa: E402
 

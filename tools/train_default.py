@@ -36,7 +36,8 @@ from randar.train.evaluate import (  # noqa: E402
     write_metrics,
 )
 from randar.train.gpt import GPTTrainConfig, default_gpt_config, tiny_gpt_config, train_gpt  # noqa: E402
-from randar.train.vq import DEFAULT_VQ_CONFIG, TINY_VQ_CONFIG, VQTrainConfig, deepen_decoder, finetune_decoder, train_vq  # noqa: E402
+from randar.train.decoder import deepen_decoder, finetune_decoder  # noqa: E402
+from randar.train.vq import DEFAULT_VQ_CONFIG, TINY_VQ_CONFIG, VQTrainConfig, train_vq  # noqa: E402
 
 MAX_SHARD_BYTES = 15 * 2**20
 OUTPUT_LIMIT_BYTES = 48 * 2**20

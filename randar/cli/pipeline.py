@@ -214,7 +214,8 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
     """Run `job`, advancing the bar per forward pass and recording GIF frames if asked -> (result, GIF)."""
     recorder = None
     if work.gif is not None:
-        from randar.preview import GifRecorder, PreviewRenderer
+        from randar.animation import GifRecorder
+        from randar.preview import PreviewRenderer
 
         big = max(job.canvas.size) > GIF_MAX_SIDE
         recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row,
