@@ -21,9 +21,7 @@ from ..order_brush import brush_strength, inpaint_brush_panel
 from ..privacy import without_server_paths
 from ..run_loop import StudioCore
 from ..store import RunFiles, RunStore
-from ..widgets import (
-    ASSETS, LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls, scope_note,
-)
+from ..widgets import ASSETS, LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls, scope_note
 
 if TYPE_CHECKING:
     from randar.studio import Job

@@ -21,9 +21,7 @@ from ..order_brush import outpaint_brush_panel, outpaint_order_map
 from ..privacy import without_server_paths
 from ..run_loop import StudioCore
 from ..store import RunFiles, RunStore
-from ..widgets import (
-    LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls,
-)
+from ..widgets import LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls
 
 if TYPE_CHECKING:
     from randar.studio import Job

@@ -13,9 +13,7 @@ from ..compare import before_after
 from ..media import as_image
 from ..run_loop import StudioCore
 from ..store import RunFiles, RunStore
-from ..widgets import (
-    LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls,
-)
+from ..widgets import LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls
 
 if TYPE_CHECKING:
     from randar.studio import Job
