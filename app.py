@@ -5,7 +5,7 @@
     python app.py --model randar-l --port 8080     # an official checkpoint (python -m randar download randar-l)
     RANDAR_MODEL=path/to/model_dir python app.py   # any model directory
 
-The code lives in the `app/` package (`app/ui.py` layout, `app/handlers.py` callbacks, `app/live.py` live view,
+The code lives in the `app/` package (`app/ui.py` layout, `app/tabs/` one module per tab, `app/live.py` live view,
 `app/state.py` model cache); `python app.py --help` lists the options.
 """
 from __future__ import annotations

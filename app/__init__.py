@@ -7,8 +7,11 @@ Modules (each small enough to read in one go):
 - `live`: runs a job and turns its progress events into throttled preview frames, order maps and a GIF;
 - `media`: image inputs (uploads, the mask editor, size limits) and the small pictures the app draws;
 - `store`: where each run's PNGs, settings JSON and GIF are written (pruned, so disks do not fill up);
-- `handlers`: the callbacks, one per button, validated and turned into Studio calls;
-- `ui`: the layout and the wiring of components to handlers;
+- `tabs/`: one module per tab (generate, inpaint, outpaint, upscale, speed): its callbacks, validated and
+  turned into Studio calls, and its layout;
+- `run_loop`: what every tab's callbacks share: streaming a job into the UI, Stop, the run's files, history;
+- `common`: choices, parsing of widget values, `user_errors`; `widgets`: the layout pieces every tab uses;
+- `handlers`: `StudioApp`, the tabs' callbacks on one object; `ui`: the page and the wiring of components to it;
 - `compare` (before/after pictures), `model_scope` (what the model knows), `session_history` (the history
   across reloads), `shortcuts` (keys and small-screen CSS), `server_log` (one log line per user error).
 No model logic lives here: every decision about tokens, orders and pixels is made by `randar`.

@@ -5,7 +5,7 @@ mistyped class name filled 40 lines of the server log and hid the real problems.
 `print_exception` is off is shown to the user as before but not printed; `quiet_error` switches that off
 and logs the message in one line instead. Client disconnects (a closed tab, a killed `gradio_client`)
 surface in uvicorn's and asyncio's loggers as exceptions with tracebacks; `DisconnectFilter` turns those
-records into one line. Real internal errors keep their traceback (`handlers.user_errors` logs them).
+records into one line. Real internal errors keep their traceback (`common.user_errors` logs them).
 """
 from __future__ import annotations
 

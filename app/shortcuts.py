@@ -6,7 +6,7 @@ Shortcuts (what users of editing tools expect; Gradio has none of its own for th
 - Ctrl+Z / Ctrl+Shift+Z or Ctrl+Y: undo / redo in the Inpaint tab's image editor. Gradio 6's ImageEditor
   keeps a history of strokes and has Undo/Redo buttons in its toolbar, but no key binding: the shortcut
   presses those buttons. It is left alone while a text field has the focus (undo of typing).
-The tab on screen is the one whose Run button is visible (`#<tab>-run`, see ui.live_panel). Listening in
+The tab on screen is the one whose Run button is visible (`#<tab>-run`, see widgets.live_panel). Listening in
 the capture phase on `document` keeps it working wherever the focus is, the editor's canvas included.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The web app end to end through its public API: `python app.py` started in a subprocess exactly as a user
 starts it (tiny random model of conftest.py: 64x64 px images, 8x8 tokens of 8 px, 3 classes), driven with
-`gradio_client` by the endpoint names and keyword names that `app/ui.py` and `app/handlers.py` promise.
+`gradio_client` by the endpoint names and keyword names that `app/ui.py` and the tabs' handlers (app/tabs/) promise.
 
 What is checked: every tab's endpoint returns images of the right size; inpainting keeps the unmasked pixels
 byte for byte; outpainting adds exactly the pixels asked, as its preview and sidecar say; a downloaded

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.handlers import HISTORY_SIZE, AppConfig, StudioApp, _int, add_history, history_gallery, user_errors
+from app.common import HISTORY_SIZE, _int, add_history, history_gallery, user_errors
+from app.handlers import AppConfig, StudioApp
 from app.live import LiveRun
 from app.media import MAX_INPUT_SIDE, editor_input, limit_size, mask_layer
 from app.state import ModelManager
