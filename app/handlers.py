@@ -29,6 +29,7 @@ from randar.memory import release_memory
 from randar.orders import ORDER_NAMES
 from randar.registry import ModelNotFoundError
 from randar.schedule import step_sizes
+from randar.task_options import TaskOptions
 from randar.tasks.geometry import outpaint_size, split_extension
 
 from .live import PREVIEW_INTERVAL, LiveRun
@@ -275,23 +276,24 @@ class StudioApp:
 
     @staticmethod
     def make_job(factory: Callable[[int], "Job"], steps: Any, notices: list[str]) -> "Job":
-        """A job with `steps` forward passes, clipped to the tokens it generates (one token per step at most)."""
+        """A job with `steps` forward passes, clipped to the tokens it generates (one token per step at most):
+        `factory` makes it with options that clip (TaskOptions.clip_steps), so it is planned once."""
         steps = _int(steps, "steps", 1)
-        probe = factory(-1)  # one token per step; creating a job plans it without any model compute
-        if steps >= probe.num_tokens:
-            if steps > probe.num_tokens:
-                notices.append(StatusNote(f"{steps} steps asked, but this job generates only {probe.num_tokens} "
-                                          "tokens: one token per step."))
-            return probe
-        return factory(steps)
+        job = factory(steps)
+        if steps > job.num_tokens:
+            notices.append(StatusNote(f"{steps} steps asked, but this job generates only {job.num_tokens} "
+                                      "tokens: one token per step."))
+        return job
 
     @staticmethod
-    def _sampling(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any,
-                  top_p: Any) -> dict[str, Any]:
-        """Sampling keywords; top-k beyond the vocabulary means "all tokens", so it is clipped to it."""
-        return dict(cfg=_float(cfg, "CFG scale"), cfg_start=_float(cfg_start, "CFG start"),
-                    temperature=_float(temperature, "temperature"),
-                    top_k=min(_int(top_k, "top-k", 0), studio.gpt.config.vocab_size), top_p=_float(top_p, "top-p"))
+    def _sampling(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any, top_p: Any,
+                  **given: Any) -> TaskOptions:
+        """The run's task options from the widgets (order, seed, batch, clip_steps in `given`), checked once;
+        top-k beyond the vocabulary means "all tokens", so it is clipped to it."""
+        return TaskOptions(cfg=_float(cfg, "CFG scale"), cfg_start=_float(cfg_start, "CFG start"),
+                           temperature=_float(temperature, "temperature"),
+                           top_k=min(_int(top_k, "top-k", 0), studio.gpt.config.vocab_size),
+                           top_p=_float(top_p, "top-p"), **given)
 
     def _model_record(self, model: str | None) -> dict[str, Any]:
         studio = self.studio(model)
@@ -371,8 +373,9 @@ class StudioApp:
         with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
             label = self.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
-            kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw: dict[str, Any] = dict(options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, batch=batch, order=order,
+                seed=self.pick_seed(seed, random_seed), clip_steps=True))
             notices: list[str] = []
             painted = order_map_argument(order_brush, studio.grid_size)
             if painted is not None and double_size:
@@ -383,7 +386,7 @@ class StudioApp:
 
             def factory(s: int) -> "Job":
                 if double_size:  # `s` forward passes in all, split between the two stages by the task
-                    return studio.generate_x2(label, steps=s if s == -1 else max(4, s), **kw)
+                    return studio.generate_x2(label, steps=max(4, s), **kw)
                 return studio.generate(label, steps=s, **kw)
 
             job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))
@@ -405,10 +408,11 @@ class StudioApp:
                            "then run again.", title="Nothing to inpaint")
         with self.models.lease(model or self.models.initial, "inpaint") as studio:  # a free device
             label = self.label(studio, class_name)
-            kw = dict(label=label, order=order, feather=_int(feather, "feather", 0, 4096),
+            kw = dict(label=label, feather=_int(feather, "feather", 0, 4096),
                       dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
-                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+                      options=self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                                             batch=_int(batch, "batch", 1, MAX_UI_BATCH),
+                                             seed=self.pick_seed(seed, random_seed), clip_steps=True))
             notices = list(edit.notices)
             painted = brush_strength(order_brush)
             if painted is not None:
@@ -437,9 +441,9 @@ class StudioApp:
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-            kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                      seed=self.pick_seed(seed, random_seed), **sides,
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw = dict(label=self.label(studio, class_name), **sides, options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed), clip_steps=True))
             painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
                                                        img.height + sides["top"] + sides["bottom"]))
             if painted is not None:
@@ -465,10 +469,10 @@ class StudioApp:
         img = as_image(image, "image to upscale")
         factor = _scale(scale)
         with self.models.lease(model or self.models.initial, "upscale") as studio:  # a free device
-            kw = dict(scale=factor, label=self.label(studio, class_name), order=order,
-                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                      steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw = dict(scale=factor, label=self.label(studio, class_name), options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                steps=_int(steps, "steps per tile", 1)), regenerate=_float(regenerate, "regenerated fraction"))
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
@@ -495,7 +499,7 @@ class StudioApp:
                             reverse=True)
             label = self.label(studio, class_name)
             seed_value = self.pick_seed(seed, random_seed)
-            kw = dict(order=order, seed=seed_value, **self._sampling(studio, cfg, 1.0, temperature, top_k, top_p))
+            kw = dict(options=self._sampling(studio, cfg, 1.0, temperature, top_k, top_p, order=order, seed=seed_value))
             jobs = [studio.generate(label, steps=c, **kw) for c in counts]  # validate everything first
             with self.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
                 studio.generate(label, steps=min(counts), **kw).run()
