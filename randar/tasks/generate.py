@@ -51,7 +51,7 @@ def generate(
     notices: list[str] = []
     G = pair.grid
     run = resolve_options(pair, "generate", options, label, notices)
-    batch, seed, order = run.batch, run.seed, run.order
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
     if priority is not None:
         if order != "priority":
             raise ValueError("a priority map is only used with order='priority'")
@@ -128,7 +128,7 @@ def generate_x2(
     G = pair.grid
     G2 = 2 * G
     run = resolve_options(pair, "generate_x2", options, label, notices)
-    batch, seed, order = run.batch, run.seed, run.order
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
     fill_order = check_order(fill_order, "fill_order")
     steps = budget = run.options.steps
     if fill_steps is None:

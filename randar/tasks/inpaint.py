@@ -115,7 +115,7 @@ def inpaint(
     if fill_margin > 0 and prefill_with == "none":
         raise ValueError("fill_margin blends a classical fill into the seam: choose prefill_with='telea' or 'ns'")
     run = resolve_options(pair, "inpaint", options, label, notices)
-    batch, seed, order = run.batch, run.seed, run.order
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)

@@ -157,7 +157,7 @@ def outpaint(
             raise ValueError("zoom must be larger than 1 (1.5 = a canvas 1.5x wider and taller)")
     harmonize_seam = bool(harmonize_seam)
     run = resolve_options(pair, "outpaint", options, label, notices)
-    batch, seed, order = run.batch, run.seed, run.order
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)

@@ -42,19 +42,6 @@ class Resolved:
     sampling: SamplingParams
 
     @property
-    def batch(self) -> int:
-        return self.options.batch
-
-    @property
-    def seed(self) -> int:
-        assert self.options.seed is not None
-        return self.options.seed
-
-    @property
-    def order(self) -> str:
-        return self.options.order
-
-    @property
     def label(self) -> Any:
         """The settings' "label": one class id (or None) for the batch, or one per image."""
         return self.ids if len(set(self.ids)) > 1 else self.ids[0]
