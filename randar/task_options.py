@@ -3,10 +3,12 @@
 Why: order, steps, guidance, sampling, seed and batch used to be loose keyword arguments repeated through the
 tasks, `Studio`, the CLI and the app, each layer converting and passing them on. Now each layer builds one
 `TaskOptions` (the CLI from its flags, the app from its widgets, `Studio` from its keywords) and passes it down;
-every field is checked once, here, when the value is made (ValueError naming the field). What needs the task or
-the model is left to them: `None` means "the task's default" (`for_task` fills it in: edits sample at
-EDIT_TEMPERATURE, upscaling takes DEFAULT_UPSCALE_STEPS per tile), cfg None is the model card's scale, and the
-steps' upper bound is the token count of the task's plan. Derive variants with `dataclasses.replace`.
+every field is checked once, here, when the value is made (ValueError naming the field), except what needs the
+task or the model: `None` means "the task's default" (`for_task` fills it in: edits sample at EDIT_TEMPERATURE,
+upscaling takes DEFAULT_UPSCALE_STEPS per tile), cfg None is the model card's scale, top_k's upper bound is the
+vocabulary (randar.tasks.resolve), and steps are checked by the task against the token count of its plan. Derive
+variants with `dataclasses.replace`. Not here: `fast` (the engine's path: the same tokens either way), a runtime
+choice of `Studio` recorded under the settings' "runtime".
 
 Importable without torch (the CLI builds the value before any model code is loaded).
 """
@@ -43,7 +45,7 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
 
 @dataclass(frozen=True)
 class TaskOptions:
-    """How a task decodes and samples. Every field is checked when the value is made.
+    """How a task decodes and samples. Checked when made (steps by the task: see the module docstring).
 
     order: the generation order (randar.orders.ORDER_NAMES; 'priority' only where the task takes a map).
     order_map: a painted order (a picture, an array, or a sidecar's recorded string; generate, inpaint, outpaint).

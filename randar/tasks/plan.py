@@ -29,6 +29,7 @@ from ..schedule import step_sizes
 
 __all__ = ["ModelPair", "Canvas", "Stage", "Plan", "place_in_grid"]
 
+
 # ----------------------------------------------------------------------------------------------------
 # The model pair
 
