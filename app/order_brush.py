@@ -205,8 +205,8 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     sides = dict(zip(("left", "right", "top", "bottom"), (max(0, int(float(v or 0))) for v in (left, right, top, bottom))))
     try:
         fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else None  # -1: drawn when it runs
-        job = app.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0,
-                                                     order_map=strength, **sides), steps, [])
+        job = app.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0, order_map=strength,
+                                                     clip_steps=True, **sides), steps, [])
     except (ValueError, TypeError) as exc:
         return gr.skip(), f"⚠️ {exc}"
     code = job.settings["params"].get("order_map")

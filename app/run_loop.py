@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import gradio as gr
 
 from randar.memory import release_memory
+from randar.task_options import TaskOptions
 
 from .common import (
     HISTORY_SIZE, NO_CLASS, RANDOM_SEED, SEED_MAX, STOP_WAIT, StatusNote, _float, _int, _session, _skip, add_history,
@@ -145,23 +146,24 @@ class StudioCore:
 
     @staticmethod
     def make_job(factory: Callable[[int], "Job"], steps: Any, notices: list[str]) -> "Job":
-        """A job with `steps` forward passes, clipped to the tokens it generates (one token per step at most)."""
+        """A job with `steps` forward passes, clipped to the tokens it generates (one token per step at most):
+        `factory` makes it with options that clip (TaskOptions.clip_steps), so it is planned once."""
         steps = _int(steps, "steps", 1)
-        probe = factory(-1)  # one token per step; creating a job plans it without any model compute
-        if steps >= probe.num_tokens:
-            if steps > probe.num_tokens:
-                notices.append(StatusNote(f"{steps} steps asked, but this job generates only {probe.num_tokens} "
-                                          "tokens: one token per step."))
-            return probe
-        return factory(steps)
+        job = factory(steps)
+        if steps > job.num_tokens:
+            notices.append(StatusNote(f"{steps} steps asked, but this job generates only {job.num_tokens} "
+                                      "tokens: one token per step."))
+        return job
 
     @staticmethod
-    def _sampling(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any,
-                  top_p: Any) -> dict[str, Any]:
-        """Sampling keywords; top-k beyond the vocabulary means "all tokens", so it is clipped to it."""
-        return dict(cfg=_float(cfg, "CFG scale"), cfg_start=_float(cfg_start, "CFG start"),
-                    temperature=_float(temperature, "temperature"),
-                    top_k=min(_int(top_k, "top-k", 0), studio.gpt.config.vocab_size), top_p=_float(top_p, "top-p"))
+    def _sampling(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any, top_p: Any,
+                  **given: Any) -> TaskOptions:
+        """The run's task options from the widgets (order, seed, batch, clip_steps in `given`), checked once;
+        top-k beyond the vocabulary means "all tokens", so it is clipped to it."""
+        return TaskOptions(cfg=_float(cfg, "CFG scale"), cfg_start=_float(cfg_start, "CFG start"),
+                           temperature=_float(temperature, "temperature"),
+                           top_k=min(_int(top_k, "top-k", 0), studio.gpt.config.vocab_size),
+                           top_p=_float(top_p, "top-p"), **given)
 
     def _model_record(self, model: str | None) -> dict[str, Any]:
         studio = self.studio(model)

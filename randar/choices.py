@@ -2,8 +2,11 @@
 its parser, and quotes these in its help, before any model code is loaded)."""
 from __future__ import annotations
 
-ORDER_CHOICES = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
-                 "hierarchical", "boundary-first", "inside-out", "confident")
+# every order of randar.orders (defined here so that options are checked without torch); "priority" needs a
+# priority map, which a command line cannot give, so the CLI offers the others
+ORDER_NAMES: tuple[str, ...] = ("random", "raster", "spiral-in", "spiral-out", "center-out", "z-curve", "subsample",
+                                "hierarchical", "priority", "boundary-first", "inside-out", "confident")
+ORDER_CHOICES = tuple(name for name in ORDER_NAMES if name != "priority")
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 REGION_CHOICES = ("auto", "whole", "masked")
 

@@ -117,7 +117,7 @@ def _agree(ranks: Ranks, errors: list[str]) -> None:
 def _plan(run: ItemRun) -> tuple[DirPlan, list[Item]]:
     """Rank 0: the seed, the settings, the items and what to do in DIR (reads only)."""
     from randar.registry import DEFAULT_MODEL, REGISTRY, resolve_model
-    from randar.tasks.common import resolve_seed
+    from randar.checks import resolve_seed
 
     args = run.args
     key = run.choice.model or DEFAULT_MODEL

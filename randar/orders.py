@@ -26,6 +26,8 @@ from typing import Union
 import numpy as np
 import torch
 
+from .choices import ORDER_NAMES  # the public identifiers (CLI --order, the app's dropdown), torch-free
+
 __all__ = [
     "ORDER_NAMES",
     "MASK_ORDERS",
@@ -40,22 +42,6 @@ __all__ = [
 ]
 
 ArrayLike = Union[np.ndarray, torch.Tensor, Sequence]
-
-# the public identifiers, shared by the CLI's --order flag and the app's dropdown
-ORDER_NAMES: tuple[str, ...] = (
-    "random",
-    "raster",
-    "spiral-in",
-    "spiral-out",
-    "center-out",
-    "z-curve",
-    "subsample",
-    "hierarchical",
-    "priority",
-    "boundary-first",
-    "inside-out",
-    "confident",
-)
 
 # orders whose priority depends on the `known` mask (inpainting-aware)
 MASK_ORDERS: tuple[str, ...] = ("boundary-first", "inside-out")

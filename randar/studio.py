@@ -20,17 +20,18 @@ from typing import Any
 
 import torch
 
-from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE, MIN_COVER
+from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER
 from .images import ImageSource
 from .model.transformer import RandARTransformer
 from .model.vq import VQModel
 from .registry import resolve_model
+from .task_options import TaskOptions, with_options
 from .tasks import (
     Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings, generate, generate_x2, inpaint, outpaint,
     rerun, upscale,
 )
 
-__all__ = ["Studio", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "pick_device"]
+__all__ = ["Studio", "TaskOptions", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "pick_device"]
 
 
 # at most this many CPU threads per core: more only thrash, and a huge count made PyTorch's thread pool
@@ -178,67 +179,58 @@ class Studio:
                 f"{self.num_classes} classes, {self.device} {str(self.dtype).replace('torch.', '')}>")
 
     # ---- tasks --------------------------------------------------------------------------------------
-    def generate(self, label: Any = None, *, batch: int = 1, order: str = "random", priority: Any = None,
-                 order_map: Any = None, steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0, temperature: float = 1.0,
-                 top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
+    # Each task takes its sampling options as one `options=` value (randar.task_options.TaskOptions) and/or as
+    # keywords named like its fields (order, order_map, steps, cfg, cfg_start, temperature, top_k, top_p, seed,
+    # batch, clip_steps), which replace the value's fields: studio.generate(1, steps=32, seed=0) and
+    # studio.generate(1, options=TaskOptions(steps=32, seed=0)) are the same job.
+
+    def generate(self, label: Any = None, *, priority: Any = None, options: TaskOptions | None = None,
+                 **sampling: Any) -> Job:
         """Class-conditional images at the model's resolution (label None: no class). `order_map`: a painted
         picture (or a sidecar's string), painted cells decoded first (randar.painted)."""
-        return generate(self.pair, label, batch=batch, order=order, priority=priority, order_map=order_map,
-                        steps=steps, cfg=cfg,
-                        cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                        fast=self.fast)
+        return generate(self.pair, label, options=with_options(options, sampling), priority=priority, fast=self.fast)
 
-    def generate_x2(self, label: Any = None, *, batch: int = 1, order: str = "random", fill_order: str = "random",
-                    steps: int = -1, fill_steps: int | None = None, spatial_scale: float = 0.0,
-                    masking_ratio: float = 0.5, cfg: float | None = None, cfg_start: float = 1.0,
-                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = None) -> Job:
+    def generate_x2(self, label: Any = None, *, fill_order: str = "random", fill_steps: int | None = None,
+                    spatial_scale: float = 0.0, masking_ratio: float = 0.5, options: TaskOptions | None = None,
+                    **sampling: Any) -> Job:
         """Class-conditional images at twice the model's resolution (lattice first, then the rest). `steps` is
         the forward passes of the whole job, split between the stages by their tokens (a quarter to the
         lattice); `fill_steps` sets the second stage apart, and `steps` then counts the lattice only."""
-        return generate_x2(self.pair, label, batch=batch, order=order, fill_order=fill_order, steps=steps,
-                           fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio, cfg=cfg,
-                           cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        return generate_x2(self.pair, label, options=with_options(options, sampling), fill_order=fill_order,
+                           fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio,
                            fast=self.fast)
 
     def inpaint(self, image: ImageSource, mask: ImageSource, *, label: Any = None, region: str = "auto",
                 context: int | None = None, dilate: int = 0, feather: int | None = None, min_cover: float = MIN_COVER,
                 prefill_with: str = "telea", harmonize_seam: bool = True, fill_margin: float = 0.0,
-                order: str = "random", order_map: Any = None, steps: int = -1, cfg: float | None = None,
-                cfg_start: float = 1.0, temperature: float = EDIT_TEMPERATURE,
-                top_k: int = 0, top_p: float = 1.0, batch: int = 1, seed: int | None = None) -> Job:
+                options: TaskOptions | None = None, **sampling: Any) -> Job:
         """Regenerate the masked part of an image (mask: white / opaque = regenerate). The result has the
         input's size and mode (L, LA, RGBA stay so; every pixel outside the mask keeps its bytes, alpha included;
-        regenerated pixels are opaque: randar/tasks/modes.py)."""
-        return inpaint(self.pair, image, mask, label=label, region=region, context=context, dilate=dilate,
-                       feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
-                       fill_margin=fill_margin, order=order, order_map=order_map, steps=steps, cfg=cfg, cfg_start=cfg_start,
-                       temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+        regenerated pixels are opaque: randar/tasks/modes.py). Temperature defaults to EDIT_TEMPERATURE."""
+        return inpaint(self.pair, image, mask, options=with_options(options, sampling), label=label, region=region,
+                       context=context, dilate=dilate, feather=feather, min_cover=min_cover, prefill_with=prefill_with,
+                       harmonize_seam=harmonize_seam, fill_margin=fill_margin, fast=self.fast)
 
     def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
                  aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
-                 order: str = "random", order_map: Any = None, steps: int = -1, cfg: float | None = None, cfg_start: float = 1.0,
-                 temperature: float = EDIT_TEMPERATURE, top_k: int = 0, top_p: float = 1.0, batch: int = 1,
-                 seed: int | None = None, harmonize_seam: bool = True) -> Job:
+                 harmonize_seam: bool = True, options: TaskOptions | None = None, **sampling: Any) -> Job:
         """Extend an image by pixels per side (exactly those), to an aspect ('16:9', to the nearest pixel) or by
         a zoom factor; `randar.tasks.geometry.outpaint_size` gives the size beforehand. The input's mode is
         kept as for inpaint (the new border is opaque). `order_map`: a painted picture over the output (or a
         sidecar's string), its new cells decoded first in every window (randar.painted)."""
-        return outpaint(self.pair, image, left=left, right=right, top=top, bottom=bottom, aspect=aspect, zoom=zoom,
-                        align=align, label=label, order=order, order_map=order_map, steps=steps, cfg=cfg, cfg_start=cfg_start,
-                        temperature=temperature, harmonize_seam=harmonize_seam, top_k=top_k, top_p=top_p,
-                        batch=batch, seed=seed, fast=self.fast)
+        return outpaint(self.pair, image, options=with_options(options, sampling), left=left, right=right, top=top,
+                        bottom=bottom, aspect=aspect, zoom=zoom, align=align, label=label,
+                        harmonize_seam=harmonize_seam, fast=self.fast)
 
-    def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, order: str = "random",
-                steps: int = DEFAULT_UPSCALE_STEPS, regenerate: float = DEFAULT_REGENERATE,
-                overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, cfg: float | None = None,
-                cfg_start: float = 1.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                batch: int = 1, seed: int | None = None) -> Job:
+    def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, regenerate: float = DEFAULT_REGENERATE,
+                overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, options: TaskOptions | None = None,
+                **sampling: Any) -> Job:
         """Upscale to exactly `scale` (2 or 4) times the image's width and height: bicubic, then the model's
         tokens at the target scale in overlapping tiles (the worst reproduced `regenerate` fraction generated
-        anew, `steps` forward passes per tile), blended, and back-projected onto the input."""
-        return upscale(self.pair, image, scale=scale, label=label, order=order, steps=steps, regenerate=regenerate,
-                       overlap=overlap, consistency=consistency, cfg=cfg, cfg_start=cfg_start,
-                       temperature=temperature, top_k=top_k, top_p=top_p, batch=batch, seed=seed, fast=self.fast)
+        anew, `steps` forward passes per tile, default DEFAULT_UPSCALE_STEPS), blended, and back-projected onto
+        the input."""
+        return upscale(self.pair, image, options=with_options(options, sampling), scale=scale, label=label,
+                       regenerate=regenerate, overlap=overlap, consistency=consistency, fast=self.fast)
 
     def rerun(self, settings: dict[str, Any], *, image: ImageSource | None = None, mask: ImageSource | None = None,
               strict: bool = True) -> Job:

@@ -60,7 +60,7 @@ def inputs(tmp_path) -> dict[str, Path]:
 @pytest.fixture
 def no_compute(monkeypatch):
     """Make any model compute fail loudly: bad inputs must be refused before it."""
-    from randar.tasks.common import Job
+    from randar.tasks.job import Job
 
     def body(self):
         raise AssertionError("compute started")

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from randar import tasks
+from randar.tasks import TaskOptions
 from randar.evaluate.metrics import psnr
 from randar.images import ImageError, to_tensor
 from randar.schedule import step_sizes
@@ -82,10 +83,13 @@ def test_fast_and_plain_decoding_give_the_same_tokens(studio, make_picture):
     img = make_picture(80, 64)
     mask = box_mask(80, 64, (10, 10, 50, 40))
     for make in (
-        lambda fast: tasks.generate(studio.pair, [0, None], batch=2, steps=12, cfg=4.0, seed=3, fast=fast),
-        lambda fast: tasks.inpaint(studio.pair, img, mask, label=2, steps=5, order="boundary-first", seed=3, fast=fast),
-        lambda fast: tasks.upscale(studio.pair, img, steps=3, regenerate=0.5, cfg=2.0, label=1, seed=3, fast=fast),
-        lambda fast: tasks.outpaint(studio.pair, img, right=48, steps=9, seed=3, fast=fast),
+        lambda fast: tasks.generate(studio.pair, [0, None], options=TaskOptions(batch=2, steps=12, cfg=4.0, seed=3),
+                                    fast=fast),
+        lambda fast: tasks.inpaint(studio.pair, img, mask, label=2, options=TaskOptions(steps=5, order="boundary-first",
+                                                                                        seed=3), fast=fast),
+        lambda fast: tasks.upscale(studio.pair, img, regenerate=0.5, label=1, options=TaskOptions(steps=3, cfg=2.0,
+                                                                                                 seed=3), fast=fast),
+        lambda fast: tasks.outpaint(studio.pair, img, right=48, options=TaskOptions(steps=9, seed=3), fast=fast),
     ):
         assert torch.equal(make(True).run().tokens, make(False).run().tokens)
 

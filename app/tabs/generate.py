@@ -32,8 +32,9 @@ class GenerateTab(StudioCore):
         with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
             label = self.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
-            kw = dict(batch=batch, order=order, seed=self.pick_seed(seed, random_seed),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw: dict[str, Any] = dict(options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, batch=batch, order=order,
+                seed=self.pick_seed(seed, random_seed), clip_steps=True))
             notices: list[str] = []
             painted = order_map_argument(order_brush, studio.grid_size)
             if painted is not None and double_size:
@@ -44,7 +45,7 @@ class GenerateTab(StudioCore):
 
             def factory(s: int) -> "Job":
                 if double_size:  # `s` forward passes in all, split between the two stages by the task
-                    return studio.generate_x2(label, steps=s if s == -1 else max(4, s), **kw)
+                    return studio.generate_x2(label, steps=max(4, s), **kw)
                 return studio.generate(label, steps=s, **kw)
 
             job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))

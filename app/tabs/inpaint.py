@@ -45,10 +45,11 @@ class InpaintTab(StudioCore):
                            "then run again.", title="Nothing to inpaint")
         with self.models.lease(model or self.models.initial, "inpaint") as studio:  # a free device
             label = self.label(studio, class_name)
-            kw = dict(label=label, order=order, feather=_int(feather, "feather", 0, 4096),
+            kw = dict(label=label, feather=_int(feather, "feather", 0, 4096),
                       dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
-                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+                      options=self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                                             batch=_int(batch, "batch", 1, MAX_UI_BATCH),
+                                             seed=self.pick_seed(seed, random_seed), clip_steps=True))
             notices = list(edit.notices)
             painted = brush_strength(order_brush)
             if painted is not None:

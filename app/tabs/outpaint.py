@@ -44,9 +44,9 @@ class OutpaintTab(StudioCore):
         with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-            kw = dict(label=self.label(studio, class_name), order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                      seed=self.pick_seed(seed, random_seed), **sides,
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw = dict(label=self.label(studio, class_name), **sides, options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed), clip_steps=True))
             painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
                                                        img.height + sides["top"] + sides["bottom"]))
             if painted is not None:

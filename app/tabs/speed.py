@@ -34,7 +34,7 @@ class SpeedTab(StudioCore):
                             reverse=True)
             label = self.label(studio, class_name)
             seed_value = self.pick_seed(seed, random_seed)
-            kw = dict(order=order, seed=seed_value, **self._sampling(studio, cfg, 1.0, temperature, top_k, top_p))
+            kw = dict(options=self._sampling(studio, cfg, 1.0, temperature, top_k, top_p, order=order, seed=seed_value))
             jobs = [studio.generate(label, steps=c, **kw) for c in counts]  # validate everything first
             with self.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
                 studio.generate(label, steps=min(counts), **kw).run()

@@ -42,10 +42,10 @@ class UpscaleTab(StudioCore):
         img = as_image(image, "image to upscale")
         factor = _scale(scale)
         with self.models.lease(model or self.models.initial, "upscale") as studio:  # a free device
-            kw = dict(scale=factor, label=self.label(studio, class_name), order=order,
-                      batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
-                      steps=_int(steps, "steps per tile", 1), regenerate=_float(regenerate, "regenerated fraction"),
-                      **self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p))
+            kw = dict(scale=factor, label=self.label(studio, class_name), options=self._sampling(
+                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                steps=_int(steps, "steps per tile", 1)), regenerate=_float(regenerate, "regenerated fraction"))
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)

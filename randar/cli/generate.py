@@ -10,7 +10,7 @@ from randar.outputs import image_format, numbered_paths
 
 from .options import (
     ITEMS_EPILOG, OUTPUTS_EPILOG, or_default, positive_int, add_output_options, add_runtime_options,
-    add_sampling_options, command, sampling_kwargs, x2_steps,
+    add_sampling_options, command, task_options, x2_steps,
 )
 from .pipeline import ModelChoice, Work, execute
 from .folders import gif_output
@@ -82,11 +82,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'generated.png'}")
     image_format(out)
-    kwargs = sampling_kwargs(args)
-    if args.order_map is not None:
-        if args.x2:
-            raise ValueError("--order-map: painted orders are for the model's own resolution, not --x2")
-        kwargs["order_map"] = args.order_map
+    options = task_options(args)
+    if args.order_map is not None and args.x2:
+        raise ValueError("--order-map: painted orders are for the model's own resolution, not --x2")
     x2_only = {"--fill-steps": args.fill_steps, "--fill-order": args.fill_order,
                "--spatial-scale": args.spatial_scale, "--masking-ratio": args.masking_ratio}
     if not args.x2 and any(v is not None for v in x2_only.values()):
@@ -95,9 +93,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     def make(studio: "Studio") -> "Job":
         if not args.x2:
-            return studio.generate(args.label, **kwargs)
+            return studio.generate(args.label, options=options)
         return studio.generate_x2(
-            args.label, **{**kwargs, **x2_steps(args)}, fill_order=or_default(args.fill_order, "random"),
+            args.label, options=options, **x2_steps(args), fill_order=or_default(args.fill_order, "random"),
             spatial_scale=or_default(args.spatial_scale, 0.0), masking_ratio=or_default(args.masking_ratio, 0.5))
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from randar.outputs import OutputExistsError
 from randar.registry import DEFAULT_MODEL
 
-from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, sampling_kwargs, x2_steps
+from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, task_options, x2_steps
 from .pipeline import ModelChoice
 from .folders import EditInput
 
@@ -54,8 +54,8 @@ def run_generate_items(args: argparse.Namespace) -> int:
         raise ValueError("--classes: give either --classes (with --per-class) or --class (with --count)")
     if args.classes is None and args.per_class is not None:
         raise ValueError("--per-class: only used with --classes")
-    kwargs = sampling_kwargs(args)
     refuse_order_map(args, "--out-dir runs")
+    options = task_options(args)
     choice = _item_choice(args)
     names = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints).class_names
     if args.classes is not None:
@@ -71,17 +71,17 @@ def run_generate_items(args: argparse.Namespace) -> int:
         labels = [label] * (args.count or 1)
 
     def items(seed: int) -> list[Item]:
-        from randar.tasks.common import derive_seed
+        from randar.checks import derive_seed
 
         return [Item(i, item_name(i, len(labels)), derive_seed(seed, "item", i),
                      {"class": None if c is None else names[c], "class_id": c}) for i, c in enumerate(labels)]
 
     def make(studio: "Studio", item: Item) -> "Job":
         label = item.source["class_id"]
-        over = {**kwargs, "seed": item.seed, "batch": 1}
+        over = dict(seed=item.seed, batch=1)
         if not args.x2:
-            return studio.generate(label, **over)
-        return studio.generate_x2(label, **{**over, **x2_steps(args)},
+            return studio.generate(label, options=options, **over)
+        return studio.generate_x2(label, options=options, **over, **x2_steps(args),
                                   fill_order=or_default(args.fill_order, "random"),
                                   spatial_scale=or_default(args.spatial_scale, 0.0),
                                   masking_ratio=or_default(args.masking_ratio, 0.5))
@@ -111,7 +111,7 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
         seen[name] = inp.image
 
     def items(seed: int) -> list[Item]:
-        from randar.tasks.common import derive_seed
+        from randar.checks import derive_seed
 
         out = []
         for i, (inp, name) in enumerate(zip(inputs, files)):

@@ -14,6 +14,7 @@ from typing import Any, Callable
 from randar.choices import ORDER_CHOICES
 from randar.download import DownloadError
 from randar.registry import DEFAULT_MODEL, REGISTRY, ModelNotFoundError
+from randar.task_options import TaskOptions  # no torch
 
 
 PROG = "python -m randar"
@@ -216,15 +217,17 @@ def refuse_order_map(args: argparse.Namespace, what: str, why: str = "") -> None
         raise ValueError(f"--order-map: painted orders are for generate, inpaint and outpaint, not for {what}{why}")
 
 
-def sampling_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments every Studio task takes, from the options of `add_sampling_options`."""
+def task_options(args: argparse.Namespace) -> TaskOptions:
+    """The task options of a run (randar.task_options), built once from the flags of `add_sampling_options`:
+    every value is checked here, before any model is loaded. --order-map is a picture file."""
     if args.batch < 1:
         raise ValueError(f"--num must be at least 1, got {args.batch}")
-    if getattr(args, "order_map", None) is not None:
-        if not Path(args.order_map).is_file():
-            raise ValueError(f"--order-map {args.order_map}: no such file")
-    return dict(order=args.order, steps=args.steps, cfg=args.cfg, cfg_start=args.cfg_start,
-                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, batch=args.batch, seed=args.seed)
+    order_map = getattr(args, "order_map", None)
+    if order_map is not None and not Path(order_map).is_file():
+        raise ValueError(f"--order-map {order_map}: no such file")
+    return TaskOptions(order=args.order, order_map=order_map, steps=args.steps, cfg=args.cfg, cfg_start=args.cfg_start,
+                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+                       batch=args.batch)
 
 
 def or_default(value: Any, default: Any) -> Any:

@@ -102,9 +102,10 @@ def _resize(img: np.ndarray, how: int) -> np.ndarray:
 
 def _vq_recon(studio: Any, img: np.ndarray) -> np.ndarray:
     """Bicubic x2, then a tokenizer round trip in model-sized tiles (no generation, no back-projection)."""
+    from ..task_options import TaskOptions
     from ..tasks.upscale import upscale
 
-    job = upscale(studio.pair, Image.fromarray(img, "RGB"), regenerate=0.0, consistency=0, seed=0)
+    job = upscale(studio.pair, Image.fromarray(img, "RGB"), regenerate=0.0, consistency=0, options=TaskOptions(seed=0))
     return np.asarray(job.run().image, dtype=np.uint8)
 
 

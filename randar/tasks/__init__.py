@@ -1,6 +1,6 @@
 """The zero-shot tasks of RandAR Studio, as pure functions over a loaded model pair.
 
-    job = generate(pair, "cat", batch=4, steps=32, seed=1)   # validates and plans; no compute yet
+    job = generate(pair, "cat", options=TaskOptions(batch=4, steps=32, seed=1))  # validates, plans; no compute
     for event in job: ...                                    # one Progress per forward pass
     result = job.result                                      # or result = job.run()
 
@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..images import ImageError, ImageSource
-from .common import (
-    MAX_BATCH, Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings,
-)
+from ..checks import MAX_BATCH
+from ..task_options import TaskOptions
+from .job import Job, JobCancelled, Progress, Result, Timings
+from .plan import Canvas, ModelPair
 from .generate import generate, generate_x2
 from ..masks import mask_fingerprint
 from .geometry import OutpaintSize, image_fingerprint, outpaint_size
@@ -26,8 +27,8 @@ from .outpaint import ALIGNS, outpaint, parse_aspect
 from .upscale import upscale
 
 __all__ = [
-    "TASKS", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH", "REGIONS",
-    "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
+    "TASKS", "TaskOptions", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH",
+    "REGIONS", "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
     "check_settings", "outpaint_size", "OutpaintSize",
 ]
 
@@ -91,7 +92,8 @@ def check_settings(settings: Any, where: str = "the settings") -> None:
     if not isinstance(params, dict):
         raise ValueError(f"{where}: 'params' must be an object of parameter names and values, "
                          f"not {type(params).__name__}")
-    accepted = set(inspect.signature(TASKS[task]).parameters) - {"pair", "fast", *TASK_INPUTS[task]}
+    accepted = set(inspect.signature(TASKS[task]).parameters) - {"pair", "fast", "options", *TASK_INPUTS[task]}
+    accepted |= set(TaskOptions.names(task))
     accepted |= set(RETIRED_PARAMS.get(task, {}))
     unknown = sorted(str(k) for k in params if k not in accepted)
     if unknown:
@@ -151,7 +153,8 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
         kwargs[name] = _check_input(name, given[name], inputs.get(name), strict)
     if fast is None:
         fast = bool(settings.get("runtime", {}).get("fast", True))
-    job = TASKS[task](pair, **kwargs, fast=fast)
+    options, kwargs = TaskOptions.from_params(kwargs)
+    job = TASKS[task](pair, **kwargs, options=options, fast=fast)
     recorded = (settings.get("resolved") or {}).get("size")
     made = job.settings["resolved"].get("size")
     if strict and recorded is not None and made is not None and list(recorded) != list(made):

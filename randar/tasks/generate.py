@@ -16,10 +16,11 @@ from ..extrapolation import x2_rope
 from ..images import to_pil
 from ..orders import make_orders
 from ..painted import encode_levels, painted_orders, resolve_order_map
-from .common import (
-    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_float, check_order, check_steps, common_settings,
-    derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
-)
+from ..checks import check_float, check_order, check_steps, clip_steps, derive_seed
+from ..task_options import TaskOptions
+from .job import Job
+from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
+from .resolve import common_settings, resolve_options
 
 Label = Any  # int | str | None, or a sequence of them (one per image)
 
@@ -35,32 +36,22 @@ def generate(
     pair: ModelPair,
     label: Label = None,
     *,
-    batch: int = 1,
-    order: str = "random",
+    options: TaskOptions | None = None,
     priority: Sequence[Sequence[float]] | np.ndarray | None = None,
-    order_map: Any = None,
-    steps: int = -1,
-    cfg: float | None = None,
-    cfg_start: float = 1.0,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
     fast: bool = True,
 ) -> Job:
-    """Sample `batch` images of class `label` (a name, an index, None for no class, or one per image).
+    """Sample `options.batch` images of class `label` (a name, an index, None for no class, or one per image).
 
-    order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G], lower first).
-    order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded string):
-        painted cells first, stronger first, the rest in `order` (see randar.painted).
-    steps: forward passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule.
-    cfg: the guidance scale reached at the last token (None: the model's default), starting at cfg_start.
+    options (randar.task_options): order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G],
+    lower first); order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded
+    string): painted cells first, stronger first, the rest in `order` (see randar.painted); steps: forward
+    passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule; cfg: the guidance scale
+    reached at the last token (None: the model's default), starting at cfg_start.
     """
     notices: list[str] = []
-    batch = check_batch(batch)
-    seed = resolve_seed(seed)
-    order = check_order(order, allow_priority=True)
     G = pair.grid
+    run = resolve_options(pair, "generate", options, label, notices)
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
     if priority is not None:
         if order != "priority":
             raise ValueError("a priority map is only used with order='priority'")
@@ -70,12 +61,9 @@ def generate(
     elif order == "priority":
         raise ValueError(f"order 'priority' needs a priority map: a {G}x{G} array, lower = earlier")
     N = G * G
-    steps = check_steps(steps, N)
-    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
-    ids, names = resolve_labels(pair, label, batch)
-    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+    steps = run.steps(N)
 
-    levels = resolve_order_map(order_map, G, G)
+    levels = resolve_order_map(run.options.order_map, G, G)
     if levels is not None:
         orders = painted_orders(order, levels, batch, G, G, seed=derive_seed(seed, "order"))
     else:
@@ -83,15 +71,14 @@ def generate(
     stage = Stage("generate", G, G, place_in_grid(G, G, G, G), torch.empty(batch, 0, dtype=torch.long), orders,
                   steps, seed, confident=order == "confident")
     canvas = Canvas(G, G, pair.patch, np.zeros((G, G), dtype=bool))
-    params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order,
-                  priority=None if priority is None else priority.tolist(), steps=steps, cfg=g1, cfg_start=g0,
-                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, seed=seed)
+    params = dict(label=run.label, batch=batch, order=order, priority=None if priority is None else priority.tolist(),
+                  steps=steps, **run.recorded_sampling(), seed=seed)
     if levels is not None:
         params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "generate", params, fast)
-    settings["resolved"] = {"class_names": names, "forward_passes": stage.num_steps, "tokens": N,
+    settings["resolved"] = {"class_names": run.names, "forward_passes": stage.num_steps, "tokens": N,
                             "size": [G * pair.patch, G * pair.patch]}
-    plan = Plan("generate", canvas, [stage], label_tensor(pair, ids), guidance, sampling,
+    plan = Plan("generate", canvas, [stage], run.labels, run.guidance, run.sampling,
                 prepare=lambda: torch.full((batch, N), -1, dtype=torch.long), finish=_decode_all(pair),
                 settings=settings, seed=seed, notices=notices, batch=batch)
     plan.validate(pair.gpt)
@@ -121,24 +108,16 @@ def generate_x2(
     pair: ModelPair,
     label: Label = None,
     *,
-    batch: int = 1,
-    order: str = "random",
+    options: TaskOptions | None = None,
     fill_order: str = "random",
-    steps: int = -1,
     fill_steps: int | None = None,
     spatial_scale: float = 0.0,
     masking_ratio: float = 0.5,
-    cfg: float | None = None,
-    cfg_start: float = 1.0,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    seed: int | None = None,
     fast: bool = True,
 ) -> Job:
     """Sample at twice the model's resolution ((2G)^2 tokens): the lattice first, then the rest.
 
-    steps: forward passes of the WHOLE job (both stages; -1: one token per step), split in proportion to the
+    options.steps: forward passes of the WHOLE job (both stages; -1: one token per step), split in proportion to the
     tokens: a quarter to the lattice (G*G tokens, in `order`), the rest to the 3*G*G tokens in between (in
     `fill_order`), so a run takes exactly the steps asked. With `fill_steps` given, the stages are set apart
     instead: `steps` passes for the lattice and `fill_steps` for the rest (the form settings written before
@@ -146,14 +125,15 @@ def generate_x2(
     1 - masking_ratio of the lattice): logits = u + s*(c - sc) + spatial_scale*(sc - u).
     """
     notices: list[str] = []
-    batch = check_batch(batch)
-    seed = resolve_seed(seed)
-    order = check_order(order)
-    fill_order = check_order(fill_order, "fill_order")
     G = pair.grid
     G2 = 2 * G
-    budget = steps
+    run = resolve_options(pair, "generate_x2", options, label, notices)
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    fill_order = check_order(fill_order, "fill_order")
+    steps = budget = run.options.steps
     if fill_steps is None:
+        if run.options.clip_steps:
+            steps = budget = clip_steps(steps, 4 * G * G)
         steps, fill_steps = split_x2_steps(steps, G)
     else:
         steps = check_steps(steps, G * G, "steps (the lattice stage, with fill_steps given)")
@@ -161,9 +141,6 @@ def generate_x2(
         budget = None
     spatial_scale = check_float(spatial_scale, "spatial_scale", 0.0, 100.0)
     masking_ratio = check_float(masking_ratio, "masking_ratio", 0.0, 1.0)
-    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
-    ids, names = resolve_labels(pair, label, batch)
-    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     lattice = np.zeros((G2, G2), dtype=bool)
     lattice[::2, ::2] = True
@@ -181,16 +158,14 @@ def generate_x2(
                    rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio,
                    confident=fill_order == "confident")
     canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
-    params = dict(label=ids if len(set(ids)) > 1 else ids[0], batch=batch, order=order, fill_order=fill_order,
+    params = dict(label=run.label, batch=batch, order=order, fill_order=fill_order,
                   steps=steps if budget is None else budget, fill_steps=fill_steps if budget is None else None,
-                  spatial_scale=spatial_scale, masking_ratio=masking_ratio,
-                  cfg=g1, cfg_start=g0, temperature=sampling.temperature, top_k=sampling.top_k,
-                  top_p=sampling.top_p, seed=seed)
+                  spatial_scale=spatial_scale, masking_ratio=masking_ratio, **run.recorded_sampling(), seed=seed)
     settings = common_settings(pair, "generate_x2", params, fast)
-    settings["resolved"] = {"class_names": names, "forward_passes": stage1.num_steps + stage2.num_steps,
+    settings["resolved"] = {"class_names": run.names, "forward_passes": stage1.num_steps + stage2.num_steps,
                             "lattice_steps": stage1.num_steps, "fill_steps": stage2.num_steps,
                             "tokens": G2 * G2, "size": [G2 * pair.patch, G2 * pair.patch]}
-    plan = Plan("generate_x2", canvas, [stage1, stage2], label_tensor(pair, ids), guidance, sampling,
+    plan = Plan("generate_x2", canvas, [stage1, stage2], run.labels, run.guidance, run.sampling,
                 prepare=lambda: torch.full((batch, G2 * G2), -1, dtype=torch.long), finish=_decode_all(pair),
                 settings=settings, seed=seed, notices=notices, batch=batch)
     plan.validate(pair.gpt)

@@ -30,15 +30,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..choices import EDIT_TEMPERATURE, MIN_COVER
+from ..choices import MIN_COVER
 from ..images import ImageError, ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from ..painted import encode_levels, painted_orders, resolve_order_map
-from .common import (
-    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order, check_steps,
-    common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels, resolve_sampling,
-    resolve_seed,
-)
+from ..checks import check_choice, check_float, check_int, derive_seed
+from ..task_options import TaskOptions
+from .job import Job
+from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
+from .resolve import common_settings, resolve_options
 from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
 from ..masks import feather_alpha, mask_bbox, resample_mask
 from .geometry import Box, composite, resample, token_size
@@ -81,6 +81,7 @@ def inpaint(
     image: ImageSource,
     mask: ImageSource,
     *,
+    options: TaskOptions | None = None,
     label: Any = None,
     region: str = "auto",
     context: int | None = None,
@@ -90,29 +91,17 @@ def inpaint(
     prefill_with: str = "telea",
     harmonize_seam: bool = True,
     fill_margin: float = 0.0,
-    order: str = "random",
-    order_map: Any = None,
-    steps: int = -1,
-    cfg: float | None = None,
-    cfg_start: float = 1.0,
-    temperature: float = EDIT_TEMPERATURE,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    batch: int = 1,
-    seed: int | None = None,
     fast: bool = True,
 ) -> Job:
     """Regenerate the masked pixels of `image` (white / opaque strokes in `mask` = regenerate).
 
-    steps: forward passes over the tokens to regenerate (1..M, -1 = one per token).
-    order: any engine order, or "boundary-first" / "inside-out" (by distance to the known tokens).
-    order_map: a painted map over the image (picture or a sidecar's string): painted cells first (randar.painted).
+    options (randar.task_options; temperature defaults to EDIT_TEMPERATURE): steps: forward passes over the tokens
+    to regenerate (1..M, -1 = one per token); order: any engine order, or "boundary-first" / "inside-out" (by
+    distance to the known tokens); order_map: a painted map over the image (picture or a sidecar's string):
+    painted cells first (randar.painted).
     """
     notices: list[str] = []
     G, f = pair.grid, pair.patch
-    batch = check_batch(batch)
-    seed = resolve_seed(seed)
-    order = check_order(order)
     region = check_choice(region, "region", REGIONS)
     dilate = check_int(dilate, "dilate (tokens)", 0, G)
     if feather is not None:
@@ -125,9 +114,8 @@ def inpaint(
     fill_margin = check_float(fill_margin, "fill_margin (pixels)", 0.0, 1024.0)
     if fill_margin > 0 and prefill_with == "none":
         raise ValueError("fill_margin blends a classical fill into the seam: choose prefill_with='telea' or 'ns'")
-    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
-    ids, names = resolve_labels(pair, label, batch)
-    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+    run = resolve_options(pair, "inpaint", options, label, notices)
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
@@ -148,7 +136,7 @@ def inpaint(
     unknown = regenerated_cells(work_mask, f, min_cover, dilate)
     known = ~unknown
     M, K = int(unknown.sum()), int(known.sum())
-    steps = check_steps(steps, M)
+    steps = run.steps(M)
     if feather is None:  # a harmonised seam needs no soft edge, and then every unmasked pixel stays as it was
         feather = 0 if harmonize_seam else max(1, round(0.5 * cw / tw))
     notices.append(f"region {chosen!r}: the {cw}x{ch} px area at ({crop[0]}, {crop[1]}) is edited at "
@@ -158,7 +146,7 @@ def inpaint(
                        "generated without context")
 
     prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
-    levels = resolve_order_map(order_map, th, tw, crop=crop, size=(W, H))
+    levels = resolve_order_map(run.options.order_map, th, tw, crop=crop, size=(W, H))
     if levels is not None:
         levels = np.where(unknown, levels, 0).astype(np.uint8)  # only regenerated cells have an order
         levels = levels if levels.any() else None
@@ -196,19 +184,17 @@ def inpaint(
             images.append(restore_mode(Image.fromarray(out, "RGB"), source, weight=weight))
         return images, raw
 
-    params = dict(label=ids if len(set(ids)) > 1 else ids[0], region=region, context=context, dilate=dilate,
-                  feather=feather, min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
-                  fill_margin=fill_margin,
-                  order=order, steps=steps, cfg=g1, cfg_start=g0, temperature=sampling.temperature,
-                  top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
+    params = dict(label=run.label, region=region, context=context, dilate=dilate, feather=feather,
+                  min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
+                  fill_margin=fill_margin, order=order, steps=steps, **run.recorded_sampling(), batch=batch, seed=seed)
     if levels is not None:
         params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "inpaint", params, fast)
     settings["inputs"] = {"image": img_record, "mask": mask_record}
-    settings["resolved"] = {"class_names": names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
+    settings["resolved"] = {"class_names": run.names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
                             "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H],
                             "mode": source.mode if source is not None else "RGB"}
-    plan = Plan("inpaint", canvas, [stage], label_tensor(pair, ids), guidance, sampling, prepare, finish,
+    plan = Plan("inpaint", canvas, [stage], run.labels, run.guidance, run.sampling, prepare, finish,
                 settings, seed, notices, batch)
     plan.validate(pair.gpt)
     return Job(pair, plan, fast)

@@ -30,15 +30,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..choices import EDIT_TEMPERATURE
 from ..images import ImageSource, to_pil, to_tensor
 from ..orders import make_orders
 from ..painted import encode_levels, painted_orders, resolve_order_map
-from .common import (
-    Canvas, Job, ModelPair, Plan, Stage, check_batch, check_choice, check_float, check_int, check_order,
-    check_steps, common_settings, derive_seed, label_tensor, place_in_grid, resolve_guidance, resolve_labels,
-    resolve_sampling, resolve_seed,
-)
+from ..checks import check_choice, check_float, check_int, derive_seed
+from ..task_options import TaskOptions
+from .job import Job
+from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
+from .resolve import common_settings, resolve_options
 from .fill import harmonize
 from .geometry import ALIGNS, OutpaintSize, outpaint_size, parse_aspect, resample, token_size
 from .inputs import read_image
@@ -121,6 +120,7 @@ def outpaint(
     pair: ModelPair,
     image: ImageSource,
     *,
+    options: TaskOptions | None = None,
     left: int = 0,
     right: int = 0,
     top: int = 0,
@@ -129,30 +129,18 @@ def outpaint(
     zoom: float | None = None,
     align: str = "center",
     label: Any = None,
-    order: str = "random",
-    order_map: Any = None,
-    steps: int = -1,
-    cfg: float | None = None,
-    cfg_start: float = 1.0,
-    temperature: float = EDIT_TEMPERATURE,
     harmonize_seam: bool = True,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    batch: int = 1,
-    seed: int | None = None,
     fast: bool = True,
 ) -> Job:
     """Extend `image`: by pixels per side (left/right/top/bottom, in the input's pixels), OR to a target
     `aspect` ('16:9', ...), OR by a `zoom` factor (1.5 = 1.5x wider and taller). `align` places the
     ORIGINAL in the new canvas for aspect/zoom: center, left, right, top, bottom or e.g. 'top-left'.
-    order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
+    options: randar.task_options (temperature defaults to EDIT_TEMPERATURE; steps: the whole job's budget).
+    options.order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
     painted new cells are decoded first in each window (randar.painted); paint over the original is ignored.
     """
     notices: list[str] = []
     G, f = pair.grid, pair.patch
-    batch = check_batch(batch)
-    seed = resolve_seed(seed)
-    order = check_order(order)
     align = check_choice(align, "align", ALIGNS)
     sides = {name: check_int(v, f"{name} (pixels)", 0) for name, v in
              (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
@@ -167,10 +155,9 @@ def outpaint(
         zoom = check_float(zoom, "zoom", 1.0, 2.0 * G)
         if zoom <= 1.0:
             raise ValueError("zoom must be larger than 1 (1.5 = a canvas 1.5x wider and taller)")
-    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
     harmonize_seam = bool(harmonize_seam)
-    ids, names = resolve_labels(pair, label, batch)
-    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
+    run = resolve_options(pair, "outpaint", options, label, notices)
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
@@ -193,12 +180,12 @@ def outpaint(
     known = np.zeros((rows, cols), dtype=bool)
     known[ext["top"]:ext["top"] + th, ext["left"]:ext["left"] + tw] = True
     windows = plan_windows(known, G)
-    levels = resolve_order_map(order_map, rows, cols, box=(box, f))
+    levels = resolve_order_map(run.options.order_map, rows, cols, box=(box, f))
     if levels is not None:
         levels = np.where(known, 0, levels).astype(np.uint8)  # only new cells have an order
         levels = levels if levels.any() else None
     M = int((~known).sum())
-    steps = check_steps(steps, M)
+    steps = run.steps(M)
     stages = []
     for k, (t, l, wh, ww, new, ctx) in enumerate(windows):
         n = int(new.sum())
@@ -247,18 +234,17 @@ def outpaint(
 
     params = dict(left=sides["left"], right=sides["right"], top=sides["top"], bottom=sides["bottom"],
                   aspect=aspect if isinstance(aspect, (str, type(None))) else aspect_value, zoom=zoom, align=align,
-                  label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps, cfg=g1, cfg_start=g0,
-                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, batch=batch,
-                  seed=seed, harmonize_seam=harmonize_seam)
+                  label=run.label, order=order, steps=steps, **run.recorded_sampling(), batch=batch, seed=seed,
+                  harmonize_seam=harmonize_seam)
     if levels is not None:
         params["order_map"] = encode_levels(levels)
     settings = common_settings(pair, "outpaint", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
-        "class_names": names, "original_tokens": [tw, th], "extension_tokens": ext, "extension_px": out_px,
+        "class_names": run.names, "original_tokens": [tw, th], "extension_tokens": ext, "extension_px": out_px,
         "canvas_tokens": [cols, rows], "canvas_crop": [round(v, 3) for v in box], "size": [out_w, out_h], "mode": source.mode if source is not None else "RGB", "windows": [list(w[:4]) for w in windows],
         "window_steps": [s.steps for s in stages], "forward_passes": sum(s.num_steps for s in stages)}
-    plan = Plan("outpaint", canvas, stages, label_tensor(pair, ids), guidance, sampling, prepare, finish,
+    plan = Plan("outpaint", canvas, stages, run.labels, run.guidance, run.sampling, prepare, finish,
                 settings, seed, notices, batch)
     plan.validate(pair.gpt)
     return Job(pair, plan, fast)

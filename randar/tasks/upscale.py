@@ -27,8 +27,7 @@ built from the first pass's images once they exist. Its progress events follow t
 from __future__ import annotations
 
 import dataclasses
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,13 +40,15 @@ from ..model.transformer import RandARTransformer
 from ..orders import make_orders
 from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
-from .common import (
-    Canvas, Job, ModelPair, Plan, Progress, Result, Stage, Timings, check_batch, check_float, check_int, check_order,
-    common_settings, derive_seed, label_tensor, resolve_guidance, resolve_labels, resolve_sampling, resolve_seed,
-)
+from ..checks import check_float, check_int, derive_seed
+from ..task_options import TaskOptions
+from .chain import ChainJob
+from .job import Job
+from .plan import Canvas, ModelPair, Plan, Stage
+from .resolve import common_settings, resolve_options
 from .inputs import read_image
 from ..choices import (
-    DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MAX_INPUT_PIXELS, SCALES,
+    DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MAX_INPUT_PIXELS, SCALES,
     output_size,
 )
 from .tiling import Tile, TileGrid, back_project, blend_weights, plan_tiles
@@ -307,34 +308,26 @@ def upscale(
     pair: ModelPair,
     image: ImageSource,
     *,
+    options: TaskOptions | None = None,
     scale: int = 2,
     label: Any = None,
-    order: str = "random",
-    steps: int = DEFAULT_UPSCALE_STEPS,
     regenerate: float = DEFAULT_REGENERATE,
     overlap: int | None = None,
     consistency: int = DEFAULT_CONSISTENCY,
-    cfg: float | None = None,
-    cfg_start: float = 1.0,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    batch: int = 1,
-    seed: int | None = None,
     fast: bool = True,
 ) -> Job:
     """Upscale `image` to exactly `scale` (2 or 4) times its width and height (see the module docstring).
 
-    steps: forward passes per tile (-1 = one per token); regenerate: fraction (0..1) of each tile's cells,
+    options.steps: forward passes per tile (default DEFAULT_UPSCALE_STEPS; -1 = one per token; never more than a
+    tile's tokens, so options.clip_steps changes nothing here); regenerate: fraction (0..1) of each tile's cells,
     those the tokenizer reproduces worst, that RandAR regenerates (0 = keep every code); overlap: tokens
     shared by neighbouring tiles (None: a quarter of the model's grid); consistency: back-projection iterations (0 = off)."""
     notices: list[str] = []
     G, f = pair.grid, pair.patch
     if scale not in SCALES or isinstance(scale, bool):
         raise ValueError(f"scale must be 2 or 4 (x4 = x2 applied twice), got {scale!r}")
-    batch = check_batch(batch)
-    seed = resolve_seed(seed)
-    order = check_order(order)
+    run = resolve_options(pair, "upscale", options, label, notices)
+    batch, seed, order, steps = run.options.batch, run.options.seed, run.options.order, run.options.steps
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not (steps == -1 or steps >= 1):
         raise ValueError(f"steps must be a positive integer (forward passes per tile) or -1 for one token per step, "
                          f"got {steps!r}")
@@ -342,9 +335,6 @@ def upscale(
     regenerate = check_float(regenerate, "regenerate", 0.0, 1.0)
     overlap = G // 4 if overlap is None else check_int(overlap, "overlap (tokens)", 0, G // 2)
     consistency = check_int(consistency, "consistency (back-projection iterations)", 0, 100)
-    sampling = resolve_sampling(temperature, top_k, top_p, pair.gpt.config.vocab_size)
-    ids, names = resolve_labels(pair, label, batch)
-    guidance, g0, g1 = resolve_guidance(pair, ids, cfg, cfg_start, notices)
 
     img, img_record = read_image(image)
     W, H = img.size
@@ -354,13 +344,12 @@ def upscale(
         geos.append(pass_geometry(2 * W, 2 * H, G, f, overlap, regenerate, steps))
     out_w, out_h = output_size(W, H, scale)
 
-    params = dict(scale=scale, label=ids if len(set(ids)) > 1 else ids[0], order=order, steps=steps,
-                  regenerate=regenerate, overlap=overlap, consistency=consistency, cfg=g1, cfg_start=g0,
-                  temperature=sampling.temperature, top_k=sampling.top_k, top_p=sampling.top_p, batch=batch, seed=seed)
+    params = dict(scale=scale, label=run.label, order=order, steps=steps, regenerate=regenerate, overlap=overlap,
+                  consistency=consistency, **run.recorded_sampling(), batch=batch, seed=seed)
     settings = common_settings(pair, "upscale", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
-        "class_names": names, "size": [out_w, out_h],
+        "class_names": run.names, "size": [out_w, out_h],
         "passes": [{"input": [g.width, g.height], "output": list(output_size(g.width, g.height)),
                     "canvas_tokens": [g.cols, g.rows], "tiles": len(g.grid.tiles), "regenerated_tokens": g.num_tokens,
                     "forward_passes": g.num_steps} for g in geos],
@@ -371,9 +360,8 @@ def upscale(
                        f"({' + '.join(str(len(g.grid.tiles)) for g in geos)} for the two x2 passes)"
                        if scale == 4 else
                        f"the {out_w}x{out_h} result is made in {tiles} overlapping tiles of {G * f}x{G * f} px")
-    labels = label_tensor(pair, ids)
-    common = dict(batch=batch, order=order, consistency=consistency, labels=labels, guidance=guidance,
-                  sampling=sampling)
+    common = dict(batch=batch, order=order, consistency=consistency, labels=run.labels, guidance=run.guidance,
+                  sampling=run.sampling)
     low = np.asarray(img, dtype=np.uint8)
     first = _plan_pass(pair, [low], geos[0], seed=seed, pass_index=1, settings=settings, notices=notices, **common)
     if scale == 2:
@@ -384,62 +372,3 @@ def upscale(
         return _plan_pass(pair, lows, geos[1], seed=seed, pass_index=2, settings=settings, notices=notices, **common)
 
     return ChainJob(pair, first, second, geos[1], fast)
-
-
-class ChainJob(Job):
-    """Two x2 passes as one job (x4): the second pass is built from the first's images when they exist.
-    Progress events are numbered over both passes; `canvas` is the current pass's."""
-
-    def __init__(self, pair: ModelPair, first: Plan, second: Callable[[list[Image.Image]], Plan],
-                 second_geo: PassGeometry, fast: bool = True) -> None:
-        super().__init__(pair, first, fast)
-        self._second, self._second_geo = second, second_geo
-        self._current = first
-
-    @property
-    def canvas(self) -> Canvas:
-        return self._current.canvas
-
-    @property
-    def num_steps(self) -> int:
-        return self.plan.num_steps + self._second_geo.num_steps
-
-    @property
-    def num_tokens(self) -> int:
-        return self.plan.num_tokens + self._second_geo.num_tokens
-
-    def _body(self) -> Iterator[Progress]:
-        t_start = time.perf_counter()
-        total_steps, total_tokens = self.num_steps, self.num_tokens
-        num_stages = len(self.plan.stages) + sum(1 for n in self._second_geo.regen if n)
-        step0 = token0 = stage0 = 0
-        results: list[Result] = []
-        plan: Plan | None = self.plan
-        for index in range(2):
-            if index == 1:
-                plan = self._second(results[0].images)
-            assert plan is not None
-            self._current = plan
-            sub = Job(self.pair, plan, self.fast)
-            for ev in sub:
-                yield dataclasses.replace(
-                    ev, stage=f"pass {index + 1}/2 tile", stage_index=stage0 + ev.stage_index, num_stages=num_stages,
-                    job_step=step0 + ev.job_step, job_steps=total_steps, decoded=token0 + ev.decoded,
-                    total=total_tokens, elapsed=time.perf_counter() - t_start)
-                if self._cancel:
-                    sub.cancel()
-                    self.state = "cancelled"
-                    return
-            results.append(sub.run())
-            step0 += plan.num_steps
-            token0 += plan.num_tokens
-            stage0 += len(plan.stages)
-        last = results[-1]
-        timings = Timings()
-        for r in results:
-            for key in ("encode", "generation", "decode", "forward_passes"):
-                setattr(timings, key, getattr(timings, key) + getattr(r.timings, key))
-        timings.total = time.perf_counter() - t_start
-        self.result = Result(task="upscale", images=last.images, tokens=last.tokens, seed=self.seed,
-                             settings=self.plan.settings, timings=timings, notices=list(self.plan.notices),
-                             canvas=last.canvas, step_map=last.step_map, raw=last.raw)

@@ -1,0 +1,111 @@
+"""From a task's options to what the engine and the settings take: the seed, class ids, guidance and sampling.
+
+Why one place: every task resolves its `TaskOptions` the same way (the task's defaults filled in, a seed drawn
+for None, labels to class ids, cfg None to the model card's scale, top_k against the vocabulary) and records
+them the same way in its settings (`common_settings`, what `rerun` reads back). The checks of the values
+themselves are randar.checks / randar.task_options; what is resolved here needs the loaded model pair.
+
+Names. A class is a *label*: what users give (a name, an index or None; the sidecars' "label"), resolved to
+class ids by `resolve_labels` and to the [B] tensor `Plan.labels` by `label_tensor` (the engine and the model
+take it as `cond`, the name of the official RandAR code and of the reference bundles).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..checks import check_int, check_steps, resolve_seed
+from ..sampling import Guidance, SamplingParams
+from ..task_options import TaskOptions
+from .plan import ModelPair
+
+__all__ = ["SETTINGS_VERSION", "Resolved", "resolve_options", "resolve_labels", "label_tensor", "common_settings"]
+
+SETTINGS_VERSION = 1
+RECORDED_SAMPLING = ("cfg", "cfg_start", "temperature", "top_k", "top_p")  # in the order the settings list them
+
+
+@dataclass(frozen=True, eq=False)
+class Resolved:
+    """A task's options as it runs them: `options` with the task's defaults, the seed drawn and cfg / cfg_start
+    as used (1 without a class), plus the class ids and names and the engine's guidance and sampling."""
+
+    options: TaskOptions
+    ids: list[int | None]
+    names: list[str | None]
+    labels: Tensor  # [B] class ids (the null class for none)
+    guidance: Guidance
+    sampling: SamplingParams
+
+    @property
+    def label(self) -> Any:
+        """The settings' "label": one class id (or None) for the batch, or one per image."""
+        return self.ids if len(set(self.ids)) > 1 else self.ids[0]
+
+    def steps(self, num_tokens: int, what: str = "steps") -> int:
+        """The steps over the `num_tokens` tokens the plan generates (checked against them; see check_steps)."""
+        return check_steps(self.options.steps, num_tokens, what, clip=self.options.clip_steps)
+
+    def recorded_sampling(self) -> dict[str, Any]:
+        """cfg, cfg_start, temperature, top_k and top_p as the settings record them."""
+        return {name: getattr(self.options, name) for name in RECORDED_SAMPLING}
+
+
+def resolve_options(pair: ModelPair, task: str, options: TaskOptions | None, label: Any,
+                    notices: list[str]) -> Resolved:
+    """The options of one run of `task` (None: all defaults), resolved for `pair` (see the module docstring)."""
+    opts = (options if options is not None else TaskOptions()).for_task(task)
+    vocab = pair.gpt.config.vocab_size
+    top_k = check_int(opts.top_k, "top_k (0 = off)", 0, vocab)
+    sampling = SamplingParams(temperature=float(opts.temperature), top_k=top_k, top_p=opts.top_p)
+    ids, names = resolve_labels(pair, label, opts.batch)
+    guidance, start, end = _guidance(pair, ids, opts.cfg, opts.cfg_start, notices)
+    opts = dataclasses.replace(opts, seed=resolve_seed(opts.seed), cfg=end, cfg_start=start)
+    return Resolved(opts, ids, names, label_tensor(pair, ids), guidance, sampling)
+
+
+def resolve_labels(pair: ModelPair, label: Any, batch: int) -> tuple[list[int | None], list[str | None]]:
+    """One label for the batch or one per image; None = no class. -> (ids, names)."""
+    items = list(label) if isinstance(label, (list, tuple)) else [label] * batch
+    if len(items) != batch:
+        raise ValueError(f"{len(items)} labels for a batch of {batch}; give one label or one per image")
+    ids: list[int | None] = []
+    for item in items:
+        if item is None or (isinstance(item, str) and not item.strip()):
+            ids.append(None)
+        else:
+            ids.append(pair.class_index(item if isinstance(item, (int, str)) else int(item)))
+    return ids, [None if i is None else pair.class_names[i] for i in ids]
+
+
+def label_tensor(pair: ModelPair, ids: list[int | None]) -> Tensor:
+    return torch.tensor([pair.gpt.null_class if i is None else i for i in ids], dtype=torch.long)
+
+
+def _guidance(pair: ModelPair, ids: list[int | None], cfg: float | None,
+              cfg_start: float, notices: list[str]) -> tuple[Guidance, float, float]:
+    """Linear CFG from `cfg_start` to `cfg` (None: the model's default). Off without a class."""
+    end = pair.cfg_scale if cfg is None else cfg  # both checked by TaskOptions
+    start = cfg_start
+    if all(i is None for i in ids):
+        if cfg is not None and (end > 1 or start > 1):
+            notices.append("no class given: classifier-free guidance has nothing to contrast, so it is off")
+        return Guidance(1.0, 1.0), 1.0, 1.0
+    return Guidance(start, end), start, end
+
+
+def common_settings(pair: ModelPair, task: str, params: dict[str, Any], fast: bool) -> dict[str, Any]:
+    return {
+        "version": SETTINGS_VERSION,
+        "task": task,
+        "model": {"name": pair.name, "grid": pair.grid, "patch": pair.patch, "vocab": pair.gpt.config.vocab_size,
+                  "num_classes": pair.num_classes},
+        "params": params,
+        "runtime": {"device": str(pair.device), "dtype": str(pair.dtype).replace("torch.", ""), "fast": fast,
+                    "torch": torch.__version__},
+    }
+
