@@ -200,7 +200,7 @@ class StudioCore:
             self.runs.finish(session, run)
             if recorder is not None:
                 self.replays.set_live(session, tab_of(job.task), None)
-            if final is None:  # stopped, closed by Gradio (Stop's `cancels`, a closed tab) or failed: no files
+            if final is None:  # stopped (app.stop), closed by Gradio (a closed tab) or failed: no files
                 self.store.discard(files)
                 release_memory()
                 log.info("%s run ended without a result at step %d/%d (stopped, or the client left)", caption,
@@ -234,8 +234,9 @@ class StudioCore:
 
     def stop(self, request: gr.Request | None = None) -> Iterator[Any]:
         """Stop this session's run after its current step: "Stopping at step N/M…" at once, then, when the
-        step in flight is over, "Stopped at step N/M" (Gradio's `cancels` ends the run's event, so the run
-        itself cannot send that last word; before, the status stayed on "Stopping…" for good)."""
+        step in flight is over, "Stopped at step N/M". The run then returns on its own, closing its event like
+        any finished run, so a Run click right after the stop waits for it and runs (ui.build_demo says why
+        Stop does not use Gradio's `cancels`)."""
         run = self.runs.get(_session(request))
         if run is None or run.finished:
             yield gr.skip()

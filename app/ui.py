@@ -33,6 +33,10 @@ RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model 
 # concurrent previews was an unbounded amount of memory.
 PREVIEW_CONCURRENCY = "preview"
 PREVIEW_SLOTS = 2
+# Run pressed on a stopped tab: the click waits in the page until the stopped run's event has closed (build_demo,
+# "Stop and Run again"); the status says so at once, under the stopped run's "Stopped at step N/M"
+STARTING_JS = """(s) => { s = s || '';
+  return s.includes('⏹') && !s.includes('Starting a new run') ? s + '\\n\\n⏳ Starting a new run…' : s; }"""
 
 CSS = """
 .live-view img, .order-view img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }
@@ -110,12 +114,24 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                                                                                   s.seed, s.random_seed]
             return out + ([s.batch] if with_batch and s.batch is not None else [])
 
-        run_kw = dict(concurrency_id=RUN_CONCURRENCY, concurrency_limit=slots, show_progress="minimal")
+        # Stop and Run again (issue 15): Gradio's page skips a click on Run while that button's previous event is
+        # open (trigger_mode "once"). With Stop's `cancels=[ev]` the stopped event stayed open until /cancel
+        # answered, which waits for the step in flight and the run's clean-up (seconds on a busy CPU): a click
+        # then was dropped, and with "always_last" the held click never ran (Gradio replays it only when the
+        # event's stream ends, which a cancelled one's did not). So Stop ends a run only through app.stop: the
+        # run yields "Stopped at step N/M" and returns, closing its event as any run does, and a click meanwhile
+        # waits (always_last) and runs then; STARTING_JS says so at once. Costs: a click during a run queues one
+        # more run after it, and Stop does not take a run out of the queue before it started (it did with
+        # `cancels`).
+        run_kw = dict(concurrency_id=RUN_CONCURRENCY, concurrency_limit=slots, show_progress="minimal",
+                      trigger_mode="always_last")
 
         def wire(panel: LivePanel, fn: Any, inputs: list[Any], outputs: list[Any], api_name: str) -> None:
+            panel.run.click(None, [panel.status], [panel.status], js=STARTING_JS, api_visibility="private",
+                            show_progress="hidden")  # before the run's listener: the page runs them in turn
             ev = panel.run.click(fn, inputs=inputs, outputs=outputs, api_name=api_name,
                                  show_progress_on=[panel.status], **run_kw)
-            panel.stop.click(app.stop, outputs=[panel.status], cancels=[ev], concurrency_limit=None,
+            panel.stop.click(app.stop, outputs=[panel.status], concurrency_limit=None,
                              api_visibility="private", show_progress="hidden")
             if panel.replay is not None:
                 wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)

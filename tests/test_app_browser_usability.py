@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from app.testing import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
-from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot  # noqa: F401 - fixtures
+from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot, watch, watched  # noqa: F401
 
 pytestmark = pytest.mark.timeout(300)
 CAT = REPO / "assets" / "examples" / "cat.png"
@@ -52,17 +52,21 @@ def test_stop_ends_in_stopped_and_the_tab_runs_again(page):
     # the keyboard: Ctrl+Enter runs the tab on screen, Esc stops it
     pg.keyboard.press("Control+Enter")
     wait_text(pg, "#generate-status", "⏳ Step", timeout=60_000)
+    set_number(pg, "Steps", 8)  # for the next run (the running one keeps its 64)
+    watch(pg, "generate")
     pg.keyboard.press("Escape")
     wait_text(pg, "#generate-status", "Stopped at step", timeout=30_000)
-    assert stopped_at(text(pg, "#generate-status"))[1] == 64
-
-    # and the Run button works again. Known race (issue 15, open): a click within ~2-5 s of an Esc stop is
-    # dropped while the cancelled run closes; this checks the button works once it has, not the race itself
-    set_number(pg, "Steps", 8)
-    time.sleep(5)
+    # and Run at once, while the stopped run still closes (its clean-up): the click waits for it, says so, and
+    # runs then. Before the fix (issue 15) a click in the seconds after a stop was dropped: nothing ran
     pg.click("#generate-run")
     wait_text(pg, "#generate-status", "Done", timeout=60_000)
     assert "8 steps" in text(pg, "#generate-status")
+    statuses = [e["status"] for e in watched(pg)]
+    stopped = next((s for s in statuses if "Stopped at step" in s), None)
+    assert stopped is not None and stopped_at(stopped)[1] == 64, statuses
+    starting = next((i for i, s in enumerate(statuses) if "Starting a new run" in s), None)
+    first_step = next((i for i, s in enumerate(statuses) if "⏳ Step" in s and "/8" in s), None)
+    assert starting is not None and first_step is not None and starting < first_step, statuses
     assert not pg.page_errors, pg.page_errors
 
 
