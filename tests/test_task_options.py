@@ -131,7 +131,8 @@ def test_clip_steps_plans_once_and_records_the_steps_taken(studio, make_picture)
 
 
 def test_the_app_plans_a_clipped_run_once(studio):
-    from app.handlers import StatusNote, StudioApp
+    from app.common import StatusNote
+    from app.handlers import StudioApp
 
     calls: list[int] = []
 
