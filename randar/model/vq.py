@@ -117,15 +117,22 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv_in(x)
         for stage in self.conv_blocks:
-            for i, res in enumerate(stage.res):
-                h = res(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
+            h = run_level(stage, h)
             if hasattr(stage, "downsample"):
                 h = stage.downsample(h)
         for block in self.mid:
             h = block(h)
         return self.conv_out(swish(self.norm_out(h)))
+
+
+def run_level(stage: nn.Module, h: Tensor) -> Tensor:
+    """One resolution level of the encoder or decoder: its res blocks, each followed by its attention block
+    where the level has them (the official layout keeps them in two parallel lists)."""
+    for i, res in enumerate(stage.res):
+        h = res(h)
+        if len(stage.attn):
+            h = stage.attn[i](h)
+    return h
 
 
 class Decoder(nn.Module):
@@ -161,10 +168,7 @@ class Decoder(nn.Module):
         for block in self.mid:
             h = block(h)
         for stage in self.conv_blocks:
-            for i, res in enumerate(stage.res):
-                h = res(h)
-                if len(stage.attn):
-                    h = stage.attn[i](h)
+            h = run_level(stage, h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
         return self.conv_out(swish(self.norm_out(h)))
