@@ -242,6 +242,11 @@ def test_gpt_continuation_never_returns_worse_weights_than_its_start():
     assert hist2["eval"][-1]["nll_eval"] > hist2["eval"][0]["nll_eval"]
     assert hist2["best_step"] == 0
     assert all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), start.state_dict().values()))
+    # no steps at all: the starting weights, evaluated (the tool's report-only run, `--gpt-steps 0`)
+    tcfg.max_steps = 0
+    same, hist3 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=start)
+    assert hist3["steps"] == 0 and hist3["best_nll_eval"] == pytest.approx(hist2["eval"][0]["nll_eval"])
+    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), start.state_dict().values()))
 
 
 def test_gpt_trainer_rejects_mismatched_codes():

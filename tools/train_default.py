@@ -91,7 +91,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-restarts", action="store_true", help="no dead-code restarts")
     # GPT
     p.add_argument("--gpt-minutes", type=float, default=4.5)
-    p.add_argument("--gpt-steps", type=int, default=None, help="optional step cap for the GPT")
+    p.add_argument("--gpt-steps", type=int, default=None, help="optional step cap for the GPT (0 with --gpt-init: "
+                   "no training, only the evaluation, CFG check, samples and model card of those weights)")
     p.add_argument("--gpt-batch", type=int, default=128)
     p.add_argument("--gpt-ema", type=float, default=0.0, metavar="DECAY",
                    help="also keep a moving average of the transformer weights (e.g. 0.999) and ship it when its "

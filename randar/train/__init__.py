@@ -51,7 +51,7 @@ class Budget:
     """
 
     def __init__(self, minutes: float | None, max_steps: int | None = None) -> None:
-        if not minutes and not max_steps:
+        if not minutes and max_steps is None:
             raise ValueError("give a time budget (minutes) or max_steps")
         self.seconds = 60.0 * minutes if minutes else None
         self.max_steps = max_steps
@@ -65,8 +65,8 @@ class Budget:
         p = 0.0
         if self.seconds:
             p = max(p, self.elapsed / self.seconds)
-        if self.max_steps:
-            p = max(p, step / self.max_steps)
+        if self.max_steps is not None:
+            p = max(p, step / self.max_steps) if self.max_steps > 0 else 1.0
         return min(p, 1.0)
 
     def done(self, step: int) -> bool:
