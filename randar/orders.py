@@ -16,6 +16,10 @@ Reproducibility: the only source of randomness is one `torch.randperm` of
 `h * w` drawn from a CPU `torch.Generator`, always drawn (even for fully
 deterministic maps), so the same name + seed + arguments give the same
 permutation on every call and machine (for a given torch version).
+
+Why a little over 400 lines: every named order's priority map sits next to the one ranking function and the
+batch/row seeding it shares with them; split up, the orders' single definition (map + tie-break) would be
+spread over modules.
 """
 
 from __future__ import annotations
