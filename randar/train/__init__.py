@@ -13,15 +13,16 @@ import math
 import random
 import time
 from pathlib import Path
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
-    "Logger", "Budget", "lr_factor", "resolve_device", "use_bf16", "autocast", "seed_everything", "decay_groups",
-    "images_to_device", "to_float", "to_uint8", "save_grid", "SyntheticDataset",
+    "Logger", "TrainSchedule", "Budget", "lr_factor", "resolve_device", "use_bf16", "autocast", "seed_everything",
+    "decay_groups", "images_to_device", "to_float", "to_uint8", "save_grid", "SyntheticDataset",
 ]
 
 
@@ -42,6 +43,29 @@ class Logger:
         if self.path:
             with self.path.open("a", encoding="utf-8") as f:
                 f.write(line + "\n")
+
+
+@dataclass
+class TrainSchedule:
+    """What every trainer's config starts with: the budget, AdamW and the warm-up + cosine schedule. The
+    defaults are the transformer's; `train.vq.VQTrainConfig` overrides those that differ for the tokenizer."""
+
+    # the budget: wall-clock minutes, an optional step cap (tests, smoke runs; 0: no training at all)
+    minutes: float | None = 4.5
+    max_steps: int | None = None
+    batch_size: int = 128
+    # the learning rate: linear warm-up over warmup_steps, then cosine down to lr * min_lr_ratio
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.05
+    warmup_steps: int = 300
+    # AdamW and gradient clipping
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Budget:

@@ -16,7 +16,7 @@ pure indexing on the device.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -26,7 +26,7 @@ from torch import Tensor
 from randar.config import GPTConfig
 from randar.model.transformer import RandARTransformer
 
-from . import Budget, autocast, decay_groups, lr_factor, seed_everything, use_bf16
+from . import Budget, TrainSchedule, autocast, decay_groups, lr_factor, seed_everything, use_bf16
 from .evaluate import gpt_nll, make_eval_orders
 
 __all__ = ["GPTTrainConfig", "default_gpt_config", "tiny_gpt_config", "train_gpt", "random_orders"]
@@ -46,17 +46,7 @@ def tiny_gpt_config(vocab_size: int, num_classes: int, block_size: int = 256) ->
 
 
 @dataclass
-class GPTTrainConfig:
-    minutes: float | None = 4.5
-    max_steps: int | None = None
-    batch_size: int = 128
-    lr: float = 6e-4
-    min_lr_ratio: float = 0.05
-    warmup_steps: int = 300
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
+class GPTTrainConfig(TrainSchedule):
     class_dropout: float = 0.1
     eval_every_s: float = 30.0
     eval_orders: int = 2  # fixed random orders per periodic evaluation
@@ -66,9 +56,6 @@ class GPTTrainConfig:
     cpu_bf16: bool = False  # bf16 autocast on a CPU too (CUDA always uses it)
     ema_decay: float = 0.0  # > 0: also keep and evaluate a moving average of the weights (e.g. 0.999)
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def random_orders(batch: int, length: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:

@@ -13,7 +13,7 @@ After the transformer has been trained on a tokenizer's codes, only its decoder 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from randar.config import VQConfig
 from randar.model.vq import VQModel
 
-from . import Budget, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float, use_bf16
+from . import Budget, TrainSchedule, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float, use_bf16
 from .evaluate import psnr, vq_reconstruct
 
 __all__ = ["VQTrainConfig", "DEFAULT_VQ_CONFIG", "TINY_VQ_CONFIG", "PatchDiscriminator", "vq_forward", "train_vq"]
@@ -40,17 +40,12 @@ TINY_VQ_CONFIG = VQConfig(ch=32, ch_mult=(1, 1, 1, 1), z_channels=32, num_res_bl
 
 
 @dataclass
-class VQTrainConfig:
-    minutes: float | None = 3.5  # wall-clock budget of the training loop
-    max_steps: int | None = None  # optional step cap (tests, smoke runs)
+class VQTrainConfig(TrainSchedule):
+    minutes: float | None = 3.5
     batch_size: int = 64
     lr: float = 4e-4
-    min_lr_ratio: float = 0.05
     warmup_steps: int = 200
-    beta1: float = 0.9
-    beta2: float = 0.95
     weight_decay: float = 0.0
-    grad_clip: float = 1.0
     l1_weight: float = 1.0
     l2_weight: float = 1.0
     log_mse_weight: float = 0.0  # decoder fine-tune only: see `log_mse_loss`
@@ -71,9 +66,6 @@ class VQTrainConfig:
     channels_last: bool = True  # CUDA only
     cpu_bf16: bool = False  # bf16 autocast on a CPU too (CUDA always uses it)
     seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class PatchDiscriminator(nn.Module):
