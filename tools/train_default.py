@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -30,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from randar.config import ModelCard, VQConfig  # noqa: E402
 from randar.model.transformer import RandARTransformer  # noqa: E402
 from randar.model.vq import VQModel  # noqa: E402
+from randar.outputs import atomic_write_bytes  # noqa: E402
 from randar.train import Logger, SyntheticDataset, resolve_device, save_grid, seed_everything  # noqa: E402
 from randar.train.evaluate import (  # noqa: E402
     code_usage, encode_codes, gpt_metrics, nearest_neighbour_agreement, sample_images, vq_metrics, vq_reconstruct,
@@ -243,9 +245,7 @@ def keep_earlier_runs(path: Path) -> None:
     if metrics.get("gpt_train"):
         earlier.append(metrics["gpt_train"])
     metrics["gpt_train_earlier"] = earlier
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(metrics, indent=1) + "\n")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (json.dumps(metrics, indent=1) + "\n").encode(), overwrite=True)
 
 
 def save_gpt(gpt: RandARTransformer, out: Path) -> None:
@@ -338,9 +338,9 @@ def stage_gpt(args, out: Path, device, log, data, vq_path: Path) -> None:
             save_gpt(best, out)
             log(f"saved the best weights so far (step {state['best_step']}, held-out NLL {state['best_nll']:.4f})")
         snapshot = {k: state[k] for k in ("model", "ema", "optimizer", "step")} | {"config": gcfg.to_dict()}
-        tmp = out / "gpt_train_state.pt.tmp"
-        torch.save(snapshot, tmp)
-        os.replace(tmp, out / "gpt_train_state.pt")
+        buf = io.BytesIO()
+        torch.save(snapshot, buf)
+        atomic_write_bytes(out / "gpt_train_state.pt", buf.getvalue(), overwrite=True)
 
     gpt, hist = train_gpt(gcfg, train_codes, labels, eval_codes, ev_labels, tcfg, device, log, init=init,
                           on_eval=on_eval if not args.tiny else None, resume=resume)

@@ -106,8 +106,9 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
         if resume is not None and resume.get("ema"):
             ema_model.load_state_dict(resume["ema"])
             ema_resumed = True
-        ema_pairs = [(e, p) for e, p in zip(ema_model.state_dict().values(), model.state_dict().values())
-                     if p.is_floating_point()]
+        floats = [(e, p) for e, p in zip(ema_model.state_dict().values(), model.state_dict().values())
+                  if p.is_floating_point()]
+        ema_tensors, live_tensors = [e for e, _ in floats], [p for _, p in floats]
     fwd = torch.compile(model) if (tcfg.compile and cuda) else model
 
     codes = train_codes.to(device=device, dtype=torch.int16)
@@ -183,7 +184,7 @@ def train_gpt(config: GPTConfig, train_codes: Tensor, train_labels: Tensor, eval
         if ema_model is not None:  # the usual warm-up of the decay, so early averages are not all init weights
             decay = tcfg.ema_decay if ema_resumed else min(tcfg.ema_decay, (1 + step) / (10 + step))
             with torch.no_grad():
-                torch._foreach_lerp_([e for e, _ in ema_pairs], [p for _, p in ema_pairs], 1.0 - decay)
+                torch._foreach_lerp_(ema_tensors, live_tensors, 1.0 - decay)
         loss_sum += loss.detach()
         window += 1
         step += 1
