@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterator
 
 import gradio as gr
 import numpy as np
-from PIL import Image
 
 from randar.images import ImageError
 from randar.orders import ORDER_NAMES
@@ -144,9 +143,3 @@ def add_history(history: list | None, paths: list[Path], caption: str) -> list[d
 def history_gallery(history: list | None) -> list[tuple[str, str]]:
     return [(h["path"], h["caption"]) for h in (history or [])]
 
-
-def editor_value_from(image: Image.Image | str, mask: np.ndarray | None = None) -> dict[str, Any]:
-    """An editor value for an image (and optionally a mask as its painted layer)."""
-    from .media import mask_layer
-
-    return {"background": image, "layers": [mask_layer(mask)] if mask is not None else [], "composite": None}
