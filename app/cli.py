@@ -89,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = AppConfig(model=args.model or os.environ.get(MODEL_ENV) or None, checkpoints=args.checkpoints,
                        device=devices[0], devices=devices, dtype=args.dtype, threads=args.threads,
                        demo_delay=args.demo_delay, outputs=args.outputs, allow_model_path=args.allow_model_path)
+    from randar.memory import freeze_long_lived
+
     from .server_log import install as quiet_server_log
 
     quiet_server_log()  # user errors and client disconnects: one log line each, not a traceback
@@ -102,5 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     prune_uploads()  # uploads that killed earlier starts left behind (older than a day)
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, **launch_kwargs())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                **launch_kwargs())
+    # Everything alive now (torch, Gradio, the page's definition, the model, the web server) lives as long as
+    # the process: keep it out of the collection each run ends with (randar/memory.py says why).
+    freeze_long_lived()
+    demo.block_thread()
     return 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
+from randar.memory import freeze_long_lived, thaw_long_lived
 from randar.registry import (
     DEFAULT_MODEL, REGISTRY, ModelNotFoundError, ModelStatus, download_command, list_models, missing_message,
     resolve_checkpoints_dir,
@@ -206,11 +207,13 @@ class ModelManager:
                     self._locks.pop(id(studio), None)
                 log.info("unloading %s (cache holds %d models)", old_key, self.capacity)
                 del old
+                thaw_long_lived()  # the evicted model was frozen with the rest: let the collector see it
                 _free_device_memory()
             self._studios[key] = replicas
             for studio in replicas:
                 self._locks[id(studio)] = threading.Lock()
                 log.info("loaded %r", studio)
+            freeze_long_lived()  # a loaded model lives on: keep it out of every run's collection
             return replicas
 
     @contextmanager

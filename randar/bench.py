@@ -53,6 +53,7 @@ class Row:
     cpu_seconds: float = 0.0  # median CPU time of the process per batch (CPU runs; steadier than wall time)
     ratio: float = 1.0  # median over repeats of plain / this path, each repeat timing both back to back
     ratios: list[float] = field(default_factory=list)  # every repeat's ratio: the spread is the noise
+    decode_seconds: float = 0.0  # median time of the VQ decode inside `seconds` (the same work on every path)
 
 
 def sync(device: torch.device) -> None:
@@ -129,24 +130,27 @@ def bench_model(
             req = request(model, batch, steps, cfg)
             g = model.config.grid_size
 
-            def job(fast: bool) -> None:
+            decode_times: dict[str, list[float]] = {p: [] for p in paths}
+
+            def job(fast: bool, path: str) -> None:
                 with torch.inference_mode():
                     grid = run(decode(model, req, fast=fast))
                     if vq is not None:
-                        vq.decode(grid.view(batch, g, g))
+                        decode_times[path].append(timed(lambda: vq.decode(grid.view(batch, g, g)), device)[0])
 
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             warmup = {}
             for path in paths:
                 fast = select_path(path, device)
-                warmup[path] = timed(lambda: job(fast), device)[0]
+                warmup[path] = timed(lambda: job(fast, path), device)[0]
+                decode_times[path].clear()
             wall: dict[str, list[float]] = {p: [] for p in paths}
             cpu: dict[str, list[float]] = {p: [] for p in paths}
             for _ in range(repeats):
                 for path in paths:
                     fast = select_path(path, device)
-                    w, c = timed(lambda: job(fast), device)
+                    w, c = timed(lambda: job(fast, path), device)
                     wall[path].append(w)
                     cpu[path].append(c)
             for path in paths:
@@ -154,12 +158,14 @@ def bench_model(
                 ratios = [p / f for p, f in zip(wall[paths[0]], wall[path])]
                 rows.append(Row(name, path, batch, steps, sec, batch / sec, peak_memory_gb(device),
                                 len(req.schedule()), warmup[path], statistics.median(cpu[path]),
-                                statistics.median(ratios), ratios))
+                                statistics.median(ratios), ratios,
+                                statistics.median(decode_times[path]) if decode_times[path] else 0.0))
                 r = rows[-1]
                 print(f"{name:>12} {path:>6} batch {batch:>3} steps {steps:>3} ({r.forward_passes:>3} passes): "
                       f"{sec * 1000:9.1f} ms  {r.images_per_s:8.2f} img/s  peak {r.peak_mem_gb:6.2f} GB  "
                       f"warm-up {r.warmup_s * 1000:8.1f} ms  cpu {r.cpu_seconds * 1000:8.1f} ms  "
-                      f"ratio {r.ratio:5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
+                      + (f"(VQ decode {r.decode_seconds * 1000:6.1f} ms)  " if vq is not None else "")
+                      + f"ratio {r.ratio:5.2f}x ({min(ratios):.2f}-{max(ratios):.2f})", flush=True)
     kernels.use_compiled(False)
     return rows
 
@@ -207,8 +213,10 @@ def cpu_bf16_support() -> str:
 
 
 def summarize(rows: list[Row]) -> None:
-    """fast/plain is the median of per-repeat ratios (both timed back to back), not a ratio of medians."""
-    print("\nmodel         batch steps   plain ms    fast ms   fast img/s  fast/plain  (cpu-time ratio)")
+    """fast/plain is the median of per-repeat ratios (both timed back to back), not a ratio of medians.
+    With a tokenizer, the tokens-only ratio follows: the VQ decode is the same work on both paths, so it
+    bounds the whole ratio whatever the token decoding gains."""
+    print("\nmodel         batch steps   plain ms    fast ms   fast img/s  fast/plain  (cpu-time ratio; tokens only)")
     keyed = {(r.model, r.path, r.batch, r.steps): r for r in rows}
     for (model, path, batch, steps), r in keyed.items():
         if path != "plain":
@@ -218,8 +226,11 @@ def summarize(rows: list[Row]) -> None:
             continue
         f = max(best, key=lambda x: x.ratio)
         cpu = r.cpu_seconds / f.cpu_seconds if f.cpu_seconds else float("nan")
+        tokens = ""
+        if r.decode_seconds and f.seconds > f.decode_seconds:
+            tokens = f"; {(r.seconds - r.decode_seconds) / (f.seconds - f.decode_seconds):.2f}x"
         print(f"{model:<12} {batch:>5} {steps:>5} {r.seconds * 1000:10.1f} {f.seconds * 1000:10.1f} "
-              f"{f.images_per_s:12.2f} {f.ratio:10.2f}x  ({cpu:.2f}x, {f.path})")
+              f"{f.images_per_s:12.2f} {f.ratio:10.2f}x  ({cpu:.2f}x{tokens}, {f.path})")
 
 
 def main(argv: list[str] | None = None) -> int:

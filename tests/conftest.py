@@ -149,6 +149,7 @@ SLOW_TESTS = {
     ("test_tasks.py", "test_fast_and_plain_decoding_give_the_same_tokens"),
     ("test_upscale.py", "test_real_upscale_is_consistent_with_its_input"),
     ("test_app_handlers.py", "test_model_cache_is_lru_with_a_capacity"),
+    ("test_app_handlers.py", "test_loaded_models_stay_out_of_collections_and_evicted_ones_are_freed"),
     ("test_train.py", "test_gpt_overfits_a_repeated_batch"),
     ("test_tasks.py", "test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest"),
     ("test_tasks.py", "test_checkpoint_tokenizer_mismatch"),
@@ -157,6 +158,17 @@ SLOW_TESTS = {
     ("test_default_model.py", "test_tokenizer_reconstructs_the_examples"),
     ("test_vq.py", "test_save_pretrained_round_trip"),
 }
+
+
+@pytest.fixture(autouse=True)
+def _thaw_after_each_test():
+    """The app freezes what is alive when it loads a model (randar.memory.freeze_long_lived); in the test process
+    that would keep each test's garbage cycles from being collected for the rest of the session."""
+    yield
+    import gc
+
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 
 def pytest_collection_modifyitems(config, items) -> None:

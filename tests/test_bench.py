@@ -23,6 +23,9 @@ def test_cpu_benchmark_reports_both_paths_and_the_headline_ratio(tmp_path, capsy
     assert all(r["seconds"] > 0 and r["images_per_s"] > 0 for r in data["rows"])
     # warm-up is timed apart from the repeats; ratios are per-repeat medians against the plain path
     assert all(r["warmup_s"] > 0 and r["cpu_seconds"] > 0 and r["ratio"] > 0 for r in data["rows"])
+    # the VQ decode (the same work on both paths) is timed inside each image's time, and reported apart
+    assert all(0 < r["decode_seconds"] < r["seconds"] for r in data["rows"]), data["rows"]
+    assert re.search(r"\(\d+\.\d\dx; \d+\.\d\dx, fast\)", "\n".join(lines)), "tokens-only ratio missing"
     assert all(r["ratio"] == 1.0 for r in data["rows"] if r["path"] == "plain")
     headline = next(r for r in data["rows"] if r["path"] == "fast" and r["steps"] == 88)
     assert lines[-1] == f"fast/plain: {headline['ratio']:.2f}x"

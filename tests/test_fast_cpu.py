@@ -1,10 +1,13 @@
 """The fast path on the CPU (`randar.decoding.cpu_step`): the lean step really runs, its oneDNN-packed weights
-follow in-place weight changes, the fused MLP survives dtype moves, and bfloat16 agreement is reported.
+(the output head's too) follow in-place weight changes, hooks on the head see every step, the fused MLP
+survives dtype moves, bfloat16 agreement is reported, and a model's cached decoders do not keep it alive.
 Token equality with the plain path in float32 is checked in tests/test_engine.py (tiny model, every schedule,
 prefixes, spatial guidance) and tests/test_bench.py (the default model, 88 and 8 steps)."""
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
 import pytest
 import torch
@@ -115,3 +118,42 @@ def test_hooks_on_the_blocks_switch_to_the_module_path(monkeypatch):
         handle.remove()
     assert len(seen) == len(req.schedule()) and len(lean_calls) == len(req.schedule())
     assert torch.equal(lean, hooked)
+
+
+def test_hooks_on_the_head_see_every_step_and_the_tokens_stay_the_same(monkeypatch):
+    """Without hooks the lean step multiplies by its packed copy of the output head; a hook on the head (or
+    on the final norm) makes it call the modules, every step, with the blocks still lean."""
+    model = tiny_model()
+    req = greedy_request(seed=3)
+    lean_calls = []
+    original = CpuStep.__call__
+    monkeypatch.setattr(CpuStep, "__call__", lambda self, *a: lean_calls.append(1) or original(self, *a))
+    with torch.inference_mode():
+        lean = run(decode(model, req, fast=True))
+        plain = run(decode(model, req, fast=False))
+    assert torch.equal(lean, plain)
+    for module in (model.output, model.norm):
+        seen = []
+        handle = module.register_forward_hook(lambda *a: seen.append(1))
+        lean_calls.clear()
+        try:
+            with torch.inference_mode():
+                hooked = run(decode(model, req, fast=True))
+        finally:
+            handle.remove()
+        assert len(seen) == len(lean_calls) == len(req.schedule())
+        assert torch.equal(hooked, lean)
+
+
+def test_a_model_is_freed_when_dropped_after_fast_decoding():
+    """The per-model decoder cache (static KV caches, packed weights) holds its model weakly: an app that
+    unloads a model gets its memory back (a strong reference from the cached decoder kept every model used
+    with the fast path alive for the life of the process)."""
+    model = tiny_model()
+    with torch.inference_mode():
+        run(decode(model, greedy_request(), fast=True))
+    assert fast._DECODERS[model]
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None

@@ -154,3 +154,19 @@ def test_the_largest_allowed_input_in_the_app_run_and_preview_at_once(tiny_model
     assert kb < RSS_LIMIT_KB, (kb, outcomes)
     assert outcomes.count("app.inpaint: ok") == 1, outcomes
     assert sum(line.startswith("app.mask_preview: **16 of 64 tokens**") for line in outcomes) == 1, outcomes
+
+
+def test_frozen_long_lived_objects_are_skipped_by_collections_until_thawed():
+    import gc
+
+    from randar.memory import freeze_long_lived, release_memory, thaw_long_lived
+
+    keep = [[i] for i in range(20000)]  # long-lived: imports, models, the UI's definition in the app
+    try:
+        assert freeze_long_lived() >= len(keep)
+        assert not any(o is keep for o in gc.get_objects())  # out of every generation the collector walks
+        release_memory()
+        assert gc.get_freeze_count() >= len(keep)
+    finally:
+        thaw_long_lived()
+    assert gc.get_freeze_count() == 0 and any(o is keep for o in gc.get_objects())

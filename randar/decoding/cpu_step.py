@@ -13,8 +13,9 @@ which MKL itself runs slowly at a few rows. This forward computes the same funct
   precomputed causal mask (a step's queries see the cache and the earlier slots of their own step),
 - adds each block's residual inside the output products (oneDNN's post-op: the same float32 sums),
 - runs the last block's attention output and MLP only for the step's queries: only their logits are read,
-- multiplies by weights pre-packed for oneDNN (`PackedWeights`): on small-row products MKL re-packs the
-  weight on every call, which here costs more than the multiply (about 1.5x on the whole step's products).
+- multiplies by weights pre-packed for oneDNN (`PackedWeights`), the output head's too: on small-row products
+  MKL re-packs the weight on every call, which here costs more than the multiply (about 1.5x on the whole
+  step's products; 2x on the head's [queries x 1024] product).
 
 Rounding can differ from the reference path in the last bits (oneDNN's products block the sums
 differently from MKL's), which leaves greedy float32 tokens identical (tests/test_engine.py checks it).
@@ -22,7 +23,7 @@ differently from MKL's), which leaves greedy float32 tokens identical (tests/tes
 from __future__ import annotations
 
 import weakref
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -61,14 +62,19 @@ class PackedWeights:
 _PACKED: "weakref.WeakKeyDictionary[RandARTransformer, PackedWeights]" = weakref.WeakKeyDictionary()
 
 
-def blocks_have_hooks(model: RandARTransformer) -> bool:
-    """Hooks on the transformer blocks (or global module hooks) expect the blocks to be called as modules,
-    which the lean step does not do; the output head is always called, so its hooks never count here."""
+def has_hooks(modules: Iterable[torch.nn.Module]) -> bool:
     from torch.nn.modules import module as nn_module
 
     if nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks:
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for m in model.layers.modules())
+    return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
+
+def blocks_have_hooks(model: RandARTransformer) -> bool:
+    """Hooks on the transformer blocks (or global module hooks) expect the blocks to be called as modules,
+    which the lean step does not do: such a model decodes through the modules. Hooks on the final norm or
+    the output head only make the lean step call those two as modules (`CpuStep.head`)."""
+    return has_hooks(model.layers.modules())
 
 
 def onednn_linear(x: Tensor, packed: Tensor) -> Tensor:
@@ -91,12 +97,14 @@ class CpuStep:
     def __init__(self, model: RandARTransformer, cache: KVCache) -> None:
         cfg = model.config
         model.fuse_for_inference()  # one [w1; w3] product per MLP; the state dict keeps its official keys
-        self.model, self.cache = model, cache
+        self._model = weakref.ref(model)  # held by the per-model decoder cache: must not keep the model alive
+        self.cache = cache
         self.n_head, self.head_dim, self.dim = cfg.n_head, cfg.head_dim, cfg.dim
         self.eps = cfg.norm_eps
         self.norms = [(b.attention_norm.weight, b.ffn_norm.weight) for b in model.layers]
         weights = [w for b in model.layers for w in (b.attention.wqkv.weight, b.attention.wo.weight,
                                                       b.feed_forward.w13, b.feed_forward.w2.weight)]
+        weights.append(model.output.weight)  # last: the output head
         size = sum(w.numel() * w.element_size() for w in weights)
         self.packed: PackedWeights | None = None
         if onednn_available() and size <= PACK_LIMIT_BYTES and cache.k.dtype in (torch.float32, torch.bfloat16):
@@ -113,6 +121,12 @@ class CpuStep:
         self.rotations = torch.empty(0, dtype=torch.complex64)
         n = cache.max_len
         self.causal = torch.ones(n, n, dtype=torch.bool, device=cache.k.device).tril_()  # True = may attend
+
+    @property
+    def model(self) -> RandARTransformer:
+        model = self._model()
+        assert model is not None, "the model of this step was freed"
+        return model
 
     def set_rope(self, rope: Tensor, pos_table: Tensor) -> None:
         """The embedding table and the rotation tables of this request's grid."""
@@ -158,7 +172,14 @@ class CpuStep:
             x = linear_add(y.transpose(1, 2).reshape(B, -1, self.dim), wo, x)
             a, b = linear(kernels.rms_norm(x, norm2, self.eps), w13).chunk(2, dim=-1)
             x = linear_add(kernels.swiglu(a, b), w2, x)
-        return self.model.logits(self.model.norm(x))  # the model's own head: its hooks see every step
+        return self.head(x)
+
+    def head(self, x: Tensor) -> Tensor:
+        """Final norm and output head; called as modules when they carry hooks, so that hooks see every step."""
+        m = self.model
+        if has_hooks((m.norm, m.output)):
+            return m.logits(m.norm(x))
+        return self.linear(kernels.rms_norm(x, m.norm.weight, m.norm.eps), self.weights[-1]).float()
 
 
 def rotate(x: Tensor, rotations: Tensor) -> Tensor:

@@ -48,7 +48,8 @@ class FastDecoder:
 
     def __init__(self, model: RandARTransformer, batch: int, max_len: int, use_graphs: bool | None = None) -> None:
         param = next(model.parameters())
-        self.model, self.device, self.dtype = model, param.device, param.dtype
+        self._model = weakref.ref(model)  # the per-model cache (`decoder_for`) must not keep the model alive
+        self.device, self.dtype = param.device, param.dtype
         self.batch, self.max_len = batch, max_len
         self.cache = KVCache(model.config, batch, max_len, self.device, self.dtype)
         self.use_graphs = self.device.type == "cuda" if use_graphs is None else use_graphs
@@ -59,6 +60,12 @@ class FastDecoder:
         self.graphs: dict[tuple[int, int], _Graph] = {}
         self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
         self.cpu_step = CpuStep(model, self.cache) if self.device.type == "cpu" else None
+
+    @property
+    def model(self) -> RandARTransformer:
+        model = self._model()
+        assert model is not None, "the model of this decoder was freed"
+        return model
 
     @property
     def cache_bytes(self) -> int:
@@ -152,7 +159,8 @@ def decoder_for(model: RandARTransformer, batch: int, max_len: int) -> FastDecod
 
     Several shapes stay alive (an app alternates native and x2 grids, batch 1 and 4): dropping the decoder
     of the other shape would throw its captured graphs away on every switch. The least recently used
-    decoders go once their caches together pass CACHE_BUDGET_BYTES; the newest one always stays.
+    decoders go once their caches together pass CACHE_BUDGET_BYTES; the newest one always stays. They go
+    with their model too: decoders hold it weakly, so an app that unloads a model frees its caches.
     """
     max_len = max(max_len, model.config.max_seq_len)
     per_model = _DECODERS.setdefault(model, OrderedDict())
