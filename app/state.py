@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from randar.memory import freeze_long_lived, thaw_long_lived
+from randar.memory import freeze_long_lived, release_memory, thaw_long_lived
 from randar.registry import (
     DEFAULT_MODEL, REGISTRY, ModelNotFoundError, ModelStatus, download_command, list_models, missing_message,
     resolve_checkpoints_dir,
@@ -208,7 +208,7 @@ class ModelManager:
                 log.info("unloading %s (cache holds %d models)", old_key, self.capacity)
                 del old
                 thaw_long_lived()  # the evicted model was frozen with the rest: let the collector see it
-                _free_device_memory()
+                release_memory()  # collect it, empty the CUDA cache, hand the heap pages back
             self._studios[key] = replicas
             for studio in replicas:
                 self._locks[id(studio)] = threading.Lock()
@@ -246,19 +246,6 @@ class ModelManager:
         """The lock held around each engine step of `studio` (one job at a time per Studio)."""
         with self._load_lock:
             return self._locks.setdefault(id(studio), threading.Lock())
-
-
-def _free_device_memory() -> None:
-    import gc
-
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # pragma: no cover - best effort only
-        pass
 
 
 def describe_studio(studio: "Studio") -> str:
