@@ -166,6 +166,10 @@ class ModelCard(_JsonConfig):
     class_names: list[str] = field(default_factory=list)
     description: str = ""
     cfg_scale: float = 4.0  # a good default guidance scale for this pair
+    # optional, per class: the group it belongs to ("" for none; a group's name picks among its classes) and more
+    # names that find it (e.g. an emoji's code points and character)
+    class_groups: list[str] = field(default_factory=list)
+    class_aliases: list[list[str]] = field(default_factory=list)
 
     @property
     def gpt_config(self) -> GPTConfig:

@@ -2,6 +2,7 @@
 """Build the emoji training set (128x128 RGB on white, Unicode-subgroup labels).
 
     python tools/build_emoji_dataset.py --out data/emoji            # everything
+    python tools/build_emoji_dataset.py --out data/emoji --folder data/emoji-train   # + the `randar train` folder
     python tools/build_emoji_dataset.py --out /tmp/e --limit 20     # quick small build
 
 Sources (nothing is downloaded here; install them first, see checkpoints/DATA_CARD.md):
@@ -31,6 +32,9 @@ def main(argv=None):
     ap.add_argument("--allow-missing", action="store_true",
                     help="skip sets whose sources are not installed instead of failing")
     ap.add_argument("--no-contact-sheet", action="store_true")
+    ap.add_argument("--folder", default=None, metavar="DIR",
+                    help="also write the training split as a `randar train` folder (one class per emoji, the "
+                         "training artwork sets only, held-out emoji and styles left out)")
     a = ap.parse_args(argv)
     t0 = time.time()
     try:
@@ -40,6 +44,11 @@ def main(argv=None):
     except SourceMissing as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if a.folder:
+        from randar.data import load_emoji_dataset
+        from randar.data.emoji_build import export_training_folder
+
+        export_training_folder(load_emoji_dataset(a.out), a.folder)
     c = m["counts"]
     total = sum(f["bytes"] for f in m["files"].values())
     print(json.dumps({"per_set": {k: v["images"] for k, v in m["per_set"].items()}, **c}))

@@ -48,7 +48,7 @@ from typing import Sequence
 from randar.choices import ALIGN_CHOICES, ORDER_CHOICES, REGION_CHOICES
 
 # the command modules register their subcommands on import, in the order of `--help`
-from . import models, generate, edits, rerun  # noqa: F401
+from . import models, generate, edits, rerun, train  # noqa: F401
 from . import options
 from .options import (
     COMMANDS, PROG, USER_ERRORS, Command, to_stderr, add_checkpoints_option, add_model_options, add_output_options,

@@ -28,12 +28,17 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "IMAGE_SIZE", "SETS", "SPLIT_SALT", "EVAL_FRACTION", "FORMAT_VERSION",
+    "IMAGE_SIZE", "SETS", "TRAIN_SETS", "HELDOUT_STYLE_SETS", "SPLIT_SALT", "EVAL_FRACTION", "FORMAT_VERSION",
     "EmojiDataset", "load_emoji_dataset", "split_of", "canonical_hexcode", "decode_image",
 ]
 
 IMAGE_SIZE = 128
-SETS = ("noto", "openmoji", "twemoji")   # fixed order: set ids in the files follow it
+# Fixed order: set ids in the files follow it (new sets are appended, so old ids never move).
+SETS = ("noto", "openmoji", "twemoji", "fluent-flat", "fluent", "emojione")
+# The artwork the default model trains on; HELDOUT_STYLE_SETS are never trained on by the generator or the
+# evaluation's recognition classifier: they measure how well an emoji is recognised in a style nobody learned.
+TRAIN_SETS = ("noto", "openmoji", "twemoji", "fluent-flat", "fluent")
+HELDOUT_STYLE_SETS = ("emojione",)
 SPLIT_SALT = "randar-emoji-split-v1"
 EVAL_FRACTION = 0.05
 FORMAT_VERSION = 1

@@ -26,11 +26,12 @@ import numpy as np
 from ..hashing import file_sha256
 from .emoji import (EVAL_FRACTION, FORMAT_VERSION, IMAGE_SIZE, SETS, SPLIT_SALT, EmojiDataset, canonical_hexcode,
                     decode_image, load_emoji_dataset, split_of)
-from .emoji_sources import SourceMissing, Sources, find_sources
+from .emoji_sources import NPM_ICONIFY, SourceMissing, Sources, find_sources
 
 __all__ = [
     "MARGIN", "FIT", "SETS", "SKIN_TONES", "build_emoji_dataset", "load_emoji_table", "select_limit",
     "frame_on_white", "render_svg", "render_noto", "twemoji_index", "twemoji_file", "make_contact_sheet",
+    "IconifySet", "slug",
     "SourceMissing",
 ]
 
@@ -128,14 +129,15 @@ def frame_on_white(rgb_on_white, alpha, scale: int = 1):
     return out
 
 
-def render_svg(path) -> "np.ndarray | None":
-    """One SVG (OpenMoji, Twemoji) rasterised at SVG_RENDER_PX on white and framed; None if it draws nothing.
-    Rasterised large and then downscaled, so that thin strokes keep their weight."""
+def render_svg(path, text: str | None = None) -> "np.ndarray | None":
+    """One SVG file (OpenMoji, Twemoji) or markup (`text`: Fluent, EmojiOne) rasterised at SVG_RENDER_PX on white
+    and framed; None if it draws nothing. Rasterised large and then downscaled, so that thin strokes keep their
+    weight."""
     import resvg_py
     from PIL import Image
 
-    png = resvg_py.svg_to_bytes(svg_path=str(path), width=SVG_RENDER_PX, height=SVG_RENDER_PX,
-                                skip_system_fonts=True)
+    source = {"svg_string": text} if text is not None else {"svg_path": str(path)}
+    png = resvg_py.svg_to_bytes(**source, width=SVG_RENDER_PX, height=SVG_RENDER_PX, skip_system_fonts=True)
     with Image.open(io.BytesIO(bytes(png))) as im:
         rgba = im.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -201,11 +203,60 @@ def twemoji_file(hexcode: str, idx: dict):
     return exact if exact in names else names[0]
 
 
+def slug(text: str) -> str:
+    """Unicode's English name as Iconify spells icon names: "flag: Japan" -> "flag-japan"."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower().replace("’", "").replace("'", "")).strip("-")
+
+
+class IconifySet:
+    """One Iconify JSON package (a set's SVG bodies by name) and how an emoji finds its drawing in it.
+
+    Fluent's flat package maps code points to names (chars.json); its colour package uses the same names; EmojiOne
+    has no map, so its names are matched to Unicode's (slugged) names, with its aliases and its "flag-for-" spelling
+    of country flags."""
+
+    def __init__(self, package_dir: Path, chars_from: Path | None = None) -> None:
+        data = json.loads((Path(package_dir) / "icons.json").read_text(encoding="utf-8"))
+        self.icons, self.aliases = data["icons"], data.get("aliases", {})
+        self.width, self.height = data.get("width", 16), data.get("height", 16)
+        chars_path = Path(chars_from or package_dir) / "chars.json"
+        chars = json.loads(chars_path.read_text(encoding="utf-8")) if chars_path.is_file() else {}
+        self.by_code = {canonical_hexcode(k): v for k, v in chars.items()}
+
+    def _resolve(self, name: str | None) -> str | None:
+        for _ in range(4):  # aliases may chain
+            if name in self.icons:
+                return name
+            if name not in self.aliases:
+                return None
+            name = self.aliases[name].get("parent")
+        return None
+
+    def name_of(self, hexcode: str, unicode_name: str) -> str | None:
+        """The icon drawing one emoji, or None where the set has none."""
+        if self.by_code:
+            return self._resolve(self.by_code.get(canonical_hexcode(hexcode)))
+        s = slug(unicode_name)
+        return self._resolve(s) or (self._resolve("flag-for-" + s[5:]) if s.startswith("flag-") else None)
+
+    def svg(self, name: str) -> str:
+        icon = self.icons[name]
+        left, top = icon.get("left", 0), icon.get("top", 0)
+        w, h = icon.get("width", self.width), icon.get("height", self.height)
+        return ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+                f'viewBox="{left} {top} {w} {h}">{icon["body"]}</svg>')
+
+
 def _render_job(job):
-    """One rendering job, ("noto", text, font path) or ("svg", path, None): a picklable unit for the pool."""
+    """One rendering job, ("noto", text, font path), ("svg", path, None) or ("svgtext", markup, None): a
+    picklable unit for the pool."""
     kind, arg, extra = job
     if kind == "noto":
         return render_noto(arg, extra)
+    if kind == "svgtext":
+        return render_svg(None, text=arg)
     return render_svg(arg)
 
 
@@ -248,9 +299,12 @@ def _versions(src: Sources, sets) -> dict:
          "pillow": PIL.__version__, "libwebp": features.version("webp"),
          "freetype2": features.version("freetype2"), "raqm": features.version("raqm"),
          "openmoji (npm, labels)": src.openmoji_version}
-    if "openmoji" in sets or "twemoji" in sets:
+    if set(sets) - {"noto"}:
         from importlib.metadata import version
         v["resvg-py"] = version("resvg-py")
+    for name in sets:
+        if name in src.iconify:
+            v[f"{NPM_ICONIFY[name][0]} (npm)"] = src.iconify[name][1]
     if "twemoji" in sets:
         v["@discordapp/twemoji (npm)"] = src.twemoji_version
     if "noto" in sets:
@@ -300,6 +354,9 @@ def build_emoji_dataset(out, sets=SETS, limit=None, workers=None, allow_missing=
     emoji, classes, groups = load_emoji_table(src.metadata_json)
     emoji = select_limit(emoji, limit)
     tw_idx = twemoji_index(src.twemoji_svg_dir) if "twemoji" in sets else {}
+    flat_dir = src.iconify["fluent-flat"][0] if "fluent-flat" in src.iconify else None
+    iconify = {s: IconifySet(src.iconify[s][0], chars_from=flat_dir if s == "fluent" else None)
+               for s in sets if s in src.iconify}
 
     jobs, rows, absent = [], [], {s: [] for s in sets}
     for s_i, s in enumerate(SETS):
@@ -311,6 +368,9 @@ def build_emoji_dataset(out, sets=SETS, limit=None, workers=None, allow_missing=
             elif s == "openmoji":
                 p = src.openmoji_svg_dir / f"{e['_openmoji_file']}.svg"
                 job = ("svg", str(p), None) if p.is_file() else None
+            elif s in iconify:
+                icon = iconify[s].name_of(e["hexcode"], e["name"])
+                job = ("svgtext", iconify[s].svg(icon), None) if icon else None
             else:
                 name = twemoji_file(e["_openmoji_file"], tw_idx)
                 job = ("svg", str(src.twemoji_svg_dir / name), None) if name else None
@@ -435,3 +495,53 @@ def make_contact_sheet(ds: EmojiDataset, path, n: int = 64, seed: int = 0, cols:
                   font=font)
     sheet.save(path, format="PNG", compress_level=9)
     return path
+
+
+# ----------------------------------------------------------------------------- a folder for `randar train`
+def export_training_folder(ds: EmojiDataset, out, sets=None, log=print) -> dict:
+    """The training split as a `randar train` folder: OUT/<subgroup>/<emoji name>/<set>.png, one class per
+    emoji (grouped by its Unicode subgroup, so the subgroup's name picks among its emoji), and OUT/classes.json
+    giving each class more names to be found by (Unicode's name with spaces, the code points in lower-case hex,
+    the emoji itself). Held-out emoji are not exported at all: they stay unseen, for the edit evaluation. `sets`:
+    the artwork to train on (default TRAIN_SETS; the held-out styles are never exported)."""
+    from PIL import Image
+
+    from .emoji import HELDOUT_STYLE_SETS, TRAIN_SETS
+
+    out = Path(out)
+    sets = list(sets or TRAIN_SETS)
+    bad = sorted(set(sets) & set(HELDOUT_STYLE_SETS))
+    if bad:
+        raise ValueError(f"sets {bad} are held out as unseen styles; they are never trained on")
+    idx = ds.indices("train", [s for s in sets if s in ds.sets])
+    slugs: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for i in idx:
+        m = ds.meta[i]
+        if m["hexcode"] in slugs:
+            continue
+        base = slug(m["name"]) or m["hexcode"].lower()
+        name = base if base not in names.values() else f"{base}-{m['hexcode'].lower()}"
+        slugs[m["hexcode"]], names[m["hexcode"]] = name, name
+    # a slug that two emoji share (e.g. "keycap" for # and *) gets the code points on both
+    counts: dict[str, int] = {}
+    for m_hex, n in slugs.items():
+        counts[n] = counts.get(n, 0) + 1
+    table = {}
+    images = ds.decode_all()
+    written = 0
+    for i in idx:
+        m = ds.meta[i]
+        name = slugs[m["hexcode"]]
+        rel = f"{m['subgroup']}/{name}"
+        folder = out / m["subgroup"] / name
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[i]).save(folder / f"{m['set']}.png", optimize=False, compress_level=6)
+        written += 1
+        table[rel] = {"name": name, "aliases": [m["name"], m["hexcode"].lower(), m["emoji"]]}
+    _write_json(out / "classes.json", dict(sorted(table.items())))
+    info = {"images": written, "classes": len(table), "sets": sets,
+            "heldout_emoji": int(len({ds.meta[i]["hexcode"] for i in ds.indices("eval")}))}
+    log(f"wrote {out}: {written} images of {len(table)} emoji classes ({', '.join(sets)}); "
+        f"{info['heldout_emoji']} held-out emoji left out")
+    return info

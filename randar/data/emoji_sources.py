@@ -4,7 +4,9 @@ Nothing is downloaded: the builder (`randar.data.emoji_build`) and the upscaling
 (`randar.evaluate.upscaling`) render only what is installed, and a missing package is reported with the one
 command that installs it (`Sources.missing`), so that a machine without it fails with instructions instead of
 building a different dataset. Sources: the labels and OpenMoji's SVGs (npm `openmoji`), Twemoji's SVGs (npm
-`@discordapp/twemoji`), Noto Color Emoji's font (Debian `fonts-noto-color-emoji`) and `resvg-py` for the SVGs.
+`@discordapp/twemoji`), Noto Color Emoji's font (Debian `fonts-noto-color-emoji`), Microsoft's Fluent Emoji in
+its flat and colour styles and EmojiOne 2.3 (npm `@iconify-json/fluent-emoji-flat`, `@iconify-json/fluent-emoji`,
+`@iconify-json/emojione`: one JSON file of SVG bodies per set) and `resvg-py` for the SVGs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ NOTO_FONT_PATHS = (
 NPM_OPENMOJI = ("openmoji", "17.0.0")              # colour SVGs + data/openmoji.json (labels)
 NPM_TWEMOJI = ("@discordapp/twemoji", "16.0.1")    # dist/svg
 DEB_NOTO = "fonts-noto-color-emoji"
+# Iconify JSON packages: icons.json holds every drawing's SVG body by name; chars.json (where present) maps code
+# points to names. Fluent's colour set has no chars.json: it shares the flat set's names.
+NPM_ICONIFY = {
+    "fluent-flat": ("@iconify-json/fluent-emoji-flat", "1.2.6"),   # Microsoft Fluent Emoji, flat style, MIT
+    "fluent": ("@iconify-json/fluent-emoji", "1.2.7"),             # Microsoft Fluent Emoji, colour style, MIT
+    "emojione": ("@iconify-json/emojione", "1.2.3"),               # EmojiOne 2.3 (via EmojiTwo), CC BY 4.0
+}
 
 INSTALL_HINT = {
     "noto": f"apt-get install -y {DEB_NOTO}   (or set {NOTO_FONT_ENV}=/path/NotoColorEmoji.ttf)",
@@ -41,6 +50,8 @@ INSTALL_HINT = {
     "metadata": f"npm install -g {NPM_OPENMOJI[0]}@{NPM_OPENMOJI[1]}   "
                 "(openmoji.json is the label source for every set)",
     "resvg": "pip install resvg-py==0.5.0",
+    **{name: f"npm install -g {pkg}@{ver}   (or install into ./node_modules, or set {NODE_MODULES_ENV})"
+       for name, (pkg, ver) in NPM_ICONIFY.items()},
 }
 
 
@@ -60,6 +71,7 @@ class Sources:
     twemoji_version: str | None = None
     noto_font: Path | None = None
     noto_version: str | None = None
+    iconify: dict = field(default_factory=dict)    # set name -> (package dir, version) of its Iconify JSON package
     missing: dict = field(default_factory=dict)    # name -> install hint
 
 
@@ -137,9 +149,15 @@ def find_sources() -> Sources:
             break
     else:
         s.missing["noto"] = INSTALL_HINT["noto"]
+    for name, (pkg, _version) in NPM_ICONIFY.items():
+        found = _find_npm_package(pkg)
+        if found and (found[0] / "icons.json").is_file():
+            s.iconify[name] = found
+        else:
+            s.missing[name] = INSTALL_HINT[name]
     try:
         import resvg_py  # noqa: F401
     except ImportError:
-        for k in ("openmoji", "twemoji"):
+        for k in ("openmoji", "twemoji", *NPM_ICONIFY):
             s.missing.setdefault(k, INSTALL_HINT["resvg"])
     return s
