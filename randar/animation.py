@@ -109,16 +109,24 @@ class GifRecorder:
         if slot == self._slot and not event.done:
             return None
         self._slot = slot
-        if event.canvas is not self.renderer.canvas:  # a job of several canvases (x4 upscaling's second pass)
-            r = self.renderer
-            self.renderer = PreviewRenderer(r.vq, event.canvas, row=r.row, max_side=r.max_side,
-                                            decode_budget=r.decode_budget, decode_every=r.decode_every)
+        self._renderer_for(event.canvas)  # a job of several canvases (x4 upscaling's second pass)
         frame = self.renderer.render(event)
         self.frames.append(frame)
         return frame
 
+    def _renderer_for(self, canvas) -> None:
+        if canvas is not self.renderer.canvas:
+            r = self.renderer
+            self.renderer = PreviewRenderer(r.vq, canvas, row=r.row, max_side=r.max_side,
+                                            decode_budget=r.decode_budget, decode_every=r.decode_every)
+
     def finish(self, result) -> Image.Image:
+        """The finished picture on the result's canvas (an outpaint refined by upscaling shows its composing
+        pass), at the size of the frames before it."""
+        self._renderer_for(result.canvas)
         frame = self.renderer.final(result)
+        if self.frames and frame.size != self.frames[-1].size:
+            frame = frame.resize(self.frames[-1].size, Image.NEAREST)
         self.frames.append(frame)
         return frame
 

@@ -213,14 +213,17 @@ class Studio:
 
     def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
                  aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
-                 harmonize_seam: bool = True, options: TaskOptions | None = None, **sampling: Any) -> Job:
+                 harmonize_seam: bool = True, compose: str = "one-pass", refine: bool = True,
+                 options: TaskOptions | None = None, **sampling: Any) -> Job:
         """Extend an image by pixels per side (exactly those), to an aspect ('16:9', to the nearest pixel) or by
         a zoom factor; `randar.tasks.geometry.outpaint_size` gives the size beforehand. The input's mode is
-        kept as for inpaint (the new border is opaque). `order_map`: a painted picture over the output (or a
-        sidecar's string), its new cells decoded first in every window (randar.painted)."""
+        kept as for inpaint (the new border is opaque). The whole canvas is composed in one pass of the model's
+        grid (the picture worked smaller where needed, then brought back to scale by the upscaler: `refine`);
+        compose="windows" is the former method (overlapping windows). `order_map`: a painted picture over the
+        output (or a sidecar's string), its new cells decoded first (randar.painted)."""
         return outpaint(self.pair, image, options=with_options(options, sampling), left=left, right=right, top=top,
                         bottom=bottom, aspect=aspect, zoom=zoom, align=align, label=label,
-                        harmonize_seam=harmonize_seam, fast=self.fast)
+                        harmonize_seam=harmonize_seam, compose=compose, refine=refine, fast=self.fast)
 
     def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, regenerate: float = DEFAULT_REGENERATE,
                 overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, options: TaskOptions | None = None,

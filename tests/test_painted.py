@@ -151,7 +151,31 @@ def window_cells(known: np.ndarray, grid: int) -> list[np.ndarray]:
     return masks
 
 
-def test_outpaint_with_a_painted_map_decodes_it_first_in_every_window_and_reruns_exactly(studio, make_picture):
+def test_outpaint_one_pass_decodes_the_painted_cells_first_and_reruns_exactly(studio, make_picture):
+    pic = make_picture(64, 64)
+    layer = np.zeros((80, 96, 4), np.uint8)  # over the 96x80 output: its right edge strongly, bottom left faintly
+    layer[0:16, 88:96] = (255, 0, 0, 255)
+    layer[64:80, 0:24] = (255, 0, 0, 140)
+    layer[20:40, 30:50] = (255, 0, 0, 255)  # over the original: dropped
+    job = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, order_map=Image.fromarray(layer))
+    planned = planned_step_map(job)
+    result = job.run()
+    steps = result.step_map[0].numpy()
+    assert np.array_equal(planned, steps)
+    levels = decode_levels(result.settings["params"]["order_map"])
+    known = np.asarray(result.canvas.known, bool)
+    assert levels.shape == known.shape and not levels[known].any()
+    painted = levels > 0
+    strong, faint, rest = levels == levels.max(), painted & (levels < levels.max()), ~known & ~painted
+    assert strong.any() and faint.any() and rest.any()
+    assert steps[strong].max() <= steps[faint].min() and steps[faint].max() <= steps[rest].min()
+    assert np.array_equal(np.asarray(result.image)[0:64, 16:80], np.asarray(pic))
+    again = studio.rerun(json.loads(json.dumps(result.settings)), image=pic).run()
+    assert torch.equal(again.tokens, result.tokens) and np.array_equal(np.asarray(again.image), np.asarray(result.image))
+
+
+def test_outpaint_windows_with_a_painted_map_decodes_it_first_in_every_window_and_reruns_exactly(studio,
+                                                                                                 make_picture):
     pic = make_picture(64, 64)
     # output 96x80 (left 16, right 16, bottom 16 px): strokes at its right edge, at its bottom left, and over the
     # original (dropped: the original is kept)
@@ -159,7 +183,8 @@ def test_outpaint_with_a_painted_map_decodes_it_first_in_every_window_and_reruns
     layer[0:16, 88:96] = (255, 0, 0, 255)
     layer[64:80, 0:24] = (255, 0, 0, 140)
     layer[20:40, 30:50] = (255, 0, 0, 255)
-    job = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, order_map=Image.fromarray(layer))
+    job = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, order_map=Image.fromarray(layer),
+                          compose="windows")
     planned = planned_step_map(job)
     result = job.run()
     steps = result.step_map[0].numpy()
@@ -186,9 +211,9 @@ def test_outpaint_with_a_painted_map_decodes_it_first_in_every_window_and_reruns
     assert np.array_equal(out[0:64, 16:80], np.asarray(pic))  # the original is kept exactly
     again = studio.rerun(json.loads(json.dumps(result.settings)), image=pic).run()
     assert torch.equal(again.tokens, result.tokens) and np.array_equal(np.asarray(again.image), out)
-    plain = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3).run()
+    plain = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, compose="windows").run()
     assert "order_map" not in plain.settings["params"] and not torch.equal(plain.step_map, result.step_map)
-    blank = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3,
+    blank = studio.outpaint(pic, left=16, right=16, bottom=16, steps=12, seed=3, compose="windows",
                             order_map=Image.fromarray(np.where(known.repeat(8, 0).repeat(8, 1)[:80, :96, None],
                                                                layer, 0).astype(np.uint8)))
     assert "order_map" not in blank.settings["params"]  # paint over the original only: nothing to order
@@ -208,6 +233,6 @@ def test_cli_outpaint_order_map(tiny_model_dir, tmp_path):
                  "1", "--order-map", str(tmp_path / "map.png"), "--out", str(tmp_path / "a.png"), *args]) == 0
     code = read_sidecar(tmp_path / "a.png.json")["settings"]["params"]["order_map"]
     levels = decode_levels(code)
-    assert code.startswith("paint1:8x12:") and levels[:, -2:].all() and not levels[:, :-2].any()
+    assert code.startswith("paint1:5x8:") and levels[:, -1].all() and not levels[:, :-2].any()
     assert main(["rerun", str(tmp_path / "a.png.json"), "--out", str(tmp_path / "b.png"), *args]) == 0
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()

@@ -104,7 +104,7 @@ def test_order_map():
 
 
 def test_gif_recorder_and_writer(studio, make_picture, tmp_path):
-    job = studio.outpaint(make_picture(64, 64), right=40, steps=30, seed=2)
+    job = studio.outpaint(make_picture(64, 64), right=40, steps=30, clip_steps=True, seed=2, refine=False)
     recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas), max_frames=10)
     for event in job:
         recorder.add(event)
@@ -128,7 +128,7 @@ def test_gif_recorder_and_writer(studio, make_picture, tmp_path):
 
 
 def test_small_frames_of_big_canvases_and_frame_rate_cap(studio, make_picture):
-    job = studio.outpaint(make_picture(64, 64), zoom=2.0, steps=12, seed=1)  # a 16x16-token canvas
+    job = studio.outpaint(make_picture(64, 64), zoom=2.0, steps=12, seed=1, compose="windows")  # 16x16 tokens
     renderer = PreviewRenderer(studio.vq, job.canvas, max_side=64, min_interval=3600.0)
     assert renderer.patch == 4 and renderer.size == (64, 64)
     frames = []

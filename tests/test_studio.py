@@ -51,7 +51,7 @@ def test_every_task_returns_a_job_with_a_complete_result(studio, make_picture):
         "generate": studio.generate("red", batch=2, steps=8, seed=1),
         "generate_x2": studio.generate_x2("green", steps=4, fill_steps=8, seed=1),
         "inpaint": studio.inpaint(img, mask, steps=4, seed=1),
-        "outpaint": studio.outpaint(img, aspect="2:1", steps=10, seed=1),
+        "outpaint": studio.outpaint(img, aspect="2:1", steps=10, clip_steps=True, seed=1),
         "upscale": studio.upscale(img, steps=10, seed=1),
     }
     for task, job in jobs.items():

@@ -181,7 +181,7 @@ def test_mask_of_another_size(studio, make_picture):
 def test_outpaint_windowed_keeps_the_original(studio, make_picture, counter):
     img = make_picture(64, 64)
     original = pixels(img).copy()
-    job = studio.outpaint(img, right=48, bottom=24, steps=40, seed=7)  # 6 tokens > half the grid
+    job = studio.outpaint(img, right=48, bottom=24, steps=40, seed=7, compose="windows")  # 6 tokens > half the grid
     resolved = job.settings["resolved"]
     assert resolved["extension_tokens"] == {"left": 0, "right": 6, "top": 0, "bottom": 3}
     assert len(job.plan.stages) >= 2 and job.canvas.rows == 11 and job.canvas.cols == 14
@@ -213,22 +213,69 @@ def test_window_schedule_gives_every_window_context():
     assert seen.all()
 
 
-def test_outpaint_exact_pixels_aspect_and_limits(studio, make_picture):
+def test_outpaint_windows_exact_pixels_aspect_and_limits(studio, make_picture):
     img = make_picture(100, 80)
-    job = studio.outpaint(img, left=5, seed=0)  # less than a token: one token made, exactly 5 px kept
+    job = studio.outpaint(img, left=5, seed=0, compose="windows")  # less than a token: one token made, 5 px kept
     assert job.settings["resolved"]["extension_tokens"]["left"] == 1
     assert job.settings["resolved"]["size"] == [105, 80]
     assert not any("px asked" in n for n in job.notices)
-    job = studio.outpaint(img, aspect="16:9", align="left", seed=0)
+    job = studio.outpaint(img, aspect="16:9", align="left", seed=0, compose="windows")
     w, h = job.settings["resolved"]["size"]
     assert (w, h) == (142, 80)  # round(80 * 16 / 9)
     result = job.run()
     assert result.images[0].size == (142, 80)
     assert np.array_equal(pixels(result.images[0])[:, :100], pixels(img))  # original kept at the left
-    job = studio.outpaint(img, zoom=3.0, seed=0)  # more than 2x the grid: worked at a smaller scale
+    job = studio.outpaint(img, zoom=3.0, seed=0, compose="windows")  # more than 2x the grid: a smaller scale
     assert job.canvas.rows <= 16 and job.canvas.cols <= 16
     assert job.settings["resolved"]["size"] == [300, 240]
-    assert any("instead of the model's scale" in n for n in job.notices)
+    assert any("not the model's" in n for n in job.notices)
+
+
+def test_outpaint_one_pass_composes_the_whole_canvas(studio, make_picture, counter):
+    """The default: one stage over the whole output canvas (never windows), exact sizes, the original kept."""
+    img = make_picture(64, 64)
+    original = pixels(img).copy()
+    for kw, size in [(dict(right=48, bottom=24), (112, 88)), (dict(left=5), (69, 64)),
+                     (dict(aspect="16:9", align="left"), (114, 64))]:
+        job = studio.outpaint(img, steps=40, clip_steps=True, seed=7, **kw)
+        assert len(job.plan.stages) == 1 and job.settings["resolved"]["compose"] == "one-pass"
+        assert max(job.canvas.rows, job.canvas.cols) <= G  # the whole canvas within the model's grid
+        result = job.run()
+        assert result.images[0].size == size
+        x0 = size[0] - 64 if kw.get("left") else 0
+        assert np.array_equal(pixels(result.images[0])[:64, x0:x0 + 64], original)
+        assert counter.forwards == result.timings.forward_passes == job.settings["resolved"]["forward_passes"]
+        counter.forwards = 0
+
+
+def test_outpaint_one_pass_refines_a_canvas_worked_smaller(studio, make_picture, counter):
+    """A canvas larger than the grid is composed smaller, then brought back to scale by x2 upscaling passes
+    (one job: progress over every pass, the replay is the composing pass), and reruns exactly."""
+    img = make_picture(64, 64)
+    job = studio.outpaint(img, left=64, right=64, steps=12, seed=4)  # 192 px wide: worked at 1/3 of the picture
+    refine = job.settings["resolved"]["refine"]
+    assert refine["passes"] == 2 and refine["factor"] > 2.2
+    events = list(job)
+    assert len(events) == job.num_steps == job.settings["resolved"]["forward_passes"] == counter.forwards
+    assert events[0].stage.startswith("outpaint 1/3") and events[-1].stage.startswith("outpaint 3/3")
+    result = job.result
+    assert result.images[0].size == (192, 64)
+    assert np.array_equal(pixels(result.images[0])[:, 64:128], pixels(img))
+    assert result.tokens.shape[1:] == (job.plan.canvas.rows, job.plan.canvas.cols)  # the composing pass
+    again = studio.rerun(json.loads(json.dumps(result.settings)), image=img).run()
+    assert again.images[0].tobytes() == result.images[0].tobytes()
+    plain = studio.outpaint(img, left=64, right=64, steps=12, seed=4, refine=False)
+    assert "refine" not in plain.settings["resolved"] and plain.num_steps == job.plan.num_steps
+
+
+def test_outpaint_settings_without_compose_rerun_with_windows(studio, make_picture):
+    """Settings written before one-pass composition (no "compose") rerun the former windowed method."""
+    img = make_picture(64, 64)
+    result = studio.outpaint(img, right=48, bottom=24, steps=12, seed=7, compose="windows").run()
+    old = json.loads(json.dumps(result.settings))
+    del old["params"]["compose"], old["params"]["refine"]
+    again = studio.rerun(old, image=img).run()
+    assert again.images[0].tobytes() == result.images[0].tobytes()
 
 
 # ---- upscaling ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ Writes DIR/results.json (every number, per image too), DIR/results.md (the table
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -15,8 +16,11 @@ from typing import Any
 import numpy as np
 
 from .harness import (
-    EDIT_TASKS, edit_grid, load_folder, load_heldout, run_edit_task, run_samples, run_upscale, summarise,
+    DEFAULT_SETS, EDIT_TASKS, OUTPAINT_CASES, edit_grid, load_folder, load_heldout, model_labels, outpaint_grid,
+    run_edit_task, run_outpaint_case, run_samples, run_upscale, summarise,
 )
+
+ALL_TASKS = list(EDIT_TASKS) + list(OUTPAINT_CASES) + ["samples", "upscale"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "emoji"
 
@@ -42,7 +46,9 @@ def markdown(results: dict[str, Any]) -> str:
              "classifier's features to the true images (lower is better); agreement: the classifier names the "
              "true class.", ""]
     for task, rows in results["tasks"].items():
-        lines += [f"## {task}: {EDIT_TASKS[task].what}" if task in EDIT_TASKS else f"## {task}", "",
+        what = EDIT_TASKS[task].what if task in EDIT_TASKS else OUTPAINT_CASES[task].what if task in OUTPAINT_CASES \
+            else ""
+        lines += [f"## {task}: {what}" if what else f"## {task}", "",
                   "| method | PSNR dB | SSIM | realism FD | class agreement |", "|---|---|---|---|---|"]
         for name, r in rows.items():
             fd = f"{r['realism_fd']:.2f}" if "realism_fd" in r else "-"
@@ -78,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="outputs/evaluate", help="where to write results.json, results.md, grids/")
     p.add_argument("--quick", action="store_true", help="a tiny slice (6 images, no upscale): a smoke test for CI")
     p.add_argument("--limit", type=int, default=None, help="held-out images per task (default: all)")
-    p.add_argument("--tasks", default=",".join(list(EDIT_TASKS) + ["samples", "upscale"]),
-                   help="comma-separated subset of: " + ", ".join(list(EDIT_TASKS) + ["samples", "upscale"]))
+    p.add_argument("--tasks", default=",".join(ALL_TASKS), help="comma-separated subset of: " + ", ".join(ALL_TASKS))
+    p.add_argument("--sets", default=",".join(DEFAULT_SETS),
+                   help="artwork sets of the emoji dataset whose held-out images are used (default: the three of "
+                        "every earlier table; emojione is a style no model here was trained on)")
     p.add_argument("--steps", type=int, default=32, help="forward passes per edit (default 32)")
     p.add_argument("--sample-steps", type=int, default=88, help="forward passes per class sample (default 88)")
     p.add_argument("--upscale-steps", type=int, default=8, help="forward passes per upscaling tile (default 8)")
@@ -95,10 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     from .realism import DEFAULT_DIR, RealismScorer
 
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
-    unknown = [t for t in tasks if t not in EDIT_TASKS and t not in ("samples", "upscale")]
+    unknown = [t for t in tasks if t not in ALL_TASKS]
     if unknown:
-        print(f"error: unknown task(s) {unknown}; choose from {list(EDIT_TASKS) + ['samples', 'upscale']}",
-              file=sys.stderr)
+        print(f"error: unknown task(s) {unknown}; choose from {ALL_TASKS}", file=sys.stderr)
         return 2
     limit = 6 if a.quick and a.limit is None else a.limit
     if a.quick:
@@ -108,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         studio = Studio.load(a.model, device=a.device, threads=a.threads)
         data_path = Path(a.data)
         if (data_path / "index.json").is_file():
-            data = load_heldout(data_path, limit)
+            data = load_heldout(data_path, limit, [x.strip() for x in a.sets.split(",") if x.strip()])
         elif data_path.is_dir():
             data = load_folder(data_path, studio.image_size, limit)
         else:
@@ -128,12 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"model": studio.name, "data": data.source, "steps": a.steps, "seed": a.seed,
                                "options": options, "images": data.names, "tasks": {}}
     t0 = time.time()
+    labels = model_labels(studio, data)
+    edit_data = dataclasses.replace(data, labels=labels)
     for t in tasks:
         if t in EDIT_TASKS:
-            methods = run_edit_task(studio, EDIT_TASKS[t], data, steps=a.steps, seed=a.seed, options=options)
+            methods = run_edit_task(studio, EDIT_TASKS[t], edit_data, steps=a.steps, seed=a.seed, options=options)
             results["tasks"][t] = summarise(methods, data.images, data.labels, scorer)
             edit_grid(EDIT_TASKS[t], data, methods).save(out / "grids" / f"{t}.png")
-        elif t == "samples" and (data.labels >= 0).all():
+        elif t in OUTPAINT_CASES:
+            methods, truths = run_outpaint_case(studio, OUTPAINT_CASES[t], data, labels, steps=a.steps, seed=a.seed,
+                                                options=options)
+            results["tasks"][t] = summarise(methods, truths, data.labels, scorer)
+            outpaint_grid(OUTPAINT_CASES[t], data, methods).save(out / "grids" / f"{t}.png")
+        elif t == "samples" and (data.labels >= 0).all() and list(studio.class_names) == list(data.class_names or []):
             s = run_samples(studio, data, scorer, steps=a.sample_steps, seed=a.seed, options={})
             outs = s.pop("_outputs")
             results["samples"] = s

@@ -58,27 +58,97 @@ EDIT_TASKS: dict[str, EditTask] = {
 }
 
 
+@dataclass(frozen=True)
+class OutpaintCase:
+    """An outpainting through the product path (`Studio.outpaint`, as the CLI and the app run it): the truth is a
+    picture made from a held-out image, the input is the box `given` (left, top, width, height) of it, and the
+    task extends the input back to the truth's size (by pixels per side, or to `aspect`)."""
+
+    name: str
+    what: str
+    truth: Callable[[np.ndarray], np.ndarray]
+    given: Callable[[int], tuple[int, int, int, int]]  # (size of the held-out image) -> box inside the truth
+    aspect: str | None = None
+
+    def mask(self, truth: np.ndarray, size: int) -> np.ndarray:
+        x, y, w, h = self.given(size)
+        m = np.ones(truth.shape[:2], dtype=bool)
+        m[y:y + h, x:x + w] = False
+        return m
+
+
+def _band_16x9(img: np.ndarray) -> np.ndarray:
+    s = img.shape[0]
+    h = int(round(s * 9 / 16))
+    top = (s - h) // 2
+    return img[top:top + h]
+
+
+OUTPAINT_CASES: dict[str, OutpaintCase] = {
+    "outpaint-task-border": OutpaintCase("outpaint-task-border", "all four sides: the centre at half the output's "
+                                         "side given (64 of 128 px), 32 px added per side", lambda im: im,
+                                         lambda s: (s // 4, s // 4, s // 2, s // 2)),
+    "outpaint-task-right": OutpaintCase("outpaint-task-right", "the right half: the left half given, 64 px added "
+                                        "on the right", lambda im: im, lambda s: (0, 0, s // 2, s)),
+    "outpaint-task-side25": OutpaintCase("outpaint-task-side25", "one side by 25 %: 102 px given, 26 px added on "
+                                         "the right", lambda im: im, lambda s: (0, 0, int(s / 1.25), s)),
+    "outpaint-task-16x9": OutpaintCase("outpaint-task-16x9", "a square to 16:9: the centre 72x72 of a 128x72 band "
+                                       "given, extended to the aspect 16:9", _band_16x9,
+                                       lambda s: ((s - int(round(s * 9 / 16))) // 2, 0, int(round(s * 9 / 16)),
+                                                  int(round(s * 9 / 16))), aspect="16:9"),
+}
+
+
+def white_fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    out[mask] = 255
+    return out
+
+
 @dataclass
 class HeldOut:
     images: np.ndarray  # uint8 [N, S, S, 3]
     labels: np.ndarray  # int [N]
     names: list[str]  # per image, for grids and JSON
     source: str
+    subgroups: list[str] | None = None  # per image, the Unicode subgroup (emoji datasets)
+    class_names: list[str] | None = None  # the dataset's label names (emoji datasets: the subgroups)
+
+
+DEFAULT_SETS = ("noto", "openmoji", "twemoji")  # the held-out images every earlier table was measured on
 
 
 def load_heldout(data: str | Path, limit: int | None = None, sets: list[str] | None = None) -> HeldOut:
-    """The held-out split of an emoji dataset directory, spread evenly over it when `limit` is set (the
-    files are in emoji order, so the first N would all be faces)."""
+    """The held-out split of an emoji dataset directory (of the artwork `sets`: by default the three every earlier
+    table was measured on, so that numbers stay comparable as sets are added), spread evenly over it when `limit`
+    is set (the files are in emoji order, so the first N would all be faces)."""
     from ..data import load_emoji_dataset
 
     ds = load_emoji_dataset(data)
-    idx = ds.indices("eval", sets)
+    idx = ds.indices("eval", [s for s in (sets or DEFAULT_SETS) if s in ds.sets])
     if limit is not None and limit < len(idx):
         idx = idx[np.linspace(0, len(idx) - 1, limit).round().astype(int)]
     images = ds.decode_all()[idx]
+    class_names = list(ds.class_names)
     labels = np.array([ds.meta[i]["label"] for i in idx])
     names = [f"{ds.meta[i]['set']}:{ds.meta[i]['name']}" for i in idx]
-    return HeldOut(images, labels, names, f"{data} (eval split, {len(idx)} images)")
+    subgroups = [ds.meta[i]["subgroup"] for i in idx]
+    return HeldOut(images, labels, names, f"{data} (eval split of {', '.join(sets or DEFAULT_SETS)}, {len(idx)} images)",
+                   subgroups=subgroups, class_names=class_names)
+
+
+def model_labels(studio, data: HeldOut) -> np.ndarray:
+    """The class each held-out image is edited with: its Unicode subgroup where the model's classes are the
+    subgroups (the former default model), else the model's class of the same name where it has one, else -1
+    (no class: an emoji held out from training has no class of its own)."""
+    if not data.subgroups or list(studio.class_names) == list(data.class_names or []):
+        return data.labels
+    index = {n: i for i, n in enumerate(studio.class_names)}
+    out = []
+    for name in data.names:
+        slug = name.split(":", 1)[-1].lower().replace(" ", "-")
+        out.append(index.get(slug, -1))
+    return np.array(out)
 
 
 def load_folder(folder: str | Path, size: int, limit: int | None = None) -> HeldOut:
@@ -157,6 +227,55 @@ def run_edit_task(studio, task: EditTask, data: HeldOut, *, steps: int, seed: in
         methods["vq-ceiling"].add(B.paste(vq_ceiling(studio, truth), truth, mask), truth, mask)
     log(f"{task.name}: {len(data.images)} images in {time.time() - t0:.1f} s")
     return methods
+
+
+def run_outpaint_case(studio, case: OutpaintCase, data: HeldOut, labels: np.ndarray, *, steps: int, seed: int,
+                      options: dict[str, Any], log: Callable[[str], None] = print
+                      ) -> tuple[dict[str, MethodScores], np.ndarray]:
+    """The product path (`Studio.outpaint` on the real input size, as `randar outpaint` and the app run it), the
+    inpaint path on the same canvas (the input pasted into a canvas of the output's size, the rest unknown), the
+    classical fills and the tokenizer's ceiling; scored in the new region. -> (methods, truths)."""
+    size = data.images.shape[1]
+    names = ["randar", "randar-inpaint-path", "replicate", "mirror", "telea", "mean", "white", "vq-ceiling"]
+    methods = {n: MethodScores() for n in names}
+    fills = {"replicate": B.replicate, "mirror": B.mirror, "telea": B.telea, "mean": B.mean_fill, "white": white_fill}
+    truths = []
+    t0 = time.time()
+    for i, (img, label) in enumerate(zip(data.images, labels)):
+        truth = case.truth(img)
+        H, W = truth.shape[:2]
+        x, y, w, h = case.given(size)
+        given = Image.fromarray(np.ascontiguousarray(truth[y:y + h, x:x + w]))
+        mask = case.mask(truth, size)
+        lab = None if label < 0 else int(label)
+        kw = dict(label=lab, seed=seed + i, clip_steps=True, **options)
+        ext = dict(aspect=case.aspect) if case.aspect else dict(left=x, top=y, right=W - x - w, bottom=H - y - h)
+        out = np.asarray(studio.outpaint(given, steps=steps, **ext, **kw).run().images[0].convert("RGB"))
+        if out.shape != truth.shape:
+            raise AssertionError(f"{case.name}: the outpaint made {out.shape[1]}x{out.shape[0]}, not {W}x{H}")
+        if not np.array_equal(out[~mask], truth[~mask]):
+            raise AssertionError(f"{case.name}: the original's pixels changed (image {i})")
+        methods["randar"].add(out, truth, mask)
+        canvas = _masked_input(truth, mask)
+        methods["randar-inpaint-path"].add(model_edit(studio, canvas, mask, -1 if lab is None else lab, steps=steps,
+                                                      seed=seed + i, options=options), truth, mask)
+        for name, fn in fills.items():
+            methods[name].add(fn(canvas, mask), truth, mask)
+        methods["vq-ceiling"].add(B.paste(vq_ceiling(studio, truth), truth, mask), truth, mask)
+        truths.append(truth)
+    log(f"{case.name}: {len(data.images)} images in {time.time() - t0:.1f} s")
+    return methods, np.stack(truths)
+
+
+def outpaint_grid(case: OutpaintCase, data: HeldOut, methods: dict[str, MethodScores], n: int = 6) -> Image.Image:
+    """Rows: images; columns: the canvas (unknown grey) | each method | truth."""
+    size = data.images.shape[1]
+    names = [m for m in methods if m not in ("mean",)]
+    rows = []
+    for r in range(min(n, len(data.images))):
+        truth = case.truth(data.images[r])
+        rows.append([_masked_input(truth, case.mask(truth, size))] + [methods[m].outputs[r] for m in names] + [truth])
+    return labelled_sheet(["input"] + names + ["truth"], rows)
 
 
 def _grow(mask: np.ndarray, r: int) -> np.ndarray:

@@ -47,7 +47,7 @@ TASK_INPUTS: dict[str, tuple[str, ...]] = {
 # Options added after settings files were first written, with the value that reproduces the older runs.
 LEGACY_PARAMS: dict[str, dict[str, Any]] = {
     "inpaint": {"min_cover": 0.0, "prefill_with": "none", "harmonize_seam": False, "fill_margin": 0.0},
-    "outpaint": {"harmonize_seam": False},
+    "outpaint": {"harmonize_seam": False, "compose": "windows"},
 }
 
 

@@ -24,7 +24,8 @@ RGBA inputs stay so, alpha included outside the mask; regenerated pixels are opa
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,6 +47,106 @@ from .inputs import read_image, read_mask
 from .modes import restore_mode, source_mode
 
 REGIONS = ("auto", "whole", "masked")
+
+
+@dataclass(eq=False)
+class MaskedFill:
+    """A planned fill of the masked pixels of a picture: the one stage, its canvas and the pixel steps around it.
+    Inpainting runs it on the input; outpainting on the output canvas with the original pasted in (randar.tasks.
+    outpaint), so both share the pre-fill, the token choice, the seam harmonisation and the pixel-exact paste."""
+
+    stage: Stage
+    canvas: Canvas
+    prepare: Callable[[], torch.Tensor]
+    chosen: str
+    crop: Box
+    tokens: tuple[int, int]  # (cols, rows) of the work canvas
+    regenerated: int
+    context: int
+    feather: int
+    levels: np.ndarray | None
+    weight: np.ndarray  # [H, W]: how much of each picture pixel is replaced (0: kept as is)
+    decode: Callable[[torch.Tensor], tuple[list[np.ndarray], list[Image.Image]]]  # grid -> (work pictures, raw)
+    composite: Callable[[list[np.ndarray]], list[Image.Image]]  # work pictures (any scale) -> RGB outputs
+
+    @property
+    def work_scale(self) -> float:
+        """Work-canvas pixels per picture pixel."""
+        return self.tokens[0] * self.canvas.patch / (self.crop[2] - self.crop[0])
+
+
+def plan_masked_fill(pair: ModelPair, img: Image.Image, pixel_mask: np.ndarray, run: Any, *, region: str,
+                     context: int | None, dilate: int, feather: int | None, min_cover: float, prefill_with: str,
+                     harmonize_seam: bool, fill_margin: float, notices: list[str]) -> MaskedFill:
+    """Plan the fill of `pixel_mask` (True = regenerate) in the RGB picture `img` (see the module docstring)."""
+    G, f = pair.grid, pair.patch
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    W, H = img.size
+    chosen, crop = choose_region(region, W, H, mask_bbox(pixel_mask), context, pair.image_size)
+    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
+    tw, th = token_size(cw, ch, G)
+    work_size = (tw * f, th * f)
+    work_mask = resample_mask(pixel_mask, work_size, crop)
+    unknown = regenerated_cells(work_mask, f, min_cover, dilate)
+    known = ~unknown
+    M, K = int(unknown.sum()), int(known.sum())
+    steps = run.steps(M)
+    if feather is None:  # a harmonised seam needs no soft edge, and then every unmasked pixel stays as it was
+        feather = 0 if harmonize_seam else max(1, round(0.5 * cw / tw))
+    notices.append(f"region {chosen!r}: the {cw}x{ch} px area at ({crop[0]}, {crop[1]}) is edited at "
+                   f"{work_size[0]}x{work_size[1]} px ({tw}x{th} tokens); {M} of {tw * th} tokens are regenerated")
+    if K == 0:
+        notices.append("the mask leaves no whole token of context in the edited area: the masked part is "
+                       "generated without context")
+
+    prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
+    levels = resolve_order_map(run.options.order_map, th, tw, crop=crop, size=(W, H))
+    if levels is not None:
+        levels = np.where(unknown, levels, 0).astype(np.uint8)  # only regenerated cells have an order
+        levels = levels if levels.any() else None
+    gen_order = painted_orders(order, levels, batch, th, tw, seed=derive_seed(seed, "order"), known=known,
+                               cells=unknown)
+    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed,
+                  confident=order == "confident")
+    base = resample(img, work_size, crop)
+    filled = base if prefill_with == "none" else Image.fromarray(prefill(np.asarray(base), work_mask, prefill_with))
+    canvas = Canvas(th, tw, f, known, filled)
+
+    def prepare() -> torch.Tensor:
+        codes = pair.vq.encode(to_tensor(filled)).reshape(1, -1).cpu()
+        keep = torch.from_numpy(known.reshape(1, -1))
+        return torch.where(keep, codes, -1).expand(batch, -1).clone()
+
+    x0, y0, x1, y1 = crop
+    alpha = feather_alpha(pixel_mask[y0:y1, x0:x1], feather)
+    weight = np.zeros((H, W), dtype=np.float32)
+    weight[y0:y1, x0:x1] = alpha
+    base_px = np.asarray(base)
+
+    def decode(grid: torch.Tensor) -> tuple[list[np.ndarray], list[Image.Image]]:
+        raw = to_pil(pair.vq.decode(grid))
+        gens = []
+        for r in raw:
+            gen = np.asarray(r)
+            if harmonize_seam:
+                gen = harmonize(gen, base_px, work_mask)
+            if fill_margin > 0:
+                gen = blend_near_known(gen, np.asarray(filled), work_mask, fill_margin)
+            gens.append(gen)
+        return gens, raw
+
+    def composite_all(gens: list[np.ndarray]) -> list[Image.Image]:
+        original = np.asarray(img)
+        outs = []
+        for gen in gens:
+            out = original.copy()
+            out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(Image.fromarray(gen), (cw, ch))),
+                                          alpha)
+            outs.append(Image.fromarray(out, "RGB"))
+        return outs
+
+    return MaskedFill(stage, canvas, prepare, chosen, crop, (tw, th), M, K, feather, levels, weight, decode,
+                      composite_all)
 
 
 def masked_crop(width: int, height: int, bbox: Box, context: int | None, canvas: int) -> Box:
@@ -127,62 +228,18 @@ def inpaint(
         raise ImageError("the mask covers the whole image, so no context is left to keep: use generate for a "
                          "new image, or leave part of the image unmasked")
 
+    fill = plan_masked_fill(pair, img, pixel_mask, run, region=region, context=context, dilate=dilate,
+                            feather=feather, min_cover=min_cover, prefill_with=prefill_with,
+                            harmonize_seam=harmonize_seam, fill_margin=fill_margin, notices=notices)
     W, H = img.size
-    chosen, crop = choose_region(region, W, H, mask_bbox(pixel_mask), context, pair.image_size)
-    cw, ch = crop[2] - crop[0], crop[3] - crop[1]
-    tw, th = token_size(cw, ch, G)
-    work_size = (tw * f, th * f)
-    work_mask = resample_mask(pixel_mask, work_size, crop)
-    unknown = regenerated_cells(work_mask, f, min_cover, dilate)
-    known = ~unknown
-    M, K = int(unknown.sum()), int(known.sum())
-    steps = run.steps(M)
-    if feather is None:  # a harmonised seam needs no soft edge, and then every unmasked pixel stays as it was
-        feather = 0 if harmonize_seam else max(1, round(0.5 * cw / tw))
-    notices.append(f"region {chosen!r}: the {cw}x{ch} px area at ({crop[0]}, {crop[1]}) is edited at "
-                   f"{work_size[0]}x{work_size[1]} px ({tw}x{th} tokens); {M} of {tw * th} tokens are regenerated")
-    if K == 0:
-        notices.append("the mask leaves no whole token of context in the edited area: the masked part is "
-                       "generated without context")
-
-    prefix = make_orders("random", batch, th, tw, seed=derive_seed(seed, "prefix"), cells=known)
-    levels = resolve_order_map(run.options.order_map, th, tw, crop=crop, size=(W, H))
-    if levels is not None:
-        levels = np.where(unknown, levels, 0).astype(np.uint8)  # only regenerated cells have an order
-        levels = levels if levels.any() else None
-    gen_order = painted_orders(order, levels, batch, th, tw, seed=derive_seed(seed, "order"), known=known,
-                               cells=unknown)
-    stage = Stage("inpaint", G, G, place_in_grid(th, tw, G, G), prefix, gen_order, steps, seed,
-                  confident=order == "confident")
-    base = resample(img, work_size, crop)
-    filled = base if prefill_with == "none" else Image.fromarray(prefill(np.asarray(base), work_mask, prefill_with))
-    canvas = Canvas(th, tw, f, known, filled)
-
-    def prepare() -> torch.Tensor:
-        codes = pair.vq.encode(to_tensor(filled)).reshape(1, -1).cpu()
-        keep = torch.from_numpy(known.reshape(1, -1))
-        return torch.where(keep, codes, -1).expand(batch, -1).clone()
+    feather, levels, crop, chosen = fill.feather, fill.levels, fill.crop, fill.chosen
+    tw, th, M, K = fill.tokens[0], fill.tokens[1], fill.regenerated, fill.context
+    stage, canvas, prepare = fill.stage, fill.canvas, fill.prepare
+    steps = stage.steps
 
     def finish(grid: torch.Tensor) -> tuple[list[Image.Image], list[Image.Image]]:
-        raw = to_pil(pair.vq.decode(grid))
-        original = np.asarray(img)
-        x0, y0, x1, y1 = crop
-        alpha = feather_alpha(pixel_mask[y0:y1, x0:x1], feather)
-        weight = np.zeros((H, W), dtype=np.float32)  # how much of each input pixel is replaced (0: kept as is)
-        weight[y0:y1, x0:x1] = alpha
-        images = []
-        base_px = np.asarray(base)
-        for r in raw:
-            gen = np.asarray(r)
-            if harmonize_seam:
-                gen = harmonize(gen, base_px, work_mask)
-            if fill_margin > 0:
-                gen = blend_near_known(gen, np.asarray(filled), work_mask, fill_margin)
-            out = original.copy()
-            out[y0:y1, x0:x1] = composite(original[y0:y1, x0:x1], np.asarray(resample(Image.fromarray(gen), (cw, ch))),
-                                          alpha)
-            images.append(restore_mode(Image.fromarray(out, "RGB"), source, weight=weight))
-        return images, raw
+        gens, raw = fill.decode(grid)
+        return [restore_mode(out, source, weight=fill.weight) for out in fill.composite(gens)], raw
 
     params = dict(label=run.label, region=region, context=context, dilate=dilate, feather=feather,
                   min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,

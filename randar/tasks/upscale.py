@@ -42,7 +42,7 @@ from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
 from ..checks import check_float, check_int, derive_seed
 from ..task_options import TaskOptions
-from .chain import ChainJob
+from .chain import ChainJob, LaterPass
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage
 from .resolve import common_settings, resolve_options
@@ -252,7 +252,7 @@ def _enlarge(low: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.pad(big, ((0, height - 2 * h), (0, width - 2 * w), (0, 0)), mode="edge")
 
 
-def _plan_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, batch: int, order: str, seed: int,
+def plan_upscale_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry, *, batch: int, order: str, seed: int,
                pass_index: int, consistency: int, labels: Tensor, guidance: Any, sampling: Any,
                settings: dict[str, Any], notices: list[str], name: str = "upscale") -> Plan:
     """The plan of one x2 pass over `lows` (one input per batch row, or one shared by all): one
@@ -363,12 +363,12 @@ def upscale(
     common = dict(batch=batch, order=order, consistency=consistency, labels=run.labels, guidance=run.guidance,
                   sampling=run.sampling)
     low = np.asarray(img, dtype=np.uint8)
-    first = _plan_pass(pair, [low], geos[0], seed=seed, pass_index=1, settings=settings, notices=notices, **common)
+    first = plan_upscale_pass(pair, [low], geos[0], seed=seed, pass_index=1, settings=settings, notices=notices, **common)
     if scale == 2:
         return Job(pair, first, fast)
 
     def second(images: list[Image.Image]) -> Plan:
         lows = [np.asarray(im, dtype=np.uint8) for im in images]
-        return _plan_pass(pair, lows, geos[1], seed=seed, pass_index=2, settings=settings, notices=notices, **common)
+        return plan_upscale_pass(pair, lows, geos[1], seed=seed, pass_index=2, settings=settings, notices=notices, **common)
 
-    return ChainJob(pair, first, second, geos[1], fast)
+    return ChainJob(pair, first, [LaterPass(second, geos[1])], fast)
