@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .model.vq import VQModel
+from .model.tokenizer import ImageTokenizer
 from .preview import HIGHLIGHT, PreviewRenderer
 
 __all__ = ["GifRecorder", "gif_bytes", "shared_palette", "REPLAY_MAX_FRAMES", "replay_steps", "step_frames"]
@@ -66,7 +66,7 @@ def replay_steps(num_steps: int, max_frames: int = REPLAY_MAX_FRAMES) -> list[in
     return sorted({max(1, round(num_steps * (i + 1) / n)) for i in range(n)})
 
 
-def step_frames(vq: VQModel, result, steps: Sequence[int], *, row: int = 0, max_side: int | None = None,
+def step_frames(vq: ImageTokenizer, result, steps: Sequence[int], *, row: int = 0, max_side: int | None = None,
                 highlight: tuple[int, int, int] | None = HIGHLIGHT) -> list[Image.Image]:
     """Frames of a finished run at the given job steps, made after the run from its `Result` alone.
 

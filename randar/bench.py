@@ -32,6 +32,8 @@ from .config import GPTConfig, VQConfig
 from .decoding import DecodeRequest, decode, run
 from .model import kernels
 from .model.transformer import RandARTransformer
+from .model.tokenizer import ImageTokenizer
+from .model.tokenizers import load_tokenizer
 from .model.vq import VQModel
 from .orders import make_orders
 from .registry import REGISTRY, DEFAULT_MODEL, ModelNotFoundError, resolve_model
@@ -111,7 +113,7 @@ def select_path(path: str, device: torch.device) -> bool:
 def bench_model(
     name: str,
     model: RandARTransformer,
-    vq: VQModel | None,
+    vq: ImageTokenizer | None,
     batches: list[int],
     steps_list: list[int],
     cfg: float,
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def load_for_bench(name: str, device: torch.device, dtype: torch.dtype) -> tuple[RandARTransformer, VQModel | None, str]:
+def load_for_bench(name: str, device: torch.device, dtype: torch.dtype) -> tuple[RandARTransformer, ImageTokenizer | None, str]:
     """Registry names give random-weight models of the official configs (speed does not depend on the
     weights); 'default' loads the shipped default model with its tokenizer, so CPU timings include decode."""
     if name in ("default", DEFAULT_MODEL):
@@ -304,7 +306,8 @@ def load_for_bench(name: str, device: torch.device, dtype: torch.dtype) -> tuple
         gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=device, dtype=dtype)
         vq_path, vq_cfg = resolved.require_vq()
         # On the CPU the tokenizer stays in float32 whatever the transformer's dtype, as `Studio.load` keeps it.
-        vq = VQModel.from_pretrained(vq_path, vq_cfg, device=device, dtype=dtype if device.type == "cuda" else torch.float32)
+        vq = load_tokenizer(vq_path, vq_cfg, device=device, dtype=dtype if device.type == "cuda" else torch.float32,
+                            model=DEFAULT_MODEL, transformer=resolved.gpt_path)
         return gpt, vq, DEFAULT_MODEL
     spec = REGISTRY.get(name)
     if spec is None or spec.gpt is None:

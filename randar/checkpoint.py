@@ -202,6 +202,21 @@ class Pretrained:
         if prefix:
             state = strip_prefix(state, prefix)
         source = f"{path}" + (f" (entries under '{prefix}')" if prefix else "")
+        return cls.from_state_dict(state, config, source, device=device, dtype=dtype, ignore=ignore)
+
+    @classmethod
+    def from_state_dict(
+        cls,
+        state: Mapping[str, torch.Tensor],
+        config,
+        source: str,
+        *,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+        ignore: Iterable[str] = (),
+    ):
+        """Load strictly from tensors already read (`source` names them in errors): a caller that inspects a
+        file's keys first (which tokenizer is it?) reads it once, not twice."""
         # the weights' shapes against a skeleton on the meta device, BEFORE the model is allocated: a config
         # that does not fit (e.g. a model.json edited to dim 65536) is an error, not a 51 GB allocation
         with torch.device("meta"):

@@ -10,7 +10,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar, Union
 
 T = TypeVar("T", bound="_JsonConfig")
 
@@ -114,6 +114,8 @@ class GPTConfig(_JsonConfig):
 class VQConfig(_JsonConfig):
     """LlamaGen VQ tokenizer (VQ-16 by default; fewer ch_mult levels give f=8 and so on)."""
 
+    kind: ClassVar[str] = "llamagen"  # not a field: model.json files written before there were two kinds stay valid
+
     ch: int = 128
     ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
     z_channels: int = 256
@@ -151,9 +153,94 @@ class VQConfig(_JsonConfig):
         return self.image_size // self.downsample
 
     @property
+    def lowest_level_channels(self) -> int:
+        """Channels of the decoder's lowest-resolution level (where a lone code is decoded)."""
+        return self.ch * self.ch_mult[-1]
+
+    @property
     def decoder_res_blocks(self) -> int:
         """Res blocks per decoder level, less one (the official decoder has num_res_blocks + 1 per level)."""
         return self.num_res_blocks if self.decoder_num_res_blocks is None else self.decoder_num_res_blocks
+
+
+@dataclass(frozen=True)
+class MaskGITVQConfig(_JsonConfig):
+    """MaskGIT-VQGAN tokenizer (RandAR-L/MaskGIT's `maskgit-vqgan-imagenet-f16-256.bin` by default).
+
+    Field names are the official config's. It has no quant_conv: the encoder's `z_channels` are the code
+    vectors, so `embedding_dim` must equal them. Serialised with `"kind": "maskgit"` (a tokenizer section without
+    a kind is LlamaGen's, see `tokenizer_config_from_dict`).
+    """
+
+    kind: ClassVar[str] = "maskgit"
+
+    hidden_channels: int = 128
+    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    z_channels: int = 256
+    num_embeddings: int = 1024
+    embedding_dim: int = 256
+    image_size: int = 256  # the resolution the paired transformer was trained at
+    dropout: float = 0.0
+
+    BOUNDS = {"hidden_channels": (1, 1024), "channel_mult": (1, 16), "num_res_blocks": (1, 16),
+              "z_channels": (1, 4096), "num_embeddings": (2, 1 << 20), "embedding_dim": (1, 4096),
+              "image_size": (8, 4096)}
+
+    def __post_init__(self) -> None:
+        check_bounds("MaskGITVQConfig", dataclasses.asdict(self), self.BOUNDS)
+        if not 1 <= len(self.channel_mult) <= 8:
+            raise ValueError(f"MaskGITVQConfig: channel_mult {self.channel_mult} must have 1..8 levels")
+        if self.embedding_dim != self.z_channels:
+            raise ValueError(f"MaskGITVQConfig: embedding_dim {self.embedding_dim} must equal z_channels "
+                             f"{self.z_channels} (the tokenizer has no projection between them)")
+        if self.image_size % self.downsample:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of the downsample factor {self.downsample}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MaskGITVQConfig":
+        data = dict(data)
+        kind = data.pop("kind", cls.kind)
+        if kind != cls.kind:
+            raise ValueError(f"MaskGITVQConfig: kind {kind!r} is not {cls.kind!r}")
+        return super().from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **super().to_dict()}
+
+    @property
+    def codebook_size(self) -> int:
+        return self.num_embeddings
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.channel_mult) - 1)
+
+    @property
+    def grid_size(self) -> int:
+        return self.image_size // self.downsample
+
+    @property
+    def lowest_level_channels(self) -> int:
+        """Channels of the decoder's lowest-resolution level (where a lone code is decoded)."""
+        return self.hidden_channels * self.channel_mult[-1]
+
+
+# Either tokenizer's config. Both say `kind`, `codebook_size`, `downsample`, `grid_size`, `image_size` and
+# `lowest_level_channels`: what the registry, the tasks and the previews need, whichever the model has.
+TokenizerConfig = Union[VQConfig, MaskGITVQConfig]
+TOKENIZER_CONFIGS: dict[str, type] = {VQConfig.kind: VQConfig, MaskGITVQConfig.kind: MaskGITVQConfig}
+
+
+def tokenizer_config_from_dict(data: dict[str, Any]) -> TokenizerConfig:
+    """A tokenizer section (model card, reference bundle) -> its config; no `kind` means LlamaGen's VQ, the
+    only kind there was before MaskGIT-VQGAN, so every older model.json reads as before."""
+    kind = data.get("kind", VQConfig.kind)
+    if kind not in TOKENIZER_CONFIGS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; known kinds are {sorted(TOKENIZER_CONFIGS)}")
+    if kind == VQConfig.kind:
+        data = {k: v for k, v in data.items() if k != "kind"}
+    return TOKENIZER_CONFIGS[kind].from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -176,5 +263,5 @@ class ModelCard(_JsonConfig):
         return GPTConfig.from_dict(self.gpt)
 
     @property
-    def vq_config(self) -> VQConfig:
-        return VQConfig.from_dict(self.vq)
+    def vq_config(self) -> TokenizerConfig:
+        return tokenizer_config_from_dict(self.vq)

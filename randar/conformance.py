@@ -4,7 +4,8 @@
     python -m randar.conformance PATH/reference_x.safetensors --device cuda   (the same checks on a GPU, float32)
 
 A bundle holds small random-weight models, their inputs and the official outputs (see
-tests/fixtures/randar_reference/README.md). Every check must pass for official checkpoints to work.
+tests/fixtures/randar_reference/README.md); its tokenizer is LlamaGen's VQ, or the MaskGIT-VQGAN when the JSON
+says `"kind": "maskgit"` under `vq`. Every check must pass for official checkpoints to work.
 Prints one line per check, then `N passed, M failed`; exits 1 on any failure.
 """
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import Callable, Iterator
 import torch
 
 from .checkpoint import load_strict, read_state_dict, strip_prefix
-from .config import GPTConfig, VQConfig
+from .config import GPTConfig, TokenizerConfig, tokenizer_config_from_dict
 from .decoding import DecodeRequest, decode_plain, run
 from .extrapolation import fill_request, lattice_request, x2_rope
 from .model.transformer import RandARTransformer
-from .model.vq import VQModel
+from .model.tokenizers import KIND_NAMES, build_tokenizer
 from .sampling import Guidance, SamplingParams
 
 LOGIT_TOL = 1e-4
@@ -50,13 +51,20 @@ def build_gpt(meta: dict, tensors: dict[str, torch.Tensor], device: torch.device
     return model.to(device).eval()
 
 
-def vq_config(meta: dict) -> VQConfig:
+def vq_config(meta: dict) -> TokenizerConfig:
+    """The tokenizer config of a bundle's `vq` section: LlamaGen's VQ unless it says `"kind": "maskgit"`.
+
+    The section names the image size `image` and may state the derived `downsample` (and, for MaskGIT,
+    `num_resolutions`); those must agree with the config instead of being silently dropped."""
     vq = dict(meta["vq"])
     vq["image_size"] = vq.pop("image")
     declared = vq.pop("downsample", None)
-    config = VQConfig.from_dict(vq)
+    levels = vq.pop("num_resolutions", None)
+    config = tokenizer_config_from_dict(vq)
     if declared is not None and declared != config.downsample:
-        raise ValueError(f"bundle says downsample {declared} but ch_mult {config.ch_mult} gives {config.downsample}")
+        raise ValueError(f"bundle says downsample {declared} but its levels give {config.downsample}")
+    if levels is not None and 2 ** (levels - 1) != config.downsample:
+        raise ValueError(f"bundle says num_resolutions {levels} but its levels give downsample {config.downsample}")
     return config
 
 
@@ -129,17 +137,21 @@ def gpt_checks(meta: dict, t: dict[str, torch.Tensor], device: torch.device | st
 
 
 def vq_checks(meta: dict, t: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> Iterator[Callable[[], Check]]:
-    vq = VQModel(vq_config(meta))
+    config = vq_config(meta)
+    vq = build_tokenizer(config)
     load_strict(vq, strip_prefix(t, "vq."), "bundle vq.*", ignore={"quantize.codebook_used", "input", "codes", "decoded"})
     vq.to(device).eval()
     codes = t["vq.codes"]
     side = int(round(codes.shape[1] ** 0.5))
+    kind = KIND_NAMES[config.kind]
 
+    # the bundle's pixels are in the tokenizer's own range ([-1, 1] LlamaGen, [0, 1] MaskGIT): native calls
     def encode() -> Check:
-        return _compare_tokens("VQ codes", vq.encode(t["vq.input"]).reshape(codes.shape), codes)
+        return _compare_tokens(f"VQ codes ({kind})", vq.encode_native(t["vq.input"]).reshape(codes.shape), codes)
 
     def decode() -> Check:
-        return _compare_close("VQ decoded pixels", vq.decode(codes.reshape(-1, side, side)), t["vq.decoded"], PIXEL_TOL)
+        decoded = vq.decode_native(codes.reshape(-1, side, side))
+        return _compare_close(f"VQ decoded pixels ({kind})", decoded, t["vq.decoded"], PIXEL_TOL)
 
     yield encode
     yield decode

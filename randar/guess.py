@@ -21,7 +21,7 @@ from PIL import Image
 from torch import Tensor
 
 from .images import to_pil
-from .model.vq import VQModel
+from .model.tokenizer import ImageTokenizer
 
 __all__ = ["to_canvas", "guess_image", "entropy_heatmap", "GuessFrames"]
 
@@ -44,7 +44,7 @@ def to_canvas(guess: Tensor, entropy: Tensor, grid_to_canvas: Tensor, tokens: Te
     return canvas_guess.view(shape), canvas_entropy.view(shape)
 
 
-def guess_image(vq: VQModel, guess: Tensor, known: np.ndarray | None = None) -> Image.Image:
+def guess_image(vq: ImageTokenizer, guess: Tensor, known: np.ndarray | None = None) -> Image.Image:
     """Decode a guessed canvas [rows, cols] to pixels; cells without a guess (-1) grey.
 
     Known context cells are decoded like the rest (they are tokens too), so the picture is the whole
@@ -81,7 +81,7 @@ class GuessFrames:
     """Keeps the latest guess of a running job as pictures (row `row` of the batch), for live views and
     replays: `update(event)` decodes when the event carries a guess and returns (guess, heatmap) or None."""
 
-    def __init__(self, vq: VQModel, row: int = 0, cell: int = 8) -> None:
+    def __init__(self, vq: ImageTokenizer, row: int = 0, cell: int = 8) -> None:
         self.vq, self.row, self.cell = vq, row, cell
         self.latest: tuple[Image.Image, Image.Image] | None = None
 

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from .images import to_uint8_array
-from .model.vq import VQModel
+from .model.tokenizer import ImageTokenizer
 
 __all__ = ["PreviewRenderer", "code_palette", "ramp_colors", "order_map"]
 
@@ -59,7 +59,7 @@ class CodePalette:
 
     CHUNK = 1024
 
-    def __init__(self, vq: VQModel) -> None:
+    def __init__(self, vq: ImageTokenizer) -> None:
         self._vq = weakref.ref(vq)
         n = vq.config.codebook_size
         self.colors = np.zeros((n, 3), dtype=np.uint8)
@@ -103,7 +103,7 @@ class CodePalette:
         # A code alone on a 1x1 grid; 2x2 when the decoder's lowest level has a single channel per GroupNorm
         # group (which cannot normalise one value), and on GPUs, whose fused attention kernels reject the
         # 1-position attention of a 1x1 latent ("query is not correctly aligned"); GPUs are fast anyway.
-        side = 1 if vq.device.type == "cpu" and vq.config.ch * vq.config.ch_mult[-1] >= 64 else 2
+        side = 1 if vq.device.type == "cpu" and vq.config.lowest_level_channels >= 64 else 2
         for start in range(0, codes.size, self.CHUNK):
             chunk = torch.from_numpy(codes[start:start + self.CHUNK]).view(-1, 1, 1).expand(-1, side, side)
             pixels = vq.decode(chunk).float().clamp(-1, 1).mean(dim=(2, 3))  # [n, 3]
@@ -113,10 +113,10 @@ class CodePalette:
         self.tokens_decoded += codes.size * side * side
 
 
-_PALETTES: "weakref.WeakKeyDictionary[VQModel, CodePalette]" = weakref.WeakKeyDictionary()
+_PALETTES: "weakref.WeakKeyDictionary[ImageTokenizer, CodePalette]" = weakref.WeakKeyDictionary()
 
 
-def code_palette(vq: VQModel) -> CodePalette:
+def code_palette(vq: ImageTokenizer) -> CodePalette:
     """The (lazily filled) palette of a tokenizer, shared by every renderer of that model."""
     if vq not in _PALETTES:
         _PALETTES[vq] = CodePalette(vq)
@@ -146,7 +146,7 @@ class PreviewRenderer:
     (off by default: `final(result)` gives the finished frame from the result's own decode, for free).
     """
 
-    def __init__(self, vq: VQModel, canvas, *, row: int = 0, max_side: int | None = None,
+    def __init__(self, vq: ImageTokenizer, canvas, *, row: int = 0, max_side: int | None = None,
                  decode_budget: float = 0.1, decode_every: int | None = None, decode_final: bool = False,
                  min_interval: float = 0.0, veil: float = 0.6,
                  highlight: tuple[int, int, int] | None = HIGHLIGHT) -> None:

@@ -23,7 +23,8 @@ import torch
 from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER
 from .images import ImageSource
 from .model.transformer import RandARTransformer
-from .model.vq import VQModel
+from .model.tokenizer import ImageTokenizer
+from .model.tokenizers import load_tokenizer
 from .registry import resolve_model
 from .task_options import TaskOptions, with_options
 from .tasks import (
@@ -94,7 +95,7 @@ def pick_device(device: str | torch.device = "auto", dtype: torch.dtype | str | 
 class Studio:
     """A loaded model pair and the tasks over it. Thread use: one job at a time per Studio."""
 
-    def __init__(self, gpt: RandARTransformer, vq: VQModel, class_names: list[str] | None = None, *,
+    def __init__(self, gpt: RandARTransformer, vq: ImageTokenizer, class_names: list[str] | None = None, *,
                  name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True) -> None:
         self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale))
         self.description = description
@@ -115,8 +116,11 @@ class Studio:
         resolved = resolve_model(name_or_path, checkpoints_dir)
         vq_path, vq_config = resolved.require_vq()
         dev, dt = pick_device(device, dtype, threads)
+        # the tokenizer first: it is the smaller file, and one of the wrong kind or size (an error naming both
+        # files) is then found before the transformer's gigabytes are read
+        vq = load_tokenizer(vq_path, vq_config, device=dev, dtype=torch.float32, model=resolved.name,
+                            transformer=resolved.gpt_path)
         gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=dev, dtype=dt)
-        vq = VQModel.from_pretrained(vq_path, vq_config, device=dev, dtype=torch.float32)
         gpt.fuse_for_inference()
         return cls(gpt, vq, resolved.class_names, name=resolved.name, cfg_scale=resolved.cfg_scale,
                    description=resolved.description, fast=fast)
@@ -127,7 +131,7 @@ class Studio:
         return self.pair.gpt
 
     @property
-    def vq(self) -> VQModel:
+    def vq(self) -> ImageTokenizer:
         return self.pair.vq
 
     @property

@@ -157,6 +157,9 @@ SLOW_TESTS = {
     ("test_evaluate.py", "test_command_line_quick_on_a_folder"),
     ("test_default_model.py", "test_tokenizer_reconstructs_the_examples"),
     ("test_vq.py", "test_save_pretrained_round_trip"),
+    ("test_maskgit.py", "test_real_size_tokenizer_file"),
+    ("test_official_maskgit.py", "test_download_load_by_name_and_every_task"),
+    ("test_official_maskgit.py", "test_cli_generate_by_name"),
 }
 
 

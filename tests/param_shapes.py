@@ -1,12 +1,13 @@
 """The official state-dict layouts, parameter by parameter: the check on the sizes randar/registry records.
 
 randar/registry/catalogue.py records each official file's size instead of deriving it; these tables derive
-every tensor's shape from a config (RandAR transformer, LlamaGen VQ), agree with the reference bundle written by
-the official code (tests/test_registry.py), and so check the recorded sizes and build fake weight files.
+every tensor's shape from a config (RandAR transformer, LlamaGen VQ, MaskGIT-VQGAN), agree with the reference
+bundles written by the official code (tests/test_registry.py), and so check the recorded sizes and build fake
+weight files. They are written from the key-layout facts, independently of randar/model/.
 """
 from __future__ import annotations
 
-from randar.config import GPTConfig, VQConfig
+from randar.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
 
 
 def gpt_param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
@@ -31,7 +32,14 @@ def gpt_param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def vq_param_shapes(cfg: VQConfig) -> dict[str, tuple[int, ...]]:
+def vq_param_shapes(cfg: TokenizerConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a tokenizer state dict (encoder, decoder, quantiser), by key, with its shape."""
+    if isinstance(cfg, MaskGITVQConfig):
+        return maskgit_param_shapes(cfg)
+    return llamagen_param_shapes(cfg)
+
+
+def llamagen_param_shapes(cfg: VQConfig) -> dict[str, tuple[int, ...]]:
     """Every tensor of a LlamaGen VQ state dict (encoder, decoder, quantiser), by key, with its shape."""
     shapes: dict[str, tuple[int, ...]] = {}
 
@@ -100,6 +108,57 @@ def vq_param_shapes(cfg: VQConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def maskgit_param_shapes(cfg: MaskGITVQConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of a MaskGIT-VQGAN state dict: bias-free 3x3 convs in the res blocks, an out->out 1x1
+    `nin_shortcut` where the width changes, avg-pool instead of down convs, `up.{l}.upsample_conv` for l > 0."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    ch, mult, n = cfg.hidden_channels, tuple(cfg.channel_mult), cfg.num_res_blocks
+
+    def conv(name: str, cin: int, cout: int, k: int, bias: bool) -> None:
+        shapes[name + ".weight"] = (cout, cin, k, k)
+        if bias:
+            shapes[name + ".bias"] = (cout,)
+
+    def norm(name: str, c: int) -> None:
+        shapes[name + ".weight"] = (c,)
+        shapes[name + ".bias"] = (c,)
+
+    def res(name: str, cin: int, cout: int) -> None:
+        norm(name + ".norm1", cin)
+        conv(name + ".conv1", cin, cout, 3, False)
+        norm(name + ".norm2", cout)
+        conv(name + ".conv2", cout, cout, 3, False)
+        if cin != cout:
+            conv(name + ".nin_shortcut", cout, cout, 1, False)
+
+    conv("encoder.conv_in", 3, ch, 3, False)
+    in_mult = (1,) + mult
+    for lvl in range(len(mult)):
+        cin = ch * in_mult[lvl]
+        for b in range(n):
+            res(f"encoder.down.{lvl}.block.{b}", cin, ch * mult[lvl])
+            cin = ch * mult[lvl]
+    for b in range(n):
+        res(f"encoder.mid.{b}", ch * mult[-1], ch * mult[-1])
+    norm("encoder.norm_out", ch * mult[-1])
+    conv("encoder.conv_out", ch * mult[-1], cfg.z_channels, 1, True)
+
+    conv("decoder.conv_in", cfg.z_channels, ch * mult[-1], 3, True)
+    for b in range(n):
+        res(f"decoder.mid.{b}", ch * mult[-1], ch * mult[-1])
+    for lvl in range(len(mult)):
+        cin = ch * (mult[lvl + 1] if lvl + 1 < len(mult) else mult[-1])
+        for b in range(n):
+            res(f"decoder.up.{lvl}.block.{b}", cin, ch * mult[lvl])
+            cin = ch * mult[lvl]
+        if lvl != 0:
+            conv(f"decoder.up.{lvl}.upsample_conv", ch * mult[lvl], ch * mult[lvl], 3, True)
+    norm("decoder.norm_out", ch * mult[0])
+    conv("decoder.conv_out", ch * mult[0], 3, 3, True)
+    shapes["quantize.embedding.weight"] = (cfg.num_embeddings, cfg.embedding_dim)
+    return shapes
+
+
 def _numel(shapes: dict[str, tuple[int, ...]]) -> int:
     total = 0
     for shape in shapes.values():
@@ -115,6 +174,6 @@ def gpt_param_count(cfg: GPTConfig) -> int:
     return _numel(gpt_param_shapes(cfg))
 
 
-def vq_param_count(cfg: VQConfig) -> int:
-    """Includes the 65536-entry usage buffer, since it is stored in the file."""
+def vq_param_count(cfg: TokenizerConfig) -> int:
+    """For LlamaGen, includes the 65536-entry usage buffer, since it is stored in the file."""
     return _numel(vq_param_shapes(cfg))

@@ -23,7 +23,7 @@ import pytest
 
 from randar import registry
 from randar.cli import main
-from randar.config import GPTConfig, ModelCard, VQConfig
+from randar.config import GPTConfig, MaskGITVQConfig, ModelCard, VQConfig
 from randar.download import DownloadError, download_model
 from randar.registry import (
     DEFAULT_MODEL,
@@ -44,7 +44,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "randar_reference"
 L_FILE = "randar_0.3b_llamagen_360k_bs_1024_lr_0.0004.safetensors"
 XL_FILE = "randar_0.7b_llamagen_360k_bs_1024_lr_0.0004.safetensors"
+MASKGIT_FILE = "randar_0.3b_maskgit_360k_bs_1024_lr_0.0004.safetensors"
 VQ_FILE = "vq_ds16_c2i.pt"
+MASKGIT_VQ_FILE = "maskgit-vqgan-imagenet-f16-256.bin"
 
 
 @pytest.fixture(autouse=True)
@@ -213,27 +215,32 @@ def no_staging_left(ckpt: Path) -> bool:
 
 def test_official_configs_and_recorded_sizes():
     """The catalogue records each official file's size; every parameter shape of the config adds up to it."""
-    l, xl = REGISTRY["randar-l"], REGISTRY["randar-xl"]
-    assert [n for n, spec in REGISTRY.items() if spec.downloadable] == ["randar-l", "randar-xl"]
-    counts = {n: gpt_param_count(REGISTRY[n].gpt) for n in ("randar-l", "randar-xl")}
-    vq_count = vq_param_count(VQConfig())
-    print(f"\nparams: {counts}, LlamaGen VQ-16: {vq_count}")
+    l, lm, xl = REGISTRY["randar-l"], REGISTRY["randar-l-maskgit"], REGISTRY["randar-xl"]
+    assert [n for n, spec in REGISTRY.items() if spec.downloadable] == ["randar-l", "randar-l-maskgit", "randar-xl"]
+    counts = {n: gpt_param_count(REGISTRY[n].gpt) for n in ("randar-l", "randar-l-maskgit", "randar-xl")}
+    vq_count, maskgit_count = vq_param_count(VQConfig()), vq_param_count(MaskGITVQConfig())
+    print(f"\nparams: {counts}, LlamaGen VQ-16: {vq_count}, MaskGIT-VQGAN: {maskgit_count}")
     assert 0.30e9 < counts["randar-l"] < 0.40e9  # "0.3b"
+    assert 0.30e9 < counts["randar-l-maskgit"] < counts["randar-l"]  # "0.3b", a smaller vocabulary
     assert 0.70e9 < counts["randar-xl"] < 0.80e9  # "0.7b"
     assert 65e6 < vq_count < 80e6  # LlamaGen reports 72M for VQ-16
     assert counts["randar-l"] == 342_912_000 and counts["randar-xl"] == 774_700_800
+    assert counts["randar-l-maskgit"] == 311_454_720 and maskgit_count == 54_515_587
 
     assert (l.gpt.n_layer, l.gpt.n_head, l.gpt.dim, l.gpt.vocab_size) == (24, 16, 1024, 16384)
+    assert (lm.gpt.n_layer, lm.gpt.n_head, lm.gpt.dim, lm.gpt.vocab_size) == (24, 16, 1024, 1024)
     assert (xl.gpt.n_layer, xl.gpt.n_head, xl.gpt.dim, xl.gpt.vocab_size) == (36, 20, 1280, 16384)
-    assert l.gpt.hidden_dim == 2816 and xl.gpt.hidden_dim == 3584
-    for spec in (l, xl):
+    assert l.gpt.hidden_dim == lm.gpt.hidden_dim == 2816 and xl.gpt.hidden_dim == 3584
+    for spec in (l, lm, xl):
         assert (spec.gpt.block_size, spec.gpt.grid_size, spec.gpt.num_classes, spec.gpt.cls_token_num) == (256, 16, 1000, 1)
         assert spec.class_names_source == "imagenet" and spec.vq_unsupported is None
+        assert spec.vq.codebook_size == spec.gpt.vocab_size and spec.vq.grid_size == 16
         gpt_file, vq_file = spec.file("gpt"), spec.file("vq")
         assert gpt_file.approx_bytes == 4 * gpt_param_count(spec.gpt)  # float32
         assert vq_file.approx_bytes == 4 * vq_param_count(spec.vq)
         assert spec.approx_bytes == gpt_file.approx_bytes + vq_file.approx_bytes
         assert gpt_file.url == f"https://huggingface.co/ziqipang/RandAR/resolve/main/{gpt_file.filename}"
+        assert gpt_file.revision == vq_file.revision == "main"  # pinned to a commit by the lock file
         shapes = gpt_param_shapes(spec.gpt)
         d, h, v = spec.gpt.dim, spec.gpt.hidden_dim, spec.gpt.vocab_size
         assert shapes["cls_embedding.embedding_table.weight"] == (1001, d)
@@ -241,22 +248,29 @@ def test_official_configs_and_recorded_sizes():
         assert shapes["layers.0.attention.wqkv.weight"] == (3 * d, d)
         assert shapes["layers.0.feed_forward.w2.weight"] == (d, h)
         assert len([k for k in shapes if k.startswith("layers.")]) == 7 * spec.gpt.n_layer
-    assert [l.file("gpt").filename, xl.file("gpt").filename] == [L_FILE, XL_FILE]
-    assert (l.cfg_scale, xl.cfg_scale) == (3.4, 4.0)
+    assert [l.file("gpt").filename, lm.file("gpt").filename, xl.file("gpt").filename] == [L_FILE, MASKGIT_FILE, XL_FILE]
+    assert (l.cfg_scale, lm.cfg_scale, xl.cfg_scale) == (3.4, 4.0, 4.0)
+    assert (l.reported_fid, lm.reported_fid, xl.reported_fid) == (2.65, 2.47, 2.27)
+    assert "FID 2.47 at CFG 4.0" in lm.description and "MaskGIT-VQGAN" in lm.description
     assert l.vq == xl.vq == VQConfig() and l.vq.grid_size == 16 and l.vq.codebook_size == 16384
+    assert lm.vq == MaskGITVQConfig() and lm.vq.kind == "maskgit" and lm.vq.codebook_size == 1024
     assert l.file("vq").url == "https://huggingface.co/FoundationVision/LlamaGen/resolve/main/vq_ds16_c2i.pt"
+    assert lm.file("vq").url == f"https://huggingface.co/fun-research/TiTok/resolve/main/{MASKGIT_VQ_FILE}"
     assert DEFAULT_MODEL == "randar-emoji" and list(REGISTRY)[0] == DEFAULT_MODEL
     assert not REGISTRY[DEFAULT_MODEL].downloadable
 
 
-def test_param_shapes_match_official_layout():
-    """The shape tables agree with the reference bundle written by the official implementation."""
-    ref = json.loads((FIXTURE / "reference_a.json").read_text())
-    shapes = header_shapes(FIXTURE / "reference_a.safetensors")
+@pytest.mark.parametrize("bundle", ["reference_a", "reference_m"])
+def test_param_shapes_match_official_layout(bundle):
+    """The shape tables agree with the reference bundles written by the official implementation (the LlamaGen
+    VQ of reference_a, the MaskGIT-VQGAN of reference_m)."""
+    from randar.conformance import vq_config
+
+    ref = json.loads((FIXTURE / f"{bundle}.json").read_text())
+    shapes = header_shapes(FIXTURE / f"{bundle}.safetensors")
     gpt = GPTConfig.from_dict(ref["gpt"])
-    v = ref["vq"]
-    vq = VQConfig(ch=v["ch"], ch_mult=tuple(v["ch_mult"]), z_channels=v["z_channels"], num_res_blocks=v["num_res_blocks"],
-                  codebook_size=v["codebook_size"], codebook_embed_dim=v["codebook_embed_dim"], image_size=v["image"])
+    vq = vq_config(ref)
+    assert vq.kind == ref["vq"].get("kind", "llamagen")
     assert gpt_param_shapes(gpt) == {k[4:]: s for k, s in shapes.items() if k.startswith("gpt.")}
     ref_vq = {k[3:]: s for k, s in shapes.items() if k.startswith("vq.") and k not in ("vq.input", "vq.codes", "vq.decoded")}
     assert vq_param_shapes(vq) == ref_vq
@@ -278,7 +292,7 @@ def test_imagenet_class_names_and_source():
 def test_list_and_resolve_official_files_anywhere(tmp_path):
     ckpt = tmp_path / "ckpt"
     statuses = {s.spec.name: s for s in list_models(ckpt)}
-    assert list(statuses)[:3] == [DEFAULT_MODEL, "randar-l", "randar-xl"]
+    assert list(statuses)[:4] == [DEFAULT_MODEL, "randar-l", "randar-l-maskgit", "randar-xl"]
     l = statuses["randar-l"]
     assert not l.complete and [f.filename for f in l.missing] == [L_FILE, VQ_FILE]
     assert l.missing[0].url == f"https://huggingface.co/ziqipang/RandAR/resolve/main/{L_FILE}"

@@ -7,14 +7,14 @@ sides are multiples of the downsample factor can be encoded, and any code grid d
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from randar.checkpoint import Pretrained
 from randar.config import VQConfig
+
+from .tokenizer import ImageTokenizer
 
 __all__ = ["VQModel", "VectorQuantizer", "Encoder", "Decoder"]
 
@@ -237,7 +237,7 @@ class VectorQuantizer(nn.Module):
         return per_sample - batch
 
 
-class VQModel(Pretrained, nn.Module):
+class VQModel(ImageTokenizer, Pretrained, nn.Module):
     config_section = "vq"
     ignored_keys = frozenset({"quantize.codebook_used"})  # a training-time usage counter
 
@@ -255,51 +255,17 @@ class VQModel(Pretrained, nn.Module):
         self.quantize = VectorQuantizer(config.codebook_size, config.codebook_embed_dim, config.codebook_l2_norm,
                                         beta=beta, entropy_weight=entropy_weight)
 
-    @property
-    def downsample(self) -> int:
-        return self.config.downsample
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.quantize.embedding.weight.dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.quantize.embedding.weight.device
-
-    # ---- inference ----------------------------------------------------------------------------------
+    # ---- inference (encode / decode in model pixels: ImageTokenizer) -------------------------------------
 
     @torch.inference_mode()
-    def encode(self, images: Tensor) -> Tensor:
-        """Images [B, 3, H, W] in [-1, 1] -> codes [B, H/f, W/f] (int64). H and W: any multiples of f."""
-        if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images of shape [B, 3, H, W], got {tuple(images.shape)}")
-        H, W = images.shape[-2:]
-        f = self.downsample
-        if H % f or W % f:
-            raise ValueError(f"image size {H}x{W} is not a multiple of the tokenizer's downsample factor {f}")
-        x = images.to(device=self.device, dtype=self.dtype)
-        _, codes, _ = self.quantize(self.quant_conv(self.encoder(x)))
+    def encode_native(self, images: Tensor) -> Tensor:
+        """Images [B, 3, H, W] in [-1, 1] (this network's range is the package's) -> codes [B, H/f, W/f]."""
+        _, codes, _ = self.quantize(self.quant_conv(self.encoder(self.check_images(images))))
         return codes
 
-    @torch.inference_mode()
-    def decode(self, codes: Tensor) -> Tensor:
-        """Codes [B, h, w] -> images [B, 3, h*f, w*f], roughly in [-1, 1] (not clamped), in the model's dtype.
-
-        A [B, N] raster sequence is accepted when N is a perfect square (the usual square token grid).
-        Runs under inference_mode (no autograd); training decodes through `decode_latent` instead.
-        """
-        if codes.ndim == 2:
-            side = math.isqrt(codes.shape[1])
-            if side * side != codes.shape[1]:
-                raise ValueError(f"{codes.shape[1]} codes per image is not a square grid; pass codes as [B, h, w]")
-            codes = codes.reshape(codes.shape[0], side, side)
-        if codes.ndim != 3:
-            raise ValueError(f"expected codes of shape [B, h, w], got {tuple(codes.shape)}")
-        codes = codes.to(device=self.device, dtype=torch.long)
-        # an out-of-range index is an opaque device-side assert on GPU; say what is wrong instead
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.config.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.config.codebook_size}), got [{int(codes.min())}, {int(codes.max())}]")
+    def _decode_latent_codes(self, codes: Tensor) -> Tensor:
+        """Checked codes [B, h, w] -> images, roughly in [-1, 1] (not clamped). Runs under inference_mode (no
+        autograd); training decodes through `decode_latent` instead."""
         z = self.quantize.lookup(codes)
         if z.device.type == "cpu":
             # oneDNN runs these convolutions in its channels-last (NHWC) kernels 1.2-1.5x faster than NCHW

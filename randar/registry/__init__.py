@@ -1,7 +1,7 @@
 """Which models exist, where their files are, and what to do when they are missing.
 
-* catalogue.py: the named models (`randar-emoji` shipped in the repo; the official `randar-l`, `randar-xl`
-  downloaded from the Hugging Face hub), their configs and their files with recorded sizes.
+* catalogue.py: the named models (`randar-emoji` shipped in the repo; the official `randar-l`, `randar-l-maskgit`,
+  `randar-xl` downloaded from the Hugging Face hub), their configs and their files with recorded sizes.
 * status.py: the checkpoints directory (`<repo>/checkpoints`, inside the package after `pip install .`, or
   `$RANDAR_CHECKPOINTS`), which files are installed and what is wrong with them, the "how to get it" message.
 * resolve.py: a name or a model directory -> paths, configs and class names (`resolve_model`).

@@ -2,11 +2,11 @@
 
 Two kinds of model:
 
-* models published by the RandAR authors (`randar-l`, `randar-xl`): their configs live here (the files carry
-  none) and their weights are downloaded from the Hugging Face hub into the checkpoints directory
-  (`python -m randar download NAME`). Each file's size is recorded here (float32: 4 bytes a parameter);
-  tests/test_registry.py derives it again from every parameter shape of the official layout, so a wrong
-  config cannot hide behind a recorded number.
+* models published by the RandAR authors (`randar-l`, `randar-l-maskgit`, `randar-xl`): their configs live here
+  (the files carry none) and their weights are downloaded from the Hugging Face hub into the checkpoints
+  directory (`python -m randar download NAME`). Each file's size is recorded here (float32: 4 bytes a
+  parameter); tests/test_registry.py derives it again from every parameter shape of the official layout, so a
+  wrong config cannot hide behind a recorded number.
 * model directories (`model.json` + `gpt.safetensors` or its shards + `vq.safetensors`): the project's own
   `randar-emoji` (listed here with `local_dir`, shipped in the repo) and any directory of the same layout.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from randar.config import GPTConfig, VQConfig
+from randar.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
 
 DEFAULT_MODEL = "randar-emoji"
 HF_URL = "https://huggingface.co/{repo_id}/resolve/{revision}/{filename}"
@@ -80,7 +80,7 @@ class ModelSpec:
     name: str
     description: str
     gpt: GPTConfig | None  # None: read from the model directory's model.json
-    vq: VQConfig | None
+    vq: TokenizerConfig | None  # LlamaGen VQ or MaskGIT-VQGAN
     vq_unsupported: str | None = None  # why this model has no usable tokenizer here (vq is None then)
     files: tuple[RemoteFile, ...] = ()  # files to download; empty for models shipped as a directory
     cfg_scale: float = 4.0
@@ -101,23 +101,33 @@ class ModelSpec:
 
 
 _LLAMAGEN_VQ16 = VQConfig()
+_MASKGIT_VQGAN = MaskGITVQConfig()  # f16, 1024 x 256 plain codebook, 256 px
 _RANDAR_REPO = "ziqipang/RandAR"
 _LLAMAGEN_REPO = "FoundationVision/LlamaGen"
+_TITOK_REPO = "fun-research/TiTok"  # publishes the MaskGIT-VQGAN weights that RandAR's documentation.md names
 # The revision of each official repository that a first download asks for (see RemoteFile.revision): their
 # commits cannot be looked up offline, so the branch is named here and the commit it resolves to is pinned in
 # the lock file at the first verified download.
 _RANDAR_REVISION = "main"
 _LLAMAGEN_REVISION = "main"
+_TITOK_REVISION = "main"
 _LLAMAGEN_VQ_FILE = RemoteFile("vq", _LLAMAGEN_REPO, "vq_ds16_c2i.pt", 287_795_756, revision=_LLAMAGEN_REVISION)
+# No published size was found for this file: 218_062_348 is COMPUTED, 4 bytes for each of the 54_515_587 float32
+# parameters of the MaskGIT-VQGAN f16-256 state dict (every key shape of that architecture; the torch pickle
+# adds a little on top). tests/test_registry.py derives it again from the key shapes.
+_MASKGIT_VQ_FILE = RemoteFile("vq", _TITOK_REPO, "maskgit-vqgan-imagenet-f16-256.bin", 218_062_348,
+                              revision=_TITOK_REVISION)
 
 
 def _official(name: str, filename: str, description: str, fid: float, cfg_scale: float, *,
-              n_layer: int, n_head: int, dim: int, gpt_bytes: int) -> ModelSpec:
-    """An ImageNet 256x256 RandAR model on the LlamaGen VQ-16 tokenizer; `gpt_bytes`: its weight file's size."""
-    gpt = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, vocab_size=_LLAMAGEN_VQ16.codebook_size,
+              n_layer: int, n_head: int, dim: int, gpt_bytes: int, vq: TokenizerConfig = _LLAMAGEN_VQ16,
+              vq_file: RemoteFile = _LLAMAGEN_VQ_FILE) -> ModelSpec:
+    """An ImageNet 256x256 RandAR model and its tokenizer (LlamaGen VQ-16 unless given); `gpt_bytes`: the
+    transformer file's size. The transformer predicts the tokenizer's codes, so its vocabulary is the codebook."""
+    gpt = GPTConfig(dim=dim, n_layer=n_layer, n_head=n_head, vocab_size=vq.codebook_size,
                     block_size=256, num_classes=1000, cls_token_num=1)
-    files = (RemoteFile("gpt", _RANDAR_REPO, filename, gpt_bytes, revision=_RANDAR_REVISION), _LLAMAGEN_VQ_FILE)
-    return ModelSpec(name=name, description=description, gpt=gpt, vq=_LLAMAGEN_VQ16, files=files,
+    files = (RemoteFile("gpt", _RANDAR_REPO, filename, gpt_bytes, revision=_RANDAR_REVISION), vq_file)
+    return ModelSpec(name=name, description=description, gpt=gpt, vq=vq, files=files,
                      cfg_scale=cfg_scale, class_names_source="imagenet", reported_fid=fid)
 
 
@@ -136,6 +146,12 @@ REGISTRY: dict[str, ModelSpec] = {
         "randar-l", "randar_0.3b_llamagen_360k_bs_1024_lr_0.0004.safetensors",
         "RandAR-L (0.3B), ImageNet 256x256, LlamaGen VQ-16 tokenizer; FID 2.65 at CFG 3.4.",
         2.65, 3.4, n_layer=24, n_head=16, dim=1024, gpt_bytes=1_371_648_000),
+    "randar-l-maskgit": _official(
+        "randar-l-maskgit", "randar_0.3b_maskgit_360k_bs_1024_lr_0.0004.safetensors",
+        "RandAR-L (0.3B), ImageNet 256x256, MaskGIT-VQGAN tokenizer (1024 codes); FID 2.47 at CFG 4.0, the best "
+        "of the official release.",
+        2.47, 4.0, n_layer=24, n_head=16, dim=1024, gpt_bytes=1_245_818_880, vq=_MASKGIT_VQGAN,
+        vq_file=_MASKGIT_VQ_FILE),
     "randar-xl": _official(
         "randar-xl", "randar_0.7b_llamagen_360k_bs_1024_lr_0.0004.safetensors",
         "RandAR-XL (0.7B), ImageNet 256x256, LlamaGen VQ-16 tokenizer; FID 2.27 at CFG 4.0.",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from randar.config import GPTConfig, VQConfig
+from randar.config import GPTConfig, TokenizerConfig
 
 from .catalogue import DEFAULT_MODEL, MODEL_CARD_FILE, GPT_FILE, REGISTRY, ModelNotFoundError, ModelSpec, UnsupportedModelError
 from .class_names import class_index, imagenet_class_names
@@ -27,14 +27,14 @@ class ResolvedModel:
     gpt_path: Path  # for sharded weights, the unsharded name: `read_state_dict` finds the shards
     vq_path: Path | None  # None when the tokenizer is unsupported (see vq_unsupported)
     gpt_config: GPTConfig
-    vq_config: VQConfig | None
+    vq_config: TokenizerConfig | None  # LlamaGen VQ or MaskGIT-VQGAN
     class_names: list[str]
     cfg_scale: float
     description: str = ""
     vq_unsupported: str | None = None
     model_dir: Path | None = None  # set for directory models
 
-    def require_vq(self) -> tuple[Path, VQConfig]:
+    def require_vq(self) -> tuple[Path, TokenizerConfig]:
         """The tokenizer path and config, or UnsupportedModelError saying why there is none."""
         if self.vq_path is None or self.vq_config is None:
             raise UnsupportedModelError(f"model {self.name!r} cannot decode images: {self.vq_unsupported or 'no tokenizer'}")
@@ -45,7 +45,7 @@ class ResolvedModel:
 
 
 
-def _check_pair(gpt: GPTConfig, vq: VQConfig, where: str) -> None:
+def _check_pair(gpt: GPTConfig, vq: TokenizerConfig, where: str) -> None:
     if vq.codebook_size != gpt.vocab_size:
         raise ValueError(f"{where}: tokenizer codebook_size {vq.codebook_size} != transformer vocab_size {gpt.vocab_size}")
     if vq.grid_size != gpt.grid_size:

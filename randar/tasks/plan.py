@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..decoding import DecodeRequest
 from ..model.transformer import RandARTransformer
-from ..model.vq import VQModel
+from ..model.tokenizer import ImageTokenizer
 from ..registry import class_index as _class_index
 from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
@@ -39,7 +39,7 @@ class ModelPair:
     """A transformer and the tokenizer it was trained with, plus the facts a UI shows about them."""
 
     gpt: RandARTransformer
-    vq: VQModel
+    vq: ImageTokenizer  # LlamaGen VQ or MaskGIT-VQGAN: the same interface
     class_names: list[str] = field(default_factory=list)
     name: str = "custom"
     cfg_scale: float = 4.0
