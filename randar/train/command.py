@@ -140,27 +140,28 @@ def device_defaults(device) -> dict[str, Any]:
 # ---- tokenizer --------------------------------------------------------------------------------------------
 
 def load_tokenizer(spec: str, device):
-    """A tokenizer from a model name or directory (its tokenizer) or a tokenizer file with its config beside
-    it. Returns (VQModel, path of its weights, description)."""
-    from randar.model.vq import VQModel
+    """A tokenizer (LlamaGen VQ or MaskGIT-VQGAN) from a model name or directory (its tokenizer) or a tokenizer
+    file with its config beside it. Returns (tokenizer, path of its weights, description)."""
+    from randar.model.tokenizers import load_tokenizer as load
     from randar.registry import resolve_model
 
     path = Path(spec).expanduser()
-    if path.is_file() and path.suffix in (".safetensors", ".pt", ".bin", ".pth"):
-        try:
-            vq = VQModel.from_pretrained(path, device=device)
-        except (ValueError, OSError) as exc:
-            raise TrainError(f"--tokenizer {spec}: cannot load it ({exc})") from None
-        return vq, path, str(path)
     try:
+        if path.is_file() and path.suffix in (".safetensors", ".pt", ".bin", ".pth"):
+            from randar.config import tokenizer_config_from_dict
+
+            beside = path.with_suffix(".json")
+            if not beside.is_file():
+                raise TrainError(f"--tokenizer {spec}: no config beside it ({beside.name}); pass the model folder "
+                                 "the tokenizer belongs to instead")
+            config = tokenizer_config_from_dict(json.loads(beside.read_text()))
+            return load(path, config, device=device), path, str(path)
         resolved = resolve_model(spec)
         vq_path, vq_config = resolved.require_vq()
+        return load(vq_path, vq_config, device=device, model=resolved.name), Path(vq_path), \
+            f"the tokenizer of {resolved.name}"
     except (ValueError, OSError) as exc:
         raise TrainError(f"--tokenizer {spec}: {exc}") from None
-    from randar.model.vq import VQModel as _VQ
-
-    vq = _VQ.from_pretrained(vq_path, vq_config, device=device)
-    return vq, Path(vq_path), f"the tokenizer of {resolved.name}"
 
 
 def load_init(spec: str, vq_config, device):
