@@ -96,8 +96,10 @@ class Studio:
     """A loaded model pair and the tasks over it. Thread use: one job at a time per Studio."""
 
     def __init__(self, gpt: RandARTransformer, vq: ImageTokenizer, class_names: list[str] | None = None, *,
-                 name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True) -> None:
-        self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale))
+                 name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True,
+                 class_groups: list[str] | None = None, class_aliases: list[list[str]] | None = None) -> None:
+        self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale),
+                              list(class_groups or []), [list(a) for a in (class_aliases or [])])
         self.description = description
         self.fast = fast
 
@@ -123,6 +125,7 @@ class Studio:
         gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=dev, dtype=dt)
         gpt.fuse_for_inference()
         return cls(gpt, vq, resolved.class_names, name=resolved.name, cfg_scale=resolved.cfg_scale,
+                   class_groups=resolved.class_groups, class_aliases=resolved.class_aliases,
                    description=resolved.description, fast=fast)
 
     # ---- facts --------------------------------------------------------------------------------------
@@ -160,6 +163,17 @@ class Studio:
     @property
     def class_names(self) -> list[str]:
         return list(self.pair.class_names)
+
+    @property
+    def class_groups(self) -> list[str]:
+        """Per class, its group ("" for none; empty list for a model without groups). A group's name given as
+        the class picks one of its classes per image (from the seed)."""
+        return list(self.pair.class_groups)
+
+    @property
+    def class_aliases(self) -> list[list[str]]:
+        """Per class, more names it is found by (e.g. an emoji's code points and character)."""
+        return [list(a) for a in self.pair.class_aliases]
 
     @property
     def device(self) -> torch.device:

@@ -35,11 +35,22 @@ def _ambiguous(query: str, hits: list[int], names: Sequence[str], how: str) -> V
                       "Give the class index or a longer name.")
 
 
-def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
-    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms), a
-    unique case-insensitive substring, or words that all occur in one class's name, in any order ("smiling face"
-    -> face-smiling). Otherwise ValueError naming the ambiguity or the closest names."""
+def group_members(query: str, class_groups: Sequence[str] | None) -> list[int]:
+    """The classes of the group named `query` (case-insensitive; a model card's `class_groups`), else []."""
+    if not class_groups or not isinstance(query, str):
+        return []
+    low = query.strip().casefold()
+    return [i for i, g in enumerate(class_groups) if g and g.casefold() == low]
+
+
+def class_index(name_or_id: int | str, class_names: Sequence[str],
+                aliases: Sequence[Sequence[str]] | None = None) -> int:
+    """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms, or one
+    of its `aliases`, e.g. an emoji's code points "1f408" or the emoji itself), a unique case-insensitive
+    substring, or words that all occur in one class's name, in any order ("smiling face" -> face-smiling).
+    Otherwise ValueError naming the ambiguity or the closest names."""
     n = len(class_names)
+    extra = [[a.casefold() for a in (aliases[i] if aliases and i < len(aliases) else [])] for i in range(n)]
     if isinstance(name_or_id, bool):
         raise ValueError(f"class must be an index or a name, not {name_or_id!r}")
     if isinstance(name_or_id, int):
@@ -49,18 +60,19 @@ def class_index(name_or_id: int | str, class_names: Sequence[str]) -> int:
     query = str(name_or_id).strip()
     if not query:
         raise ValueError("empty class name")
-    if re.fullmatch(r"[+-]?\d+", query):
-        return class_index(int(query), class_names)
     low = query.casefold()
+    if re.fullmatch(r"[+-]?\d+", query) and not (int(query) >= n and any(low in e for e in extra)):
+        return class_index(int(query), class_names)  # an index (digits beyond the classes may be an alias: 2764)
     words = [w for w in re.split(r"[\s_-]+", low) if w]  # "smiling face" finds face-smiling: any order, any separator
     for how, pred in (
-        ("named exactly like", lambda c: c == query),
-        ("named like", lambda c: c.casefold() == low),
-        ("with the synonym", lambda c: low in _synonyms(c)),
-        ("the text matches", lambda c: low in c.casefold()),
-        ("every word matches", lambda c: all(w in c.casefold() for w in words)),
+        ("named exactly like", lambda i, c: c == query),
+        ("named like", lambda i, c: c.casefold() == low),
+        ("with the synonym", lambda i, c: low in _synonyms(c)),
+        ("also known as", lambda i, c: low in extra[i]),
+        ("the text matches", lambda i, c: low in c.casefold()),
+        ("every word matches", lambda i, c: all(w in c.casefold() for w in words)),
     ):
-        hits = [i for i, c in enumerate(class_names) if pred(c)]
+        hits = [i for i, c in enumerate(class_names) if pred(i, c)]
         if len(hits) == 1:
             return hits[0]
         if hits:

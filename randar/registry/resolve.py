@@ -5,7 +5,7 @@ fit together, one class name per class) and raises the errors users see; status 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from randar.config import GPTConfig, TokenizerConfig
@@ -33,6 +33,8 @@ class ResolvedModel:
     description: str = ""
     vq_unsupported: str | None = None
     model_dir: Path | None = None  # set for directory models
+    class_groups: list[str] = field(default_factory=list)
+    class_aliases: list[list[str]] = field(default_factory=list)
 
     def require_vq(self) -> tuple[Path, TokenizerConfig]:
         """The tokenizer path and config, or UnsupportedModelError saying why there is none."""
@@ -41,7 +43,7 @@ class ResolvedModel:
         return self.vq_path, self.vq_config
 
     def class_index(self, name_or_id: int | str) -> int:
-        return class_index(name_or_id, self.class_names)
+        return class_index(name_or_id, self.class_names, self.class_aliases)
 
 
 
@@ -75,7 +77,19 @@ def _resolve_dir(model_dir: Path, ckpt: Path, spec: ModelSpec | None = None) -> 
     name = spec.name if spec.name in REGISTRY else dspec.name
     return ResolvedModel(name=name, display_name=card.name or model_dir.name, gpt_path=model_dir / GPT_FILE,
                          vq_path=vq_path, gpt_config=gpt, vq_config=vq, class_names=names,
-                         cfg_scale=float(card.cfg_scale), description=card.description, model_dir=model_dir)
+                         cfg_scale=float(card.cfg_scale), description=card.description, model_dir=model_dir,
+                         class_groups=_per_class(card.class_groups, len(names), card_path, "class_groups"),
+                         class_aliases=[list(a) for a in _per_class(card.class_aliases, len(names), card_path,
+                                                                    "class_aliases")])
+
+
+def _per_class(values, n: int, card_path: Path, key: str) -> list:
+    """A per-class list of a model card: as long as the class list, or absent."""
+    values = list(values or [])
+    if values and len(values) != n:
+        raise ValueError(f"{card_path}: {key} lists {len(values)} entries for {n} classes; give one per class or "
+                         "leave it out")
+    return values
 
 
 def resolve_model(name_or_path: str | Path | None = None, checkpoints_dir: str | Path | None = None) -> ResolvedModel:

@@ -24,6 +24,7 @@ from ..decoding import DecodeRequest
 from ..model.transformer import RandARTransformer
 from ..model.tokenizer import ImageTokenizer
 from ..registry import class_index as _class_index
+from ..registry.class_names import group_members as _group_members
 from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
 
@@ -43,6 +44,8 @@ class ModelPair:
     class_names: list[str] = field(default_factory=list)
     name: str = "custom"
     cfg_scale: float = 4.0
+    class_groups: list[str] = field(default_factory=list)  # per class ("" none): a group's name picks among them
+    class_aliases: list[list[str]] = field(default_factory=list)  # per class: more names that find it
 
     def __post_init__(self) -> None:
         g, v = self.gpt.config, self.vq.config
@@ -86,7 +89,24 @@ class ModelPair:
         return next(self.gpt.parameters()).dtype
 
     def class_index(self, name_or_id: int | str) -> int:
-        return _class_index(name_or_id, self.class_names)
+        return _class_index(name_or_id, self.class_names, self.class_aliases)
+
+    def group_members(self, name: Any) -> list[int]:
+        """The classes of the group `name` (a model card's class groups, e.g. an emoji subgroup), else []. A name
+        that is also a class's name or alias is that class, not the group."""
+        if not isinstance(name, str) or not self.class_groups:
+            return []
+        members = _group_members(name, self.class_groups)
+        if members:
+            try:
+                self.class_index(name)
+            except ValueError:
+                return members
+            low = name.strip().casefold()
+            exact = [i for i, c in enumerate(self.class_names) if c.casefold() == low
+                     or (i < len(self.class_aliases) and low in (a.casefold() for a in self.class_aliases[i]))]
+            return [] if exact else members
+        return []
 
 
 # ----------------------------------------------------------------------------------------------------

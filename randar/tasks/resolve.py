@@ -12,6 +12,7 @@ take it as `cond`, the name of the official RandAR code and of the reference bun
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,21 +63,33 @@ def resolve_options(pair: ModelPair, task: str, options: TaskOptions | None, lab
     vocab = pair.gpt.config.vocab_size
     top_k = check_int(opts.top_k, "top_k (0 = off)", 0, vocab)
     sampling = SamplingParams(temperature=float(opts.temperature), top_k=top_k, top_p=opts.top_p)
-    ids, names = resolve_labels(pair, label, opts.batch)
+    seed = resolve_seed(opts.seed)
+    ids, names = resolve_labels(pair, label, opts.batch, seed, notices)
     guidance, start, end = _guidance(pair, ids, opts.cfg, opts.cfg_start, notices)
-    opts = dataclasses.replace(opts, seed=resolve_seed(opts.seed), cfg=end, cfg_start=start)
+    opts = dataclasses.replace(opts, seed=seed, cfg=end, cfg_start=start)
     return Resolved(opts, ids, names, label_tensor(pair, ids), guidance, sampling)
 
 
-def resolve_labels(pair: ModelPair, label: Any, batch: int) -> tuple[list[int | None], list[str | None]]:
-    """One label for the batch or one per image; None = no class. -> (ids, names)."""
+def resolve_labels(pair: ModelPair, label: Any, batch: int, seed: int = 0,
+                   notices: list[str] | None = None) -> tuple[list[int | None], list[str | None]]:
+    """One label for the batch or one per image; None = no class; the name of a class group (a model card's
+    `class_groups`, e.g. an emoji subgroup) picks one of its classes per image, from the seed (the settings record
+    the classes picked, so a rerun needs no group). -> (ids, names)."""
     items = list(label) if isinstance(label, (list, tuple)) else [label] * batch
     if len(items) != batch:
         raise ValueError(f"{len(items)} labels for a batch of {batch}; give one label or one per image")
     ids: list[int | None] = []
-    for item in items:
+    for k, item in enumerate(items):
         if item is None or (isinstance(item, str) and not item.strip()):
             ids.append(None)
+            continue
+        members = pair.group_members(item)
+        if members:
+            pick = members[random.Random(f"{seed}:{k}:{item}").randrange(len(members))]
+            ids.append(pick)
+            if notices is not None and k == 0:
+                notices.append(f"{item!r} is a group of {len(members)} classes: each image gets one of them "
+                               f"(the first: {pair.class_names[pick]!r})")
         else:
             ids.append(pair.class_index(item if isinstance(item, (int, str)) else int(item)))
     return ids, [None if i is None else pair.class_names[i] for i in ids]

@@ -16,6 +16,7 @@ with --resume, or anything with --overwrite, which removes only what a run write
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import shutil
@@ -285,7 +286,13 @@ def run_train(args: argparse.Namespace) -> int:
             raise TrainError(f"--size {settings['size']}: a multiple of 16 between 32 and 512 (the tokenizer works "
                              "on 8x8-pixel tokens with at most a 64x64 grid)")
     size = int(settings["size"])
+    augment_variants(np.zeros((1, 8, 8, 3), np.uint8), str(settings["augment"]), 0)  # a bad --augment fails here
     pixels, keep = load_pixels(index, size, log)
+    readable_eval = [i for i, s in enumerate(index.splits) if s == "eval" and keep[i]]
+    if not readable_eval:  # every held-out file was unreadable: hold out the last readable one instead
+        last = int(np.nonzero(keep)[0][-1])
+        index.splits[last] = "eval"
+        log(f"no readable held-out image: {index.files[last]} is held out instead")
 
     if ranks.is_main:
         if args.overwrite and not args.resume and out.exists():
@@ -347,8 +354,6 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
     splits = np.asarray(index.splits)
     train_rows = keep_idx[splits[keep_idx] == "train"]
     eval_rows = keep_idx[splits[keep_idx] == "eval"]
-    if len(eval_rows) == 0:
-        raise TrainError("every held-out image was unreadable; raise --holdout or add images")
 
     # codes: cached, keyed by everything they depend on
     from randar.hashing import file_sha256
@@ -357,17 +362,21 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
     key = json.dumps({"folder": index.fingerprint(), "tokenizer": file_sha256(vq_path) if Path(vq_path).is_file()
                       else str(vq_path), "size": vcfg.image_size, "augment": s["augment"], "seed": s["seed"],
                       "readable": keep.tolist()})
-    cached = None
-    if cache.is_file():
+    def read_cache():
+        if not cache.is_file():
+            return None
         try:
-            cached = torch.load(cache, map_location="cpu", weights_only=True)
+            found = torch.load(cache, map_location="cpu", weights_only=True)
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
-            cached = None
-        if cached is not None and cached.get("key") != key:
-            log("the code cache is from other images or another tokenizer: encoding again")
-            cached = None
-    if cached is None:
-        if ranks.is_main:
+            return None
+        return found if found.get("key") == key else None
+
+    ranks.barrier()  # every process decides from the same files: rank 0 alone writes the cache
+    if ranks.is_main:
+        cached = read_cache()
+        if cached is None:
+            if cache.is_file():
+                log("the code cache is from other images or another tokenizer: encoding again")
             variants = augment_variants(pixels[train_rows], s["augment"], int(s["seed"]))
             codes = torch.stack([encode_all(vq, v, device, log, f"training images (variant {k})")
                                  for k, v in enumerate(variants)], 1)
@@ -377,10 +386,12 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
             buf = io.BytesIO()
             torch.save({"key": key, "codes": codes, "eval_codes": eval_codes}, buf)
             atomic_write_bytes(cache, buf.getvalue(), overwrite=True)
-        ranks.barrier()
-        cached = torch.load(cache, map_location="cpu", weights_only=True)
-    else:
-        log(f"codes from the cache ({cache})")
+        else:
+            log(f"codes from the cache ({cache})")
+    ranks.barrier()
+    cached = read_cache()
+    if cached is None:
+        raise TrainError(f"{cache} could not be read back; check the disk and start anew with --overwrite")
     codes, eval_codes = cached["codes"], cached["eval_codes"]
     labels = torch.from_numpy(labels_all[train_rows])
     eval_labels = torch.from_numpy(labels_all[eval_rows])
@@ -454,7 +465,9 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
         log(f"wrote the best weights so far to {run.out} (step {record['step']})")
 
     def on_check(record: dict) -> None:
-        model = trainer.ema if trainer.ema is not None else trainer.model
+        # a copy: decoding prepares a model for inference (fused feed-forward weights), which must never touch
+        # the weights being trained or averaged
+        model = copy.deepcopy(trainer.ema if trainer.ema is not None else trainer.model)
         try:
             path = write_samples(run, model, vq, card, trainer.step, device)
             log(f"samples: {path}")
@@ -513,9 +526,7 @@ def write_samples(run: Run, model, vq, card, step: int, device) -> Path:
         scale = float(card.cfg_scale)
     else:
         classes, scale = [0] * 16, 1.0
-    was = model.training
     imgs = sample_images(model.eval(), vq, classes, scale, steps=min(88, card.gpt_config.block_size), seed=step)
-    model.train(was)
     path = run.train_dir / "samples" / f"step_{step:07d}.png"
     save_grid(imgs, path, nrow=8)
     shutil.copyfile(path, run.out / ".samples.png.tmp")
