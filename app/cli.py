@@ -82,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from .store import use_own_upload_dir
+
+    # before Gradio makes the page: this run's uploads go to a folder of its own, removed on exit (SIGTERM too);
+    # uploads that killed earlier starts left behind (older than a day) are pruned first
+    use_own_upload_dir()
     from .handlers import AppConfig, StudioApp
     from .ui import build_demo, launch_kwargs
 
@@ -91,18 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                        demo_delay=args.demo_delay, outputs=args.outputs, allow_model_path=args.allow_model_path)
     from randar.memory import freeze_long_lived
 
-    from .server_log import install as quiet_server_log
+    from .server_log import guard_inputs, install as quiet_server_log
 
     quiet_server_log()  # user errors and client disconnects: one log line each, not a traceback
     app = StudioApp(config)
     demo = build_demo(app)
+    guard_inputs(demo)  # bad values of API requests (a string for a number, a path not uploaded): the same
     if app.try_studio(app.models.initial) is None:
         print(f"note: model {app.models.initial!r} is not available; the app starts without it and shows how to "
               "get it.", file=sys.stderr)
     exit_on_sigterm()
-    from .store import prune_uploads
-
-    prune_uploads()  # uploads that killed earlier starts left behind (older than a day)
     demo.queue(default_concurrency_limit=1, max_size=args.max_queue)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
                 **launch_kwargs())

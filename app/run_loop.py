@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import gradio as gr
 
+from randar.checks import clipped_steps_note
 from randar.memory import release_memory
 from randar.task_options import TaskOptions
 
@@ -150,9 +151,9 @@ class StudioCore:
         `factory` makes it with options that clip (TaskOptions.clip_steps), so it is planned once."""
         steps = _int(steps, "steps", 1)
         job = factory(steps)
-        if steps > job.num_tokens:
-            notices.append(StatusNote(f"{steps} steps asked, but this job generates only {job.num_tokens} "
-                                      "tokens: one token per step."))
+        note = clipped_steps_note(steps, job.num_tokens)  # the job's notices carry the same line (deduplicated)
+        if note is not None:
+            notices.append(StatusNote(note))
         return job
 
     @staticmethod

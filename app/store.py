@@ -9,7 +9,8 @@ ones, so disk use stays bounded whatever the traffic (Gradio's own cache is clea
 Why pruning by age at start: a killed app (SIGKILL, a crash, a power cut) cleans nothing up, so a new start
 removes what earlier ones left that is older than `max_age_s` (a day by default): run folders in the store's
 root, the temporary roots of earlier starts (`randar-studio-*`, unless their process still runs), and
-Gradio's upload cache (`prune_uploads`, called by `python app.py`).
+Gradio's upload cache (`prune_uploads`, called by `python app.py`). Each server run keeps its uploads in a
+folder of its own inside Gradio's cache (`use_own_upload_dir`), removed on exit like its temporary run folders.
 """
 from __future__ import annotations
 
@@ -99,11 +100,38 @@ def gradio_upload_dir() -> Path:
 
 
 def prune_uploads(max_age_s: float = DEFAULT_MAX_AGE_S) -> int:
-    """Remove uploads older than `max_age_s` from Gradio's cache (left by earlier, killed starts) -> how many."""
-    removed = prune_by_age(gradio_upload_dir(), max_age_s)
+    """Remove uploads older than `max_age_s` from Gradio's cache (left by earlier, killed starts) -> how many.
+    The upload folders of apps that still run (`use_own_upload_dir`) are kept, whatever their age."""
+    removed = prune_by_age(gradio_upload_dir(), max_age_s, keep=_running_root)
     if removed:
         log.info("removed %d upload(s) older than %.0f h from %s", removed, max_age_s / 3600, gradio_upload_dir())
     return removed
+
+
+def _running_root(entry: Path) -> bool:
+    """One of our temporary roots whose app still runs."""
+    return entry.name.startswith(TEMP_PREFIX) and entry.is_dir() and _foreign_or_running(entry)
+
+
+def use_own_upload_dir(max_age_s: float = DEFAULT_MAX_AGE_S) -> Path:
+    """Give this server run an upload folder of its own inside Gradio's (GRADIO_TEMP_DIR, or <temp>/gradio),
+    removed when the app exits, SIGTERM included (see app.cli), like the store's temporary root; what killed
+    runs left there is pruned by age first (`prune_uploads`). Call before Gradio builds the page: its
+    components and web server read GRADIO_TEMP_DIR when they are made.
+
+    Why a folder of our own: Gradio deletes the files it cached for an app only in its web server's shutdown,
+    which a SIGTERM skips, and it does not know all of them (outputs cached for a session's copy of a
+    component are listed nowhere), so every upload and output stayed behind (issue 29: 213 files, 32 MB after
+    one test battery). Removing one folder on exit removes what this run received, and nothing of other apps
+    sharing Gradio's folder."""
+    prune_uploads(max_age_s)
+    base = gradio_upload_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    own = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=base))
+    (own / OWNER_FILE).write_text(f"{os.getpid()}\n")
+    atexit.register(shutil.rmtree, own, True)
+    os.environ["GRADIO_TEMP_DIR"] = str(own)
+    return own
 
 
 @dataclass

@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 
 from .config import GPTConfig, VQConfig
+from .cpu_features import bf16_arithmetic, packs_bfloat16
 from .decoding import DecodeRequest, decode, run
 from .model import kernels
 from .model.transformer import RandARTransformer
@@ -204,16 +205,6 @@ def verify(model: RandARTransformer, batch: int, steps_list: list[int], cfg: flo
     return out
 
 
-def cpu_bf16_support() -> str:
-    """'native' when the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), else 'emulated': there
-    bfloat16 saves memory but is usually slower than float32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        flags = []
-    return "native" if {"avx512_bf16", "amx_bf16"} & set(flags) else "emulated"
-
-
 def summarize(rows: list[Row]) -> None:
     """fast/plain is the median of per-repeat ratios (both timed back to back), not a ratio of medians.
     With a tokenizer, the tokens-only ratio follows: the VQ decode is the same work on both paths, so it
@@ -265,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device} ({torch.cuda.get_device_name(device) if on_gpu else f'{torch.get_num_threads()} threads'}), "
           f"dtype {dtype}, torch {torch.__version__}, CFG {args.cfg}", flush=True)
     if not on_gpu and dtype == torch.bfloat16:
-        print(f"CPU bfloat16: {cpu_bf16_support()}", flush=True)
+        packing = packs_bfloat16()
+        print(f"CPU bfloat16: {bf16_arithmetic()}; fast path: "
+              + ("packed weights" if packing.ok else f"unpacked weights ({packing.why})"), flush=True)
 
     report: dict = {"device": str(device), "dtype": str(dtype), "rows": [], "verify": []}
     rows: list[Row] = []

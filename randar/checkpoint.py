@@ -5,6 +5,9 @@ mismatch is collected and reported together, naming the file.
 """
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -51,7 +54,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a bad pickle
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        refused = refused_pickle(exc)
+        if refused is not None:
+            raise CheckpointError(holds_code_message(path, refused)) from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({unpickler_reason(exc)}); it may be "
+                              "truncated or corrupt: re-download or re-copy it") from exc
     for key in ("model", "state_dict", "ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -59,6 +66,46 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors (or a dict with a 'model' entry)")
     return obj
+
+
+def refused_pickle(exc: BaseException) -> str | None:
+    """The class or function a weights-only load refused (e.g. "argparse.Namespace"), or None when `exc` is
+    something else (a truncated or corrupt file also fails the weights-only unpickler, with "Unsupported
+    operand": that is not code)."""
+    import pickle
+
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+    return found.group(1) if found else None
+
+
+def unpickler_reason(exc: BaseException) -> str:
+    """PyTorch's reason without its advice to load with `weights_only=False` (never right for a corrupt file)."""
+    text = str(exc)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n|$)", text)
+    return f"{type(exc).__name__}: {found.group(1).strip() if found else text}"
+
+
+def conversion_command(path: Path) -> str:
+    """A shell line that turns a *trusted* torch pickle into `path` with the suffix .safetensors (its tensors
+    only: a `model` / `state_dict` / `ema` entry if there is one, as `read_state_dict` reads it)."""
+    src, dst = json.dumps(str(path)), json.dumps(str(path.with_suffix(".safetensors")))
+    code = (f'import torch; from safetensors.torch import save_file; sd = torch.load({src}, map_location="cpu", '
+            'weights_only=False); sd = next((sd[k] for k in ("model", "state_dict", "ema") if isinstance(sd.get(k), '
+            'dict)), sd); save_file({k: v.contiguous().clone() for k, v in sd.items() if torch.is_tensor(v)}, '
+            f'{dst})')
+    return f"python -c {shlex.quote(code)}"
+
+
+def holds_code_message(path: Path, refused: str) -> str:
+    """Why a pickle with code or objects is not loaded, and how to convert a trusted one (issue 29: PyTorch's
+    own message advised `weights_only=False`, i.e. running whatever the file holds)."""
+    what = f" (it refers to {refused})"
+    return (f"{path}: this file holds Python code or objects besides tensors{what}, which RandAR Studio will not "
+            "load: unpickling them could run arbitrary code. If you trust where the file came from, convert it to "
+            "safetensors (tensors only) once, where the code that wrote it can be imported, and use that file "
+            f"instead:\n  {conversion_command(path)}")
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

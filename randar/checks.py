@@ -19,7 +19,7 @@ from .schedule import validate_steps
 
 __all__ = [
     "MAX_BATCH", "SEED_LIMIT", "check_seed", "resolve_seed", "derive_seed", "check_batch", "check_int", "check_float",
-    "check_choice", "check_order", "clip_steps", "check_steps",
+    "check_choice", "check_order", "clip_steps", "clipped_steps_note", "check_steps",
 ]
 
 MAX_BATCH = 64
@@ -89,6 +89,15 @@ def clip_steps(steps: Any, num_tokens: int) -> Any:
     """-1 (one token per step) for a whole number of steps >= `num_tokens`; anything else as given."""
     whole = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
     return -1 if whole and steps >= num_tokens else steps
+
+
+def clipped_steps_note(steps: Any, num_tokens: int) -> str | None:
+    """The one-line note for `steps` clipped to `num_tokens` (None when they were not more than the tokens):
+    the same words in the app's status, the CLI's stderr and a job's `notices`."""
+    whole = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
+    if not whole or steps <= num_tokens:
+        return None
+    return f"{steps} steps asked, but this job generates only {num_tokens} tokens: one token per step."
 
 
 def check_steps(steps: Any, num_tokens: int, what: str = "steps", clip: bool = False) -> int:

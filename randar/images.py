@@ -20,6 +20,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from randar.memory import release_memory
+from randar.paths import why_missing
 
 __all__ = [
     "ImageError", "ImageSource", "MAX_IMAGE_PIXELS", "max_image_pixels", "check_image_size",
@@ -102,7 +103,7 @@ def check_image_file(path: str | Path, name: str | None = None) -> tuple[int, in
 def _open_header(path: Path, name: str) -> Image.Image:
     """Image.open (header only) with the size checked; nothing is decoded yet."""
     if not path.exists():
-        raise ImageError(f"{name}: file not found")
+        raise ImageError(f"{name}: {why_missing(path)}")
     if path.is_dir():
         raise ImageError(f"{name}: is a directory, not an image file")
     try:

@@ -28,6 +28,8 @@ from typing import Any, Iterable, Sequence
 
 from PIL import Image
 
+from .paths import why_missing
+
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
     "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
@@ -353,7 +355,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     """A sidecar written by `sidecar_record` (ValueError naming the file and the problem otherwise)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: " + ("is a directory, not a sidecar file" if path.is_dir() else "file not found"))
+        raise ValueError(f"{path}: " + ("is a directory, not a sidecar file" if path.is_dir() else why_missing(path)))
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

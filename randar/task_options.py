@@ -30,6 +30,7 @@ class TaskDefaults:
 
     temperature: float = 1.0
     steps: int = -1  # -1: one token per step
+    clip_steps: bool = False  # more steps than tokens: one token per step (with a note) instead of an error
     order_map: bool = True  # takes a painted order (randar.painted)
     priority: bool = False  # takes the 'priority' order (with the task's own priority map)
 
@@ -37,8 +38,9 @@ class TaskDefaults:
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "generate": TaskDefaults(priority=True),
     "generate_x2": TaskDefaults(order_map=False),
-    "inpaint": TaskDefaults(temperature=EDIT_TEMPERATURE),
-    "outpaint": TaskDefaults(temperature=EDIT_TEMPERATURE),
+    # an edit's token count follows from the mask or the sides, which no user can know in advance: clip
+    "inpaint": TaskDefaults(temperature=EDIT_TEMPERATURE, clip_steps=True),
+    "outpaint": TaskDefaults(temperature=EDIT_TEMPERATURE, clip_steps=True),
     "upscale": TaskDefaults(steps=DEFAULT_UPSCALE_STEPS, order_map=False),
 }
 
@@ -54,8 +56,10 @@ class TaskOptions:
     cfg: guidance scale reached at the last token (None: the model's); cfg_start: the scale at the first token.
     temperature (None: the task's default), top_k (0 = off), top_p (1 = off): sampling.
     seed: None draws a random one when the job is made (reported in `job.seed`). batch: images per run (1..64).
-    clip_steps: more steps than the job's tokens mean one token per step instead of an error (for a control that
-        does not know the token count: the app's slider); the settings record the steps the job takes.
+    clip_steps: more steps than the job's tokens mean one token per step instead of an error, with a one-line
+        note in the job's notices (for a control that does not know the token count: the app's slider); the
+        settings record the steps the job takes. Always on for inpaint and outpaint (TaskDefaults), whose token
+        count comes from the mask or the sides; generate keeps the error for an impossible step count.
     """
 
     order: str = "random"
@@ -98,7 +102,8 @@ class TaskOptions:
             check_order(self.order)  # raises, naming the orders the task takes
         return dataclasses.replace(
             self, steps=defaults.steps if self.steps is None else self.steps,
-            temperature=defaults.temperature if self.temperature is None else self.temperature)
+            temperature=defaults.temperature if self.temperature is None else self.temperature,
+            clip_steps=self.clip_steps or defaults.clip_steps)
 
     @staticmethod
     def names(task: str | None = None) -> tuple[str, ...]:

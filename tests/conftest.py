@@ -123,10 +123,11 @@ GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
 # (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s), builds and
 # checks reference bundles, or looks for the emoji artwork (npm) and renders it: a second or more each
 # (or, below them: builds and installs the package, runs every --help/README example, SIGKILLs batches, measures
-# peak memory in subprocesses)
-SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_app_api_usability.py", "test_scaleout.py",
+# peak memory in subprocesses, runs README's Python examples)
+SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_app_api_usability.py", "test_app_hostile_requests.py",
+                             "test_scaleout.py",
                              "test_conformance_bundles.py", "test_emoji_data.py", "test_packaging.py",
-                             "test_help_examples.py", "test_kill_batch.py", "test_memory.py"}
+                             "test_help_examples.py", "test_readme_python.py", "test_kill_batch.py", "test_memory.py"}
 # module fixtures that start the app or torchrun, or build the emoji dataset: whoever uses one is slow
 SLOW_FIXTURES = {"server", "other_servers", "one_process", "built"}
 # single tests that run for a second or more on their own: (file, test name with or without its parameters)

@@ -69,3 +69,32 @@ def test_old_uploads_are_pruned(tmp_path, monkeypatch):
     assert not old.exists() and not loose.exists() and new.exists()
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "missing"))
     assert prune_uploads() == 0
+
+
+def test_each_server_run_has_its_own_upload_folder_removed_on_sigterm(tmp_path):
+    """Issue 29: a SIGTERM skips Gradio's own cleanup of its cache, so every upload stayed. Each run now
+    uploads into a folder of its own inside Gradio's (GRADIO_TEMP_DIR), removed on exit like the store's
+    temporary root; at start, what earlier runs left is pruned by age, except the folders of apps that run."""
+    uploads = tmp_path / "gradio"
+    old_upload = aged(folder(uploads / "0a1b2c", {"photo.png": "x"}), 2 * DAY)
+    killed = aged(folder(uploads / f"{TEMP_PREFIX}killed", {OWNER_FILE: str(dead_pid())}), 2 * DAY)
+    running = aged(folder(uploads / f"{TEMP_PREFIX}running", {OWNER_FILE: str(os.getpid())}), 2 * DAY)
+    recent = folder(uploads / "3d4e5f", {"photo.png": "another app's upload"})
+    script = ("import os, signal, time\n"
+              "from app.cli import exit_on_sigterm\n"
+              "from app.store import use_own_upload_dir\n"
+              "own = use_own_upload_dir()\n"
+              "assert os.environ['GRADIO_TEMP_DIR'] == str(own)\n"
+              "(own / 'f00d').mkdir(); (own / 'f00d' / 'upload.png').write_bytes(b'x')\n"
+              "print(own, flush=True)\n"
+              "exit_on_sigterm()\n"
+              "os.kill(os.getpid(), signal.SIGTERM)\n"
+              "time.sleep(30)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "GRADIO_TEMP_DIR": str(uploads)})
+    assert proc.stdout.strip(), proc.stderr
+    own = Path(proc.stdout.split()[0])
+    assert own.parent == uploads and own.name.startswith(TEMP_PREFIX)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr  # ended by the signal, quickly
+    assert not own.exists()
+    assert not old_upload.exists() and not killed.exists() and running.exists() and recent.exists()

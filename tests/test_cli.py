@@ -312,7 +312,6 @@ BAD = [
     ("bad aspect", ["outpaint", "{pic}", "--aspect", "wide"], "aspect must look like"),
     ("steps too many", ["generate", "--steps", "65"], "steps must be between 1 and 64"),
     ("steps zero", ["generate", "--steps", "0"], "steps must be between 1 and 64"),
-    ("steps inpaint", ["inpaint", "{pic}", "{mask}", "--steps", "999"], "steps must be between 1 and"),
     ("unknown class", ["generate", "--class", "zebra"], "no class matches 'zebra'"),
     ("class index", ["upscale", "{pic}", "--class", "7"], "class index 7 is out of range"),
     ("num zero", ["generate", "--num", "0"], "--num must be at least 1"),
@@ -346,6 +345,24 @@ def test_bad_inputs_exit_2_before_compute_and_write_nothing(run, inputs, tmp_pat
     assert stderr.startswith("error: ") and message in stderr, stderr
     assert "compute started" not in stderr and "Traceback" not in stderr and not stdout
     assert files_under(tmp_path) == before and not out.exists()
+
+
+@pytest.mark.parametrize("command", [["inpaint", "{pic}", "{mask}"], ["outpaint", "{pic}", "--right", "8"]])
+def test_edit_steps_above_the_regenerated_tokens_are_clipped_with_a_note(run, inputs, tmp_path, command):
+    """Issues 28 (item 11) and 29: the tokens an edit regenerates follow from the mask or the sides, which the
+    user cannot know in advance; --steps above them means one token per step, said in one line on stderr
+    (the app's words), and the sidecar records -1 so that rerun repeats it."""
+    names = {k: str(v) for k, v in inputs.items()}
+    out = tmp_path / "out.png"
+    code, _, stderr = run(*[a.format(**names) for a in command], "--steps", "999", "--seed", "1", "--out", out)
+    assert code == 0, stderr
+    notes = [line for line in stderr.splitlines() if "999 steps asked" in line]
+    assert len(notes) == 1 and re.fullmatch(r"note: 999 steps asked, but this job generates only \d+ tokens: one "
+                                             r"token per step\.", notes[0]), stderr
+    tokens = int(re.search(r"only (\d+) tokens", notes[0]).group(1))
+    record = read_sidecar(sidecar_path(out))
+    assert record["settings"]["params"]["steps"] == -1 and any("999 steps asked" in n for n in record["notices"])
+    assert record["settings"]["resolved"].get("forward_passes", tokens) == tokens
 
 
 @pytest.mark.parametrize("card", ["tokenizer", "checkpoint"])

@@ -130,6 +130,31 @@ def test_clip_steps_plans_once_and_records_the_steps_taken(studio, make_picture)
     assert edit.num_steps == edit.num_tokens and edit.settings["params"]["steps"] == -1
 
 
+def test_edits_clip_steps_above_their_tokens_with_a_note(studio, make_picture):
+    """Issue 29 (README's own example asked steps=32 of a 13-token mask) and issue 28 item 11: an edit's token
+    count follows from the mask or the sides, so `steps` above it means one token per step, with the app's
+    one-line note in the job's and the result's notices; the settings record -1, so rerun gives the same
+    pixels. Generating keeps its error: the token count is the model's grid, known in advance."""
+    img = make_picture(48, 40)
+    mask = np.zeros((40, 48), bool)
+    mask[8:24, 8:30] = True
+    jobs = {"inpaint": studio.inpaint(img, mask, steps=500, seed=0),
+            "outpaint": studio.outpaint(img, right=16, steps=500, seed=0)}
+    for task, job in jobs.items():
+        note = f"500 steps asked, but this job generates only {job.num_tokens} tokens: one token per step."
+        assert job.num_steps == job.num_tokens and job.settings["params"]["steps"] == -1, task
+        assert job.notices.count(note) == 1, (task, job.notices)
+        result = job.run()
+        assert note in result.notices
+        inputs = {"image": img, "mask": mask} if task == "inpaint" else {"image": img}
+        again = studio.rerun(result.settings, **inputs).run()
+        assert np.array_equal(np.asarray(again.image), np.asarray(result.image)), task
+    small = studio.inpaint(img, mask, steps=2, seed=0)
+    assert small.num_steps == 2 and not any("steps asked" in n for n in small.notices)
+    with pytest.raises(ValueError, match="between 1 and 64"):
+        studio.generate(steps=100, seed=0)
+
+
 def test_the_app_plans_a_clipped_run_once(studio):
     from app.common import StatusNote
     from app.handlers import StudioApp
@@ -144,6 +169,7 @@ def test_the_app_plans_a_clipped_run_once(studio):
     job = StudioApp.make_job(factory, 100, notices)
     assert calls == [100] and job.num_steps == 64
     assert len(notices) == 1 and isinstance(notices[0], StatusNote) and "only 64 tokens" in notices[0]
+    assert notices[0] in job.notices  # the same line as the job's own (the status shows it once)
     notices.clear()
     assert StudioApp.make_job(factory, 64, notices).num_steps == 64 and not notices
 

@@ -136,8 +136,10 @@ def test_inpaint_steps_span_the_unknown_tokens(studio, make_picture, counter):
     assert M == 4 * 3 and job.num_tokens == M
     job.run()
     assert counter.forwards == len(step_sizes(M, 5))
+    more = studio.inpaint(img, box_mask(64, 64, (8, 8, 40, 32)), steps=M + 1)  # clipped, with a note (issue 29)
+    assert more.num_steps == M and any(f"{M + 1} steps asked" in n for n in more.notices)
     with pytest.raises(ValueError, match=f"between 1 and {M}"):
-        studio.inpaint(img, box_mask(64, 64, (8, 8, 40, 32)), steps=M + 1)
+        studio.inpaint(img, box_mask(64, 64, (8, 8, 40, 32)), steps=0)
 
 
 @pytest.mark.parametrize("order", ["boundary-first", "inside-out"])

@@ -27,7 +27,10 @@ def _edit_tail_options(p: argparse.ArgumentParser, g: Any, what: str) -> None:
     the edit temperature, folder/item outputs, runtime."""
     g.add_argument("--no-harmonize", dest="harmonize_seam", action="store_false",
                    help="do not remove the tokenizer's colour drift at the seam (default: removed)")
-    add_sampling_options(p, what=what, temperature=EDIT_TEMPERATURE)
+    add_sampling_options(p, what=what, temperature=EDIT_TEMPERATURE,
+                         steps_help=f"forward passes over the {what} (fewer = faster and rougher); more than "
+                         "their number (which the mask or the sides decide) means one token per step, with a note; "
+                         "default -1: one token per step")
     add_output_options(p, folder=True, items=True)
     add_runtime_options(p)
 

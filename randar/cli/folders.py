@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from randar.outputs import image_format, numbered_paths
+from randar.paths import why_missing
 
 from .options import FOLDER_OUTPUT_EXT
 from .pipeline import Work
@@ -48,7 +49,7 @@ def _names(paths: Sequence[Path], limit: int = 5) -> str:
 
 def must_exist(path: Path, what: str) -> None:
     if not path.exists():
-        raise ValueError(f"{path}: file not found ({what})")
+        raise ValueError(f"{path}: {why_missing(path)} ({what})")
 
 
 def collect_inputs(image_arg: str, mask_arg: str | None, *, skip_unmatched: bool = False,

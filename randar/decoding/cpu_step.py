@@ -15,7 +15,9 @@ which MKL itself runs slowly at a few rows. This forward computes the same funct
 - runs the last block's attention output and MLP only for the step's queries: only their logits are read,
 - multiplies by weights pre-packed for oneDNN (`PackedWeights`), the output head's too: on small-row products
   MKL re-packs the weight on every call, which here costs more than the multiply (about 1.5x on the whole
-  step's products; 2x on the head's [queries x 1024] product).
+  step's products; 2x on the head's [queries x 1024] product). bfloat16 weights are packed only where the
+  processor and oneDNN can (`randar.cpu_features.packs_bfloat16`: AVX-512 BW/VL/DQ or AVX-NE-CONVERT);
+  elsewhere the step multiplies with the unpacked bfloat16 weights, the plain path's arithmetic.
 
 Rounding can differ from the reference path in the last bits (oneDNN's products block the sums
 differently from MKL's), which leaves greedy float32 tokens identical (tests/test_engine.py checks it).
@@ -29,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..cpu_features import packs_bfloat16
 from ..model import kernels
 from ..model.transformer import BLANK, CLASS, POSITION, KVCache, RandARTransformer
 
@@ -38,6 +41,14 @@ PACK_LIMIT_BYTES = 512 * 2**20  # larger models multiply with their own weights:
 
 def onednn_available() -> bool:
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+def can_pack(dtype: torch.dtype) -> bool:
+    """Whether weights of `dtype` may be pre-packed here: float32 wherever oneDNN runs, bfloat16 only where
+    the processor supports oneDNN's bfloat16 packing (it raises elsewhere: issue 29)."""
+    if not onednn_available():
+        return False
+    return dtype == torch.float32 or (dtype == torch.bfloat16 and packs_bfloat16().ok)
 
 
 class PackedWeights:
@@ -107,7 +118,7 @@ class CpuStep:
         weights.append(model.output.weight)  # last: the output head
         size = sum(w.numel() * w.element_size() for w in weights)
         self.packed: PackedWeights | None = None
-        if onednn_available() and size <= PACK_LIMIT_BYTES and cache.k.dtype in (torch.float32, torch.bfloat16):
+        if size <= PACK_LIMIT_BYTES and can_pack(cache.k.dtype):
             self.packed = _PACKED.get(model)
             if self.packed is None or any(a is not b for a, b in zip(self.packed.weights, weights)):
                 self.packed = _PACKED[model] = PackedWeights(weights)

@@ -132,6 +132,19 @@ def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: b
     return given
 
 
+def grid_mismatch_message(model: dict[str, Any], pair: ModelPair) -> str:
+    """Both grids and the two ways out (issue 29: "made with model 'randar-emoji' (32x32 tokens, 1024 codes),
+    not with 'randar-emoji'" named one grid and no way out when a model directory had been retrained)."""
+    made = f"{model.get('grid')}x{model.get('grid')} tokens, {model.get('vocab')} codes"
+    loaded = f"{pair.grid}x{pair.grid} tokens, {pair.gpt.config.vocab_size} codes"
+    same_name = model.get("name") == pair.name
+    return (f"these settings were made with model {model.get('name')!r} ({made}), but the loaded model "
+            f"{pair.name!r} has {loaded}" + (" (same name, another grid: retrained or replaced since)" if same_name
+                                             else "") +
+            ", so it cannot give the same pixels; load the model they were made with (CLI: --model NAME_OR_DIR), or "
+            "pass strict=False to apply them to this model anyway")
+
+
 def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | None = None,
           mask: ImageSource | None = None, strict: bool = True, fast: bool | None = None) -> Job:
     """A new job with the task and parameters of `settings` (a `Result.settings`): same pixels for the
@@ -141,8 +154,7 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
     task = settings["task"]
     model = settings.get("model", {})
     if strict and model and (model.get("grid"), model.get("vocab")) != (pair.grid, pair.gpt.config.vocab_size):
-        raise ValueError(f"these settings were made with model {model.get('name')!r} ({model.get('grid')}x"
-                         f"{model.get('grid')} tokens, {model.get('vocab')} codes), not with {pair.name!r}")
+        raise ValueError(grid_mismatch_message(model, pair))
     kwargs = dict(settings["params"])
     for name, value in LEGACY_PARAMS.get(task, {}).items():
         kwargs.setdefault(name, value)  # settings written before the option existed ran without it

@@ -134,6 +134,7 @@ def generate_x2(
     if fill_steps is None:
         if run.options.clip_steps:
             steps = budget = clip_steps(steps, 4 * G * G)
+            run.note_clipped(4 * G * G)
         steps, fill_steps = split_x2_steps(steps, G)
     else:
         steps = check_steps(steps, G * G, "steps (the lattice stage, with fill_steps given)")

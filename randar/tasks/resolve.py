@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_int, check_steps, resolve_seed
+from ..checks import check_int, check_steps, clipped_steps_note, resolve_seed
 from ..sampling import Guidance, SamplingParams
 from ..task_options import TaskOptions
 from .plan import ModelPair
@@ -41,6 +41,7 @@ class Resolved:
     labels: Tensor  # [B] class ids (the null class for none)
     guidance: Guidance
     sampling: SamplingParams
+    notices: list[str]  # the plan's: a clipped step count adds its note here
 
     @property
     def label(self) -> Any:
@@ -48,8 +49,17 @@ class Resolved:
         return self.ids if len(set(self.ids)) > 1 else self.ids[0]
 
     def steps(self, num_tokens: int, what: str = "steps") -> int:
-        """The steps over the `num_tokens` tokens the plan generates (checked against them; see check_steps)."""
-        return check_steps(self.options.steps, num_tokens, what, clip=self.options.clip_steps)
+        """The steps over the `num_tokens` tokens the plan generates (checked against them; see check_steps).
+        Clipped (options.clip_steps) to one token per step, the plan's notices say so in one line."""
+        steps = check_steps(self.options.steps, num_tokens, what, clip=self.options.clip_steps)
+        self.note_clipped(num_tokens)
+        return steps
+
+    def note_clipped(self, num_tokens: int) -> None:
+        """The clipping note, where options.clip_steps is on and the steps asked exceed `num_tokens`."""
+        note = clipped_steps_note(self.options.steps, num_tokens) if self.options.clip_steps else None
+        if note is not None and note not in self.notices:
+            self.notices.append(note)
 
     def recorded_sampling(self) -> dict[str, Any]:
         """cfg, cfg_start, temperature, top_k and top_p as the settings record them."""
@@ -67,7 +77,7 @@ def resolve_options(pair: ModelPair, task: str, options: TaskOptions | None, lab
     ids, names = resolve_labels(pair, label, opts.batch, seed, notices)
     guidance, start, end = _guidance(pair, ids, opts.cfg, opts.cfg_start, notices)
     opts = dataclasses.replace(opts, seed=seed, cfg=end, cfg_start=start)
-    return Resolved(opts, ids, names, label_tensor(pair, ids), guidance, sampling)
+    return Resolved(opts, ids, names, label_tensor(pair, ids), guidance, sampling, notices)
 
 
 def resolve_labels(pair: ModelPair, label: Any, batch: int, seed: int = 0,
