@@ -22,7 +22,7 @@ from randar.registry import model_status
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
 TASKS = {"generate", "inpaint", "outpaint", "upscale"}
-SMALL = {"--steps": "4", "-s": "4", "--count": "2", "--per-class": "1", "--classes": "0,1"}
+SMALL = {"--steps": "4", "-s": "4", "--count": "2", "--per-class": "1", "--classes": "0,1", "--minutes": "0.02"}
 RUNTIME = ["--device", "cpu", "--threads", "1", "--quiet"]
 
 pytestmark = [
@@ -75,6 +75,8 @@ def to_argv(line: str) -> list[str]:
         out += ["--steps", SMALL["--steps"]]
     if out and (out[0] in TASKS or out[0] == "rerun"):
         out += RUNTIME
+    if out and out[0] == "train":
+        out += ["--device", "cpu", "--threads", "1", "--eval-every", "100"]
     return out
 
 
@@ -108,6 +110,9 @@ def fixtures(work: Path) -> None:
     (work / "moved").mkdir()
     shutil.copy(work / "photo.png", work / "moved" / "photo.png")
     shutil.copytree(EXAMPLES, work / "assets" / "examples")
+    from randar.train.demo import make_demo_folder
+
+    make_demo_folder(work / "shapes", per_class=4, size=32)  # `randar train shapes/ ...`: 24 pictures
 
 
 def run_line(line: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,7 +132,7 @@ SECTIONS = [None, *COMMANDS]
 @pytest.mark.parametrize("command", SECTIONS, ids=[c or "main" for c in SECTIONS])
 def test_every_help_example_runs(command, tmp_path, monkeypatch, capsys):
     lines = example_lines(help_text(command))
-    if command not in (None, "generate", "inpaint", "outpaint", "upscale", "rerun"):
+    if command not in (None, "generate", "inpaint", "outpaint", "upscale", "rerun", "train"):
         assert not lines  # models / download print no examples
         return
     assert lines, f"{command or 'main'} --help shows no examples"

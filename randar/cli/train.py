@@ -7,10 +7,11 @@ from .options import command
 
 EPILOG = """\
 examples:
+  python -m randar.train.demo shapes/                                      # a folder to try: 6 kinds of shape
   python -m randar train shapes/ --out models/shapes --minutes 2          # a small model on the CPU
-  python -m randar train shapes/ --out models/shapes --resume             # go on after a stop
-  python -m randar train icons/ --out models/icons --tokenizer randar-emoji --minutes 30
-  torchrun --standalone --nproc_per_node 8 -m randar train photos/ --out models/photos --minutes 10 --device cuda
+  python -m randar train shapes/ --out models/shapes --resume --minutes 3 # go on after a stop (a longer budget)
+  python -m randar train shapes/ --out models/shapes-e --tokenizer randar-emoji --init randar-emoji --minutes 5
+  torchrun --standalone --nproc_per_node 8 -m randar train shapes/ --out models/shapes-8 --minutes 10
 
 IMAGES_DIR: images at the top level (a model without classes), or one sub-folder per class (IMAGES_DIR/cat/*.png),
 or classes in groups (IMAGES_DIR/animals/cat/*.png). Pictures are made square: shorter side resized to --size,
@@ -28,8 +29,8 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("budget (a resume may give a new one)")
     g.add_argument("--minutes", type=float, default=None, help="transformer training time (wall clock, all resumes)")
     g.add_argument("--steps", type=int, default=None, help="transformer training steps")
-    g.add_argument("--tokenizer-minutes", type=float, default=None, help="tokenizer training time (default 20 %% of "
-                   "--minutes, at least 2)")
+    g.add_argument("--tokenizer-minutes", type=float, default=None, help="tokenizer training time (default a quarter "
+                   "of --minutes)")
     g.add_argument("--tokenizer-steps", type=int, default=None, help="tokenizer training steps")
     g = p.add_argument_group("data")
     g.add_argument("--size", type=int, default=None, help="picture side in px (default 128; with --tokenizer: its "

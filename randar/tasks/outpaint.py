@@ -225,11 +225,11 @@ def _one_pass_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any],
     out_w, out_h = size.width, size.height
     x0, y0 = size.left, size.top
     long_tokens = max(W, H) * G / max(out_w, out_h)  # the original's longer side at the working scale
-    if long_tokens < G / MAX_ZOOM_OUT or min(W, H) * G / max(out_w, out_h) < 1:
+    if long_tokens < G / MAX_ZOOM_OUT:
         raise ValueError(f"the extension is too large: the {out_w}x{out_h} canvas is composed on the model's "
-                         f"{G}x{G} grid, where the {W}x{H} picture would keep {long_tokens:.1f} tokens (at least "
-                         f"{G / MAX_ZOOM_OUT:g} are needed, i.e. a canvas at most {MAX_ZOOM_OUT}x the picture's "
-                         "size, and one token across); extend less")
+                         f"{G}x{G} grid, where the {W}x{H} picture would keep {long_tokens:.1f} tokens along its "
+                         f"longer side (at least {G / MAX_ZOOM_OUT:g} are needed: a canvas at most "
+                         f"{MAX_ZOOM_OUT}x the picture's longer side); extend less")
     canvas_img = Image.new("RGB", (out_w, out_h), GREY)
     canvas_img.paste(img, (x0, y0))
     new = np.ones((out_h, out_w), dtype=bool)

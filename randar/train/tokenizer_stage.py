@@ -253,7 +253,7 @@ def train_tokenizer(run, pixels: np.ndarray, keep: np.ndarray, index, device, ra
         return vq, done_path, description, False
     minutes = s["tokenizer_minutes"]
     if minutes is None and s["tokenizer_steps"] is None:
-        minutes = max(2.0, 0.2 * float(s["minutes"] or 0)) if s["minutes"] else None
+        minutes = 0.25 * float(s["minutes"]) if s["minutes"] else None
     steps = s["tokenizer_steps"] if s["tokenizer_steps"] is not None else (None if minutes else 400)
     cuda = device.type == "cuda"
     tcfg = VQTrainConfig(minutes=minutes, max_steps=steps, batch_size=64 if cuda else 32, lr=4e-4,
