@@ -12,15 +12,17 @@ from .common import (
     speed_step_counts, user_errors,
 )
 from .media import EditInput
+from .derive import DeriveHandlers
 from .run_loop import AppConfig
 from .tabs.generate import GenerateTab
 from .tabs.inpaint import InpaintTab
 from .tabs.outpaint import OutpaintTab
 from .tabs.speed import SpeedTab
 from .tabs.upscale import UpscaleTab
+from .tabs.vary import VaryTab
 
 
-class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, SpeedTab):
+class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, VaryTab, SpeedTab, DeriveHandlers):
     """Every callback of the app, over one `ModelManager` (loaded models), `RunStore` (files) and
     `RunRegistry` (the run of each session, for Stop): see `run_loop.StudioCore`, which all tabs share."""
 

@@ -28,6 +28,7 @@ from .live import PREVIEW_INTERVAL, LiveRun
 from .server_log import quiet_error
 from .session_history import HistoryKeeper
 from .replay import GuessRecorder, Replay, ReplayBook, guess_every, tab_of
+from .sources import SourceBook
 from .state import ModelManager, ModelUnavailable, RunRegistry, describe_studio
 from .store import RunFiles, RunStore
 
@@ -69,6 +70,7 @@ class StudioCore:
         self.runs = RunRegistry()
         self.history = HistoryKeeper(self.store.root, HISTORY_SIZE)  # what a reloaded page may show again
         self.replays = ReplayBook()
+        self.sources = SourceBook()  # finished runs and their token grids, for branches and variations (app/derive.py)
 
     # ------------------------------------------------------------------------------------------------
     # Model picker
@@ -211,6 +213,7 @@ class StudioCore:
         self.replays.put(session, tab_of(job.task),
                          Replay.from_result(result, studio.vq, recorder.guesses if recorder is not None else None))
         self.store.save_result(files, result, model=self._model_record(model), gif=run.gif_bytes())
+        self.sources.put(session, tab_of(job.task), result, files.images, studio.name)
         run.release()
         release_memory()  # the job's buffers are free now: hand the pages back (randar/memory.py)
         history = add_history(self.history.clean(history), files.images, f"{caption} · seed {result.seed}")

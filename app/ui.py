@@ -15,6 +15,8 @@ from typing import Any
 
 import gradio as gr
 
+from randar.choices import VARY_STRONG, VARY_SUBTLE
+
 from .common import NO_CLASS, speed_step_counts
 from .handlers import StudioApp
 from .media import MASK_TINT
@@ -23,8 +25,10 @@ from .shortcuts import SHORTCUTS_JS, SMALL_SCREEN_CSS
 from .order_brush import follow_canvas, follow_image, inpaint_caption
 from .order_brush import outpaint_preview as outpaint_brush_preview
 from .order_brush import preview as order_brush_preview
+from .branch_panel import wire_branch
 from .replay import wire_replay
-from .tabs import generate, inpaint, outpaint, speed, upscale
+from .tabs import generate, inpaint, outpaint, speed, upscale, vary
+from .tabs.vary import wire_vary_sources
 from .widgets import ASSETS, LayoutContext, LivePanel, Sampling
 
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
@@ -95,6 +99,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             i = inpaint.layout(ctx)
             o = outpaint.layout(ctx)
             u = upscale.layout(ctx)
+            v = vary.layout(ctx)
             sp = speed.layout(ctx)
 
         with gr.Accordion("History: click an image, then use it as the input of an edit", open=True):
@@ -105,6 +110,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                 to_inpaint = gr.Button("Use in Inpaint", size="sm")
                 to_outpaint = gr.Button("Use in Outpaint", size="sm")
                 to_upscale = gr.Button("Use in Upscale", size="sm")
+                to_vary = gr.Button("Use in Vary", size="sm", elem_id="history-to-vary")
+                vary_subtle = gr.Button(f"Vary: subtle ({VARY_SUBTLE:.0%})", size="sm", elem_id="history-vary-subtle")
+                vary_strong = gr.Button(f"Vary: strong ({VARY_STRONG:.0%})", size="sm", elem_id="history-vary-strong")
 
         # ------------------------------------------------------------------------------------------ wiring
         common_out = lambda p: [p.live, p.order, p.status, p.gallery, p.files]  # noqa: E731
@@ -135,6 +143,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                              api_visibility="private", show_progress="hidden")
             if panel.replay is not None:
                 wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)
+            if panel.branch is not None:
+                wire_branch(app, api_name, panel, model_dd, history, history_state, run_kw)
 
         wire(g.panel, app.generate,
              [g.class_name, g.order, g.steps] + sampling_inputs(g.sampling)
@@ -152,6 +162,12 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              [u.image, u.class_name, u.order, u.steps, u.scale, u.regenerate] + sampling_inputs(u.sampling)
              + [model_dd, history_state],
              common_out(u.panel) + [u.sampling.seed, history, history_state, u.slider], "upscale")
+        vary_inputs = ([v.image, v.strength, v.method, v.cells, v.class_name, v.order, v.steps]
+                       + sampling_inputs(v.sampling) + [model_dd, history_state])
+        vary_outputs = common_out(v.panel) + [v.sampling.seed, history, history_state]
+        wire(v.panel, app.vary, vary_inputs, vary_outputs, "vary")
+        wire_vary_sources(app, v, [g.panel, i.panel, o.panel, u.panel, v.panel], tabs, history_state, selected,
+                          (to_vary, vary_subtle, vary_strong), vary_inputs, vary_outputs, run_kw, model_dd, demo)
         wire(sp.panel, app.speed,
              [sp.class_name, sp.order, sp.counts, sp.sampling.cfg, sp.sampling.temperature, sp.sampling.top_k,
               sp.sampling.top_p, sp.sampling.seed, sp.sampling.random_seed, model_dd],
@@ -173,7 +189,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                        o_sides + [o.order, o.steps, o.sampling.seed, o.brush, model_dd],
                        [o.panel.order, o.brush_caption], api_visibility="private", show_progress="hidden",
                        trigger_mode="always_last")
-        for s in (g.sampling, i.sampling, o.sampling, u.sampling, sp.sampling):
+        for s in (g.sampling, i.sampling, o.sampling, u.sampling, v.sampling, sp.sampling):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 
         # previews: cheap, never queued behind runs, but a bounded number at once (memory)
@@ -256,7 +272,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         demo.load(app.restore_history, [saved_history], [history, history_state], api_visibility="private",
                   queue=False)
         # "Random seed" ticked in the browser only (see sampling_controls): API calls default to the seed given
-        random_boxes = [s.random_seed for s in (g.sampling, i.sampling, o.sampling, u.sampling, sp.sampling)
+        random_boxes = [s.random_seed for s in (g.sampling, i.sampling, o.sampling, u.sampling, v.sampling, sp.sampling)
                         if getattr(s.random_seed, "random_in_browser", False)]
         demo.load(None, None, random_boxes, js="() => [" + ", ".join("true" for _ in random_boxes) + "]",
                   api_visibility="private", queue=False)

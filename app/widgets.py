@@ -15,6 +15,7 @@ from randar.resources import examples_dir
 from .common import MAX_UI_BATCH, RANDOM_SEED
 from .components import RobustImage
 from .model_scope import model_scope_note
+from .branch_panel import branch_panel, vary_buttons
 from .replay import replay_panel
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class LivePanel:
     gallery: gr.Gallery
     files: gr.File
     replay: Any = None  # app.replay.ReplayPanel (not on the Speed tab)
+    branch: Any = None  # app.derive.BranchPanel (under the replay; not on the Upscale tab)
+    vary: Any = None  # app.derive.VaryButtons (under the results)
 
 
 @dataclass
@@ -90,6 +93,7 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          "stops).", elem_classes=["status-line"], elem_id=f"{tab}-status", label="Status",
                          show_label=False)
     replay_ui = replay_panel(tab) if replay else None
+    branch_ui = branch_panel(tab, []) if replay and tab != "upscale" else None  # classes: ui.build_demo fills them
     before_after = None
     if slider:
         before_after = gr.ImageSlider(label=SLIDER_LABELS[tab], type="pil", format="png", interactive=False,
@@ -99,7 +103,8 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
                          elem_id=f"{tab}-results")
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
                     file_count="multiple", interactive=False, elem_id=f"{tab}-files", visible=downloads)
-    return LivePanel(run, stop, live, order, status, results, files, replay_ui), before_after
+    vary_ui = vary_buttons(tab) if replay else None
+    return LivePanel(run, stop, live, order, status, results, files, replay_ui, branch_ui, vary_ui), before_after
 
 
 def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool = True,

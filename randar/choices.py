@@ -30,3 +30,11 @@ DEFAULT_CONSISTENCY = 8  # back-projection iterations
 def output_size(width: int, height: int, scale: int = 2) -> tuple[int, int]:
     """The exact size of an upscale: scale * width x scale * height."""
     return width * scale, height * scale
+
+# Variations (randar/tasks/vary.py): how the cells to regenerate are chosen, the app's two presets of the fraction
+# regenerated, and the default step count: as many forward passes per regenerated token as an 88-step generation
+# of the whole grid takes per token, so a variation costs about its share of a full run
+VARY_METHODS = ("random", "confident", "painted", "cells")
+VARY_SUBTLE = 0.2
+VARY_STRONG = 0.6
+VARY_STEPS_PER_TOKEN = 88 / 256

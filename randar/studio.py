@@ -20,12 +20,14 @@ from typing import Any
 
 import torch
 
-from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER
+from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER, VARY_SUBTLE
 from .images import ImageSource
 from .model.transformer import RandARTransformer
 from .model.tokenizer import ImageTokenizer
 from .model.tokenizers import load_tokenizer
 from .registry import resolve_model
+from . import derive
+from .derive import SAME
 from .task_options import TaskOptions, with_options
 from .tasks import (
     Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings, generate, generate_x2, inpaint, outpaint,
@@ -257,3 +259,40 @@ class Studio:
               strict: bool = True) -> Job:
         """A job repeating a run from its `Result.settings` (inputs: given, or read from recorded paths)."""
         return rerun(self.pair, settings, image=image, mask=mask, strict=strict, fast=self.fast)
+
+    # ---- runs made from other runs (randar/derive.py) -------------------------------------------------
+
+    def branch(self, source: Result | dict[str, Any], step: int, *, index: int = 0, num: int = 1,
+               seed: int | None = None, order: str | None = None, label: Any = SAME, cfg: float | None = None,
+               cfg_start: float | None = None, temperature: float | None = None, top_k: int | None = None,
+               top_p: float | None = None, image: ImageSource | None = None, mask: ImageSource | None = None,
+               parent_output: dict[str, Any] | None = None) -> Job:
+        """`num` branches of a run at job step `step`: its tokens decided by then are kept, the rest generated
+        anew with `seed` (None: a random one). `source`: the run's `Result` (its tokens are at hand: the branch
+        costs only the remaining steps plus one prefill) or its settings (the run's first `step` steps are run
+        again first, to get them). Unset options are the run's own: its class (`label`), guidance, sampling and
+        planned order (an `order` draws the remaining cells anew in that order). See randar.tasks.branch."""
+        return derive.branch(self, source, step, index=index, num=num, seed=seed, order=order, label=label, cfg=cfg,
+                             cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, image=image,
+                             mask=mask, parent_output=parent_output)
+
+    def vary(self, source: Result | ImageSource, *, strength: float = VARY_SUBTLE, method: str = "random",
+             cells: Any = None, painted: Any = None, index: int = 0, label: Any = SAME, tokens: Any = None,
+             harmonize_seam: bool = True, options: TaskOptions | None = None, **sampling: Any) -> Job:
+        """Variations of a picture (`batch` of them): a `strength` fraction of its tokens regenerated, the rest kept
+        (every pixel outside the regenerated cells keeps its bytes). `method`: "random", "confident" (the cells
+        whose token the model finds least likely), "painted" (`painted`: where, a picture of strokes) or "cells"
+        (exactly `cells`: click to resample). `source`: a picture (encoded first) or a `Result` (image `index`:
+        its own tokens are used when its canvas is the whole picture; `label` defaults to its class). `tokens`:
+        the picture's own token grid (a result's `tokens[i]`) for a picture given by path or pixels.
+        See randar.tasks.vary."""
+        return derive.vary(self, source, strength=strength, method=method, cells=cells, painted=painted, index=index,
+                           label=label, tokens=tokens, harmonize_seam=harmonize_seam,
+                           options=with_options(options, sampling))
+
+    def resample(self, source: Result | ImageSource, cells: Any, *, index: int = 0, label: Any = SAME,
+                 options: TaskOptions | None = None, **sampling: Any) -> Job:
+        """Regenerate exactly `cells` of a picture (a bool [rows, cols] grid of its tokens, (row, col) pairs or a
+        "cells1:" string), keeping every other token and pixel: `vary(method="cells")`."""
+        return self.vary(source, method="cells", cells=cells, strength=1.0, index=index, label=label,
+                         options=options, **sampling)

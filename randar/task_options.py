@@ -42,6 +42,8 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "inpaint": TaskDefaults(temperature=EDIT_TEMPERATURE, clip_steps=True),
     "outpaint": TaskDefaults(temperature=EDIT_TEMPERATURE, clip_steps=True),
     "upscale": TaskDefaults(steps=DEFAULT_UPSCALE_STEPS, order_map=False),
+    "vary": TaskDefaults(temperature=EDIT_TEMPERATURE, order_map=False),  # steps: see randar.tasks.vary
+    "branch": TaskDefaults(order_map=False),  # steps: the rest of the parent's schedule (randar.tasks.branch)
 }
 
 

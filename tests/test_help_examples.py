@@ -21,8 +21,10 @@ from randar.registry import model_status
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
-TASKS = {"generate", "inpaint", "outpaint", "upscale"}
-SMALL = {"--steps": "4", "-s": "4", "--count": "2", "--per-class": "1", "--classes": "0,1", "--minutes": "0.02"}
+TASKS = {"generate", "inpaint", "outpaint", "upscale", "vary"}
+# (a branch step must be below the 4 steps its parent run was made with here)
+SMALL = {"--steps": "4", "-s": "4", "--count": "2", "--per-class": "1", "--classes": "0,1", "--branch-step": "2",
+         "--minutes": "0.02"}
 RUNTIME = ["--device", "cpu", "--threads", "1", "--quiet"]
 
 pytestmark = [
@@ -132,7 +134,7 @@ SECTIONS = [None, *COMMANDS]
 @pytest.mark.parametrize("command", SECTIONS, ids=[c or "main" for c in SECTIONS])
 def test_every_help_example_runs(command, tmp_path, monkeypatch, capsys):
     lines = example_lines(help_text(command))
-    if command not in (None, "generate", "inpaint", "outpaint", "upscale", "rerun", "train"):
+    if command not in (None, "generate", "inpaint", "outpaint", "upscale", "vary", "rerun", "train"):
         assert not lines  # models / download print no examples
         return
     assert lines, f"{command or 'main'} --help shows no examples"

@@ -6,6 +6,7 @@
     python -m randar outpaint photo.png --aspect 16:9 --out wide.png
     python -m randar upscale photo.png --out big.png
     python -m randar rerun edited.png.json --out again.png        # the same pixels again
+    python -m randar vary face.png --strength 0.3 --num 4 --out var.png   # 4 variations
 
 The package, module by module: options.py (the `@command` registry, the shared option groups and help texts),
 models.py (models, download), generate.py, edits.py (inpaint, outpaint, upscale), rerun.py, pipeline.py (the
@@ -48,7 +49,7 @@ from typing import Sequence
 from randar.choices import ALIGN_CHOICES, ORDER_CHOICES, REGION_CHOICES
 
 # the command modules register their subcommands on import, in the order of `--help`
-from . import models, generate, edits, rerun, train  # noqa: F401
+from . import models, generate, edits, derive, rerun, train  # noqa: F401
 from . import options
 from .options import (
     COMMANDS, PROG, USER_ERRORS, Command, to_stderr, add_checkpoints_option, add_model_options, add_output_options,
@@ -68,6 +69,7 @@ examples:
   python -m randar outpaint photo.png --aspect 16:9 --out wide.png
   python -m randar upscale photo.png --out big.png
   python -m randar rerun edited.png.json --out again.png
+  python -m randar vary photo.png --strength 0.3 --num 4 --out var.png
 
 `python -m randar COMMAND --help` describes each command's options."""
 

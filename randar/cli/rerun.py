@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from randar.outputs import image_format, read_sidecar
 
+from .derive import add_branch_options, check_branch_args, run_branch
 from .options import FOLDER_OUTPUT_EXT, OUTPUTS_EPILOG, add_output_options, add_runtime_options, command
 from .pipeline import ModelChoice, Work, execute
 from .folders import must_exist, gif_output
@@ -27,6 +28,7 @@ def _rerun_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-strict", dest="strict", action="store_false",
                    help="accept inputs that differ from the recorded ones (their sha256 is checked by default) "
                    "and a model of another shape: apply the settings to new inputs")
+    add_branch_options(p)
     add_output_options(p)
     add_runtime_options(p, model_default=None, device_default=None, recorded=True)
 
@@ -37,9 +39,12 @@ examples:
   python -m randar rerun out_2.png.json --out third.png        # image 2 of a batch (the batch runs again)
   python -m randar rerun edited.png.json --image moved/photo.png --out moved_again.png
   python -m randar rerun edited.png.json --image other.png --no-strict --out other_edited.png
+  python -m randar rerun out.png.json --branch-step 40 --seed 1 --num 4 --out branch.png   # 4 branches at step 40
 
 The same model, settings, seed, device and precision give the same pixels; a note says when the device
-or precision differs from the recorded one (the pixels may then differ).
+or precision differs from the recorded one (the pixels may then differ). --branch-step K keeps what the
+run had decided after its step K and generates the rest anew (--seed, --num, optionally --order, --class,
+--cfg, --temperature); each branch's sidecar names its parent and step, and reruns to the same pixels.
 
 """ + OUTPUTS_EPILOG
 
@@ -60,9 +65,12 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from randar.tasks import check_settings
 
     check_settings(settings, args.sidecar)
+    check_branch_args(args)
     check_rerun_inputs(settings, args)
     notes: list[str] = []
     choice = rerun_model_choice(args, record, notes)
+    if args.branch_step is not None:
+        return run_branch(args, record, out, index, choice, notes)
 
     def make(studio: "Studio") -> "Job":
         try:

@@ -25,11 +25,14 @@ from .geometry import OutpaintSize, image_fingerprint, outpaint_size
 from .inpaint import REGIONS, inpaint
 from .outpaint import ALIGNS, outpaint, parse_aspect
 from .upscale import upscale
+from .vary import vary
+from . import branch as _branch_module
+from .branch import branch
 
 __all__ = [
     "TASKS", "TaskOptions", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH",
     "REGIONS", "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
-    "check_settings", "outpaint_size", "OutpaintSize",
+    "check_settings", "outpaint_size", "OutpaintSize", "vary", "branch",
 ]
 
 TASKS: dict[str, Callable[..., Job]] = {
@@ -38,10 +41,14 @@ TASKS: dict[str, Callable[..., Job]] = {
     "inpaint": inpaint,
     "outpaint": outpaint,
     "upscale": upscale,
+    "vary": vary,
+    "branch": branch,  # a run's settings, the step and the tokens kept (randar/tasks/branch.py)
 }
 TASK_INPUTS: dict[str, tuple[str, ...]] = {
     "generate": (), "generate_x2": (), "inpaint": ("image", "mask"), "outpaint": ("image",), "upscale": ("image",),
+    "vary": ("image",), "branch": ("image", "mask"),  # a branch: its parent's inputs, those it has
 }
+OPTIONAL_INPUTS = {"branch"}  # tasks whose inputs are those their settings record (none for a generation)
 
 
 # Options added after settings files were first written, with the value that reproduces the older runs.
@@ -162,6 +169,10 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
     inputs = settings.get("inputs", {})
     given = {"image": image, "mask": mask}
     for name in TASK_INPUTS[task]:
+        if task in OPTIONAL_INPUTS and inputs.get(name) is None:
+            if given[name] is not None:
+                raise ValueError(f"these {task} settings have no {name} input")
+            continue
         kwargs[name] = _check_input(name, given[name], inputs.get(name), strict)
     if fast is None:
         fast = bool(settings.get("runtime", {}).get("fast", True))
@@ -175,3 +186,6 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
                          f"{made[0]}x{made[1]} from them (outpaint sizes are now exactly the pixels asked), so it "
                          "cannot give the same pixels; pass strict=False (CLI: --no-strict) to run it anyway")
     return job
+
+
+_branch_module.REPLAN = rerun  # a branch re-plans its parent from the parent's settings (randar/tasks/branch.py)

@@ -89,6 +89,10 @@ class Result:
     canvas: Canvas
     step_map: Tensor  # [B, rows, cols] (CPU) job_step that produced each token, 0 for context
     raw: list[Image.Image]  # the decoded canvas before compositing onto the input (canvas pixels)
+    # [B, generated] (CPU) the canvas cells in the order they were decided (the cells of step 1, then of step 2,
+    # ...; within a step in the engine's query order): with `tokens`, the state after any step, exactly as the
+    # cache held it, which branching a run at a step needs (randar.tasks.branch)
+    sequence: Tensor | None = None
 
     @property
     def image(self) -> Image.Image:
@@ -205,6 +209,7 @@ class Job:
             step_map = torch.where(tokens >= 0, 0, -1)
             labels = plan.labels.to(device)
         job_step, decoded = 0, 0
+        decided: list[Tensor] = []  # the cells of each step, in order (Result.sequence)
         total_steps, total_tokens = plan.num_steps, plan.num_tokens
         for index, stage in enumerate(plan.stages):
             with torch.inference_mode():
@@ -229,6 +234,7 @@ class Job:
                 if ev is None:
                     break
                 decoded += cells.shape[1]
+                decided.append(cells)
                 guess = entropy = None
                 if ev.guess is not None:
                     from ..guess import to_canvas
@@ -264,5 +270,6 @@ class Job:
         self.result = Result(
             task=plan.task, images=images, tokens=grid.cpu().clone(), seed=plan.seed, settings=plan.settings,
             timings=timings, notices=list(plan.notices), canvas=plan.canvas,
-            step_map=step_map.view(B, rows, cols).cpu().clone(), raw=raw)
+            step_map=step_map.view(B, rows, cols).cpu().clone(), raw=raw,
+            sequence=torch.cat(decided, dim=1).cpu() if decided else torch.empty(B, 0, dtype=torch.long))
 

@@ -1,0 +1,96 @@
+"""Runs made from other runs, as `Studio` offers them: branch a run at a step, vary a picture, resample cells.
+
+Why apart from the tasks (randar.tasks.branch, randar.tasks.vary): those take everything explicitly (the parent's
+settings and kept tokens, a token grid, the options as used), which is what a sidecar records and `rerun`
+repeats. Here are the conveniences around them: a `Result` or a run's settings as the source, the source's own
+class, guidance, sampling and order as defaults, and a result's own tokens for its variations.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .images import ImageSource
+from .task_options import TaskOptions
+
+if TYPE_CHECKING:
+    from .studio import Studio
+    from .tasks import Job, Result
+
+__all__ = ["SAME", "branch", "vary", "source_label", "result_tokens"]
+
+
+class _Same:
+    """The default of `label` where a run is made from another: the source's own class."""
+
+    def __repr__(self) -> str:
+        return "SAME"
+
+
+SAME: Any = _Same()
+INHERITED = ("cfg", "cfg_start", "temperature", "top_k", "top_p")
+
+
+def source_label(settings: dict[str, Any], index: int = 0) -> Any:
+    """The class of image `index` of a run, from its settings (one id for the batch, or one per image)."""
+    label = (settings.get("params") or {}).get("label")
+    if isinstance(label, list):
+        return label[index] if index < len(label) else None
+    return label
+
+
+def branch(studio: "Studio", source: "Result | dict[str, Any]", step: int, *, index: int = 0, num: int = 1,
+           seed: int | None = None, order: str | None = None, label: Any = SAME, image: ImageSource | None = None,
+           mask: ImageSource | None = None, parent_output: dict[str, Any] | None = None, **sampling: Any) -> "Job":
+    """See `Studio.branch`."""
+    from .tasks import Result, check_settings, rerun
+    from .tasks.branch import branch as branch_task, prefix_from_result, prefix_from_run
+
+    settings = source.settings if isinstance(source, Result) else source
+    check_settings(settings, "the run to branch")
+    params = settings["params"]
+    if isinstance(source, Result):
+        kept = prefix_from_result(source, step, index)
+    else:  # its tokens are not at hand: run its first `step` steps again
+        parent = rerun(studio.pair, settings, image=image, mask=mask, fast=studio.fast)
+        if parent.task == "upscale":
+            raise ValueError("an upscale run cannot be branched: its tiles choose their context as they run; branch "
+                             "a generate, inpaint, outpaint or vary run")
+        kept = prefix_from_run(parent, step, index)
+    chosen = {k: (params.get(k) if sampling.get(k) is None else sampling[k]) for k in INHERITED}
+    options = TaskOptions(order=order or params.get("order") or "random", seed=seed, batch=num,
+                          **{k: v for k, v in chosen.items() if v is not None})
+    return branch_task(studio.pair, settings, step=step, kept=kept, index=index, reorder=order is not None,
+                       label=source_label(settings, index) if label is SAME else label, parent_output=parent_output,
+                       options=options, image=image, mask=mask, fast=studio.fast)
+
+
+def result_tokens(result: "Result", index: int, grid: int) -> Any:
+    """Image `index` of `result` as its own token grid, when its canvas is exactly the picture at the scale a
+    variation places it (a generation, an edit of the whole picture at the model's size); else None (encode)."""
+    from .tasks.geometry import token_size
+
+    image = result.images[index]
+    canvas = result.canvas
+    if (canvas.cols, canvas.rows) != token_size(image.width, image.height, grid) or canvas.size != image.size:
+        return None
+    return result.tokens[index]
+
+
+def vary(studio: "Studio", source: "Result | ImageSource", *, strength: float, method: str, cells: Any = None,
+         painted: Any = None, index: int = 0, label: Any = SAME, tokens: Any = None, harmonize_seam: bool = True,
+         options: TaskOptions | None = None) -> "Job":
+    """See `Studio.vary`."""
+    from .tasks import Result
+    from .tasks.vary import vary as vary_task
+
+    if isinstance(source, Result):
+        if not 0 <= index < len(source.images):
+            raise ValueError(f"index must be in 0..{len(source.images) - 1} (an image of the result), got {index}")
+        tokens = result_tokens(source, index, studio.grid_size)
+        if label is SAME:
+            label = source_label(source.settings, index)
+        source = source.images[index]
+    elif label is SAME:
+        label = None
+    return vary_task(studio.pair, source, strength=strength, method=method, cells=cells, painted=painted,
+                     tokens=tokens, label=label, harmonize_seam=harmonize_seam, options=options, fast=studio.fast)
