@@ -216,7 +216,7 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
 
     painted = decode_levels(code) > 0
     steps_map = planned_step_map(job)
-    windows = job.settings["resolved"]["windows"]
+    windows = job.settings["resolved"].get("windows", [])  # one-pass composition has none
     where = (f"each of the {len(windows)} windows decodes its painted cells first" if len(windows) > 1 else
              f"decoded in steps 1-{int(steps_map[painted].max())} of {job.num_steps}")
     caption = (f"**{int(painted.sum())} new cells painted**: {where}, the rest after them in the '{order}' order "

@@ -164,13 +164,12 @@ def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
 # The order brush (Outpaint): strokes over the preview of the extended canvas
 
 
-def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_window(app):
+def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
     import gradio as gr
 
     from app.order_brush import follow_canvas, outpaint_preview
     from randar.outputs import read_sidecar
     from randar.painted import decode_levels
-    from randar.tasks.outpaint import plan_windows
 
     pic = picture(64, 64)
     sides = dict(left=16, right=16, top=0, bottom=16)
@@ -184,7 +183,7 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_wi
     assert "layers" not in follow_canvas(pic, 16, 16, 0, 16, brush)  # same canvas: the strokes stay
     assert follow_canvas(pic, 16, 32, 0, 16, brush)["layers"] == []  # another canvas: a blank brush
     planned, caption = outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, 3, brush, None)
-    assert "new cells painted" in caption and "windows decodes its painted cells first" in caption
+    assert "new cells painted" in caption and "decoded in steps 1-" in caption
     assert "drawn when it runs" in outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, -1, brush, None)[1]
     last = list(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
                              **sides))[-1]
@@ -194,18 +193,11 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first_in_every_wi
     settings = read_sidecar(Path([d for d in downloads if d.endswith(".png.json")][0]))["settings"]
     levels = decode_levels(settings["params"]["order_map"])
     painted = levels > 0
-    assert painted[:3, -2:].all() and painted[-1, 5:7].all() and painted.sum() == 8
+    assert painted[:, -1].any() and painted[-1].any() and 0 < painted.sum() < (levels >= 0).sum() // 2
     replay = app.replays.get("s1", "outpaint")
     steps = replay.step_map.numpy()
-    windows = plan_windows(replay.known, 8)
-    checked = 0
-    for t, l, wh, ww, new, _ in windows:
-        cells = np.zeros(steps.shape, bool)
-        cells[t:t + wh, l:l + ww] = new
-        if (cells & painted).any() and (cells & ~painted).any():
-            assert steps[cells & painted].max() <= steps[cells & ~painted].min()  # painted cells first
-            checked += 1
-    assert checked >= 2
+    new = ~np.asarray(replay.known, bool)
+    assert steps[new & painted].max() <= steps[new & ~painted].min()  # the painted cells first, in one pass
     out = np.asarray(Image.open(gallery[0][0]))
     again = app.studio(None).rerun(settings).run()  # from the sidecar alone (the input it records)
     assert np.array_equal(np.asarray(again.image), out)

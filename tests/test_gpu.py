@@ -11,8 +11,9 @@ training script runs every stage on CUDA (tiny shapes), including the deeper-dec
 """
 from __future__ import annotations
 
+import json
+
 import copy
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -103,16 +104,14 @@ def test_inpainting_on_the_gpu_keeps_the_unmasked_pixels(gpu_studio):
 
 
 def test_training_recipe_runs_on_the_gpu(tmp_path):
-    spec = importlib.util.spec_from_file_location("train_default", REPO / "tools" / "train_default.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    out = tmp_path / "randar-emoji"
-    common = ["--synthetic", "40", "--synthetic-size", "32", "--out", str(out), "--device", "cuda", "--tiny",
-              "--vq-steps", "3", "--gpt-steps", "3", "--eval-orders", "1"]
-    assert tool.main(common) == 0  # both stages in one call, as on a lent GPU
-    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01", "--decoder-res-blocks", "2",
-                               "--decoder-log-mse", "1", "--decoder-l1", "0", "--decoder-l2", "0",
-                               "--decoder-hflip"]) == 0
+    """`randar train` on CUDA (bf16): the tokenizer and transformer stages on a tiny folder, a loadable model."""
+    from randar.cli import main
+    from randar.train.demo import make_demo_folder
+
+    folder = make_demo_folder(tmp_path / "shapes", per_class=4, size=32)
+    out = tmp_path / "model"
+    assert main(["train", str(folder), "--out", str(out), "--size", "32", "--tokenizer-steps", "4", "--steps", "4",
+                 "--dim", "64", "--layers", "2", "--heads", "2", "--batch", "8", "--device", "cuda"]) == 0
     card = ModelCard.load(out / "model.json")
-    assert card.vq_config.decoder_res_blocks == 2
-    assert "device cuda" in (out / "train_log.txt").read_text()
+    assert card.gpt_config.num_classes == 6 and "device cuda" in (out / "train" / "log.txt").read_text()
+    assert json.loads((out / "train" / "run.json").read_text())["settings"]["bf16"] in ("auto", True)

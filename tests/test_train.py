@@ -3,7 +3,6 @@ recipe writes a model directory the project loads. Synthetic 32x32 images only (
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -19,7 +18,6 @@ from randar.train import Budget, SyntheticDataset, lr_factor
 from randar.train.evaluate import (
     code_usage, encode_codes, gpt_nll, make_eval_orders, psnr, unigram_baseline, write_metrics,
 )
-from randar.train.gpt import GPTTrainConfig, random_orders, train_gpt
 from randar.train.decoder import deepen_decoder, finetune_decoder, log_mse_loss, quantized_latents
 from randar.train.vq import VQTrainConfig, train_vq
 
@@ -86,8 +84,13 @@ def test_schedule_and_budget():
     assert lr_factor(100, 1.0, 10, 0.1) == pytest.approx(0.1)
     b = Budget(None, max_steps=4)
     assert not b.done(3) and b.done(4) and b.progress(2) == 0.5
-    orders = random_orders(3, 10, torch.device("cpu"))
-    assert (orders.sort(-1).values == torch.arange(10)).all()
+    from randar.train.trainer import TransformerRecipe, step_batch
+
+    recipe = TransformerRecipe(batch_size=3, max_steps=1)
+    batch = step_batch(recipe, step=5, cursor=4, n=5, variants=2, length=10, null_class=3)
+    assert (batch["order"].sort(-1).values == torch.arange(10)).all()  # a permutation per row
+    again = step_batch(recipe, step=5, cursor=4, n=5, variants=2, length=10, null_class=3)
+    assert all(torch.equal(batch[k], again[k]) for k in batch)  # a function of (seed, step, cursor) alone
 
 
 def test_write_metrics_merges(tmp_path):
@@ -185,146 +188,100 @@ def test_decoder_finetune_with_a_deeper_decoder_and_log_mse(tmp_path):
         finetune_decoder(deep, images, images, tcfg, "cpu", log=lambda m: None, latents=latents[:1])
 
 
-def test_gpt_overfits_a_repeated_batch():
+def _trainer(tmp_path, codes, labels, name="state.pt", **recipe):
+    from randar.distributed import Ranks
+    from randar.train.trainer import TransformerRecipe, TransformerTrainer
+
+    r = TransformerRecipe(**{"batch_size": 8, "lr": 3e-3, "warmup_steps": 1, "class_dropout": 0.0,
+                             "eval_every_min": 1e9, "save_every_min": 1e9, "ema_decay": 0.0, **recipe})
+    return TransformerTrainer(SMALL_GPT, codes, labels, codes, labels, r, torch.device("cpu"), Ranks(),
+                              tmp_path / name, log=lambda m: None)
+
+
+def test_gpt_overfits_a_repeated_batch(tmp_path):
+    from randar.train.trainer import StopFlag
+
     torch.manual_seed(0)
     codes = torch.randint(0, 16, (4, 16))  # one fixed sequence per class
     labels = torch.arange(4)
-    tcfg = GPTTrainConfig(minutes=None, max_steps=60, batch_size=8, lr=3e-3, warmup_steps=1, class_dropout=0.0,
-                          log_every_s=0.0, eval_every_s=1e9, min_lr_ratio=0.5)
-    model, hist = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None)
-    assert hist["log"][0]["loss"] == pytest.approx(math.log(16), abs=0.05)  # zero output head: uniform start
-    assert hist["log"][-1]["loss"] < 0.5 * math.log(16)
-    assert hist["best_nll_eval"] < 0.5 * math.log(16)
-    assert not model.training
-    # going on from it starts where it ended, not from scratch
-    tcfg.max_steps, tcfg.lr = 1, 1e-6
-    again, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=model)
-    assert hist2["log"][0]["loss"] < 0.5 * math.log(16)
+    t = _trainer(tmp_path, codes, labels, max_steps=60, min_lr_ratio=0.5)
+    start = t.nll(t.model)
+    assert start == pytest.approx(math.log(16), abs=0.05)  # zero output head: a uniform start
+    out = t.run(StopFlag(), progress_bar=False)
+    assert out.step == 60 and not out.stopped
+    assert out.best_nll < 0.5 * math.log(16) and t.history["eval"][0]["nll_eval"] == pytest.approx(start)
+    assert (tmp_path / "state.pt").is_file()
 
 
-def test_gpt_moving_average_saved_states_and_resume():
+def test_gpt_moving_average_and_best_weights(tmp_path):
+    """The moving average is checked beside the weights; the better of the two at a check that beats every
+    earlier check is handed out as the best."""
+    from randar.train.trainer import StopFlag
+
     torch.manual_seed(0)
     codes, labels = torch.randint(0, 16, (4, 16)), torch.arange(4)
-    tcfg = GPTTrainConfig(minutes=None, max_steps=12, batch_size=8, lr=3e-3, warmup_steps=1, class_dropout=0.0,
-                          log_every_s=1e9, eval_every_s=0.0, ema_decay=0.9)
-    states = []
-    model, hist = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None,
-                            on_eval=states.append)
-    assert all("nll_eval_ema" in e for e in hist["eval"]) and len(states) == len(hist["eval"])
-    assert states[0]["best_state"] is not None  # the first evaluation is always a best
-    assert all(s["best_state"] is None for s in states if s["nll"] > s["best_nll"])
-    best = min(min(e["nll_eval"], e["nll_eval_ema"]) for e in hist["eval"])
-    assert hist["best_nll_eval"] == pytest.approx(best)
-    last = states[-1]
-    last = {k: (copy.deepcopy(v) if k in ("model", "ema", "optimizer") else v) for k, v in last.items()}
-    # the moving average lags the raw weights
-    assert any(not torch.equal(last["model"][k], last["ema"][k]) for k in last["model"])
-    adam_step = float(last["optimizer"]["state"][0]["step"])
-    # resuming restores weights, average and AdamW moments: step 0 of the new run scores the saved weights
-    resumed = []
-    tcfg.max_steps, tcfg.lr = 1, 1e-9
-    _, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None,
-                         on_eval=resumed.append, resume=last)
-    assert hist2["eval"][0]["step"] == 0
-    assert hist2["eval"][0]["nll_eval"] == pytest.approx(hist["eval"][-1]["nll_eval"], abs=1e-4)
-    assert hist2["eval"][0]["nll_eval_ema"] == pytest.approx(hist["eval"][-1]["nll_eval_ema"], abs=1e-4)
-    assert float(resumed[-1]["optimizer"]["state"][0]["step"]) == adam_step + 1
+    t = _trainer(tmp_path, codes, labels, max_steps=12, ema_decay=0.9, eval_every_min=0.0)
+    bests = []
+    t.run(StopFlag(), on_best=lambda model, record: bests.append((record, copy.deepcopy(model.state_dict()))),
+          progress_bar=False)
+    evals = t.history["eval"]
+    assert all("nll_eval_ema" in e for e in evals) and evals[0]["best"]
+    assert len(bests) == sum(e["best"] for e in evals)
+    assert t.best_nll == pytest.approx(min(min(e["nll_eval"], e["nll_eval_ema"]) for e in evals))
+    assert any(not torch.equal(a, b) for a, b in zip(t.model.state_dict().values(), t.ema.state_dict().values()))
 
 
-def test_gpt_continuation_never_returns_worse_weights_than_its_start():
+def test_gpt_continuation_never_hands_out_worse_weights_than_its_start(tmp_path):
+    from randar.train.trainer import StopFlag, TransformerTrainer  # noqa: F401
+
     torch.manual_seed(0)
     codes, labels = torch.randint(0, 16, (4, 16)), torch.arange(4)
-    tcfg = GPTTrainConfig(minutes=None, max_steps=30, batch_size=8, lr=3e-3, warmup_steps=1, class_dropout=0.0,
-                          log_every_s=1e9, eval_every_s=1e9)
-    start, hist = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None)
-    tcfg.max_steps, tcfg.lr, tcfg.grad_clip = 3, 5.0, 0.0  # a step size that wrecks the weights
-    out, hist2 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=start)
-    assert hist2["eval"][-1]["nll_eval"] > hist2["eval"][0]["nll_eval"]
-    assert hist2["best_step"] == 0
-    assert all(torch.equal(a, b) for a, b in zip(out.state_dict().values(), start.state_dict().values()))
-    # no steps at all: the starting weights, evaluated (the tool's report-only run, `--gpt-steps 0`)
-    tcfg.max_steps = 0
-    same, hist3 = train_gpt(SMALL_GPT, codes, labels, codes, labels, tcfg, "cpu", log=lambda m: None, init=start)
-    assert hist3["steps"] == 0 and hist3["best_nll_eval"] == pytest.approx(hist2["eval"][0]["nll_eval"])
-    assert all(torch.equal(a, b) for a, b in zip(same.state_dict().values(), start.state_dict().values()))
+    first = _trainer(tmp_path, codes, labels, max_steps=30)
+    first.run(StopFlag(), progress_bar=False)
+    start = {k: v.clone() for k, v in first.model.state_dict().items()}
+    wreck = _trainer(tmp_path, codes, labels, name="b.pt", max_steps=3, lr=5.0, grad_clip=0.0)
+    wreck.model.load_state_dict(start)
+    bests = []
+    wreck.run(StopFlag(), on_best=lambda model, record: bests.append(record["step"]), progress_bar=False)
+    assert wreck.history["eval"][-1]["nll_eval"] > wreck.history["eval"][0]["nll_eval"]
+    assert bests == [0] and wreck.best_step == 0  # only the starting point was ever the best
 
 
-def test_gpt_trainer_rejects_mismatched_codes():
-    with pytest.raises(ValueError, match="block_size"):
-        train_gpt(SMALL_GPT, torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, dtype=torch.long), None, None,
-                  GPTTrainConfig(minutes=None, max_steps=1), "cpu", log=lambda m: None)
-    with pytest.raises(ValueError, match="codes must lie"):
-        train_gpt(SMALL_GPT, torch.full((2, 16), 99), torch.zeros(2, dtype=torch.long), None, None,
-                  GPTTrainConfig(minutes=None, max_steps=1), "cpu", log=lambda m: None)
+def test_gpt_trainer_rejects_mismatched_codes(tmp_path):
+    with pytest.raises(ValueError, match="tokens per image"):
+        _trainer(tmp_path, torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, dtype=torch.long), max_steps=1)
+    with pytest.raises(ValueError, match="divide by the number of processes"):
+        from randar.distributed import Ranks
+        from randar.train.trainer import TransformerRecipe, TransformerTrainer
+
+        TransformerTrainer(SMALL_GPT, torch.zeros(2, 16, dtype=torch.long), torch.zeros(2, dtype=torch.long),
+                           torch.zeros(1, 16), torch.zeros(1), TransformerRecipe(batch_size=5, max_steps=1),
+                           torch.device("cpu"), Ranks(world_size=2), tmp_path / "x.pt")
 
 
-# ---- the one-command recipe ----------------------------------------------------------------------------
+def test_deepened_transformer_computes_the_same_function():
+    from randar.train.trainer import deepen
 
-def _train_default():
-    spec = importlib.util.spec_from_file_location("train_default", ROOT / "tools" / "train_default.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    torch.manual_seed(0)
+    model = RandARTransformer(SMALL_GPT)
+    model.init_weights(zero_output=False)
+    deep_state = deepen(model.state_dict(), SMALL_GPT, SMALL_GPT.n_layer + 2)
+    deep = RandARTransformer(GPTConfig.from_dict({**SMALL_GPT.to_dict(), "n_layer": SMALL_GPT.n_layer + 2}))
+    deep.load_state_dict(deep_state)
+    tokens, cond = torch.randint(0, 16, (2, 16)), torch.tensor([0, 1])
+    order = torch.rand(2, 16).argsort(1)
+    torch.testing.assert_close(deep(tokens, cond, order), model(tokens, cond, order))
 
 
-def test_train_default_writes_a_loadable_model_directory(tmp_path):
-    tool = _train_default()
-    out = tmp_path / "randar-emoji"
-    common = ["--synthetic", "40", "--synthetic-size", "32", "--out", str(out), "--device", "cpu", "--tiny",
-              "--vq-steps", "3", "--gpt-steps", "3", "--eval-orders", "1"]
-    assert tool.main(common + ["--stage", "vq"]) == 0
-    assert (out / "vq.safetensors").is_file() and not (out / "model.json").exists()
-    # second half from the saved tokenizer elsewhere, as when the run is split across two device calls
-    other = tmp_path / "elsewhere"
-    other.mkdir()
-    for name in ("vq.safetensors", "vq.json"):
-        (other / name).write_bytes((out / name).read_bytes())
-    (out / "vq.safetensors").unlink()
-    assert tool.main(common + ["--stage", "gpt", "--vq", str(other / "vq.safetensors")]) == 0
+def test_class_rows_start_from_the_init_models_classes_by_name_or_group():
+    from randar.train.trainer import class_rows_from
 
-    card = ModelCard.load(out / "model.json")
-    assert card.name == "randar-emoji" and len(card.class_names) == card.gpt_config.num_classes == 8
-    assert card.gpt_config.vocab_size == card.vq_config.codebook_size
-    assert card.vq_config.grid_size ** 2 == card.gpt_config.block_size
-    metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("psnr_eval_db", "codebook_usage_train", "codebook_perplexity_train"):
-        assert math.isfinite(metrics["vq"][key])
-    for key in ("nll_eval_random_nats", "nll_eval_raster_nats", "unigram_xent_eval_nats"):
-        assert math.isfinite(metrics["gpt"][key])
-    assert metrics["cfg_check"]["chosen"] == card.cfg_scale
-    assert (out / "train_log.txt").read_text().count("train_default: stage") == 2
-    # going on from the trained transformer (a second budget)
-    assert tool.main(common + ["--stage", "gpt", "--gpt-init", str(out / "gpt.safetensors")]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert [r["steps"] for r in metrics["gpt_train_earlier"]] == [3] and metrics["gpt_train"]["steps"] == 3
-    # and on again: every earlier run's record is kept, oldest first
-    assert tool.main(common + ["--stage", "gpt", "--gpt-init", str(out / "gpt.safetensors"), "--gpt-steps", "2"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert [r["steps"] for r in metrics["gpt_train_earlier"]] == [3, 3] and metrics["gpt_train"]["steps"] == 2
-    assert "going on from" in (out / "train_log.txt").read_text()
-    # decoder fine-tuning in place: the codes (and so the transformer's metrics) stay valid
-    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["vq_decoder_finetune"]["steps"] >= 1 and math.isfinite(metrics["vq"]["psnr_eval_db"])
-    assert "nll_eval_random_nats" in metrics["gpt"]
-    # a deeper decoder on the same codes: vq.json and the card the app loads both carry the new config
-    assert tool.main(common + ["--stage", "decoder", "--decoder-minutes", "0.01", "--decoder-res-blocks", "2",
-                               "--decoder-log-mse", "1", "--decoder-l1", "0", "--decoder-l2", "0", "--decoder-hflip"]) == 0
-    card = ModelCard.load(out / "model.json")
-    assert card.vq_config.decoder_res_blocks == 2 == VQConfig.load(out / "vq.json").decoder_res_blocks
-    assert "deepening the decoder" in (out / "train_log.txt").read_text()
-    assert list(out.glob("samples_cfg*.png")) and (out / "vq_recon.png").is_file()
-    # stored in fp16, and the project's resolver and loaders accept the directory
-    from safetensors.torch import load_file
-
-    assert all(v.dtype == torch.float16 for v in load_file(str(out / "gpt.safetensors")).values())
-    from randar.registry import resolve_model
-
-    resolved = resolve_model(str(out))
-    gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config)
-    vq = VQModel.from_pretrained(resolved.vq_path, resolved.vq_config)
-    assert list(resolved.class_names) == list(card.class_names) and resolved.cfg_scale == card.cfg_scale
-    assert gpt.config == card.gpt_config and vq.config == card.vq_config
+    table = torch.arange(4 * 3, dtype=torch.float32).view(4, 3)  # 3 classes + null
+    state = {"cls_embedding.embedding_table.weight": table}
+    rows, counts = class_rows_from(state, ["cat", "dog", "fish"], ["Dog", "kitten", "other"], ["", "cat", ""], 3)
+    assert torch.equal(rows[0], table[1]) and torch.equal(rows[1], table[0])  # by name, by group
+    assert torch.equal(rows[2], table[:3].mean(0)) and torch.equal(rows[3], table[3])  # the mean, the null row
+    assert counts == {"by_name": 1, "by_group": 1, "mean": 1}
 
 
 def test_sharded_fp16_save_round_trip(tmp_path):

@@ -20,7 +20,7 @@ from .harness import (
     run_edit_task, run_outpaint_case, run_samples, run_upscale, summarise,
 )
 
-ALL_TASKS = list(EDIT_TASKS) + list(OUTPAINT_CASES) + ["samples", "upscale"]
+ALL_TASKS = list(EDIT_TASKS) + list(OUTPAINT_CASES) + ["samples", "recognition", "upscale"]
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "data" / "emoji"
 
@@ -62,6 +62,14 @@ def markdown(results: dict[str, Any]) -> str:
                   f"agreement {s['class_agreement']:.3f} (real held-out images {s['real_class_agreement']:.3f}, "
                   f"ratio {s['class_agreement'] / max(1e-9, s['real_class_agreement']):.2f}); realism FD "
                   f"{s['realism_fd']:.2f}.", ""]
+    if "recognition" in results:
+        r = results["recognition"]
+        lines += ["## recognisable samples (per-emoji classes)", "",
+                  f"{r['n']} trained emoji, one sample each ({r['steps']} steps), judged by a classifier trained on real "
+                  "renders of the training artwork: the emoji is among its top 5 (of all classes) for "
+                  f"{r['samples_top5']:.1%} of the samples, and for {r['real_heldout_style_top5']:.1%} of real renders in "
+                  f"a style held out from training (EmojiOne): ratio {r['ratio']:.2f} (top 1: {r['samples_top1']:.1%} "
+                  f"vs {r['real_top1']:.1%}).", ""]
     if "upscale" in results:
         lines += [f"## upscale x2 ({results['upscale']['pairs']} held-out vector emoji, 128 px -> 256 px, against the "
                   "same artwork rendered at 256 px)", "",
@@ -95,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
                    help="an option passed to every model edit, e.g. --set temperature=0.7 (repeatable)")
     p.add_argument("--classifier", default=None, help="realism classifier directory (default: the shipped one)")
+    p.add_argument("--recognizer", default=None, help="recognition judge directory (default: the shipped one)")
+    p.add_argument("--recognition-limit", type=int, default=200,
+                   help="emoji whose samples the recognition task judges (default 200)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
@@ -152,6 +163,15 @@ def main(argv: list[str] | None = None) -> int:
             outs = s.pop("_outputs")
             results["samples"] = s
             _sample_grid(outs, data.images, studio.class_names, data.labels).save(out / "grids" / "samples.png")
+        elif t == "recognition":
+            from .recognition import DEFAULT_DIR as JUDGE_DIR, Recognizer, measure
+
+            judge = Recognizer.load(a.recognizer or JUDGE_DIR)
+            r = measure(studio, judge, limit=a.recognition_limit, steps=a.sample_steps, seed=a.seed,
+                        data=data_path if (data_path / "index.json").is_file() else "data/emoji")
+            samples, real, rlabels = r.pop("_samples"), r.pop("_real"), r.pop("_labels")
+            results["recognition"] = r
+            _sample_grid(samples, real, studio.class_names, rlabels).save(out / "grids" / "recognition.png")
         elif t == "upscale":
             results["upscale"] = run_upscale(studio, scorer, limit=limit, steps=a.upscale_steps, seed=a.seed,
                                              grid_path=out / "grids" / "upscale.png")

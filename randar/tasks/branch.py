@@ -262,4 +262,8 @@ def branch(pair: ModelPair, parent: dict[str, Any], *, step: int, kept: str, ind
     settings["resolved"] = {**(parent.get("resolved") or {}), "class_names": run.names, **resolved}
     plan.settings = settings
     plan.validate(pair.gpt)
+    from .chain import ChainJob
+
+    if isinstance(parent_job, ChainJob):  # an outpaint refined by upscaling: its later passes follow the branch
+        return parent_job.with_first(plan)
     return Job(pair, plan, fast)

@@ -48,6 +48,12 @@ class ChainJob(Job):
         self._label = stage_label
         self._current = first
 
+    def with_first(self, first: Plan) -> "ChainJob":
+        """The same chain with another first pass (a branch of its first pass: the later passes and the
+        composition follow as planned)."""
+        return ChainJob(self.pair, first, self._later, self.fast, compose=self._compose,
+                        replay_pass=self._replay_pass, stage_label=self._label)
+
     @property
     def canvas(self) -> Canvas:
         """The current pass's canvas while running; the result's (the replayed pass's) once finished."""
@@ -102,4 +108,4 @@ class ChainJob(Job):
         timings.total = time.perf_counter() - t_start
         self.result = Result(task=self.plan.task, images=images, tokens=shown.tokens, seed=self.seed,
                              settings=self.plan.settings, timings=timings, notices=list(self.plan.notices),
-                             canvas=shown.canvas, step_map=shown.step_map, raw=shown.raw)
+                             canvas=shown.canvas, step_map=shown.step_map, raw=shown.raw, sequence=shown.sequence)

@@ -370,7 +370,7 @@ def refine_chain(pair: ModelPair, run: Any, canvas_px: tuple[int, int], passes: 
     (the upscaler's defaults: DEFAULT_UPSCALE_STEPS per tile, the worst DEFAULT_REGENERATE of each tile anew,
     back-projection), seeded from the run's seed."""
     G, f = pair.grid, pair.patch
-    seed, batch, order = run.options.seed, run.options.batch, run.options.order
+    seed, order = run.options.seed, run.options.order
     order = "random" if order == "confident" else order
     later = []
     w, h = canvas_px
@@ -379,8 +379,10 @@ def refine_chain(pair: ModelPair, run: Any, canvas_px: tuple[int, int], passes: 
 
         def build(images: list[Image.Image], geo=geo, k=k) -> Plan:
             lows = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images]
-            return plan_upscale_pass(pair, lows, geo, batch=batch, order=order, seed=derive_seed(seed, "refine", k),
-                                     pass_index=k + 1, consistency=DEFAULT_CONSISTENCY, labels=run.labels,
+            n = len(lows)  # the batch of what comes in (a branch of this run may make more pictures)
+            labels = run.labels if len(run.labels) == n else run.labels[:1].repeat(n)
+            return plan_upscale_pass(pair, lows, geo, batch=n, order=order, seed=derive_seed(seed, "refine", k),
+                                     pass_index=k + 1, consistency=DEFAULT_CONSISTENCY, labels=labels,
                                      guidance=run.guidance, sampling=run.sampling, settings=settings,
                                      notices=notices, name="outpaint")
 

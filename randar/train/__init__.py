@@ -1,5 +1,8 @@
-"""Training the studio's own model pair: first the VQ tokenizer (`train.vq`), then the RandAR transformer on
-its codes (`train.gpt`); `train.evaluate` measures both. `tools/train_default.py` runs the whole recipe.
+"""Training RandAR models: `randar train IMAGES_DIR --out MODEL_DIR` (`train.command`) reads a folder (`train.folder`),
+trains or reuses a tokenizer (`train.tokenizer_stage`, the losses of `train.vq`), caches the codes and trains the
+transformer (`train.trainer`); `train.evaluate` measures both, `train.decoder` fine-tunes a tokenizer's decoder on
+fixed codes, `train.demo` draws a small folder to try it on. The default model is one such run
+(`tools/train_default.py`).
 
 This module holds what the trainers share: a wall-clock budget with a cosine schedule over it, bf16 autocast on
 CUDA only, a logger that also writes `train_log.txt`, pixel conversions (the package convention: x = u8 / 127.5 - 1,

@@ -291,6 +291,6 @@ def train_tokenizer(run, pixels: np.ndarray, keep: np.ndarray, index, device, ra
 
 
 def _native_bf16() -> bool:
-    from .command import cpu_has_native_bf16
+    from randar.cpu_features import bf16_arithmetic
 
-    return cpu_has_native_bf16()
+    return bf16_arithmetic() == "native"
