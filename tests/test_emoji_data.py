@@ -65,8 +65,13 @@ def test_sources_installed():
 
 def test_counts_and_shapes(ds):
     n = len(ds)
-    assert n == 3 * LIMIT, f"expected {LIMIT} emoji x 3 sets, got {n} images"
-    assert sorted({m["set"] for m in ds.meta}) == ["noto", "openmoji", "twemoji"]
+    man = json.loads((ds.root / "manifest.json").read_text())
+    per_set = {s: v["images"] for s, v in man["per_set"].items()}
+    assert set(per_set) == set(E.SETS) and n == sum(per_set.values())
+    for s in E.SETS:  # every emoji of the slice, less those the set has no artwork for
+        assert per_set[s] == LIMIT - man["per_set"][s]["emoji_without_artwork"] > 0, s
+    assert per_set["openmoji"] == LIMIT  # OpenMoji draws every emoji of the table
+    assert sorted({m["set"] for m in ds.meta}) == sorted(E.SETS)
     imgs = ds.images("all")
     assert imgs.shape == (n, 128, 128, 3) and imgs.dtype == np.uint8
     tr, ev = ds.images("train"), ds.images("eval")
@@ -138,7 +143,8 @@ def test_deterministic(built):
     man = json.loads((a / "manifest.json").read_text())
     for name, info in man["files"].items():
         assert info["sha256"] == _sha(a / name) and info["bytes"] == (a / name).stat().st_size
-    assert man["counts"]["images"] == 3 * LIMIT and man["versions"]["pillow"]
+    assert man["counts"]["images"] == len(load_emoji_dataset(a)) and man["versions"]["pillow"]
+    assert man["versions"]["@iconify-json/fluent-emoji-flat (npm)"] == "1.2.6"
 
 
 def test_loader_round_trip(built, ds):
@@ -172,6 +178,40 @@ def test_torch_dataset(ds):
     assert torch.allclose(x, ref) and y == int(ds.labels("all")[i])
     xb, yb = next(iter(torch.utils.data.DataLoader(tds, batch_size=8, shuffle=False)))
     assert xb.shape == (8, 3, 128, 128) and yb.dtype == torch.int64
+
+
+def test_fluent_and_emojione_find_their_drawings():
+    """Fluent maps code points to names (its flat package's chars.json, shared by the colour one); EmojiOne only
+    has names, matched to Unicode's (aliases and its "flag-for-" spelling included)."""
+    src = _require_sources()
+    flat = B.IconifySet(src.iconify["fluent-flat"][0])
+    colour = B.IconifySet(src.iconify["fluent"][0], chars_from=src.iconify["fluent-flat"][0])
+    one = B.IconifySet(src.iconify["emojione"][0])
+    assert flat.name_of("2764-FE0F", "red heart") == colour.name_of("2764", "red heart") == "red-heart"
+    assert flat.name_of("1F408", "cat") == "cat" and flat.name_of("1F1EF-1F1F5", "flag: Japan") is None
+    assert one.name_of("1F1EF-1F1F5", "flag: Japan") == "flag-for-japan"
+    assert one.name_of("1F600", "grinning face") == "grinning-face"
+    assert "<svg" in one.svg("grinning-face") and "viewBox" in one.svg("grinning-face")
+    assert B.slug("flag: Japan") == "flag-japan" and B.slug("woman’s hat") == "womans-hat"
+
+
+def test_training_folder_has_one_class_per_emoji_and_leaves_held_out_ones_out(ds, tmp_path):
+    from randar.train.folder import scan_folder
+
+    info = B.export_training_folder(ds, tmp_path / "folder", log=lambda m: None)
+    index = scan_folder(tmp_path / "folder")
+    train_emoji = {ds.meta[i]["hexcode"] for i in ds.indices("train", list(E.TRAIN_SETS))}
+    assert index.num_classes == len(train_emoji) == info["classes"]
+    assert len(index.files) == len(ds.indices("train", list(E.TRAIN_SETS))) == info["images"]
+    assert not any("emojione" in f for f in index.files)  # the held-out style never
+    table = json.loads((tmp_path / "folder" / "classes.json").read_text())
+    codes = {a for entry in table.values() for a in entry["aliases"]}
+    assert {h.lower() for h in train_emoji} <= codes
+    held = {ds.meta[i]["hexcode"].lower() for i in ds.indices("eval")}
+    assert held and not (held & codes)  # no held-out emoji in any style
+    assert set(index.class_groups) <= set(ds.class_names)  # grouped by Unicode subgroup
+    with pytest.raises(ValueError, match="held out"):
+        B.export_training_folder(ds, tmp_path / "x", sets=["emojione"])
 
 
 def test_missing_source_is_reported(monkeypatch, tmp_path):

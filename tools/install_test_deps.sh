@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs, installed only where missing (idempotent, safe to re-run):
-#   fonts-noto-color-emoji, openmoji@17.0.0, @discordapp/twemoji@16.0.1: the emoji artwork the dataset
+#   fonts-noto-color-emoji, openmoji@17.0.0, @discordapp/twemoji@16.0.1 and the Iconify JSON packages of Fluent
+#     Emoji (flat, colour) and EmojiOne: the emoji artwork the dataset
 #     builder renders (tests/test_emoji_data.py builds a small slice of it);
 #   chromium: the browser of the headless UI test (tests/test_app_browser.py, driven by Playwright).
 # Python packages come from requirements-dev.txt. Needs apt-get (Debian/Ubuntu) and npm; as root or with sudo.
@@ -19,7 +20,7 @@ fi
 
 npm_root=$(npm root -g)
 npm_packages=()
-for spec in openmoji@17.0.0 @discordapp/twemoji@16.0.1; do
+for spec in openmoji@17.0.0 @discordapp/twemoji@16.0.1 @iconify-json/fluent-emoji-flat@1.2.6 @iconify-json/fluent-emoji@1.2.7 @iconify-json/emojione@1.2.3; do
   name=${spec%@*}; version=${spec##*@}
   installed=$(node -p "try { require('$npm_root/$name/package.json').version } catch (e) { '' }")
   [ "$installed" = "$version" ] || npm_packages+=("$spec")

@@ -515,18 +515,11 @@ def export_training_folder(ds: EmojiDataset, out, sets=None, log=print) -> dict:
         raise ValueError(f"sets {bad} are held out as unseen styles; they are never trained on")
     idx = ds.indices("train", [s for s in sets if s in ds.sets])
     slugs: dict[str, str] = {}
-    names: dict[str, str] = {}
-    for i in idx:
+    for i in idx:  # a name two emoji share (e.g. "keycap" for # and *) gets the code points on the second
         m = ds.meta[i]
-        if m["hexcode"] in slugs:
-            continue
-        base = slug(m["name"]) or m["hexcode"].lower()
-        name = base if base not in names.values() else f"{base}-{m['hexcode'].lower()}"
-        slugs[m["hexcode"]], names[m["hexcode"]] = name, name
-    # a slug that two emoji share (e.g. "keycap" for # and *) gets the code points on both
-    counts: dict[str, int] = {}
-    for m_hex, n in slugs.items():
-        counts[n] = counts.get(n, 0) + 1
+        if m["hexcode"] not in slugs:
+            base = slug(m["name"]) or m["hexcode"].lower()
+            slugs[m["hexcode"]] = base if base not in slugs.values() else f"{base}-{m['hexcode'].lower()}"
     table = {}
     images = ds.decode_all()
     written = 0
