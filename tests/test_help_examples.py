@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from randar.cli import COMMANDS, build_parser, main
-from randar.registry import model_status
+from randar.registry import REGISTRY, model_status
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
@@ -122,7 +122,7 @@ def run_line(line: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(argv)
     err = capsys.readouterr().err
     model = argv[argv.index("--model") + 1] if "--model" in argv else None
-    if model is not None and not model_status(model).complete:  # an official checkpoint, not downloaded
+    if model in REGISTRY and not model_status(model).complete:  # an official checkpoint, not downloaded
         assert code == 2 and f"download {model}" in err, f"{line}\n{err}"
         return
     assert code == 0, f"{line!r} (run as {argv}) exited {code}:\n{err}"
@@ -160,11 +160,15 @@ def test_every_readme_cli_line_runs(tmp_path, monkeypatch, capsys):
 
 
 def test_the_help_example_class_names_resolve():
-    """`--class "smiling face"` (the main help's example) finds the default model's face-smiling."""
-    from randar.registry import class_index, resolve_model
+    """`--class "smiling face"` (the main help's example) finds the default model's emoji of that name, and
+    `--class face-smiling` (a Unicode subgroup) is the group of its smiling faces."""
+    from randar.registry import resolve_model
+    from randar.registry.class_names import class_or_group
 
-    names = resolve_model("randar-emoji").class_names
-    assert names[class_index("smiling face", names)] == "face-smiling"
-    assert names[class_index("Face Smiling", names)] == "face-smiling"
-    with pytest.raises(ValueError, match="no class matches"):
-        class_index("smiling dragon", names)
+    m = resolve_model("randar-emoji")
+    names, aliases, groups = m.class_names, m.class_aliases, m.class_groups
+    assert [names[i] for i in class_or_group("smiling face", names, aliases, groups)] == ["smiling-face"]
+    assert [names[i] for i in class_or_group("1f600", names, aliases, groups)] == ["grinning-face"]  # code points
+    assert [names[i] for i in class_or_group("😀", names, aliases, groups)] == ["grinning-face"]  # the emoji
+    smiling = class_or_group("face-smiling", names, aliases, groups)
+    assert len(smiling) > 5 and all(groups[i] == "face-smiling" for i in smiling)

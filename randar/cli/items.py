@@ -47,7 +47,8 @@ def run_generate_items(args: argparse.Namespace) -> int:
     """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
     from randar.itemdir import Item
     from randar.itemrun import ItemRun, item_name, run_items
-    from randar.registry import class_index, resolve_model
+    from randar.registry import resolve_model
+    from randar.registry.class_names import class_or_group
 
     _check_item_args(args)
     if args.classes is not None and (args.label is not None or args.count is not None):
@@ -57,24 +58,36 @@ def run_generate_items(args: argparse.Namespace) -> int:
     refuse_order_map(args, "--out-dir runs")
     options = task_options(args)
     choice = _item_choice(args)
-    names = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints).class_names
+    resolved = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints)
+    names = resolved.class_names
+
+    def meaning(query: str) -> list[int]:  # [class] or a group's classes (each item picks one)
+        return class_or_group(query.strip(), names, resolved.class_aliases, resolved.class_groups)
+
     if args.classes is not None:
         if args.classes.strip() == "all":
-            ids = list(range(len(names)))
+            specs: list[list[int] | None] = [[i] for i in range(len(names))]
         else:
-            ids = [class_index(c.strip(), names) for c in args.classes.split(",") if c.strip()]
-            if not ids:
+            specs = [meaning(c) for c in args.classes.split(",") if c.strip()]
+            if not specs:
                 raise ValueError("--classes: give 'all' or a comma-separated list of class names or indices")
-        labels: list[int | None] = [i for i in ids for _ in range(args.per_class or 1)]
+        labels: list[list[int] | None] = [c for c in specs for _ in range(args.per_class or 1)]
     else:
-        label = None if args.label is None else class_index(args.label, names)
-        labels = [label] * (args.count or 1)
+        labels = [None if args.label is None else meaning(args.label)] * (args.count or 1)
 
     def items(seed: int) -> list[Item]:
+        import random
+
         from randar.checks import derive_seed
 
-        return [Item(i, item_name(i, len(labels)), derive_seed(seed, "item", i),
-                     {"class": None if c is None else names[c], "class_id": c}) for i, c in enumerate(labels)]
+        out = []
+        for i, spec in enumerate(labels):
+            item_seed = derive_seed(seed, "item", i)
+            c = None if spec is None else spec[0] if len(spec) == 1 else \
+                spec[random.Random(f"{item_seed}:group").randrange(len(spec))]  # a group: one of its classes
+            out.append(Item(i, item_name(i, len(labels)), item_seed,
+                            {"class": None if c is None else names[c], "class_id": c}))
+        return out
 
     def make(studio: "Studio", item: Item) -> "Job":
         label = item.source["class_id"]

@@ -43,6 +43,22 @@ def group_members(query: str, class_groups: Sequence[str] | None) -> list[int]:
     return [i for i, g in enumerate(class_groups) if g and g.casefold() == low]
 
 
+def class_or_group(query: int | str, class_names: Sequence[str], aliases: Sequence[Sequence[str]] | None = None,
+                   class_groups: Sequence[str] | None = None) -> list[int]:
+    """What a user's class means: [id] for a class (see `class_index`), or every class of a group when `query` is a
+    group's name (e.g. an emoji subgroup; the caller picks among them). A class named exactly like the group (or
+    known by that alias) wins: "cat-face" is the emoji 🐱, not the subgroup of cat faces."""
+    if isinstance(query, str) and class_groups:
+        members = group_members(query, class_groups)
+        if members:
+            low = query.strip().casefold()
+            named = any(c.casefold() == low or (aliases and i < len(aliases) and low in (a.casefold() for a in aliases[i]))
+                        for i, c in enumerate(class_names))
+            if not named:
+                return members
+    return [class_index(query, class_names, aliases)]
+
+
 def class_index(name_or_id: int | str, class_names: Sequence[str],
                 aliases: Sequence[Sequence[str]] | None = None) -> int:
     """A class id from an int, a numeric string, an exact name (or one of its comma-separated synonyms, or one

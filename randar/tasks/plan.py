@@ -24,7 +24,7 @@ from ..decoding import DecodeRequest
 from ..model.transformer import RandARTransformer
 from ..model.tokenizer import ImageTokenizer
 from ..registry import class_index as _class_index
-from ..registry.class_names import group_members as _group_members
+from ..registry.class_names import class_or_group as _class_or_group, group_members as _group_members
 from ..sampling import Guidance, SamplingParams
 from ..schedule import step_sizes
 
@@ -97,16 +97,10 @@ class ModelPair:
         if not isinstance(name, str) or not self.class_groups:
             return []
         members = _group_members(name, self.class_groups)
-        if members:
-            try:
-                self.class_index(name)
-            except ValueError:
-                return members
-            low = name.strip().casefold()
-            exact = [i for i, c in enumerate(self.class_names) if c.casefold() == low
-                     or (i < len(self.class_aliases) and low in (a.casefold() for a in self.class_aliases[i]))]
-            return [] if exact else members
-        return []
+        if not members:
+            return []
+        found = _class_or_group(name, self.class_names, self.class_aliases, self.class_groups)
+        return members if found == members else []
 
 
 # ----------------------------------------------------------------------------------------------------
