@@ -216,8 +216,10 @@ class TokenizerTrainer:
             if self.spent - last_log >= 60.0 or stopped or self.progress() >= 1.0:
                 avg = {k: v / max(n, 1) for k, v in sums.items()}
                 self.history["log"].append({"step": self.step, "time_s": round(self.spent, 1), **avg})
+                rate = n * self.tcfg.batch_size / max(self.spent - last_log, 1e-9)  # pictures (or crops) per second
                 self.log(f"tokenizer step {self.step} ({self.progress():.1%}): l1 {avg.get('l1', 0):.4f}, "
-                         f"l2 {avg.get('l2', 0):.4f}, vq {avg.get('vq', 0):.4f}, lr {avg.get('lr', 0):.2e}")
+                         f"l2 {avg.get('l2', 0):.4f}, vq {avg.get('vq', 0):.4f}, lr {avg.get('lr', 0):.2e}, "
+                         f"{rate:.1f} pictures/s")
                 sums, n, last_log = {}, 0, self.spent
             if stopped:
                 break
