@@ -11,6 +11,7 @@ from .common import (
     ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, NO_CLASS, add_history, history_gallery, order_choices,
     speed_step_counts, user_errors,
 )
+from .class_pick import ClassPick
 from .media import EditInput
 from .run_loop import AppConfig
 from .tabs.generate import GenerateTab
@@ -20,7 +21,7 @@ from .tabs.speed import SpeedTab
 from .tabs.upscale import UpscaleTab
 
 
-class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, SpeedTab):
+class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, SpeedTab, ClassPick):
     """Every callback of the app, over one `ModelManager` (loaded models), `RunStore` (files) and
     `RunRegistry` (the run of each session, for Stop): see `run_loop.StudioCore`, which all tabs share."""
 
