@@ -46,7 +46,8 @@ PREVIEW_MAX_SIDE = 512  # live frames of bigger canvases (and the finished pictu
 class Frame:
     """What the live view shows at one moment."""
 
-    image: Image.Image  # the canvas: decided tokens as pictures, the rest veiled, this step's tokens outlined
+    image: Image.Image  # the canvas: decided tokens as pictures, the rest veiled, this step's tokens outlined; at Done
+    # the saved picture(s)
     order: Image.Image  # which step produced each token (dark blue early -> yellow late; grey = given)
     status: str  # plain text (API callers read it too): step counter, tokens, elapsed time
     step: int

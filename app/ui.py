@@ -267,7 +267,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                 return out
             n = st.grid_size ** 2
             for dd in class_dds:  # edit tabs: "(no class)" until `repick` below sets their picture's
-                edit = dd in (i.class_name, o.class_name, u.class_name)
+                edit = any(dd is box for box in (i.class_name, o.class_name, u.class_name))
                 out[dd] = gr.update(choices=app.class_choices(st), value=NO_CLASS if edit else app.default_class(st))
             for sl in cfg_sliders:
                 out[sl] = gr.update(value=float(st.cfg_scale))
@@ -282,6 +282,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g.steps, i.steps, o.steps, u.steps,
                          sp.counts, *scope_notes]
+
         def repick(inpainted: Any, outpainted: Any, upscaled: Any, history: Any, model: str) -> tuple[Any, ...]:
             """The edit tabs' pictures under the new model: their classes again (its class names differ)."""
             return (*app.pick_class(inpainted, history, None, model), *app.pick_class(outpainted, history, None, model),

@@ -151,7 +151,7 @@ class StepFrames:
             veiled = np.concatenate([veiled, np.full(veiled.shape[:2] + (1,), 255, np.uint8)], -1)
         self.veiled = veiled
         width = max(1, round(f * scale * (dx1 - dx0) / max(sx1 - sx0, 1e-9)) // 8)  # an eighth of a cell
-        self.outline = _edges(rows, width)[:, None] | _edges(cols, width)[None, :]
+        self.outline = (_edges(rows, width)[:, None] | _edges(cols, width)[None, :]) & self.inside
         self.highlight = None if highlight is None else np.asarray(highlight + ((255,) if alpha else ()), np.uint8)
 
     @property
@@ -162,9 +162,10 @@ class StepFrames:
         """Step k (job steps, 1-based); the finished picture from the last step on."""
         if k >= self.last:
             return self.final.copy()
-        out = np.where((self.step_of <= k)[..., None], self.pixels, self.veiled)
+        out = self.veiled.copy()
+        np.copyto(out, self.pixels, where=(self.step_of <= k)[..., None])
         if self.highlight is not None:
-            out[(self.step_of == k) & self.inside & self.outline] = self.highlight
+            out[(self.step_of == k) & self.outline] = self.highlight
         return Image.fromarray(out, self.mode)
 
 

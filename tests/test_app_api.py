@@ -157,6 +157,7 @@ def test_generate_model_size_and_double_size(client):
     live, order, status, gallery, files, seed, history = client.predict(
         class_name="red circle", steps=4, seed=11, random_seed=False, api_name="/generate")
     assert "Done" in status and "seed 11" in status, status
+    assert not re.search(r"\*\*|`|__", status), status  # plain text through the API (issue 28), no Markdown
     assert seed == 11
     [png] = gallery_paths(gallery)
     assert size(png) == (64, 64)

@@ -235,8 +235,9 @@ def test_history_survives_a_reload(page):
     # and still usable as an input: the server-side history came back too
     pg.click("#history img")
     pg.get_by_role("button", name="Use in Inpaint").click()
-    pg.wait_for_function("() => !document.querySelector('#inpaint-editor').innerText.includes('select the draw tool')"
-                         " && document.querySelector('#inpaint-editor').offsetParent !== null", timeout=30_000)
+    pg.wait_for_function("() => { const e = document.querySelector('#inpaint-editor');"  # the tab renders on opening
+                         " return e !== null && !e.innerText.includes('select the draw tool') && e.offsetParent !== null; }",
+                         timeout=30_000)
     assert not pg.page_errors, pg.page_errors
 
 
