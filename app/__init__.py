@@ -13,7 +13,9 @@ Modules (each small enough to read in one go):
 - `common`: choices, parsing of widget values, `user_errors`; `widgets`: the layout pieces every tab uses;
 - `handlers`: `StudioApp`, the tabs' callbacks on one object; `ui`: the page and the wiring of components to it;
 - `compare` (before/after pictures), `model_scope` (what the model knows), `session_history` (the history
-  across reloads), `shortcuts` (keys and small-screen CSS), `server_log` (one log line per user error).
+  across reloads), `shortcuts` (keys and small-screen CSS), `server_log` (one log line per user error),
+  `class_pick` (the class a picture brings into an edit tab), `upload_check` (a page script that reports files
+  the editor cannot read).
 No model logic lives here: every decision about tokens, orders and pixels is made by `randar`.
 """
 from __future__ import annotations

@@ -74,7 +74,7 @@ def user_errors(fn: Callable) -> Callable:
         if isinstance(exc, (ModelUnavailable, ModelNotFoundError)):
             return quiet_error(gr.Error(public(str(exc)), title="Model not available"), fn.__name__)
         if isinstance(exc, ImageError):
-            return quiet_error(gr.Error(public(str(exc)), title="Input problem"), fn.__name__)
+            return quiet_error(gr.Error(public(str(exc)), title=getattr(exc, "title", "Input problem")), fn.__name__)
         if isinstance(exc, (ValueError, TypeError)):
             return quiet_error(gr.Error(public(str(exc)), title="Invalid setting"), fn.__name__)
         log.exception("internal error in %s", fn.__name__)  # a real fault: its traceback, logged once

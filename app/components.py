@@ -21,7 +21,7 @@ from pydantic import model_validator
 
 from randar.images import ImageError, bomb_error, check_image_size
 
-from .media import editor_background
+from .media import UnreadableUpload, editor_background
 from .server_log import quiet_error
 
 
@@ -57,33 +57,50 @@ def check_upload(file: Any, what: str) -> None:
     raise quiet_error(gr.Error(message[0].upper() + message[1:], title="Image too large"), f"{what} upload")
 
 
+def _readable_message(exc: BaseException, what: str) -> tuple[str, str]:
+    """(message, title) for an upload that failed to decode."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return f"The {what} is too large to open safely ({exc}). Downscale it first.", "Image too large"
+    # Pillow names the server's temporary copy of the upload: show only the file's name
+    detail = re.sub(r"'(/[^']*)'", lambda m: repr(os.path.basename(m.group(1))), str(exc))
+    return (f"The uploaded {what} could not be read as a picture: use a PNG, JPEG or WebP file "
+            f"({type(exc).__name__}: {detail}).", "Not an image")
+
+
 def _readable(exc: BaseException, what: str) -> gr.Error:
     """The user's message for an upload that failed to decode (one log line, no traceback)."""
     if isinstance(exc, gr.Error):
         return quiet_error(exc, f"{what} upload")
-    if isinstance(exc, Image.DecompressionBombError):
-        return quiet_error(gr.Error(f"The {what} is too large to open safely ({exc}). Downscale it first.",
-                                    title="Image too large"), f"{what} upload")
-    # Pillow names the server's temporary copy of the upload: show only the file's name
-    detail = re.sub(r"'(/[^']*)'", lambda m: repr(os.path.basename(m.group(1))), str(exc))
-    return quiet_error(gr.Error(f"The uploaded {what} could not be read as a picture: use a PNG, JPEG or WebP file "
-                                f"({type(exc).__name__}: {detail}).", title="Not an image"), f"{what} upload")
+    message, title = _readable_message(exc, what)
+    return quiet_error(gr.Error(message, title=title), f"{what} upload")
 
 
 class RobustImage(gr.Image):
-    """`gr.Image` whose undecodable uploads become a clear `gr.Error`. Set `what` on an instance to name
-    what it holds in that message (e.g. "mask"); it is not a constructor argument, because Gradio sends
-    every `__init__` parameter to the browser."""
+    """`gr.Image` whose undecodable (or too large) uploads reach the handlers as an `UnreadableUpload` with a
+    clear message, raised by the handlers that need the picture and said once at upload (`readable_upload`).
+    Set `what` on an instance to name what it holds in that message (e.g. "mask"); it is not a constructor
+    argument, because Gradio sends every `__init__` parameter to the browser."""
 
     is_template = True
     what = "image"
 
     def preprocess(self, payload: Any) -> Any:
-        check_upload(payload, self.what)
         try:
+            check_upload(payload, self.what)
             return super().preprocess(payload)
+        except gr.Error as exc:
+            return UnreadableUpload(str(exc.message), exc.title or "Input problem")
         except _DECODE_ERRORS as exc:
-            raise _readable(exc, self.what) from None
+            return UnreadableUpload(*_readable_message(exc, self.what))
+
+
+def readable_upload(value: Any) -> Any:
+    """An image box's upload event: an unreadable file is said once (a pop-up) and taken out of the box, so no
+    broken-picture icon stays and no later event repeats the message; a picture stays as it is."""
+    if isinstance(value, UnreadableUpload):
+        gr.Warning(str(value), duration=20, title=value.title)
+        return None
+    return gr.skip()
 
 
 def _is_file_payload(value: Any) -> bool:
@@ -92,6 +109,13 @@ def _is_file_payload(value: Any) -> bool:
         return False
     meta = value.get("meta")
     return (isinstance(meta, dict) and meta.get("_type") == "gradio.FileData") or "path" in value or "url" in value
+
+
+CANVAS_EXPORT = "background.png"  # the name Gradio's editor gives the background it exports from its canvas
+
+
+def _file_name(file: Any) -> str | None:
+    return getattr(file, "orig_name", None) or (os.path.basename(file.path) if getattr(file, "path", None) else None)
 
 
 class EditorOrImageData(EditorData):
@@ -116,9 +140,11 @@ class RobustImageEditor(gr.ImageEditor):
     data_model = EditorOrImageData
 
     def preprocess(self, payload: Any) -> Any:
-        # the browser sends blobs its canvas exported (payload.id); an API caller, its own background file,
-        # read again in its own mode by `editor_background` (Gradio makes it RGBA: an L image came back RGB)
-        from_canvas = getattr(payload, "id", None) is not None
+        # the browser sends what its canvas exported (blobs: payload.id; or files it names CANVAS_EXPORT); an API
+        # caller, its own background file, read again in its own mode by `editor_background` (Gradio makes it
+        # RGBA: an L image came back RGB)
+        from_canvas = payload is not None and (getattr(payload, "id", None) is not None
+                                               or _file_name(getattr(payload, "background", None)) == CANVAS_EXPORT)
         source = None if payload is None or from_canvas else getattr(payload, "background", None)
         try:
             value = super().preprocess(payload)

@@ -11,6 +11,7 @@ from .common import (
     ALIGN_CHOICES, EDIT_ORDERS, GENERATE_ORDERS, NO_CLASS, add_history, history_gallery, order_choices,
     speed_step_counts, user_errors,
 )
+from .class_pick import ClassPick
 from .media import EditInput
 from .derive import DeriveHandlers
 from .run_loop import AppConfig
@@ -22,7 +23,7 @@ from .tabs.upscale import UpscaleTab
 from .tabs.vary import VaryTab
 
 
-class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, VaryTab, SpeedTab, DeriveHandlers):
+class StudioApp(GenerateTab, InpaintTab, OutpaintTab, UpscaleTab, VaryTab, SpeedTab, DeriveHandlers, ClassPick):
     """Every callback of the app, over one `ModelManager` (loaded models), `RunStore` (files) and
     `RunRegistry` (the run of each session, for Stop): see `run_loop.StudioCore`, which all tabs share."""
 

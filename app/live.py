@@ -2,14 +2,16 @@
 
 Why throttled: a step takes milliseconds on a GPU, and every frame sent is an encoded PNG the browser must
 fetch. `LiveRun` therefore renders a frame only when `interval` seconds passed since the last one it sent,
-and always the final frame, which comes from the result's own decode at no extra cost
-(`PreviewRenderer.final`). Rendering uses `randar.preview.PreviewRenderer`, which keeps full tokenizer
-decodes under a tenth of the run's time, so previews never slow a run down noticeably.
+and always the final frame: the saved picture itself (tiled for a batch), not the token canvas, since an edit's
+result is composited (original pasted back, seam colour-matched, outpaint cropped, upscale blended and
+back-projected) and "Done" must show what was saved. Rendering uses `randar.preview.PreviewRenderer`, which
+keeps full tokenizer decodes under a tenth of the run's time, so previews never slow a run down noticeably.
 
 The run's GIF follows the replay slider (app/replay.py): the same steps (`randar.animation.replay_steps`:
 every step of a short run, 60 evenly spaced ones of a long run), made after the run from its result
-(`randar.animation.step_frames`: a token never changes once decided, so nothing is rendered or kept for the
-GIF while the run goes, and a frame costs a few numpy operations), then the finished picture, held.
+(`randar.animation.StepFrames`: the saved picture on the cells decided by each step; a token never changes once
+decided, so nothing is rendered or kept for the GIF while the run goes, and a frame costs a few numpy
+operations), then the finished picture, held.
 
 Memory: only the latest frame is held during a run; the GIF's frames exist from the end of the run until
 `release()`.
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from randar.animation import REPLAY_MAX_FRAMES, gif_bytes, replay_steps, step_frames
+from randar.animation import REPLAY_MAX_FRAMES, StepFrames, gif_bytes, replay_steps
 from randar.preview import PreviewRenderer, order_map
 
 from .media import tile
@@ -37,25 +39,33 @@ if TYPE_CHECKING:
 PREVIEW_INTERVAL = 0.15  # seconds between frames sent to the browser (~7 frames per second)
 GIF_FRAMES = REPLAY_MAX_FRAMES  # step frames of a run's GIF at most (as the replay), plus the final picture
 MAX_PREVIEW_ROWS = 4  # images of a batch shown live (tiled); the gallery shows all of them
-PREVIEW_MAX_SIDE = 512  # live frames of bigger canvases are composed at this size
+PREVIEW_MAX_SIDE = 512  # live frames of bigger canvases (and the finished picture, replays) are shown at this size
 
 
 @dataclass
 class Frame:
     """What the live view shows at one moment."""
 
-    image: Image.Image  # the canvas: decided tokens as pictures, the rest veiled, this step's tokens outlined
+    image: Image.Image  # the canvas: decided tokens as pictures, the rest veiled, this step's tokens outlined; at Done
+    # the saved picture(s)
     order: Image.Image  # which step produced each token (dark blue early -> yellow late; grey = given)
-    status: str  # markdown: step counter, tokens, elapsed time
+    status: str  # plain text (API callers read it too): step counter, tokens, elapsed time
     step: int
     steps: int
     done: bool = False  # the job finished (the result is in `LiveRun.result`)
     stopped: bool = False  # the job was cancelled before it finished
 
 
+def on_white(img: Image.Image) -> Image.Image:
+    """A transparent picture over white (a GIF frame); other pictures as they are."""
+    if img.mode != "RGBA":
+        return img
+    return Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img).convert("RGB")
+
+
 def progress_text(ev: "Progress", prefix: str = "") -> str:
     stage = f" · {ev.stage} {ev.stage_index + 1}/{ev.num_stages}" if ev.num_stages > 1 else ""
-    return (f"{prefix}⏳ Step **{ev.job_step}/{ev.job_steps}** · {ev.decoded}/{ev.total} tokens{stage} · "
+    return (f"{prefix}⏳ Step {ev.job_step}/{ev.job_steps} · {ev.decoded}/{ev.total} tokens{stage} · "
             f"{ev.elapsed:.1f} s")
 
 
@@ -71,6 +81,7 @@ class LiveRun:
         self.rows = min(job.plan.batch, MAX_PREVIEW_ROWS)
         self._gif: list[Image.Image] | None = None  # made on first use after the run (`gif`)
         self._final_image: Image.Image | None = None
+        self._step_frames: list[StepFrames] = []  # per shown row, once the run finished (`_final`)
         self.result: "Result | None" = None
         self.step, self.steps = 0, job.num_steps
         self.started = time.perf_counter()
@@ -99,7 +110,7 @@ class LiveRun:
         """The status of a stopped run, computed once: the run's own last frame and the Stop button's
         answer show the same words, whichever reaches the browser last."""
         if self._stopped_text is None:
-            self._stopped_text = (f"{self.prefix}⏹ Stopped at step **{self.step}/{self.steps}** after "
+            self._stopped_text = (f"{self.prefix}⏹ Stopped at step {self.step}/{self.steps} after "
                                   f"{time.perf_counter() - self.started:.1f} s (nothing saved).")
         return self._stopped_text
 
@@ -122,13 +133,15 @@ class LiveRun:
         return tile(frames), tile(maps)
 
     def _final(self, result: "Result") -> tuple[Image.Image, Image.Image]:
+        """The finished frame: the saved pictures (at most PREVIEW_MAX_SIDE on the longer side, tiled for a
+        batch) beside the run's order map."""
         self._renderers_for(result.canvas)
-        frames = [r.final(result) for r in self._renderers]
+        self._step_frames = [StepFrames(result, row=r, max_side=PREVIEW_MAX_SIDE) for r in range(self.rows)]
         cell = self._renderers[0].patch
         known = np.asarray(result.canvas.known, dtype=bool)
         maps = [order_map(result.step_map[r], known, num_steps=max(result.timings.forward_passes, 1), cell=cell)
                 for r in range(self.rows)]
-        return tile(frames), tile(maps)
+        return tile([f.final for f in self._step_frames]), tile(maps)
 
     def __iter__(self) -> Iterator[Frame]:
         job = self.job
@@ -171,23 +184,22 @@ class LiveRun:
         image, order = self._final(self.result)
         self._final_image = image
         t = self.result.timings
-        text = (f"{self.prefix}✅ Done: **{t.forward_passes} steps** in **{t.total:.2f} s** "
-                f"(model {t.generation + t.encode + t.decode:.2f} s) · seed **{self.result.seed}**")
+        text = (f"{self.prefix}✅ Done: {t.forward_passes} steps in {t.total:.2f} s "
+                f"(model {t.generation + t.encode + t.decode:.2f} s) · seed {self.result.seed}")
         yield Frame(image, order, text, self.steps, self.steps, done=True)
 
     @property
     def gif(self) -> list[Image.Image]:
         """The GIF's frames: the replay's steps of the finished run (rows of a batch tiled as in the live
-        view), then the finished picture; [] before the run finished or after `release()`."""
+        view; the last step is the finished picture), then the finished picture again, which the GIF holds (an
+        identical frame: the GIF file merges the two); [] before the run finished or after `release()`."""
         if self._gif is None:
             result = self.result
             if result is None or self._final_image is None:
                 return []
             steps = replay_steps(max(int(result.timings.forward_passes), 1), self.gif_frames)
-            max_side = self._renderers[0].max_side if self._renderers else None
-            with torch.inference_mode():
-                rows = [step_frames(self.studio.vq, result, steps, row=r, max_side=max_side) for r in range(self.rows)]
-            self._gif = [tile(list(frames)) for frames in zip(*rows)] + [self._final_image]
+            frames = [tile([f.frame(k) for f in self._step_frames]) for k in steps] + [self._final_image]
+            self._gif = [on_white(f) for f in frames]
         return self._gif
 
     def gif_bytes(self) -> bytes | None:
@@ -202,4 +214,5 @@ class LiveRun:
         """Drop the frames and renderers (their caches) once the run's files are written."""
         self._gif = []
         self._final_image = None
+        self._step_frames = []
         self._renderers = []

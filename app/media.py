@@ -24,6 +24,17 @@ MASK_TINT = (255, 45, 85)
 GRID_LINE = (170, 170, 170)
 
 
+class UnreadableUpload(ImageError):
+    """An upload that is not a picture, or too large: what `components.RobustImage` hands the handlers as the
+    value instead of raising. Why: an image box's value goes to every event that reads it (the Outpaint preview
+    on each slider move), and an exception raised while decoding it was a pop-up on each. The box's upload event
+    says it once (`readable_upload`) and clears the box; a handler that needs the picture raises it."""
+
+    def __init__(self, message: str, title: str = "Not an image") -> None:
+        super().__init__(message)
+        self.title = title
+
+
 @dataclass
 class EditInput:
     """An image to edit with its mask (True = regenerate), both at the same size, and notices for the user.
@@ -49,6 +60,8 @@ def as_image(value: Any, what: str = "image", max_side: int | None = None) -> Im
     nearly the same picture)."""
     if value is None:
         raise ImageError(f"no {what}: upload one (or pick an example) first")
+    if isinstance(value, UnreadableUpload):
+        raise UnreadableUpload(str(value), value.title)
     try:
         return load_image(value, max_side=max_side)
     except ImageError:
@@ -124,17 +137,16 @@ def editor_background(converted: Any, source: Any = None, from_canvas: bool = Fa
 
     Gradio's ImageEditor (image_mode="RGBA") converts every background to RGBA (`converted`).
     - from_canvas: the browser's editor sends what its canvas exported, always an RGBA PNG whatever was
-      uploaded: kept RGBA where it has transparency, else RGB (its alpha adds nothing; an opaque upload
-      then comes back RGB, as before). The upload's own file never reaches the server on that path.
+      uploaded (the upload's own file never reaches the server on that path): given back in the mode of the
+      picture it holds (`canvas_mode`), so that an RGB upload comes back RGB, a greyscale one L, and one with
+      transparency RGBA (LA when grey).
     - else `source` is the background's file as an API caller sent it (`gradio.FileData`): opened again in
       its own mode, so that an L, LA, RGB or RGBA file is edited and given back as such.
     Anything else (no file, not a picture, a different size) leaves `converted` as it was."""
     if not isinstance(converted, Image.Image):
         return converted
     if from_canvas:
-        if converted.mode == "RGBA" and converted.getextrema()[3][0] == 255:
-            return converted.convert("RGB")
-        return converted
+        return converted.convert(canvas_mode(converted)) if converted.mode == "RGBA" else converted
     path = getattr(source, "path", None)
     if path is None:
         return converted
@@ -144,6 +156,16 @@ def editor_background(converted: Any, source: Any = None, from_canvas: bool = Fa
             return opened.copy() if opened.size == converted.size else converted
     except (OSError, ValueError, SyntaxError):
         return converted
+
+
+def canvas_mode(rgba: Image.Image) -> str:
+    """The mode of the picture an RGBA canvas export holds: RGB or L when every pixel is opaque, RGBA or LA when
+    some are not; L/LA when red, green and blue agree on every pixel (a greyscale picture: an upload's own mode
+    cannot be read from the canvas, so an opaque RGBA file comes back RGB, and an RGB file of a grey picture L)."""
+    px = np.asarray(rgba)
+    opaque = bool((px[..., 3] == 255).all())
+    grey = bool((px[..., 0] == px[..., 1]).all() and (px[..., 1] == px[..., 2]).all())
+    return ("L" if grey else "RGB") if opaque else ("LA" if grey else "RGBA")
 
 
 def layer_mask(layer: Any) -> np.ndarray | None:
@@ -161,6 +183,8 @@ def file_mask(value: Any) -> np.ndarray | None:
     """An uploaded mask file, by the same rule as `layer_mask` and the CLI: any visible stroke counts."""
     if value is None:
         return None
+    if isinstance(value, UnreadableUpload):
+        raise UnreadableUpload(str(value), value.title)
     try:
         return layer_mask(value)
     except ImageError:
@@ -294,7 +318,7 @@ def tile(images: Sequence[Image.Image], gap: int = 4, background: tuple[int, int
     h = max(i.height for i in images)
     out = Image.new("RGB", (cols * w + (cols - 1) * gap, rows * h + (rows - 1) * gap), background)
     for k, img in enumerate(images):
-        out.paste(img, ((k % cols) * (w + gap), (k // cols) * (h + gap)))
+        out.paste(img, ((k % cols) * (w + gap), (k // cols) * (h + gap)), img if img.mode == "RGBA" else None)
     return out
 
 

@@ -85,7 +85,7 @@ def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any
     levels = resolve_order_map(strength, studio.grid_size, studio.grid_size)
     painted = levels > 0
     last = int(steps_map[painted].max())
-    caption = (f"**{int(painted.sum())} cells painted**: decoded in steps 1-{last} of {job.num_steps}, the rest "
+    caption = (f"{int(painted.sum())} cells painted: decoded in steps 1-{last} of {job.num_steps}, the rest "
                f"after them in the '{order}' order (the order map shows the plan).")
     return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption
 
@@ -127,7 +127,7 @@ def inpaint_caption(brush_value: Any) -> str:
     if strength is None:
         return "Nothing painted: the order above decides."
     share = float((np.asarray(strength) > 0).mean())
-    return (f"**Painted {share:.0%} of the picture**: its cells inside the hole are decoded first (strongest first); "
+    return (f"Painted {share:.0%} of the picture: its cells inside the hole are decoded first (strongest first); "
             "the order map shows the run.")
 
 
@@ -219,7 +219,7 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     windows = job.settings["resolved"].get("windows", [])  # one-pass composition has none
     where = (f"each of the {len(windows)} windows decodes its painted cells first" if len(windows) > 1 else
              f"decoded in steps 1-{int(steps_map[painted].max())} of {job.num_steps}")
-    caption = (f"**{int(painted.sum())} new cells painted**: {where}, the rest after them in the '{order}' order "
+    caption = (f"{int(painted.sum())} new cells painted: {where}, the rest after them in the '{order}' order "
                "(the order map shows the plan" + ("" if fixed is not None else
                                                   "; with a random seed the rest's order is drawn when it runs") + ").")
     return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption

@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from randar.guess import entropy_heatmap, guess_image
-from randar.animation import REPLAY_MAX_FRAMES, gif_bytes, replay_steps
+from randar.animation import REPLAY_MAX_FRAMES, StepFrames, gif_bytes, replay_steps
 from randar.preview import order_map
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ GUESSES_PER_RUN = 16
 MAX_REPLAYS = 64  # replays kept (one per session and tab, least recently used dropped)
 DEFAULT_SPEED = 8.0  # steps per second when playing
 GIF_MAX_FRAMES = REPLAY_MAX_FRAMES  # the run's own GIF (app/live.py) shows the same steps
+FRAME_MAX_SIDE = 512  # replay frames are the saved picture at most this large (as the live view's)
 
 
 def guess_every(num_steps: int) -> int:
@@ -75,13 +76,15 @@ class Replay:
     known: np.ndarray
     steps: int
     patch: int
+    frames: StepFrames  # the picture at each step (the saved picture on the decided cells)
     guesses: list[tuple[int, torch.Tensor, torch.Tensor]] = field(default_factory=list)
     _guess_pictures: dict[int, tuple[Image.Image, Image.Image]] = field(default_factory=dict)
 
     @classmethod
     def from_result(cls, result: "Result", vq: "VQModel", guesses: list | None = None) -> "Replay":
         return cls(vq, result.tokens[0].clone(), result.step_map[0].clone(), np.asarray(result.canvas.known, bool),
-                   max(int(result.timings.forward_passes), 1), result.canvas.patch, list(guesses or []))
+                   max(int(result.timings.forward_passes), 1), result.canvas.patch,
+                   StepFrames(result, max_side=FRAME_MAX_SIDE), list(guesses or []))
 
     def clamp(self, step: Any) -> int:
         try:
@@ -102,7 +105,7 @@ class Replay:
 
     def frame(self, step: Any) -> ReplayFrame:
         k = self.clamp(step)
-        image = guess_image(self.vq, self.grid_at(k))  # undecided cells grey
+        image = self.frames.frame(k)
         cut = torch.where(self.step_map <= k, self.step_map, -1)
         order = order_map(cut, self.known, num_steps=self.steps, cell=self.patch)
         guess = heat = None
@@ -113,7 +116,8 @@ class Replay:
                 self._guess_pictures[at] = (guess_image(self.vq, grid),
                                             entropy_heatmap(ent, self.vq.config.codebook_size, cell=self.patch))
             guess, heat = self._guess_pictures[at]
-        caption = f"Step **{k}/{self.steps}** · {self.decided(k)}/{self.total} tokens decided"
+        caption = f"Step {k}/{self.steps} · {self.decided(k)}/{self.total} tokens decided"
+        caption += " · the saved picture" if k == self.steps else " · the saved picture's decided tokens, the rest veiled"
         if shown:
             caption += f" · model's guess from step {shown[-1][0]}"
         return ReplayFrame(image, order, guess, heat, caption)
@@ -125,13 +129,14 @@ class Replay:
         frames = []
         for k in picks:
             f = self.frame(k)
+            h = f.image.height
             parts = [f.image, f.order.resize(f.image.size, Image.NEAREST)]
-            if f.guess is not None:
-                parts.append(f.guess)
-            row = Image.new("RGB", (sum(p.width for p in parts) + 4 * (len(parts) - 1), f.image.height), "white")
+            if f.guess is not None:  # the token canvas: at the picture's height
+                parts.append(f.guess.resize((max(1, round(f.guess.width * h / f.guess.height)), h), Image.NEAREST))
+            row = Image.new("RGB", (sum(p.width for p in parts) + 4 * (len(parts) - 1), h), "white")
             x = 0
             for p in parts:
-                row.paste(p, (x, 0))
+                row.paste(p, (x, 0), p if p.mode == "RGBA" else None)  # a transparent picture over white
                 x += p.width + 4
             frames.append(row)
         fps = max(0.5, float(speed)) * n / self.steps
@@ -278,7 +283,8 @@ def replay_panel(tab: str) -> ReplayPanel:
     """Under the live view: the step slider, play and speed, the guess view switch and its two pictures."""
     with gr.Accordion("Replay and the model's guess", open=True, elem_id=f"{tab}-replay"):
         slider = gr.Slider(1, 2, value=1, step=1, label="Step", interactive=True, elem_id=f"{tab}-replay-step",
-                           info="after a run: drag to see any step (picture and order map above)")
+                           info="after a run: drag to see any step above: the saved picture where tokens were "
+                                "decided by then, the rest veiled; and the order map")
         with gr.Row():
             play_button = gr.Button("▶ Play", scale=1, min_width=80, size="sm", elem_id=f"{tab}-replay-play")
             speed = gr.Slider(1, 30, value=DEFAULT_SPEED, step=1, label="Speed (steps per second)", scale=3,

@@ -95,17 +95,17 @@ class StudioCore:
             body = choice.help if not choice.ready else f"```\n{exc}\n```"
             banner = (f"### ⚠️ The model `{Path(key).name or key}` is not available\n\n{body}\n\n"
                       "The app runs without it: pick another model above once one is installed.")
-            return "**No model loaded.**", banner
+            return "No model loaded.", banner
         desc = studio.description or self.models.choice(key).help
         return describe_studio(studio) + (f"  \n{desc}" if desc else ""), ""
 
     def device_report(self) -> str:
         """The header line of a server with several devices: what each one is doing now."""
         states = self.models.device_states()
-        parts = [f"`{i}: {device}` {'🟢 idle' if what == 'idle' else f'🔴 running {what}'}"
+        parts = [f"{i}: {device} {'🟢 idle' if what == 'idle' else f'🔴 running {what}'}"
                  for i, (device, what) in enumerate(states)]
         busy = sum(what != "idle" for _, what in states)
-        return f"**Devices** ({busy}/{len(states)} busy): " + " · ".join(parts)
+        return f"Devices ({busy}/{len(states)} busy): " + " · ".join(parts)
 
     def class_choices(self, studio: "Studio | None") -> list[tuple[str, str]]:
         names = studio.class_names if studio is not None else []
@@ -246,11 +246,11 @@ class StudioCore:
             yield gr.skip()
             return
         run.cancel()
-        yield f"⏹ Stopping at step **{run.step}/{run.steps}**…"
+        yield f"⏹ Stopping at step {run.step}/{run.steps}…"
         if run.wait_ended(STOP_WAIT):
             yield run.stopped_text()
         else:
-            yield (f"⏹ Stop asked at step **{run.step}/{run.steps}**; the step in flight is taking longer than "
+            yield (f"⏹ Stop asked at step {run.step}/{run.steps}; the step in flight is taking longer than "
                    f"{STOP_WAIT:.0f} s, the run ends after it.")
 
     # ------------------------------------------------------------------------------------------------

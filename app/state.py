@@ -258,8 +258,8 @@ def describe_studio(studio: "Studio") -> str:
     else:
         where = f"CPU ({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''})"
     dtype = str(studio.dtype).replace("torch.", "")
-    return (f"**{studio.name}** · {studio.image_size}×{studio.image_size} px · {studio.grid_size}×{studio.grid_size} "
-            f"tokens · {studio.num_classes} classes · running on **{where}** · precision **{dtype}**")
+    return (f"{studio.name} · {studio.image_size}×{studio.image_size} px · {studio.grid_size}×{studio.grid_size} "
+            f"tokens · {studio.num_classes} classes · running on {where} · precision {dtype}")
 
 
 class RunRegistry:

@@ -18,6 +18,7 @@ import gradio as gr
 from randar.choices import VARY_STRONG, VARY_SUBTLE
 
 from .common import NO_CLASS, speed_step_counts
+from .components import readable_upload
 from .handlers import StudioApp
 from .media import MASK_TINT
 from .model_scope import model_scope_note
@@ -29,6 +30,7 @@ from .branch_panel import wire_branch
 from .replay import wire_replay
 from .tabs import generate, inpaint, outpaint, speed, upscale, vary
 from .tabs.vary import wire_vary_sources
+from .upload_check import UPLOAD_CHECK_CSS, UPLOAD_CHECK_JS
 from .widgets import ASSETS, LayoutContext, LivePanel, Sampling
 
 RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model replica on each)
@@ -37,6 +39,7 @@ RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model 
 # concurrent previews was an unbounded amount of memory.
 PREVIEW_CONCURRENCY = "preview"
 PREVIEW_SLOTS = 2
+CLASS_PICK_CONCURRENCY = "class-pick"  # the class box following a new picture (app.class_pick), PREVIEW_SLOTS at once
 # Run pressed on a stopped tab: the click waits in the page until the stopped run's event has closed (build_demo,
 # "Stop and Run again"); the status says so at once, under the stopped run's "Stopped at step N/M"
 STARTING_JS = """(s) => { s = s || '';
@@ -50,10 +53,20 @@ CSS = """
 #model-banner { border: 1px solid var(--color-accent); border-radius: 8px; padding: 4px 14px;
                 background: var(--background-fill-secondary); }
 .status-line { min-height: 3.2em; }
+/* a failed run's "Error" badge: in the flow above the status text, never over it (the pop-up says what went wrong;
+   Gradio lays its status tracker over the whole component) */
+.block.status-line > [data-testid="status-tracker"]:has(.error) { position: static !important; display: flex;
+    flex-direction: row !important; justify-content: flex-start !important; align-items: center; gap: 6px;
+    padding: 0 0 4px 0 !important; background: transparent !important; }
+.block.status-line > [data-testid="status-tracker"]:has(.error) .clear-status { position: static !important;
+    order: 1; margin: 0 !important; }
 .run-row button { min-height: 46px; }
 footer { display: none !important; }
 .model-scope { font-size: 0.9em; }
-""" + SMALL_SCREEN_CSS
+/* a plot's chart fills what its label leaves of the block, not the whole block (app/tabs/speed.py) */
+.plot.block { display: flex !important; flex-direction: column; }
+.plot.block .vega-embed { flex: 1 1 0; min-height: 0; height: auto !important; }
+""" + SMALL_SCREEN_CSS + UPLOAD_CHECK_CSS
 HISTORY_STORAGE_KEY = "randar-studio-history"  # localStorage key of the history kept across reloads
 
 INTRO = (
@@ -174,21 +187,25 @@ def build_demo(app: StudioApp) -> gr.Blocks:
              [sp.panel.live, sp.panel.order, sp.panel.status, sp.panel.gallery, sp.table, sp.latency, sp.schedule,
               sp.sampling.seed],
              "speed")
-        g.brush.change(partial(order_brush_preview, app),
-                       [g.class_name, g.order, g.steps, g.sampling.seed, g.brush, model_dd],
-                       [g.panel.order, g.brush_caption], api_visibility="private", show_progress="hidden",
-                       trigger_mode="always_last")
-        i.editor.change(follow_image, [i.editor, i.brush], [i.brush], api_visibility="private", show_progress="hidden",
-                        trigger_mode="always_last")
-        i.brush.change(inpaint_caption, [i.brush], [i.brush_caption], api_visibility="private", show_progress="hidden",
-                       trigger_mode="always_last")
+        # Gradio's editor drops its first `change` (meant for the value it was given), and a brush given its blank
+        # canvas never sends that one, so its first stroke never arrived; `input` (the user's own edits) has the
+        # first stroke. Both are listened to: `change` also carries the values the server sets
+        strokes = lambda editor: [editor.change, editor.input]  # noqa: E731
+        gr.on(strokes(g.brush), partial(order_brush_preview, app),
+              [g.class_name, g.order, g.steps, g.sampling.seed, g.brush, model_dd],
+              [g.panel.order, g.brush_caption], api_visibility="private", show_progress="hidden",
+              trigger_mode="always_last")
+        gr.on(strokes(i.editor) + [i.editor.upload], follow_image, [i.editor, i.brush], [i.brush],
+              api_visibility="private", show_progress="hidden", trigger_mode="always_last")
+        gr.on(strokes(i.brush), inpaint_caption, [i.brush], [i.brush_caption], api_visibility="private",
+              show_progress="hidden", trigger_mode="always_last")
         o_sides = [o.image, o.left, o.right, o.top, o.bottom]
         o.view.change(follow_canvas, o_sides + [o.brush], [o.brush], api_visibility="private", show_progress="hidden",
                       trigger_mode="always_last")  # the preview follows every change of the canvas
-        o.brush.change(partial(outpaint_brush_preview, app),
-                       o_sides + [o.order, o.steps, o.sampling.seed, o.brush, model_dd],
-                       [o.panel.order, o.brush_caption], api_visibility="private", show_progress="hidden",
-                       trigger_mode="always_last")
+        gr.on(strokes(o.brush), partial(outpaint_brush_preview, app),
+              o_sides + [o.order, o.steps, o.sampling.seed, o.brush, model_dd],
+              [o.panel.order, o.brush_caption], api_visibility="private", show_progress="hidden",
+              trigger_mode="always_last")
         for s in (g.sampling, i.sampling, o.sampling, u.sampling, v.sampling, sp.sampling):
             s.dice.click(app.new_seed, outputs=[s.seed, s.random_seed], api_visibility="private", queue=False)
 
@@ -201,6 +218,27 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         # the editor's change can fire before the uploaded picture is in its value (then empty) and not again until
         # the first stroke; its upload event carries the picture, so the caption follows the upload at once
         i.editor.upload(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
+        i.editor.input(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)  # 1st stroke
+        # unreadable uploads: said once, at upload (an image box is emptied; the editor's file is checked in the page)
+        i.upload_problem.change(app.editor_upload_problem, [i.upload_problem], [i.mask_text], api_visibility="private",
+                                queue=True, show_progress="hidden")
+        for box in (i.mask_file, o.image, u.image):
+            box.upload(readable_upload, [box], [box], api_visibility="private", show_progress="hidden")
+
+        # the class box follows the picture: an example's class, a history item's, else the studio's guess. The
+        # editor's picture changes by an upload, an example or a history item only; its change events also come
+        # with every stroke, and for a picture the server sets they may still carry the canvas's previous one
+        pick_kw = dict(api_visibility="private", **{**preview_kw, "concurrency_id": CLASS_PICK_CONCURRENCY})
+        for picture, class_box, picked in ((o.image, o.class_name, o.picked), (u.image, u.class_name, u.picked)):
+            picture.change(app.pick_class, [picture, history_state, picked, model_dd], [class_box, picked], **pick_kw)
+        i.editor.upload(app.pick_class, [i.editor, history_state, i.picked, model_dd], [i.class_name, i.picked],
+                        **pick_kw)
+
+        # pictures the server puts into the editor: from their files (the editor's events may still carry the last)
+        def inpaint_example_class(history: Any, model: str, evt: gr.SelectData) -> tuple[Any, Any]:
+            return app.pick_example_class(inpaint.EXAMPLES, history, model, evt)
+
+        i.examples.dataset.select(inpaint_example_class, [history_state, model_dd], [i.class_name, i.picked], **pick_kw)
         for comp in (i.mask_file, i.invert, i.dilate, i.region):
             comp.change(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
 
@@ -224,7 +262,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         # history
         history.select(app.select_history, None, selected, api_visibility="private", queue=False)
         to_inpaint.click(app.use_in_inpaint, [history_state, selected], [i.editor, tabs], api_visibility="private",
-                         queue=False)
+                         queue=False).then(app.pick_history_class, [history_state, selected, model_dd],
+                                           [i.class_name, i.picked], **pick_kw)
         to_outpaint.click(app.use_in_outpaint, [history_state, selected], [o.image, tabs], api_visibility="private",
                           queue=False)
         to_upscale.click(app.use_in_upscale, [history_state, selected], [u.image, tabs], api_visibility="private",
@@ -243,8 +282,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             if st is None:
                 return out
             n = st.grid_size ** 2
-            for dd in class_dds:
-                out[dd] = gr.update(choices=app.class_choices(st), value=app.default_class(st))
+            for dd in class_dds:  # edit tabs: "(no class)" until `repick` below sets their picture's
+                edit = any(dd is box for box in (i.class_name, o.class_name, u.class_name))
+                out[dd] = gr.update(choices=app.class_choices(st), value=NO_CLASS if edit else app.default_class(st))
             for sl in cfg_sliders:
                 out[sl] = gr.update(value=float(st.cfg_scale))
             out[g.steps] = gr.update(maximum=n, value=min(64, n), info=f"forward passes; {n} = one token per step")
@@ -258,8 +298,17 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         model_outputs = [model_info, banner, *class_dds, *cfg_sliders, g.steps, i.steps, o.steps, u.steps,
                          sp.counts, *scope_notes]
+
+        def repick(inpainted: Any, outpainted: Any, upscaled: Any, history: Any, model: str) -> tuple[Any, ...]:
+            """The edit tabs' pictures under the new model: their classes again (its class names differ)."""
+            return (*app.pick_class(inpainted, history, None, model), *app.pick_class(outpainted, history, None, model),
+                    *app.pick_class(upscaled, history, None, model))
+
         model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY,
-                        concurrency_limit=slots)
+                        concurrency_limit=slots).then(
+            repick, [i.editor, o.image, u.image, history_state, model_dd],
+            [i.class_name, i.picked, o.class_name, o.picked, u.class_name, u.picked], api_visibility="private",
+            concurrency_id=CLASS_PICK_CONCURRENCY, concurrency_limit=PREVIEW_SLOTS, show_progress="hidden")
 
         def rescan(model: str) -> Any:
             return gr.update(choices=[(c.label, c.key) for c in app.models.choices()])
@@ -282,7 +331,7 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 def launch_kwargs() -> dict[str, Any]:
     """What `launch()` needs besides host/port (Gradio 6 takes theme and css there)."""
     return dict(css=CSS, theme=gr.themes.Soft(), show_error=True, footer_links=["api"], max_file_size="32mb",
-                allowed_paths=[str(ASSETS)], head=SHORTCUTS_JS)
+                allowed_paths=[str(ASSETS)], head=SHORTCUTS_JS + UPLOAD_CHECK_JS)
 
 
 __all__ = ["build_demo", "launch_kwargs", "CSS", "NO_CLASS", "MASK_TINT"]

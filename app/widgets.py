@@ -12,7 +12,7 @@ import gradio as gr
 
 from randar.resources import examples_dir
 
-from .common import MAX_UI_BATCH, RANDOM_SEED
+from .common import MAX_UI_BATCH, NO_CLASS, RANDOM_SEED
 from .components import RobustImage
 from .model_scope import model_scope_note
 from .branch_panel import branch_panel, vary_buttons
@@ -132,12 +132,20 @@ def sampling_controls(cfg_default: float, *, batch: bool = True, cfg_start: bool
     return Sampling(seed, random_seed, dice, batch_slider, cfg, cfg_start_slider, temperature, top_k, top_p)
 
 
-def class_dropdown(app: "StudioCore", studio: Any, label: str = "Class") -> gr.Dropdown:
+CLASS_INFO = "type to search; “(no class)” for unconditional"
+EDIT_CLASS_INFO = "set from the picture (an example's own class, a history item's, else guessed); change it freely"
+
+
+def class_dropdown(app: "StudioCore", studio: Any, label: str = "Class", *, edit: bool = False,
+                   elem_id: str | None = None) -> gr.Dropdown:
+    """The class list. `edit`: an edit tab's, "(no class)" until a picture arrives, which then brings its class
+    (app.class_pick)."""
     # allow_custom_value: Gradio checks a value against the choices this server started with (or the ones a
     # session's model switch set), so without it an API call naming another model's class would be refused;
     # the handlers check the class against the model actually used, with a readable message
-    return gr.Dropdown(app.class_choices(studio), value=app.default_class(studio), label=label, filterable=True,
-                       allow_custom_value=True, info="type to search; “(no class)” for unconditional")
+    return gr.Dropdown(app.class_choices(studio), value=NO_CLASS if edit else app.default_class(studio), label=label,
+                       filterable=True, allow_custom_value=True, info=EDIT_CLASS_INFO if edit else CLASS_INFO,
+                       elem_id=elem_id)
 
 
 def example_paths(*names: str) -> list[str]:

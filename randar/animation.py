@@ -1,9 +1,9 @@
 """Replays and animated GIFs of a generation, from the frames `randar.preview` draws.
 
-Two ways to get frames: `GifRecorder` keeps evenly spaced live frames while a job runs (the CLI's `--gif`),
-and `step_frames` makes the frame of any step after the run from its `Result` alone (the app's replay slider
-and its run GIF), since a token never changes once decided. Both end in `gif_bytes`, which maps every frame
-onto one shared palette.
+Two ways to get frames: `GifRecorder` keeps evenly spaced live frames while a job runs (the CLI's `--gif`; the
+token canvas as the live view shows it), and `step_frames` makes the frame of any step after the run from its
+`Result` alone (the app's replay slider and its run GIF): the saved picture on the cells decided by then, since a
+token never changes once decided. Both end in `gif_bytes`, which maps every frame onto one shared palette.
 """
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .model.tokenizer import ImageTokenizer
-from .preview import HIGHLIGHT, PreviewRenderer
+from .preview import GREY, HIGHLIGHT, PreviewRenderer
 
-__all__ = ["GifRecorder", "gif_bytes", "shared_palette", "REPLAY_MAX_FRAMES", "replay_steps", "step_frames"]
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1)
+
+__all__ = ["GifRecorder", "gif_bytes", "shared_palette", "REPLAY_MAX_FRAMES", "replay_steps", "step_frames",
+           "StepFrames", "output_placement"]
 
 
 def shared_palette(frames: Sequence[Image.Image], samples: int = 3) -> Image.Image:
@@ -66,24 +68,112 @@ def replay_steps(num_steps: int, max_frames: int = REPLAY_MAX_FRAMES) -> list[in
     return sorted({max(1, round(num_steps * (i + 1) / n)) for i in range(n)})
 
 
-def step_frames(vq: ImageTokenizer, result, steps: Sequence[int], *, row: int = 0, max_side: int | None = None,
-                highlight: tuple[int, int, int] | None = HIGHLIGHT) -> list[Image.Image]:
-    """Frames of a finished run at the given job steps, made after the run from its `Result` alone.
+def output_placement(result) -> tuple[Box, Box]:
+    """(src, dst): the canvas pixels `src` (x0, y0, x1, y1) of a finished run that became the output picture's
+    pixels `dst`, read from its settings (an outpaint's `canvas_crop`, an inpaint's `crop`; an upscale's output is
+    the top-left corner of its padded canvas; otherwise the canvas is the picture)."""
+    resolved = result.settings.get("resolved") or {}
+    cw, ch = result.canvas.size
+    W, H = result.images[0].size
+    if result.task == "outpaint" and "canvas_crop" in resolved:
+        return tuple(float(v) for v in resolved["canvas_crop"]), (0.0, 0.0, float(W), float(H))
+    if result.task == "inpaint" and "crop" in resolved:
+        return (0.0, 0.0, float(cw), float(ch)), tuple(float(v) for v in resolved["crop"])
+    if result.task == "upscale":
+        return (0.0, 0.0, float(W), float(H)), (0.0, 0.0, float(W), float(H))
+    return (0.0, 0.0, float(cw), float(ch)), (0.0, 0.0, float(W), float(H))
 
-    Why this is nearly free: a token never changes once decided, so step k is the final token grid on the
-    cells whose step (`result.step_map`) is at most k. Those cells are shown from the result's own decode
-    (no tokenizer call), the context from the input, the rest veiled as in the live view, and the tokens of
-    step k outlined; a frame costs a few numpy operations, and nothing at all is recorded while the run goes."""
-    renderer = PreviewRenderer(vq, result.canvas, row=row, max_side=max_side, decode_budget=0.0, highlight=highlight)
-    tokens = result.tokens[row].detach().cpu().numpy()
-    step_map = result.step_map[row].detach().cpu().numpy()
-    renderer.last = renderer._scaled(result.raw[row])
-    renderer.last_grid = tokens
-    frames = []
-    for k in steps:
-        grid = np.where((step_map >= 0) & (step_map <= k), tokens, -1)
-        frames.append(renderer.compose(grid, step_map == k))
-    return frames
+
+def _cells_along(n: int, scale: float, src0: float, src1: float, dst0: float, dst1: float, patch: int,
+                 cells: int) -> np.ndarray:
+    """For each of `n` frame pixels along one axis: the canvas cell it shows, -1 where the canvas does not
+    reach (an inpaint's crop leaves the rest of the picture as it was)."""
+    centre = (np.arange(n) + 0.5) / scale  # output pixels
+    x = src0 + (centre - dst0) * (src1 - src0) / max(dst1 - dst0, 1e-9)  # canvas pixels
+    cell = np.floor(x / patch).astype(np.int64)
+    inside = (centre >= dst0) & (centre < dst1) & (cell >= 0) & (cell < cells)
+    return np.where(inside, cell, -1)
+
+
+def _edges(cells: np.ndarray, width: int) -> np.ndarray:
+    """Pixels within `width` of a change of cell along one axis (or of the frame's edge)."""
+    padded = np.concatenate([np.full(width, -2), cells, np.full(width, -2)])
+    edge = np.zeros(cells.shape, dtype=bool)
+    for d in range(1, width + 1):
+        edge |= (padded[width - d:width - d + cells.size] != cells) | (padded[width + d:width + d + cells.size] != cells)
+    return edge
+
+
+class StepFrames:
+    """The frames of a finished run's steps, in the geometry of its output picture (its size, or `max_side` on the
+    longer side), from its `Result` alone; `frame(k)` is step k.
+
+    Step k is the saved picture itself on the cells whose step (`result.step_map`) is at most k, context
+    included, and the input under a grey veil (plain grey where there is none) on the rest, with the tokens of
+    step k outlined: a token never changes once decided, so the decided cells of every frame agree with the
+    finished picture, and the last step (without outlines) is that picture. Why not the tokens decoded alone: an
+    edit's saved picture is composited (the original pasted back, the seam colour-matched, an outpaint cropped,
+    an upscale blended and back-projected), and a decode of a partial grid bleeds undecided cells into decided
+    ones. Built once per run (the picture, the veiled input and each pixel's step, at the frame's size, so a
+    replay keeps no full-size picture); a frame then costs a few numpy operations."""
+
+    def __init__(self, result, *, row: int = 0, max_side: int | None = None,
+                 highlight: tuple[int, int, int] | None = HIGHLIGHT, veil: float = 0.6) -> None:
+        final = result.images[row]
+        alpha = final.mode in ("RGBA", "LA") or (final.mode == "P" and "transparency" in final.info)
+        self.mode = "RGBA" if alpha else "RGB"
+        final = final.convert(self.mode)
+        W, H = final.size
+        scale = min(1.0, max_side / max(W, H)) if max_side else 1.0
+        size = (max(1, round(W * scale)), max(1, round(H * scale)))
+        if size != final.size:
+            final = final.resize(size, Image.BOX)
+        self.final = final
+        self.pixels = np.asarray(final)
+        (sx0, sy0, sx1, sy1), (dx0, dy0, dx1, dy1) = output_placement(result)
+        canvas = result.canvas
+        f = canvas.patch
+        cols = _cells_along(size[0], scale, sx0, sx1, dx0, dx1, f, canvas.cols)
+        rows = _cells_along(size[1], scale, sy0, sy1, dy0, dy1, f, canvas.rows)
+        self.inside = (rows[:, None] >= 0) & (cols[None, :] >= 0)
+        cell = np.where(self.inside, rows[:, None] * canvas.cols + cols[None, :], 0)
+        steps = result.step_map[row].detach().cpu().numpy().reshape(-1)
+        self.step_of = np.where(self.inside, steps[cell], 0)  # 0: context, or a pixel the run kept
+        self.last = int(steps.max())
+        base = Image.new("RGB", size, tuple(int(v) for v in GREY))
+        if canvas.base is not None:
+            box = (round(dx0 * scale), round(dy0 * scale), round(dx1 * scale), round(dy1 * scale))
+            if box[2] > box[0] and box[3] > box[1]:
+                base.paste(canvas.base.convert("RGB").resize((box[2] - box[0], box[3] - box[1]), Image.BICUBIC,
+                                                             box=(sx0, sy0, sx1, sy1)), box[:2])
+        veiled = np.round(np.asarray(base, dtype=np.float32) * (1 - veil) + GREY * veil).astype(np.uint8)
+        if alpha:
+            veiled = np.concatenate([veiled, np.full(veiled.shape[:2] + (1,), 255, np.uint8)], -1)
+        self.veiled = veiled
+        width = max(1, round(f * scale * (dx1 - dx0) / max(sx1 - sx0, 1e-9)) // 8)  # an eighth of a cell
+        self.outline = (_edges(rows, width)[:, None] | _edges(cols, width)[None, :]) & self.inside
+        self.highlight = None if highlight is None else np.asarray(highlight + ((255,) if alpha else ()), np.uint8)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.final.size
+
+    def frame(self, k: int) -> Image.Image:
+        """Step k (job steps, 1-based); the finished picture from the last step on."""
+        if k >= self.last:
+            return self.final.copy()
+        out = self.veiled.copy()
+        np.copyto(out, self.pixels, where=(self.step_of <= k)[..., None])
+        if self.highlight is not None:
+            out[(self.step_of == k) & self.outline] = self.highlight
+        return Image.fromarray(out, self.mode)
+
+
+def step_frames(result, steps: Sequence[int], *, row: int = 0, max_side: int | None = None,
+                highlight: tuple[int, int, int] | None = HIGHLIGHT) -> list[Image.Image]:
+    """The frames of `steps` of a finished run (`StepFrames`)."""
+    frames = StepFrames(result, row=row, max_side=max_side, highlight=highlight)
+    return [frames.frame(k) for k in steps]
 
 
 class GifRecorder:

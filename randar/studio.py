@@ -21,7 +21,8 @@ from typing import Any
 import torch
 
 from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER, VARY_SUBTLE
-from .images import ImageSource
+from .class_guess import ClassGuess, ClassGuesser, LikelihoodGuesser, guesser_for
+from .images import ImageSource, load_image
 from .model.transformer import RandARTransformer
 from .model.tokenizer import ImageTokenizer
 from .model.tokenizers import load_tokenizer
@@ -34,7 +35,8 @@ from .tasks import (
     rerun, upscale,
 )
 
-__all__ = ["Studio", "TaskOptions", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "pick_device"]
+__all__ = ["Studio", "TaskOptions", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "ClassGuess",
+           "pick_device"]
 
 
 # at most this many CPU threads per core: more only thrash, and a huge count made PyTorch's thread pool
@@ -99,11 +101,13 @@ class Studio:
 
     def __init__(self, gpt: RandARTransformer, vq: ImageTokenizer, class_names: list[str] | None = None, *,
                  name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True,
-                 class_groups: list[str] | None = None, class_aliases: list[list[str]] | None = None) -> None:
+                 class_groups: list[str] | None = None, class_aliases: list[list[str]] | None = None,
+                 class_guesser: ClassGuesser | None = None) -> None:
         self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale),
                               list(class_groups or []), [list(a) for a in (class_aliases or [])])
         self.description = description
         self.fast = fast
+        self.class_guesser: ClassGuesser = class_guesser or LikelihoodGuesser()  # see `guess_class`
 
     @classmethod
     def load(cls, name_or_path: str | Path | None = None, *, device: str | torch.device = "auto",
@@ -126,9 +130,10 @@ class Studio:
                             transformer=resolved.gpt_path)
         gpt = RandARTransformer.from_pretrained(resolved.gpt_path, resolved.gpt_config, device=dev, dtype=dt)
         gpt.fuse_for_inference()
+        model_dir = resolved.model_dir or resolved.gpt_path.parent
         return cls(gpt, vq, resolved.class_names, name=resolved.name, cfg_scale=resolved.cfg_scale,
                    class_groups=resolved.class_groups, class_aliases=resolved.class_aliases,
-                   description=resolved.description, fast=fast)
+                   description=resolved.description, fast=fast, class_guesser=guesser_for(model_dir))
 
     # ---- facts --------------------------------------------------------------------------------------
     @property
@@ -193,6 +198,14 @@ class Studio:
     def class_index(self, name_or_id: int | str) -> int:
         """An index from an int, a numeric string, a name or a unique part of one (ValueError otherwise)."""
         return self.pair.class_index(name_or_id)
+
+    def guess_class(self, image: ImageSource) -> ClassGuess:
+        """The class `image` looks like to this model (`index` None: no class fits, use the null class), with a
+        confidence and a line saying how it was chosen. The default guesser is the model's own likelihood of the
+        picture's tokens (randar.class_guess, a fraction of a second on a CPU whatever the number of classes); a
+        model directory may bring its own classifier (`randar.class_guess.register_guesser`). Transparency is
+        composited onto white, as the tasks read inputs."""
+        return self.class_guesser(self.pair, load_image(image))
 
     def __repr__(self) -> str:
         return (f"<Studio {self.name}: {self.image_size}px, {self.grid_size}x{self.grid_size} tokens, "

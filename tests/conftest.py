@@ -118,7 +118,8 @@ def make_picture():
 # `-m "not slow and not browser"` stays at a minute or two.
 
 # headless Chromium against `python app.py`
-BROWSER_FILES = {"test_app_browser.py", "test_app_browser_usability.py", "test_replay_browser.py"}
+BROWSER_FILES = {"test_app_browser.py", "test_app_browser_usability.py", "test_replay_browser.py",
+                 "test_app_browser_first_use.py"}
 GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
 # (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s), builds and
 # checks reference bundles, or looks for the emoji artwork (npm) and renders it: a second or more each
@@ -161,6 +162,7 @@ SLOW_TESTS = {
     ("test_maskgit.py", "test_real_size_tokenizer_file"),
     ("test_official_maskgit.py", "test_download_load_by_name_and_every_task"),
     ("test_official_maskgit.py", "test_cli_generate_by_name"),
+    ("test_class_guess.py", "test_the_shipped_model_knows_the_cat_and_not_a_photo"),
 }
 
 

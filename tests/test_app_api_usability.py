@@ -58,7 +58,7 @@ def square_mask(tmp_path_factory) -> Path:
 
 
 def status_seed(status: str) -> int:
-    m = re.search(r"seed \*\*(\d+)\*\*", status)
+    m = re.search(r"seed (\d+)", status)
     assert m, status
     return int(m.group(1))
 

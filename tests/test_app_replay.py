@@ -1,6 +1,7 @@
 """The app's replay (step slider, play, GIF) and guess view, in-process on the tiny model (8x8 tokens)."""
 from __future__ import annotations
 
+import json
 import types
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from app.replay import after_run, play, save_gif, show_step
 from conftest import picture
 from test_app_handlers import app  # noqa: F401 - the fixture: a StudioApp on the tiny model
 from test_app_handlers import request as handler_request
+from randar.preview import HIGHLIGHT
 from randar.schedule import step_sizes
 
 pytestmark = pytest.mark.timeout(180)
@@ -42,7 +44,7 @@ def test_the_slider_shows_any_step_of_a_32_step_inpaint(app):
     images = {}
     for step in (1, 16, 32):
         image, order, guess, heat, caption = show_step(app.replays, "inpaint", step, request("s1"))
-        assert f"Step **{step}/32** · {decided[step - 1]}/32 tokens decided" in caption
+        assert f"Step {step}/32 · {decided[step - 1]}/32 tokens decided" in caption
         assert guess is None and heat is None  # the guess view is off by default
         images[step] = np.asarray(image)
     assert not np.array_equal(images[1], images[16]) and not np.array_equal(images[16], images[32])
@@ -54,7 +56,7 @@ def test_play_walks_through_the_steps_and_the_gif_follows_them(app, tmp_path):
     inpaint_32(app, "s1")
     frames = list(play(app.replays, "inpaint", 32, 30, request("s1")))  # at the end: starts again from step 1
     assert [f[0] for f in frames] == list(range(1, 33))
-    assert "Step **17/32**" in frames[16][-1]
+    assert "Step 17/32" in frames[16][-1]
     path = save_gif(app.replays, "inpaint", 30, str(tmp_path), request("s1"))
     gif = Image.open(path)
     assert gif.n_frames == 32
@@ -211,7 +213,7 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
 # The run's GIF follows the replay: the same steps, made after the run from its result
 
 
-def test_step_frames_show_the_decided_tokens_of_each_step_from_the_final_decode(app):
+def test_step_frames_show_the_saved_picture_on_the_tokens_decided_by_each_step(app):
     from randar.animation import replay_steps, step_frames
     from randar.preview import GREY
 
@@ -223,19 +225,68 @@ def test_step_frames_show_the_decided_tokens_of_each_step_from_the_final_decode(
     studio = app.studio(None)
     result = studio.generate(0, steps=16, seed=7).run()
     steps = result.step_map[0].numpy()
-    raw = np.asarray(result.raw[0].convert("RGB"))
-    frames = step_frames(studio.vq, result, [1, 8, 16], highlight=None)
+    final = np.asarray(result.image.convert("RGB"))
+    frames = step_frames(result, [1, 8, 16], highlight=None)
     for k, frame in zip((1, 8, 16), frames):
         decided = np.repeat(np.repeat(steps <= k, 8, 0), 8, 1)
         px = np.asarray(frame)
-        assert np.array_equal(px[decided], raw[decided])  # decided cells: the final decode's pixels
+        assert np.array_equal(px[decided], final[decided])  # decided cells: the saved picture's pixels
         assert (px[~decided] == GREY).all()  # the rest: undecided grey (no input on Generate)
+    assert np.array_equal(np.asarray(frames[-1]), final)  # the last step is the saved picture
+
+
+def cells_in_output(result, frame_size):
+    """The canvas cell of each output pixel (-1 outside the canvas), computed here from the task's geometry."""
+    r = result.settings["resolved"]
+    W, H = frame_size
+    f = result.canvas.patch
+    if result.task == "outpaint":  # the output is the canvas crop `canvas_crop`, resized
+        x0, y0, x1, y1 = r["canvas_crop"]
+        xs = x0 + (np.arange(W) + 0.5) * (x1 - x0) / W
+        ys = y0 + (np.arange(H) + 0.5) * (y1 - y0) / H
+    else:  # upscale: the output is the top-left corner of the canvas, pixel for pixel
+        xs, ys = np.arange(W) + 0.5, np.arange(H) + 0.5
+    return (ys // f).astype(int)[:, None], (xs // f).astype(int)[None, :]
+
+
+@pytest.mark.parametrize("task", ["outpaint", "upscale"])
+def test_the_done_frame_is_the_saved_picture_and_replay_frames_agree_with_it(app, task, tmp_path):
+    """Issue 28: at Done the live view showed the token canvas decoded again (a blurred original, colours the
+    saved picture does not have), and the replay's frames decoded partial grids (teal tints in decided cells)."""
+    pic = picture(64, 48, seed=2)
+    if task == "outpaint":
+        run = app.outpaint(image=pic, right=24, top=8, steps=12, seed=4, random_seed=False, request=request("g"))
+    else:
+        run = app.upscale(image=pic, steps=2, regenerate=0.3, seed=4, random_seed=False, request=request("g"))
+    last = list(run)[-1]
+    saved = np.asarray(Image.open(last[3][0][0]).convert("RGB"))
+    assert np.array_equal(np.asarray(last[0].convert("RGB")), saved)  # the live view at Done: what was saved
+    replay = app.replays.get("g", task)
+    live, *_ = after_run(app.replays, task, request("g"))[1:]
+    assert np.array_equal(np.asarray(live.convert("RGB")), saved)  # and after the run, the replay's last step
+    result = types.SimpleNamespace(task=task, settings=json.loads(Path(last[3][0][0] + ".json").read_text())["settings"],
+                                   canvas=types.SimpleNamespace(patch=replay.patch))
+    rows, cols = cells_in_output(result, (saved.shape[1], saved.shape[0]))
+    inside = (rows < replay.step_map.shape[0]) & (cols < replay.step_map.shape[1])
+    step_of = replay.step_map.numpy()[np.minimum(rows, replay.step_map.shape[0] - 1),
+                                      np.minimum(cols, replay.step_map.shape[1] - 1)]
+    for k in (1, replay.steps // 2, replay.steps - 1):
+        frame = np.asarray(show_step(app.replays, task, k, request("g"))[0].convert("RGB"))
+        assert frame.shape == saved.shape
+        before = ~inside | (step_of < k)  # decided before step k (or kept): the saved picture's own pixels
+        assert np.array_equal(frame[before], saved[before]), k
+        now = inside & (step_of == k)  # decided at step k: the same, but for their red outlines
+        same = (frame == saved).all(-1) | (frame == HIGHLIGHT).all(-1)
+        assert now.any() and same[now].all(), k
+        later = inside & (step_of > k)
+        assert (frame[later] != saved[later]).any(-1).mean() > 0.5, k  # the rest veiled
 
 
 def test_the_run_gif_shows_every_step_of_a_short_run_and_60_of_a_long_one(app):
     last = inpaint_32(app, "s1")
     gif = Image.open([d for d in last[4] if d.endswith(".gif")][0])
-    assert gif.n_frames == 32 + 1  # the replay's 32 steps, then the finished picture (held)
+    # the replay's 32 steps, the last of which is the finished picture (held: Pillow merges it with the hold frame)
+    assert gif.n_frames == 32
     long = list(app.generate(class_name="red circle", steps=64, seed=1, random_seed=False, request=request()))[-1]
     gif = Image.open([d for d in long[4] if d.endswith(".gif")][0])
-    assert gif.n_frames == 60 + 1
+    assert gif.n_frames == 60

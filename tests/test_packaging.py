@@ -88,6 +88,7 @@ def test_regular_install_runs_from_anywhere(source: Path, tmp_path: Path) -> Non
     assert site_dir.is_relative_to(tmp_path / "venv"), where
     assert Path(where[1]).is_relative_to(site_dir) and Path(where[2]) == site_dir / "randar" / "checkpoints"
     assert (Path(where[3]) / "cat.png").is_file() and Path(where[3]).is_relative_to(site_dir)
+    assert (Path(where[3]) / "classes.json").is_file()  # the examples' classes (app.class_pick)
     assert not list((Path(where[2])).glob("*.safetensors")), "only the repository's own checkpoints are shipped"
 
     models = run([str(bin_dir / "randar"), "models"], cwd=work).stdout

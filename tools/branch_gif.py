@@ -45,10 +45,10 @@ def main() -> None:
     branches = studio.branch(parent, a.branch_at, num=a.branches, seed=a.seed + 1).run()
     k, n = a.branch_at, a.steps
     titles = ["original"] + [f"branch {i + 1}" for i in range(a.branches)]
-    shared = step_frames(studio.vq, parent, range(1, k + 1))
+    shared = step_frames(parent, range(1, k + 1))
     frames = [sheet([f] * (1 + a.branches), titles, f"step {s}/{n}: one run") for s, f in enumerate(shared, 1)]
-    rest = step_frames(studio.vq, parent, range(k + 1, n + 1))
-    own = [step_frames(studio.vq, branches, range(1, n - k + 1), row=r) for r in range(a.branches)]
+    rest = step_frames(parent, range(k + 1, n + 1))
+    own = [step_frames(branches, range(1, n - k + 1), row=r) for r in range(a.branches)]
     for j, f in enumerate(rest):
         frames.append(sheet([f] + [b[j] for b in own], titles,
                             f"step {k + 1 + j}/{n}: steps 1-{k} kept, the rest generated anew (new seed)"))

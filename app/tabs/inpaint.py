@@ -3,6 +3,7 @@ tokens a mask regenerates) and its layout, as in app/tabs/generate.py.
 """
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -64,6 +65,18 @@ class InpaintTab(StudioCore):
             yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint",
                                  extra=1, finish=lambda result: (before_after("inpaint", edit.image, result),))
 
+    @staticmethod
+    def editor_upload_problem(note: Any = None) -> Any:
+        """A file the editor could not read (reported by the page's script, app/upload_check.py, since the
+        browser drops it before anything reaches the server): said at once, in a pop-up and the mask caption."""
+        name = str(note or "").split("\n")[0].strip()[:120]
+        if not name:
+            return gr.skip()
+        message = (f"The uploaded image ({html.escape(name)}) could not be read as a picture: use a PNG, JPEG or "
+                   "WebP file.")
+        gr.Warning(message, duration=20, title="Not an image")
+        return f"⚠️ {message}"
+
     @user_errors
     def mask_preview(self, image: Any = None, mask_file: Any = None, invert_mask: bool = False, dilate: float = 0,
                      region: str = "auto", model: str | None = None) -> tuple[Any, str]:
@@ -89,9 +102,12 @@ class InpaintTab(StudioCore):
         tw, th = r["tokens"]
         x0, y0, x1, y1 = r["crop"]
         where = "the whole image" if r["region"] == "whole" else f"a {x1 - x0}×{y1 - y0} px crop around the mask"
-        text = (f"**{r['regenerated']} of {tw * th} tokens** will be regenerated (tinted); mask {edit.mask_pixels:,} px. "
+        text = (f"{r['regenerated']} of {tw * th} tokens will be regenerated (tinted); mask {edit.mask_pixels:,} px. "
                 f"Edited area: {where}, at {tw}×{th} tokens.")
         return token_grid_preview(job.canvas), text
+
+
+EXAMPLES = ("grinning", "cat", "apple", "dog")  # the tab's example pictures (assets/examples/NAME.png)
 
 
 def editor_example(name: str, with_mask: bool) -> dict[str, Any]:
@@ -107,6 +123,7 @@ def editor_example(name: str, with_mask: bool) -> dict[str, Any]:
 
 def layout(ctx: LayoutContext) -> InpaintWidgets:
     with gr.Tab("Inpaint", id="inpaint"), gr.Row():
+        i_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
         with gr.Column(scale=5):
             i_scope = scope_note("inpaint", ctx.studio)
             editor = RobustImageEditor(
@@ -117,9 +134,9 @@ def layout(ctx: LayoutContext) -> InpaintWidgets:
                 elem_id="inpaint-editor", buttons=["fullscreen"])
             # images only: Gradio 6's editor does not draw the layers of a value it is given
             # ("No draw texture found for layer"), so an example's mask would be applied unseen
-            gr.Examples([[editor_example(n, False)] for n in ("grinning", "cat", "apple", "dog")],
-                        inputs=[editor], label="Examples: click one, then paint over the part to regenerate",
-                        elem_id="inpaint-examples")
+            examples = gr.Examples([[editor_example(n, False)] for n in EXAMPLES], inputs=[editor],
+                                   label="Examples: click one, then paint over the part to regenerate",
+                                   elem_id="inpaint-examples")
             with gr.Row(equal_height=True):
                 mask_view = gr.Image(label="Tokens to regenerate", format="png", interactive=False,
                                      height=200, scale=2, elem_classes=["order-view"],
@@ -127,9 +144,13 @@ def layout(ctx: LayoutContext) -> InpaintWidgets:
                 mask_text = gr.Markdown("Upload an image or pick an example, then paint over the part "
                                         "to regenerate.", elem_id="mask-caption", label="Mask summary",
                                         show_label=False)
+            # the page's script (app/upload_check.py) writes here the name of a file the editor could not read
+            upload_problem = gr.Textbox(elem_id="inpaint-upload-problem", elem_classes=["upload-bridge"],
+                                        show_label=False, container=False, label="Unreadable upload")
             with gr.Accordion("Order brush: paint what to fill first", open=False):
                 i_brush, i_brush_caption = inpaint_brush_panel()
-            i_class = class_dropdown(ctx.app, ctx.studio, "Class (what the new part should look like)")
+            i_class = class_dropdown(ctx.app, ctx.studio, "Class (what the new part should look like)", edit=True,
+                                     elem_id="inpaint-class")
             i_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order",
                                   info="boundary-first grows inward from the kept part")
             i_steps = gr.Slider(1, ctx.n_tokens, value=min(32, ctx.n_tokens), step=1, label="Steps",
@@ -150,7 +171,8 @@ def layout(ctx: LayoutContext) -> InpaintWidgets:
         with gr.Column(scale=6):
             i_panel, i_slider = live_panel("inpaint", "Inpaint", slider=True)
     return InpaintWidgets(i_s, i_panel, i_scope, editor, mask_view, mask_text, i_brush, i_brush_caption, i_class,
-                          i_order, i_steps, i_feather, i_dilate, i_region, i_invert, i_mask_file, i_slider)
+                          i_order, i_steps, i_feather, i_dilate, i_region, i_invert, i_mask_file, i_slider,
+                          upload_problem, i_picked, examples)
 
 
 @dataclass
@@ -172,3 +194,6 @@ class InpaintWidgets(TabWidgets):
     invert: gr.Checkbox
     mask_file: RobustImage
     slider: gr.ImageSlider
+    upload_problem: gr.Textbox
+    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    examples: gr.Examples  # of EXAMPLES, in this order

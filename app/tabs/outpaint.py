@@ -86,7 +86,7 @@ class OutpaintTab(StudioCore):
         w, h = r["size"]
         cols, rows = r["canvas_tokens"]
         windows = r["windows"]
-        text = (f"New canvas **{w}×{h} px** (from {img.width}×{img.height}), {cols}×{rows} tokens: "
+        text = (f"New canvas {w}×{h} px (from {img.width}×{img.height}), {cols}×{rows} tokens: "
                 f"{job.num_tokens} new tokens" + (f", filled in {len(windows)} overlapping windows (dashed)"
                                                    if len(windows) > 1 else "") + ".")
         return outpaint_preview(job.canvas, windows), text
@@ -142,6 +142,7 @@ class OutpaintTab(StudioCore):
 def layout(ctx: LayoutContext) -> OutpaintWidgets:
     studio, n_tokens, default_steps = ctx.studio, ctx.n_tokens, ctx.default_steps
     with gr.Tab("Outpaint", id="outpaint"), gr.Row():
+        o_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
         with gr.Column(scale=5):
             o_scope, o_image = image_input("outpaint", "Image to extend", ("rocket", "house", "sunflower"),
                                            studio)
@@ -167,7 +168,7 @@ def layout(ctx: LayoutContext) -> OutpaintWidgets:
                                      show_label=False)
             with gr.Accordion("Order brush: paint what to generate first", open=False):
                 o_brush, o_brush_caption = outpaint_brush_panel()
-            o_class = class_dropdown(ctx.app, studio)
+            o_class = class_dropdown(ctx.app, studio, edit=True, elem_id="outpaint-class")
             o_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
             o_steps = gr.Slider(1, 4 * n_tokens, value=default_steps, step=1, label="Steps",
                                 info="forward passes for all new tokens (clipped to their number)")
@@ -175,7 +176,7 @@ def layout(ctx: LayoutContext) -> OutpaintWidgets:
         with gr.Column(scale=6):
             o_panel, o_slider = live_panel("outpaint", "Outpaint", slider=True)
     return OutpaintWidgets(o_s, o_panel, o_scope, o_image, presets, o_align, o_left, o_right, o_top, o_bottom, o_view,
-                           o_text, o_brush, o_brush_caption, o_class, o_order, o_steps, o_slider)
+                           o_text, o_brush, o_brush_caption, o_class, o_order, o_steps, o_slider, o_picked)
 
 
 @dataclass
@@ -198,3 +199,4 @@ class OutpaintWidgets(TabWidgets):
     order: gr.Dropdown
     steps: gr.Slider
     slider: gr.ImageSlider
+    picked: gr.State  # the picture the class box was last set for (app.class_pick)

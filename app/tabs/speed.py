@@ -16,6 +16,9 @@ from ..run_loop import StudioCore
 from ..widgets import LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls
 
 
+PLOT_HEIGHT = 340
+
+
 class SpeedTab(StudioCore):
     """The Speed tab's callback."""
 
@@ -69,7 +72,7 @@ class SpeedTab(StudioCore):
             fastest = rows[-1]
             status = (f"✅ Same seed ({seed_value}) at {len(counts)} step counts: {counts[0]} steps took "
                       f"{rows[0]['seconds']:.2f} s, {fastest['steps']} steps {fastest['seconds']:.2f} s "
-                      f"(**{fastest['speed-up']:.1f}× faster**). Times are the model's own (excluding previews).")
+                      f"({fastest['speed-up']:.1f}× faster). Times are the model's own (excluding previews).")
             yield (gr.skip(), gr.skip(), status, gallery, table, latency, schedule, seed_value)
 
 
@@ -88,11 +91,18 @@ def layout(ctx: LayoutContext) -> SpeedWidgets:
             # no downloads: the speed comparison saves no files
             s_panel, _ = live_panel("speed", "Compare step counts", gallery=True, downloads=False,
                                     replay=False)
+            # Gradio sizes a plot's chart to the block's height without its label, so the block's bottom (the x-axis
+            # title, the schedule's legend of its lines, one per step count) was cut off: the chart gets what the
+            # label leaves (the "plot" class, ui.CSS)
             with gr.Row():
                 s_latency = gr.LinePlot(x="steps", y="seconds per image", title="Latency vs steps",
-                                        height=260, label="Latency vs steps")
+                                        x_title="steps (forward passes)", y_title="seconds per image",
+                                        height=PLOT_HEIGHT, label="Latency vs steps", elem_id="speed-latency",
+                                        elem_classes=["plot"])
                 s_schedule = gr.LinePlot(x="step", y="tokens", color="steps", label="Tokens per step",
-                                         title="Tokens decoded per step", height=260)
+                                         title="Tokens decoded per step", x_title="step", y_title="tokens",
+                                         color_title="run", height=PLOT_HEIGHT, elem_id="speed-schedule",
+                                         elem_classes=["plot"])
             s_table = gr.Dataframe(label="Time per image", interactive=False)
     return SpeedWidgets(s_s, s_panel, s_class, s_order, s_counts, s_latency, s_schedule, s_table)
 

@@ -60,6 +60,7 @@ class UpscaleTab(StudioCore):
 
 def layout(ctx: LayoutContext) -> UpscaleWidgets:
     with gr.Tab("Upscale", id="upscale"), gr.Row():
+        u_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
         with gr.Column(scale=5):
             u_scope, u_image = image_input("upscale", "Image to upscale", ("dog", "pizza", "grinning"), ctx.studio)
             gr.Markdown("The output is exactly 2× (or 4×) the image's width and height. The image is "
@@ -68,7 +69,7 @@ def layout(ctx: LayoutContext) -> UpscaleWidgets:
                         "to the input (shrinking it gives the input back).")
             u_scale = gr.Radio(["×2", "×4"], value="×2", label="Scale", elem_id="upscale-scale",
                                info="×4 = ×2 applied twice")
-            u_class = class_dropdown(ctx.app, ctx.studio)
+            u_class = class_dropdown(ctx.app, ctx.studio, edit=True, elem_id="upscale-class")
             u_order = gr.Dropdown(order_choices(EDIT_ORDERS), value="random", label="Order")
             u_steps = gr.Slider(1, 64, value=8, step=1, label="Steps per tile",
                                 info="forward passes over each tile's regenerated tokens")
@@ -76,8 +77,9 @@ def layout(ctx: LayoutContext) -> UpscaleWidgets:
                                 info="share of each tile's tokens generated anew (0 = tokenizer only)")
             u_s = sampling_controls(ctx.cfg_default)
         with gr.Column(scale=6):
-            u_panel, u_slider = live_panel("upscale", "Upscale", gallery=False, slider=True)
-    return UpscaleWidgets(u_s, u_panel, u_scope, u_image, u_scale, u_class, u_order, u_steps, u_regen, u_slider)
+            u_panel, u_slider = live_panel("upscale", "Upscale", slider=True)
+    return UpscaleWidgets(u_s, u_panel, u_scope, u_image, u_scale, u_class, u_order, u_steps, u_regen, u_slider,
+                          u_picked)
 
 
 @dataclass
@@ -92,3 +94,4 @@ class UpscaleWidgets(TabWidgets):
     steps: gr.Slider
     regenerate: gr.Slider
     slider: gr.ImageSlider
+    picked: gr.State  # the picture the class box was last set for (app.class_pick)
