@@ -82,7 +82,8 @@ def same_picture(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
 
 
 def known_name(studio: "Studio", names: list[str | None]) -> str | None:
-    """The first of `names` the model has: an exact name first, then by the class lookup of the CLI."""
+    """The first of `names` the model has: an exact name first, then by the class lookup of the CLI (aliases
+    included), then a class group's name (the class box then picks one of its classes per image)."""
     have = {n.casefold(): n for n in studio.class_names}
     for name in names:
         if isinstance(name, str) and name.casefold() in have:
@@ -93,6 +94,9 @@ def known_name(studio: "Studio", names: list[str | None]) -> str | None:
                 return studio.class_names[studio.class_index(name)]
             except ValueError:
                 continue
+    for name in names:
+        if isinstance(name, str) and studio.pair.group_members(name):
+            return name
     return None
 
 

@@ -139,8 +139,9 @@ class LiveRun:
         self._step_frames = [StepFrames(result, row=r, max_side=PREVIEW_MAX_SIDE) for r in range(self.rows)]
         cell = self._renderers[0].patch
         known = np.asarray(result.canvas.known, dtype=bool)
-        maps = [order_map(result.step_map[r], known, num_steps=max(result.timings.forward_passes, 1), cell=cell)
-                for r in range(self.rows)]
+        # the steps of the pass the map shows (an outpaint's composing pass; its upscaling passes come after)
+        steps = max(int(result.step_map.max()), 1)
+        maps = [order_map(result.step_map[r], known, num_steps=steps, cell=cell) for r in range(self.rows)]
         return tile([f.final for f in self._step_frames]), tile(maps)
 
     def __iter__(self) -> Iterator[Frame]:

@@ -82,8 +82,9 @@ class Replay:
 
     @classmethod
     def from_result(cls, result: "Result", vq: "VQModel", guesses: list | None = None) -> "Replay":
+        # the steps of the pass the result shows (an outpaint's composing pass; its upscaling passes come after)
         return cls(vq, result.tokens[0].clone(), result.step_map[0].clone(), np.asarray(result.canvas.known, bool),
-                   max(int(result.timings.forward_passes), 1), result.canvas.patch,
+                   max(int(result.step_map[0].max()), 1), result.canvas.patch,
                    StepFrames(result, max_side=FRAME_MAX_SIDE), list(guesses or []))
 
     def clamp(self, step: Any) -> int:

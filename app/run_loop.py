@@ -55,6 +55,18 @@ class AppConfig:
     allow_model_path: bool = False  # users may load model folders outside the checkpoints folder (--allow-model-path)
 
 
+def class_label(name: str, aliases: list[str]) -> str:
+    """How the class box shows a class: its emoji (an alias that is one short non-ASCII string), its name in words
+    and its code points, e.g. "🐈 cat · 1f408" (plain names stay as they are)."""
+    glyph = next((a for a in aliases if a and not a.isascii() and len(a) <= 12), "")
+    words = next((a for a in aliases if a.isascii() and " " in a), "") or name
+    code = next((a for a in aliases if a.isascii() and " " not in a and all(c in "0123456789abcdef-" for c in a.lower())
+                 and any(c.isdigit() for c in a)), "")
+    if not glyph and not code and words == name:
+        return name
+    return " ".join(p for p in (glyph, words) if p) + (f" · {code}" if code else "")
+
+
 class StudioCore:
     """What every tab's callbacks share, over one `ModelManager` (loaded models), `RunStore` (files) and
     `RunRegistry` (the run of each session, for Stop)."""
@@ -108,11 +120,29 @@ class StudioCore:
         return f"Devices ({busy}/{len(states)} busy): " + " · ".join(parts)
 
     def class_choices(self, studio: "Studio | None") -> list[tuple[str, str]]:
-        names = studio.class_names if studio is not None else []
-        return [(NO_CLASS, NO_CLASS)] + [(n, n) for n in names]
+        """(label, value) of the class box: each class (shown with its emoji and its name in words where the model
+        knows them, and its code points, so typing any of them finds it), then each group ("any of N"), whose name
+        picks one of its classes per image."""
+        if studio is None:
+            return [(NO_CLASS, NO_CLASS)]
+        names, aliases, groups = studio.class_names, studio.class_aliases, studio.class_groups
+        out = [(NO_CLASS, NO_CLASS)]
+        for i, n in enumerate(names):
+            extra = aliases[i] if i < len(aliases) else []
+            out.append((class_label(n, extra), n))
+        counts: dict[str, int] = {}
+        for g in groups:
+            if g:
+                counts[g] = counts.get(g, 0) + 1
+        taken = {n.casefold() for n in names}
+        out += [(f"▸ {g} (any of its {k})", g) for g, k in counts.items() if g.casefold() not in taken and k > 1]
+        return out
 
     def default_class(self, studio: "Studio | None") -> str:
-        return studio.class_names[0] if studio is not None and studio.class_names else NO_CLASS
+        if studio is None or not studio.class_names:
+            return NO_CLASS
+        wanted = getattr(studio, "default_class", "")
+        return wanted if wanted else studio.class_names[0]
 
     # ------------------------------------------------------------------------------------------------
     # Shared pieces of the task handlers
@@ -136,9 +166,12 @@ class StudioCore:
         return random.SystemRandom().randrange(SEED_MAX), False
 
     @staticmethod
-    def label(studio: "Studio", class_name: Any) -> int | None:
+    def label(studio: "Studio", class_name: Any) -> int | str | None:
+        """A class id, or a group's name (the task picks one of its classes per image), or None."""
         if class_name in (None, "", NO_CLASS):
             return None
+        if isinstance(class_name, str) and studio.pair.group_members(class_name):
+            return class_name.strip()
         try:
             return studio.class_index(class_name if not isinstance(class_name, float) else int(class_name))
         except ValueError as exc:

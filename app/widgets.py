@@ -92,8 +92,6 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
     status = gr.Markdown("Ready: set the inputs on the left and press the button above (Ctrl+Enter runs, Esc "
                          "stops).", elem_classes=["status-line"], elem_id=f"{tab}-status", label="Status",
                          show_label=False)
-    replay_ui = replay_panel(tab) if replay else None
-    branch_ui = branch_panel(tab, []) if replay and tab != "upscale" else None  # classes: ui.build_demo fills them
     before_after = None
     if slider:
         before_after = gr.ImageSlider(label=SLIDER_LABELS[tab], type="pil", format="png", interactive=False,
@@ -104,6 +102,9 @@ def live_panel(tab: str, run_label: str, *, gallery: bool = True, slider: bool =
     files = gr.File(label="Downloads: PNGs, their settings (.png.json, for `python -m randar rerun`), the run as a GIF",
                     file_count="multiple", interactive=False, elem_id=f"{tab}-files", visible=downloads)
     vary_ui = vary_buttons(tab) if replay else None
+    # the result and its downloads first, then the tools that dig into the run (a user should not scroll past them)
+    replay_ui = replay_panel(tab) if replay else None
+    branch_ui = branch_panel(tab, []) if replay and tab != "upscale" else None  # classes: ui.build_demo fills them
     return LivePanel(run, stop, live, order, status, results, files, replay_ui, branch_ui, vary_ui), before_after
 
 

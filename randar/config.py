@@ -257,6 +257,7 @@ class ModelCard(_JsonConfig):
     # names that find it (e.g. an emoji's code points and character)
     class_groups: list[str] = field(default_factory=list)
     class_aliases: list[list[str]] = field(default_factory=list)
+    default_class: str = ""  # what the app's class box starts on (a class or group name; "" = the first class)
 
     @property
     def gpt_config(self) -> GPTConfig:

@@ -102,11 +102,12 @@ class Studio:
     def __init__(self, gpt: RandARTransformer, vq: ImageTokenizer, class_names: list[str] | None = None, *,
                  name: str = "custom", cfg_scale: float = 4.0, description: str = "", fast: bool = True,
                  class_groups: list[str] | None = None, class_aliases: list[list[str]] | None = None,
-                 class_guesser: ClassGuesser | None = None) -> None:
+                 class_guesser: ClassGuesser | None = None, default_class: str = "") -> None:
         self.pair = ModelPair(gpt.eval(), vq.eval(), list(class_names or []), name, float(cfg_scale),
                               list(class_groups or []), [list(a) for a in (class_aliases or [])])
         self.description = description
         self.fast = fast
+        self.default_class = default_class  # what a UI's class box starts on ("" = the first class)
         self.class_guesser: ClassGuesser = class_guesser or LikelihoodGuesser()  # see `guess_class`
 
     @classmethod
@@ -133,7 +134,8 @@ class Studio:
         model_dir = resolved.model_dir or resolved.gpt_path.parent
         return cls(gpt, vq, resolved.class_names, name=resolved.name, cfg_scale=resolved.cfg_scale,
                    class_groups=resolved.class_groups, class_aliases=resolved.class_aliases,
-                   description=resolved.description, fast=fast, class_guesser=guesser_for(model_dir))
+                   description=resolved.description, fast=fast, class_guesser=guesser_for(model_dir),
+                   default_class=resolved.default_class)
 
     # ---- facts --------------------------------------------------------------------------------------
     @property

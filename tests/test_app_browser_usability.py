@@ -167,6 +167,7 @@ def outpaint_output_size(pg) -> tuple[int, int]:
     before = pg.eval_on_selector_all("#outpaint-results img", "els => els.map(e => e.getAttribute('src'))")
     pg.click("#outpaint-run")
     wait_text(pg, "#outpaint-status", "Done", timeout=120_000)
+    pg.locator("#outpaint-results").scroll_into_view_if_needed()  # its pictures load lazily, as a user scrolls
     pg.wait_for_function("old => { const i = [...document.querySelectorAll('#outpaint-results img')];"
                          " return i.length > 0 && !old.includes(i[0].getAttribute('src')) && i[0].complete"
                          " && i[0].naturalWidth > 0; }", arg=before, timeout=30_000)

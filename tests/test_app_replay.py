@@ -240,8 +240,9 @@ def cells_in_output(result, frame_size):
     r = result.settings["resolved"]
     W, H = frame_size
     f = result.canvas.patch
-    if result.task == "outpaint":  # the output is the canvas crop `canvas_crop`, resized
-        x0, y0, x1, y1 = r["canvas_crop"]
+    if result.task == "outpaint":  # the output is the canvas crop `canvas_crop` (windows) or the whole canvas, resized
+        cols, rows = r.get("tokens") or r["canvas_tokens"]
+        x0, y0, x1, y1 = r.get("canvas_crop") or (0, 0, cols * f, rows * f)
         xs = x0 + (np.arange(W) + 0.5) * (x1 - x0) / W
         ys = y0 + (np.arange(H) + 0.5) * (y1 - y0) / H
     else:  # upscale: the output is the top-left corner of the canvas, pixel for pixel

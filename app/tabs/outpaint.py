@@ -84,11 +84,15 @@ class OutpaintTab(StudioCore):
             return None, f"⚠️ {without_server_paths(str(exc))}"
         r = job.settings["resolved"]
         w, h = r["size"]
-        cols, rows = r["canvas_tokens"]
-        windows = r["windows"]
-        text = (f"New canvas {w}×{h} px (from {img.width}×{img.height}), {cols}×{rows} tokens: "
-                f"{job.num_tokens} new tokens" + (f", filled in {len(windows)} overlapping windows (dashed)"
-                                                   if len(windows) > 1 else "") + ".")
+        cols, rows = r.get("canvas_tokens") or r["tokens"]
+        windows = r.get("windows", [])  # the former method's windows; one-pass composition has none
+        new = int((~job.canvas.known).sum())
+        refine = r.get("refine")
+        text = (f"New canvas {w}×{h} px (from {img.width}×{img.height}), composed in one pass at {cols}×{rows} "
+                f"tokens: {new} new tokens"
+                + (f", then brought {refine['factor']:.2f}× closer to the picture's scale by {refine['passes']} "
+                   f"upscaling pass{'es' if refine['passes'] > 1 else ''}" if refine else "")
+                + (f", filled in {len(windows)} overlapping windows (dashed)" if len(windows) > 1 else "") + ".")
         return outpaint_preview(job.canvas, windows), text
 
     # ------------------------------------------------------------------------------------------------

@@ -105,8 +105,10 @@ def _folder_pictures(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], l
 
 
 def train_recognizer(folder: str | Path, out: str | Path, *, minutes: float = 20.0, batch: int = 64, lr: float = 2e-3,
-                     width: int = 32, feature_dim: int = 256, seed: int = 0, threads: int | None = None) -> dict:
-    """Train the judge on every picture of a `randar train` folder (classes = its class folders)."""
+                     width: int = 32, feature_dim: int = 256, seed: int = 0, threads: int | None = None,
+                     heldout_data: str | Path = "data/emoji") -> dict:
+    """Train the judge on every picture of a `randar train` folder (classes = its class folders); where the emoji
+    dataset at `heldout_data` is present, its held-out style's renders are classified too (the judge's card)."""
     from safetensors.torch import save_file
 
     from randar.cpu_features import bf16_arithmetic
@@ -152,7 +154,9 @@ def train_recognizer(folder: str | Path, out: str | Path, *, minutes: float = 20
             "train_top1_first2000": round(train_top1, 4), "history": history,
             "purpose": "recognition of samples in randar.evaluate (top-5 retrieval among the model's classes)"}
     try:
-        real = heldout_style_renders(names, aliases)
+        real = heldout_style_renders(names, aliases, heldout_data)
+        if not len(real[1]):
+            raise FileNotFoundError("no held-out-style render of these classes")
         info["heldout_style"] = {"set": HELDOUT_STYLE, "renders": int(len(real[0])),
                                  "top1": round(judge.hit_rate(*real, k=1), 4), "top5": round(judge.hit_rate(*real), 4)}
     except FileNotFoundError:

@@ -35,6 +35,7 @@ class ResolvedModel:
     model_dir: Path | None = None  # set for directory models
     class_groups: list[str] = field(default_factory=list)
     class_aliases: list[list[str]] = field(default_factory=list)
+    default_class: str = ""
 
     def require_vq(self) -> tuple[Path, TokenizerConfig]:
         """The tokenizer path and config, or UnsupportedModelError saying why there is none."""
@@ -80,7 +81,8 @@ def _resolve_dir(model_dir: Path, ckpt: Path, spec: ModelSpec | None = None) -> 
                          cfg_scale=float(card.cfg_scale), description=card.description, model_dir=model_dir,
                          class_groups=_per_class(card.class_groups, len(names), card_path, "class_groups"),
                          class_aliases=[list(a) for a in _per_class(card.class_aliases, len(names), card_path,
-                                                                    "class_aliases")])
+                                                                    "class_aliases")],
+                         default_class=str(card.default_class or ""))
 
 
 def _per_class(values, n: int, card_path: Path, key: str) -> list:
