@@ -217,9 +217,10 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     painted = decode_levels(code) > 0
     steps_map = planned_step_map(job)
     windows = job.settings["resolved"].get("windows", [])  # one-pass composition has none
+    steps = max(int(steps_map.max()), 1)  # the composing pass's steps (upscaling passes, if any, come after it)
     where = (f"each of the {len(windows)} windows decodes its painted cells first" if len(windows) > 1 else
-             f"decoded in steps 1-{int(steps_map[painted].max())} of {job.num_steps}")
+             f"decoded in steps 1-{int(steps_map[painted].max())} of {steps}")
     caption = (f"{int(painted.sum())} new cells painted: {where}, the rest after them in the '{order}' order "
                "(the order map shows the plan" + ("" if fixed is not None else
                                                   "; with a random seed the rest's order is drawn when it runs") + ").")
-    return order_map(steps_map, job.canvas.known, num_steps=job.num_steps, cell=studio.patch_size), caption
+    return order_map(steps_map, job.canvas.known, num_steps=steps, cell=studio.patch_size), caption
