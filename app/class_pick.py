@@ -222,7 +222,7 @@ class ClassPick:
                                  info="the class this picture was made with; change it if you like"), thumb
         with self.models.lock(studio):  # one job at a time per model: between the steps of a run
             guess = studio.guess_class(img)
-        if guess.index is None:
+        if guess.name is None:
             return gr.update(value=NO_CLASS, info=f"no class fits this picture ({guess.how}); pick one if you "
                                                   "like"), thumb
         return gr.update(value=guess.name, info=f"guessed, {guess.confidence:.0%} sure ({guess.how}); change it if "

@@ -24,7 +24,9 @@ No class (the model's null class): where the best class's loss per token is abov
 the loss of a blind guess, the model does not know pictures like this one (photos under the emoji model: 1.1-1.2
 times it; the emoji examples: 0.3-0.7); where no class predicts the tokens better than the null class; and where
 the best class has less than `min_confidence` of the posterior over the scored hypotheses (a uniform prior): a
-wrong class steers every generated token, no class only lets the picture's own tokens do so. On the eight
+wrong class steers every generated token, no class only lets the picture's own tokens do so. A model with class
+groups (the emoji model: 1806 emoji in 98 subgroups) gets its best class's group instead where the group's
+classes together hold `min_confidence` (the cat example: some cat face, which one unsure). On the eight
 examples: four right, one wrong, three without a class.
 
 Pluggable: a model may ship its own classifier. `register_guesser(factory)` adds a factory that `guesser_for(dir)`
@@ -56,7 +58,9 @@ __all__ = ["ClassGuess", "ClassGuesser", "LikelihoodGuesser", "register_guesser"
 
 @dataclass(frozen=True)
 class ClassGuess:
-    """A guessed class: `index` None means no class (the model's null class)."""
+    """A guessed class. `name` None means no class (the model's null class); a name with `index` None is a class
+    group's (a model with groups, e.g. an emoji subgroup, where the group stands out but none of its classes does),
+    which the model's class lookup takes like a class: it picks one of the group's classes per picture."""
 
     index: int | None
     name: str | None
@@ -117,6 +121,16 @@ class LikelihoodGuesser:
             return ClassGuess(None, None, float(posterior[-1]),
                               f"no class predicts the picture better than none ({scope} scored)", tuple(ranked))
         confidence = float(posterior[candidates.index(best)])
+        groups = pair.class_groups
+        if confidence < self.min_confidence and groups and groups[best]:
+            # no single class stands out, but its group may (the cat example: a cat face, which one unsure)
+            group = groups[best]
+            share = float(sum(posterior[i] for i, c in enumerate(candidates) if groups[c] == group))
+            if share >= self.min_confidence:
+                return ClassGuess(None, group, share,
+                                  f"the likeliest classes are of the group {group} ({share:.0%} of the model's belief; "
+                                  f"its likeliest, {pair.class_names[best]}, has {confidence:.0%}; {scope} scored)",
+                                  tuple(ranked))
         if confidence < self.min_confidence:
             return ClassGuess(None, None, 1.0 - confidence,
                               f"no class stands out: the likeliest, {pair.class_names[best]}, has {confidence:.0%} of "
