@@ -95,3 +95,21 @@ def test_inpaint_options_keep_unmasked_pixels_and_rerun(studio, make_picture):
         studio.inpaint(img, m, prefill_with="none", fill_margin=3)
     with pytest.raises(ValueError, match="min_cover"):
         studio.inpaint(img, m, min_cover=1.5)
+
+
+def test_harmonize_reach_fades_the_seam_correction_with_distance():
+    """With `reach`, the colour shift measured at the seam fades into a wide hole (outpainting's border stays the
+    colour the model drew far from the picture); without it, the shift is carried across the whole hole."""
+    from randar.tasks.fill import harmonize
+
+    H, W = 32, 96
+    original = np.full((H, W, 3), 200, np.uint8)
+    generated = np.full((H, W, 3), 180, np.uint8)  # the decode drifted by -20 everywhere
+    mask = np.zeros((H, W), bool)
+    mask[:, 16:] = True  # a wide hole to the right of a 16 px strip of known pixels
+    everywhere = harmonize(generated, original, mask).astype(int)
+    faded = harmonize(generated, original, mask, reach=6.0).astype(int)
+    assert abs(everywhere[:, 90].mean() - 200) <= 2  # carried to the far side
+    assert abs(faded[:, 18].mean() - 200) <= 4  # at the seam: corrected
+    assert abs(faded[:, 90].mean() - 180) <= 1  # far from it: as drawn
+    assert (faded[:, 17:90].mean((0, 2)) >= faded[:, 18:91].mean((0, 2)) - 0.5).all()  # fades monotonically

@@ -99,10 +99,13 @@ def smooth_fill(values: np.ndarray, known: np.ndarray, sigmas: tuple[float, ...]
     return np.where(known[..., None], values, out)
 
 
-def harmonize(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, sigma: float = 3.0) -> np.ndarray:
+def harmonize(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, sigma: float = 3.0,
+              reach: float | None = None) -> np.ndarray:
     """`generated` (uint8 [H, W, 3], the decoded edit) with the smoothed residual original - generated of
     the unmasked pixels carried into the mask. Pixels outside the mask are returned unchanged (the caller
-    pastes the original there anyway)."""
+    pastes the original there anyway). `reach` (px): the correction fades with the distance from the known
+    pixels (a Gaussian of that width). Why: the drift is the tokenizer's at the seam; carried undiminished across a
+    wide new border (outpainting) it tints a white background with the colour of the object at the seam."""
     if not mask.any() or mask.all():
         return generated
     g = generated.astype(np.float64)
@@ -113,6 +116,11 @@ def harmonize(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, sig
     w = known.astype(np.float64)[..., None]
     low = _blur(residual * w, sigma) / np.maximum(_blur(w, sigma), 1e-12)
     correction = smooth_fill(low, known & (_blur(w, sigma)[..., 0] > 0.05), (sigma * 2, sigma * 6, sigma * 18))
+    if reach is not None:
+        import cv2
+
+        distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)  # to the nearest known pixel
+        correction = correction * np.exp(-0.5 * (distance / max(reach, 1e-6)) ** 2)[..., None]
     out = g.copy()
     out[mask] += correction[mask]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -77,8 +77,11 @@ class MaskedFill:
 
 def plan_masked_fill(pair: ModelPair, img: Image.Image, pixel_mask: np.ndarray, run: Any, *, region: str,
                      context: int | None, dilate: int, feather: int | None, min_cover: float, prefill_with: str,
-                     harmonize_seam: bool, fill_margin: float, notices: list[str]) -> MaskedFill:
-    """Plan the fill of `pixel_mask` (True = regenerate) in the RGB picture `img` (see the module docstring)."""
+                     harmonize_seam: bool, fill_margin: float, notices: list[str],
+                     harmonize_reach: float | None = None) -> MaskedFill:
+    """Plan the fill of `pixel_mask` (True = regenerate) in the RGB picture `img` (see the module docstring).
+    `harmonize_reach`: how far (px of the working canvas) the seam's colour correction reaches (`fill.harmonize`;
+    None: everywhere in the hole, the inpaint task's rule)."""
     G, f = pair.grid, pair.patch
     batch, seed, order = run.options.batch, run.options.seed, run.options.order
     W, H = img.size
@@ -129,7 +132,7 @@ def plan_masked_fill(pair: ModelPair, img: Image.Image, pixel_mask: np.ndarray, 
         for r in raw:
             gen = np.asarray(r)
             if harmonize_seam:
-                gen = harmonize(gen, base_px, work_mask)
+                gen = harmonize(gen, base_px, work_mask, reach=harmonize_reach)
             if fill_margin > 0:
                 gen = blend_near_known(gen, np.asarray(filled), work_mask, fill_margin)
             gens.append(gen)

@@ -105,6 +105,7 @@ COMPOSE_CHOICES = ("one-pass", "windows")
 MAX_REFINE_PASSES = 2  # x4 at most; a larger gap is closed by resampling
 MAX_ZOOM_OUT = 4  # the canvas at most 4x the picture: the picture keeps a quarter of the grid to compose from
 REFINE_THRESHOLD = 1.1  # below this factor the border is only resized (an upscaling pass would gain nothing)
+SEAM_REACH_TOKENS = 1.5  # the seam's colour correction fades over this many tokens into the new border (fill.harmonize)
 
 
 def plan_extension(width: int, height: int, grid: int, size: OutpaintSize, limit: int | None = None
@@ -236,7 +237,7 @@ def _one_pass_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any],
     new[y0:y0 + H, x0:x0 + W] = False
     fill = plan_masked_fill(pair, canvas_img, new, run, region="whole", context=None, dilate=0, feather=0,
                             min_cover=MIN_COVER, prefill_with="telea", harmonize_seam=harmonize_seam, fill_margin=0.0,
-                            notices=notices)
+                            notices=notices, harmonize_reach=SEAM_REACH_TOKENS * f)
     tw, th = fill.tokens
     worked = fill.work_scale
     best = min(1.0, G * f / max(W, H))  # the picture's own pixels, or the model's scale for a larger picture
