@@ -8,7 +8,7 @@ from .options import command
 EPILOG = """\
 examples:
   python -m randar.train.demo shapes/                                      # a folder to try: 6 kinds of shape
-  python -m randar train shapes/ --out models/shapes --minutes 2          # a small model on the CPU
+  python -m randar train shapes/ --out models/shapes --size 64 --minutes 2  # a small model on the CPU
   python -m randar train shapes/ --out models/shapes --resume --minutes 3 # go on after a stop (a longer budget)
   python -m randar train shapes/ --out models/shapes-e --tokenizer randar-emoji --init randar-emoji --minutes 5
   torchrun --standalone --nproc_per_node 8 -m randar train shapes/ --out models/shapes-8 --minutes 10

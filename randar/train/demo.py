@@ -1,7 +1,7 @@
 """A small folder of pictures that is not emoji, drawn by the project itself: something to try `randar train` on.
 
     python -m randar.train.demo shapes/                 # 6 classes x 40 pictures of 64 px, about a second
-    randar train shapes/ --out models/shapes --minutes 2
+    randar train shapes/ --out models/shapes --size 64 --minutes 2
 
 Each class is one kind of shape (circle, square, triangle, star, ring, cross) drawn in a random colour, size,
 position and rotation on a random pale background, with a soft shadow: enough variety that a model has to learn
