@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .images import ImageSource
-from .task_options import TaskOptions
+from .io.images import ImageSource
+from .options.task_options import TaskOptions
 
 if TYPE_CHECKING:
     from .studio import Studio

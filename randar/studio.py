@@ -1,6 +1,6 @@
 """The Python API of RandAR Studio: load a model once, then create jobs.
 
-    from randar.studio import Studio
+    from .studio import Studio
     studio = Studio.load()                           # the default model; or a name / a model directory
     job = studio.generate("smiling face", batch=4, steps=32, seed=0)
     for event in job:                                # Progress per forward pass (for previews / bars)
@@ -20,16 +20,16 @@ from typing import Any
 
 import torch
 
-from .choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER, VARY_SUBTLE
-from .class_guess import ClassGuess, ClassGuesser, LikelihoodGuesser, guesser_for
-from .images import ImageSource, load_image
+from .options.choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER, VARY_SUBTLE
+from .tasks.class_guess import ClassGuess, ClassGuesser, LikelihoodGuesser, guesser_for
+from .io.images import ImageSource, load_image
 from .model.transformer import RandARTransformer
 from .model.tokenizer import ImageTokenizer
 from .model.tokenizers import load_tokenizer
 from .registry import resolve_model
 from . import derive
 from .derive import SAME
-from .task_options import TaskOptions, with_options
+from .options.task_options import TaskOptions, with_options
 from .tasks import (
     Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings, generate, generate_x2, inpaint, outpaint,
     rerun, upscale,
@@ -204,8 +204,8 @@ class Studio:
     def guess_class(self, image: ImageSource) -> ClassGuess:
         """The class `image` looks like to this model (`index` None: no class fits, use the null class), with a
         confidence and a line saying how it was chosen. The default guesser is the model's own likelihood of the
-        picture's tokens (randar.class_guess, a fraction of a second on a CPU whatever the number of classes); a
-        model directory may bring its own classifier (`randar.class_guess.register_guesser`). Transparency is
+        picture's tokens (randar.tasks.class_guess, a fraction of a second on a CPU whatever the number of classes); a
+        model directory may bring its own classifier (`randar.tasks.class_guess.register_guesser`). Transparency is
         composited onto white, as the tasks read inputs."""
         return self.class_guesser(self.pair, load_image(image))
 
@@ -214,7 +214,7 @@ class Studio:
                 f"{self.num_classes} classes, {self.device} {str(self.dtype).replace('torch.', '')}>")
 
     # ---- tasks --------------------------------------------------------------------------------------
-    # Each task takes its sampling options as one `options=` value (randar.task_options.TaskOptions) and/or as
+    # Each task takes its sampling options as one `options=` value (randar.options.task_options.TaskOptions) and/or as
     # keywords named like its fields (order, order_map, steps, cfg, cfg_start, temperature, top_k, top_p, seed,
     # batch, clip_steps), which replace the value's fields: studio.generate(1, steps=32, seed=0) and
     # studio.generate(1, options=TaskOptions(steps=32, seed=0)) are the same job.
@@ -222,7 +222,7 @@ class Studio:
     def generate(self, label: Any = None, *, priority: Any = None, options: TaskOptions | None = None,
                  **sampling: Any) -> Job:
         """Class-conditional images at the model's resolution (label None: no class). `order_map`: a painted
-        picture (or a sidecar's string), painted cells decoded first (randar.painted)."""
+        picture (or a sidecar's string), painted cells decoded first (randar.ordering.painted)."""
         return generate(self.pair, label, options=with_options(options, sampling), priority=priority, fast=self.fast)
 
     def generate_x2(self, label: Any = None, *, fill_order: str = "random", fill_steps: int | None = None,
@@ -255,7 +255,7 @@ class Studio:
         kept as for inpaint (the new border is opaque). The whole canvas is composed in one pass of the model's
         grid (the picture worked smaller where needed, then brought back to scale by the upscaler: `refine`);
         compose="windows" is the former method (overlapping windows). `order_map`: a painted picture over the
-        output (or a sidecar's string), its new cells decoded first (randar.painted)."""
+        output (or a sidecar's string), its new cells decoded first (randar.ordering.painted)."""
         return outpaint(self.pair, image, options=with_options(options, sampling), left=left, right=right, top=top,
                         bottom=bottom, aspect=aspect, zoom=zoom, align=align, label=label,
                         harmonize_seam=harmonize_seam, compose=compose, refine=refine, fast=self.fast)

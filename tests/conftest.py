@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from randar.config import GPTConfig, ModelCard, VQConfig
+from randar.model.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
 
@@ -102,7 +102,7 @@ def picture(width: int, height: int, seed: int = 0) -> Image.Image:
 
 def untouched_pixels(mask: np.ndarray, patch: int) -> np.ndarray:
     """Pixels of the token cells (patch x patch) that no masked pixel touches: an inpainting must paste these
-    back from its input byte for byte. Written here independently of randar.images, which the tasks use."""
+    back from its input byte for byte. Written here independently of randar.io.images, which the tasks use."""
     h, w = mask.shape
     touched = mask.reshape(h // patch, patch, w // patch, patch).any(axis=(1, 3))
     return ~np.kron(touched, np.ones((patch, patch), bool))
@@ -168,7 +168,7 @@ SLOW_TESTS = {
 
 @pytest.fixture(autouse=True)
 def _thaw_after_each_test():
-    """The app freezes what is alive when it loads a model (randar.memory.freeze_long_lived); in the test process
+    """The app freezes what is alive when it loads a model (randar.runtime.memory.freeze_long_lived); in the test process
     that would keep each test's garbage cycles from being collected for the rest of the session."""
     yield
     import gc

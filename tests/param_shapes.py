@@ -7,7 +7,7 @@ weight files. They are written from the key-layout facts, independently of randa
 """
 from __future__ import annotations
 
-from randar.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
+from randar.model.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
 
 
 def gpt_param_shapes(cfg: GPTConfig) -> dict[str, tuple[int, ...]]:

@@ -1,6 +1,6 @@
 """The web app end to end through its public API: `python app.py` started in a subprocess exactly as a user
 starts it (tiny random model of conftest.py: 64x64 px images, 8x8 tokens of 8 px, 3 classes), driven with
-`gradio_client` by the endpoint names and keyword names that `app/ui.py` and the tabs' handlers (app/tabs/) promise.
+`gradio_client` by the endpoint names and keyword names that `randar_app/ui.py` and the tabs' handlers (randar_app/tabs/) promise.
 
 What is checked: every tab's endpoint returns images of the right size; inpainting keeps the unmasked pixels
 byte for byte; outpainting adds exactly the pixels asked, as its preview and sidecar say; a downloaded
@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.testing import STARTUP_TIMEOUT, AppProcess, AppStartError
+from app_server import STARTUP_TIMEOUT, AppProcess, AppStartError
 from conftest import TINY_GPT, picture, write_tiny_model
 
 gradio_client = pytest.importorskip("gradio_client")
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(400)
 
 
 class AppServer(AppProcess):
-    """app.testing's server process; a failed start fails the test with the server's log."""
+    """tests/app_server.py's server process; a failed start fails the test with the server's log."""
 
     def wait_ready(self, timeout: float = STARTUP_TIMEOUT) -> "AppServer":
         try:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import CHROMIUM, launch_chromium, paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
+from app_server import CHROMIUM, launch_chromium, paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
 from conftest import write_tiny_model
 from test_app_api import AppServer
 

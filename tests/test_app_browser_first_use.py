@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.testing import paint_mask, paint_stroke, text, upload_to_editor, wait_images_decoded, wait_text
+from app_server import paint_mask, paint_stroke, text, upload_to_editor, wait_images_decoded, wait_text
 from conftest import write_tiny_model
 from test_app_api import AppServer
 from test_app_browser import (  # noqa: F401 - fixtures

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.testing import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
+from app_server import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot, watch, watched  # noqa: F401
 
 pytestmark = pytest.mark.timeout(300)

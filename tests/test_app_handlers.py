@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.common import HISTORY_SIZE, _int, add_history, history_gallery, user_errors
-from app.handlers import AppConfig, StudioApp
-from app.live import LiveRun
-from app.media import MAX_INPUT_SIDE, editor_input, limit_size, mask_layer
-from app.state import ModelManager
-from app.store import RunStore
+from randar_app.common import HISTORY_SIZE, _int, add_history, history_gallery, user_errors
+from randar_app.handlers import AppConfig, StudioApp
+from randar_app.live import LiveRun
+from randar_app.media import MAX_INPUT_SIDE, editor_input, limit_size, mask_layer
+from randar_app.state import ModelManager
+from randar_app.store import RunStore
 from conftest import picture, write_tiny_model
-from randar.images import ImageError
+from randar.io.images import ImageError
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -393,7 +393,7 @@ def test_model_cache_is_lru_with_a_capacity(tmp_path):
 
 
 def test_loaded_models_stay_out_of_collections_and_evicted_ones_are_freed(tmp_path):
-    """A run ends with a garbage collection (randar.memory.release_memory); with the ~470,000 objects of torch,
+    """A run ends with a garbage collection (randar.runtime.memory.release_memory); with the ~470,000 objects of torch,
     Gradio and the models in its way it took 0.3-0.4 s of GIL per run. Loading a model freezes what exists
     (the collection skips it); evicting one thaws first, so that even a reference cycle in it is freed."""
     import gc
@@ -430,7 +430,7 @@ def test_a_seed_is_used_as_given_unless_random_is_asked():
 
 
 def test_model_scope_note_points_emoji_models_to_a_photo_model():
-    from app.model_scope import model_scope_note
+    from randar_app.model_scope import model_scope_note
 
     emoji = types.SimpleNamespace(name="randar-emoji", description="98 emoji classes, 128x128 pixels.",
                                   num_classes=98, image_size=128)
@@ -444,7 +444,7 @@ def test_model_scope_note_points_emoji_models_to_a_photo_model():
 
 
 def test_before_pictures_are_at_the_output_scale():
-    from app.compare import before_after
+    from randar_app.compare import before_after
 
     original = picture(40, 30)
     out = Image.new("RGB", (40 + 8 + 16, 30 + 4), (9, 9, 9))
@@ -465,7 +465,7 @@ def test_server_log_turns_user_errors_and_disconnects_into_one_line(caplog, caps
     import logging
     import traceback
 
-    from app.server_log import DisconnectFilter, _QuietTraceback
+    from randar_app.server_log import DisconnectFilter, _QuietTraceback
 
     quiet = _QuietTraceback(traceback)
     with caplog.at_level(logging.INFO, logger="randar.app"):

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.class_pick import ExampleClasses, known_name, thumbnail
-from app.common import NO_CLASS
-from app.components import CANVAS_EXPORT, RobustImage, RobustImageEditor, readable_upload
-from app.media import UnreadableUpload, canvas_mode, mask_layer
+from randar_app.class_pick import ExampleClasses, known_name, thumbnail
+from randar_app.common import NO_CLASS
+from randar_app.components import CANVAS_EXPORT, RobustImage, RobustImageEditor, readable_upload
+from randar_app.media import UnreadableUpload, canvas_mode, mask_layer
 from conftest import picture
-from randar.class_guess import ClassGuess
+from randar.tasks.class_guess import ClassGuess
 from test_app_handlers import app, request  # noqa: F401 - the fixture: a StudioApp on the tiny model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_the_shipped_examples_name_classes_of_the_shipped_model():
 
 
 def test_edit_tabs_start_without_a_class_and_generate_with_the_first(app):
-    from app.widgets import class_dropdown
+    from randar_app.widgets import class_dropdown
 
     with gr.Blocks():
         assert class_dropdown(app, app.studio(None), edit=True).value == NO_CLASS
@@ -182,7 +182,7 @@ def test_an_unreadable_upload_is_said_at_upload_and_taken_out_of_the_box(app, tm
 
 
 def test_a_file_the_editor_could_not_read_is_said_in_the_mask_caption():
-    from app.tabs.inpaint import InpaintTab
+    from randar_app.tabs.inpaint import InpaintTab
 
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
@@ -198,7 +198,7 @@ MARKDOWN = re.compile(r"\*\*|__|`|^#", re.M)
 
 
 def test_status_texts_and_captions_are_plain_text(app):
-    from app.replay import show_step
+    from randar_app.replay import show_step
 
     mask = np.zeros((64, 64), np.uint8)
     mask[:, 32:] = 255

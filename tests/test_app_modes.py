@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.handlers import AppConfig, StudioApp
-from app.media import MAX_INPUT_SIDE, editor_background, editor_input, mask_layer
+from randar_app.handlers import AppConfig, StudioApp
+from randar_app.media import MAX_INPUT_SIDE, editor_background, editor_input, mask_layer
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.store import OWNER_FILE, TEMP_PREFIX, RunStore, prune_uploads
+from randar_app.store import OWNER_FILE, TEMP_PREFIX, RunStore, prune_uploads
 
 DAY = 24 * 3600
 
@@ -81,8 +81,8 @@ def test_each_server_run_has_its_own_upload_folder_removed_on_sigterm(tmp_path):
     running = aged(folder(uploads / f"{TEMP_PREFIX}running", {OWNER_FILE: str(os.getpid())}), 2 * DAY)
     recent = folder(uploads / "3d4e5f", {"photo.png": "another app's upload"})
     script = ("import os, signal, time\n"
-              "from app.cli import exit_on_sigterm\n"
-              "from app.store import use_own_upload_dir\n"
+              "from randar_app.cli import exit_on_sigterm\n"
+              "from randar_app.store import use_own_upload_dir\n"
               "own = use_own_upload_dir()\n"
               "assert os.environ['GRADIO_TEMP_DIR'] == str(own)\n"
               "(own / 'f00d').mkdir(); (own / 'f00d' / 'upload.png').write_bytes(b'x')\n"

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.handlers import StudioApp
-from app.replay import after_run, play, save_gif, show_step
+from randar_app.handlers import StudioApp
+from randar_app.replay import after_run, play, save_gif, show_step
 from conftest import picture
 from test_app_handlers import app  # noqa: F401 - the fixture: a StudioApp on the tiny model
 from test_app_handlers import request as handler_request
-from randar.preview import HIGHLIGHT
-from randar.schedule import step_sizes
+from randar.viewers.preview import HIGHLIGHT
+from randar.ordering.schedule import step_sizes
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -63,7 +63,7 @@ def test_play_walks_through_the_steps_and_the_gif_follows_them(app, tmp_path):
 
 
 def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
-    from app.replay import live_guess
+    from randar_app.replay import live_guess
 
     plain = inpaint_32(app, "s1", seed=8)
     app.replays.set_guess("s2", "inpaint", True)
@@ -99,9 +99,9 @@ def brush_value(box: tuple[int, int, int, int], alpha: int = 255) -> dict:
 
 
 def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app):
-    from app.order_brush import preview
-    from randar.outputs import read_sidecar
-    from randar.preview import order_map
+    from randar_app.order_brush import preview
+    from randar.io.outputs import read_sidecar
+    from randar.viewers.preview import order_map
     from randar.studio import Studio
 
     brush = brush_value((0, 0, 24, 16))  # 3x2 cells of the 8x8 grid
@@ -137,9 +137,9 @@ def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app)
 
 
 def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
-    from app.order_brush import follow_image, inpaint_caption
-    from randar.outputs import read_sidecar
-    from randar.painted import decode_levels
+    from randar_app.order_brush import follow_image, inpaint_caption
+    from randar.io.outputs import read_sidecar
+    from randar.ordering.painted import decode_levels
 
     pic = picture(64, 64)
     brush = follow_image({"background": pic, "layers": []}, None)
@@ -169,9 +169,9 @@ def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
 def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
     import gradio as gr
 
-    from app.order_brush import follow_canvas, outpaint_preview
-    from randar.outputs import read_sidecar
-    from randar.painted import decode_levels
+    from randar_app.order_brush import follow_canvas, outpaint_preview
+    from randar.io.outputs import read_sidecar
+    from randar.ordering.painted import decode_levels
 
     pic = picture(64, 64)
     sides = dict(left=16, right=16, top=0, bottom=16)
@@ -214,8 +214,8 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
 
 
 def test_step_frames_show_the_saved_picture_on_the_tokens_decided_by_each_step(app):
-    from randar.animation import replay_steps, step_frames
-    from randar.preview import GREY
+    from randar.viewers.animation import replay_steps, step_frames
+    from randar.viewers.preview import GREY
 
     assert replay_steps(32) == list(range(1, 33))
     long = replay_steps(256)

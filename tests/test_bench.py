@@ -1,4 +1,4 @@
-"""The benchmark script runs end to end on the CPU (the default model, as `python -m randar.bench --device cpu`):
+"""The benchmark script runs end to end on the CPU (the default model, as `python -m randar.evaluate.bench --device cpu`):
 both paths are timed in one run, the fast path's greedy tokens equal the plain path's (float32), the JSON report
 holds every row (with warm-up and CPU time), and the last line is the headline ratio, the median of the
 interleaved per-repeat ratios. Its numbers are not checked: speed targets live in
@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 
-from randar.bench import main
+from randar.evaluate.bench import main
 
 
 def test_cpu_benchmark_reports_both_paths_and_the_headline_ratio(tmp_path, capsys):

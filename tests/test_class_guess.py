@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from conftest import TINY_GPT, picture, write_tiny_model
-from randar.class_guess import ClassGuess, LikelihoodGuesser, _FACTORIES, guesser_for, register_guesser
-from randar.images import to_tensor
-from randar.orders import make_orders
-from randar.checks import derive_seed
+from randar.tasks.class_guess import ClassGuess, LikelihoodGuesser, _FACTORIES, guesser_for, register_guesser
+from randar.io.images import to_tensor
+from randar.ordering.orders import make_orders
+from randar.options.checks import derive_seed
 from randar.studio import Studio
 from randar.tasks.geometry import resample
 

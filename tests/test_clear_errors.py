@@ -20,9 +20,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from randar.checkpoint import CheckpointError, read_state_dict
+from randar.model.checkpoint import CheckpointError, read_state_dict
 from randar.cli import main
-from randar.images import ImageError, load_image
+from randar.io.images import ImageError, load_image
 
 RUNTIME = ["--device", "cpu", "--threads", "1"]
 

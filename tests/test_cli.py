@@ -22,7 +22,7 @@ from PIL import Image
 from conftest import TINY_GPT, TINY_VQ, picture, write_tiny_model
 from randar import cli
 from randar.cli import main
-from randar.outputs import OutputExistsError, atomic_write_bytes, numbered_paths, read_sidecar, sidecar_path
+from randar.io.outputs import OutputExistsError, atomic_write_bytes, numbered_paths, read_sidecar, sidecar_path
 
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = ["--device", "cpu", "--threads", "1"]
@@ -417,7 +417,7 @@ def test_help_is_informative(capsys, name, expect):
 
 
 def test_help_choices_agree_with_the_task_layer():
-    from randar.orders import ORDER_NAMES
+    from randar.ordering.orders import ORDER_NAMES
     from randar.tasks import ALIGNS, REGIONS
 
     assert cli.ORDER_CHOICES == tuple(n for n in ORDER_NAMES if n != "priority")

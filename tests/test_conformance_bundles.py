@@ -1,4 +1,4 @@
-"""`python -m randar.conformance` on bundles of other shapes and seeds than the shipped reference.
+"""`python -m randar.evaluate.conformance` on bundles of other shapes and seeds than the shipped reference.
 
 The official implementation cannot run here, so these bundles are written by this project's own code (a
 transformer with another width, head count, grid, vocabulary and class count; a tokenizer with another depth
@@ -13,12 +13,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from randar.config import GPTConfig, VQConfig
-from randar.conformance import check_bundle, main
-from randar.engine import DecodeRequest, decode_plain, run
+from randar.model.config import GPTConfig, VQConfig
+from randar.evaluate.conformance import check_bundle, main
+from randar.decoding import DecodeRequest, decode_plain, run
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
-from randar.sampling import Guidance, SamplingParams
+from randar.decoding.sampling import Guidance, SamplingParams
 
 CASES = [(-1, 1.0, 1.0), (-1, 1.0, 3.0), (5, 1.0, 1.0), (5, 2.0, 2.0), (2, 1.0, 4.0)]
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import untouched_pixels
-from randar.images import load_image, to_tensor
+from randar.io.images import load_image, to_tensor
 from randar.registry import DEFAULT_MODEL, resolve_model
 from randar.studio import Studio
 from randar.train.evaluate import psnr, vq_reconstruct

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from conftest import ForwardCounter, picture
-from randar.tokencodes import (
+from randar.tasks.tokencodes import (
     cell_mask, decode_cells, decode_grid, decode_sequence, encode_cells, encode_grid, encode_sequence,
 )
 
@@ -84,7 +84,7 @@ def test_a_branch_from_settings_equals_one_from_the_result_also_for_the_confiden
 
 
 def test_a_branch_continues_the_parents_schedule_and_guidance_ramp(studio):
-    from randar.schedule import step_sizes
+    from randar.ordering.schedule import step_sizes
     from randar.tasks.branch import RampedGuidance
 
     parent = studio.generate(0, steps=10, seed=1, cfg=3.0, cfg_start=1.0).run()
@@ -184,7 +184,7 @@ def test_a_variation_keeps_every_pixel_outside_its_cells_and_reruns_exactly(stud
 
 
 def test_the_confident_method_picks_the_tokens_the_model_finds_least_likely(studio, files):
-    from randar.images import to_tensor
+    from randar.io.images import to_tensor
     from randar.tasks.surprise import token_surprise
 
     codes = studio.vq.encode(to_tensor(Image.open(files / "pic.png").convert("RGB"))).reshape(8, 8)
@@ -192,7 +192,7 @@ def test_the_confident_method_picks_the_tokens_the_model_finds_least_likely(stud
     assert scores.shape == (8, 8) and np.isfinite(scores).all() and scores.min() >= 0
     result = studio.vary(files / "pic.png", strength=0.25, method="confident", seed=0, tokens=codes)
     chosen = ~np.asarray(result.canvas.known)
-    from randar.checks import derive_seed
+    from randar.options.checks import derive_seed
 
     expected = token_surprise(studio.pair, codes, None, seed=derive_seed(result.seed, "surprise"))
     assert expected[chosen].min() >= expected[~chosen].max()
@@ -295,7 +295,7 @@ def test_cli_vary_and_rerun_with_a_branch_step(tiny_model_dir, files, tmp_path, 
 
 
 def test_app_branch_vary_and_resample_handlers(app, files):
-    from app.tabs.vary import cell_picture, selected_cells
+    from randar_app.tabs.vary import cell_picture, selected_cells
     from test_app_handlers import request
 
     req = request("s1")
@@ -337,7 +337,7 @@ def test_app_branch_vary_and_resample_handlers(app, files):
 
 @pytest.fixture
 def app(tiny_model_dir, tmp_path):
-    from app.handlers import AppConfig, StudioApp
+    from randar_app.handlers import AppConfig, StudioApp
 
     return StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs"),
                                preview_interval=0.0))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.testing import text, wait_text
+from app_server import text, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 (fixtures)
 from test_replay_browser import set_slider, snap
 
@@ -85,7 +85,7 @@ def test_vary_a_history_item_strongly(page, server):
     assert resolved["source"] == "tokens" and resolved["regenerated"] == round(0.6 * 64)  # the result's own tokens
     out = np.asarray(Image.open(newest(server, "vary-*.png")[-1]).convert("RGB"))
     before = np.asarray(Image.open(source).convert("RGB"))
-    from randar.tokencodes import decode_cells
+    from randar.tasks.tokencodes import decode_cells
 
     kept = ~np.kron(decode_cells(resolved["cells"]), np.ones((8, 8), bool))
     assert np.array_equal(out[kept], before[kept]) and not np.array_equal(out, before)
@@ -146,7 +146,7 @@ def test_select_cells_in_the_token_view_and_resample_them(page, server):
     wait_text(pg, "#vary-status", "Done", timeout=120_000)
     record = json.loads(newest(server, "vary-*.png.json")[-1].read_text())
     params = record["settings"]["params"]
-    from randar.tokencodes import decode_cells
+    from randar.tasks.tokencodes import decode_cells
 
     cells = decode_cells(params["cells"])
     assert params["method"] == "cells" and cells.sum() == count and cells[1, 1] and cells[5, 4:].all()

@@ -11,8 +11,8 @@ import os
 import pytest
 
 from randar.cli import main
-from randar.download import DownloadError, download_model
-from randar.download_lock import LOCK_NAME, read_lock
+from randar.registry.download import DownloadError, download_model
+from randar.registry.download_lock import LOCK_NAME, read_lock
 from tests.test_registry import FakeHub, _clean_env, hub, no_staging_left  # noqa: F401  (fixtures)
 
 GPT = "tiny_gpt.safetensors"

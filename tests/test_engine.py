@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from randar.decoding import fast
-from randar.config import GPTConfig
-from randar.conformance import check_bundle
+from randar.model.config import GPTConfig
+from randar.evaluate.conformance import check_bundle
 from randar.decoding import DecodeRequest, decode, decode_plain, run
-from randar.extrapolation import fill_request, lattice_request, x2_rope
+from randar.decoding.extrapolation import fill_request, lattice_request, x2_rope
 from randar.model.transformer import RandARTransformer
-from randar.orders import make_order
-from randar.sampling import Guidance, SamplingParams
-from randar.schedule import step_sizes
+from randar.ordering.orders import make_order
+from randar.decoding.sampling import Guidance, SamplingParams
+from randar.ordering.schedule import step_sizes
 
 BUNDLE = Path(__file__).parent / "fixtures" / "randar_reference" / "reference_a.safetensors"
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)

@@ -19,13 +19,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from randar.bench import request as bench_request, verify
-from randar.config import GPTConfig
-from randar.cpu_features import CAPABILITY_ENV, _processor_packs_bfloat16, forced_level, packs_bfloat16
+from randar.evaluate.bench import request as bench_request, verify
+from randar.model.config import GPTConfig
+from randar.runtime.cpu_features import CAPABILITY_ENV, _processor_packs_bfloat16, forced_level, packs_bfloat16
 from randar.decoding import DecodeRequest, decode, fast, run
 from randar.decoding.cpu_step import CpuStep, onednn_available
 from randar.model.transformer import RandARTransformer
-from randar.sampling import Guidance, SamplingParams
+from randar.decoding.sampling import Guidance, SamplingParams
 
 REPO = Path(__file__).resolve().parent.parent
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)
@@ -193,7 +193,7 @@ def test_bfloat16_runs_where_onednn_refuses_to_pack_it(tmp_path):
         "import sys, torch\n"
         "sys.path.insert(0, 'tests')\n"
         "from test_fast_cpu import tiny_model, greedy_request, _bf16_step\n"
-        "from randar.cpu_features import packs_bfloat16\n"
+        "from randar.runtime.cpu_features import packs_bfloat16\n"
         "step = _bf16_step(tiny_model().to(torch.bfloat16))\n"
         "print('packed' if step.packed is not None else 'unpacked', packs_bfloat16().why)\n")
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}

@@ -12,7 +12,7 @@ from PIL import Image
 
 import randar.cli as cli
 from randar.cli import main
-from randar.outputs import read_complete_pair
+from randar.io.outputs import read_complete_pair
 from tests.test_reliability import write_png
 
 NAMES = ["a.png", "b.png", "c.png"]

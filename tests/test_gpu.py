@@ -22,11 +22,11 @@ import torch
 
 from conftest import untouched_pixels
 from randar.decoding import fast
-from randar.bench import random_model, request, verify
-from randar.config import GPTConfig, ModelCard
-from randar.conformance import check_bundle
+from randar.evaluate.bench import random_model, request, verify
+from randar.model.config import GPTConfig, ModelCard
+from randar.evaluate.conformance import check_bundle
 from randar.decoding import decode, run
-from randar.images import load_image
+from randar.io.images import load_image
 from randar.model import kernels
 from randar.registry import DEFAULT_MODEL
 from randar.studio import Studio

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from randar.images import ImageError, load_image, to_pil, to_tensor, to_uint8_array
-from randar.masks import load_mask, mask_to_token_mask, resize_mask, same_aspect
+from randar.io.images import ImageError, load_image, to_pil, to_tensor, to_uint8_array
+from randar.io.masks import load_mask, mask_to_token_mask, resize_mask, same_aspect
 
 
 def px(img: Image.Image, xy=(0, 0)) -> tuple[int, ...]:

@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("randar", "app")
+PACKAGES = ("randar", "randar_app")
 
 
 def module_names() -> dict[str, Path]:

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar.outputs import read_complete_pair
+from randar.io.outputs import read_complete_pair
 
 REPO = Path(__file__).resolve().parents[1]
 MOMENTS = int(os.environ.get("RANDAR_KILL_MOMENTS", "5"))

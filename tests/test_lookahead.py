@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from randar.config import GPTConfig
-from randar.engine import DecodeRequest, decode
-from randar.guess import entropy_heatmap, guess_image
+from randar.model.config import GPTConfig
+from randar.decoding import DecodeRequest, decode
+from randar.viewers.guess import entropy_heatmap, guess_image
 from randar.decoding.lookahead import entropy
 from randar.model.transformer import POSITION, RandARTransformer, cat_slots, class_slots, interleave_pairs
-from randar.sampling import Guidance, SamplingParams
+from randar.decoding.sampling import Guidance, SamplingParams
 
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)
 SCALE = 3.0

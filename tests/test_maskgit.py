@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from randar.checkpoint import CheckpointError
-from randar.config import MaskGITVQConfig, ModelCard, VQConfig, tokenizer_config_from_dict
-from randar.conformance import check_bundle, main, vq_config
+from randar.model.checkpoint import CheckpointError
+from randar.model.config import MaskGITVQConfig, ModelCard, VQConfig, tokenizer_config_from_dict
+from randar.evaluate.conformance import check_bundle, main, vq_config
 from randar.model.maskgit_vq import MaskGITVQ, ResnetBlock, SameConv2d, same_padding
 from randar.model.tokenizers import build_tokenizer, detect_kind, load_tokenizer
 from randar.model.vq import VQModel
@@ -226,7 +226,7 @@ def test_detect_kind_and_wrong_files_name_both(tmp_path, model):
 def test_model_directory_with_a_maskgit_tokenizer(tmp_path):
     """A model directory whose model.json says `"kind": "maskgit"` under `vq` loads and generates like any other;
     the tokenizer's own JSON beside its weights is enough too."""
-    from randar.config import GPTConfig
+    from randar.model.config import GPTConfig
     from randar.model.transformer import RandARTransformer
     from randar.studio import Studio
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar.images import MAX_IMAGE_PIXELS
+from randar.io.images import MAX_IMAGE_PIXELS
 from tests.test_reliability import RSS_LIMIT_KB, write_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,14 +48,14 @@ if scenario in ("cli", "all"):
                      "--quiet", "--out", out + "/cli.png"])
     outcomes.append(f"cli: exit {code}: {err.getvalue().strip()}")
 if scenario in ("api", "all"):
-    from randar.images import load_image
+    from randar.io.images import load_image
     from randar.studio import Studio
     studio = Studio.load(model, device="cpu", threads=1)
     record("load_image", lambda: load_image(image))
     record("studio.inpaint", lambda: studio.inpaint(image, mask, steps=2).run())
     record("studio.upscale", lambda: studio.upscale(image, steps=2).run())
 if scenario.startswith("app") or scenario == "all":
-    from app.handlers import AppConfig, StudioApp
+    from randar_app.handlers import AppConfig, StudioApp
     app = StudioApp(AppConfig(model=model, device="cpu", threads=1, outputs=out + "/runs"))
     editor = {"background": image, "layers": [], "composite": None}
     calls = [("app.inpaint", lambda: app.inpaint(editor, mask, steps=2, model=model)),
@@ -66,7 +66,7 @@ if scenario.startswith("app") or scenario == "all":
         t.start()
     for t in threads:
         t.join()
-from randar.memory import release_memory
+from randar.runtime.memory import release_memory
 release_memory()
 for line in outcomes:
     print("outcome", line.replace("\n", " "))
@@ -111,7 +111,7 @@ def test_a_13000_square_png_is_refused_in_bounded_memory(tiny_model_dir, files, 
 
 TRIM_SCRIPT = r"""
 import os
-from randar.memory import release_memory
+from randar.runtime.memory import release_memory
 
 def rss_mb():
     with open("/proc/self/statm") as fh:
@@ -128,7 +128,7 @@ print(base, before, rss_mb(), trimmed)
 
 
 def test_memory_is_handed_back_after_a_job():
-    from randar.memory import _malloc_trim
+    from randar.runtime.memory import _malloc_trim
 
     if _malloc_trim() is None:
         pytest.skip("no glibc malloc_trim here: release_memory only collects garbage")
@@ -143,7 +143,7 @@ def test_memory_is_handed_back_after_a_job():
 
 def test_the_largest_allowed_input_in_the_app_run_and_preview_at_once(tiny_model_dir, files, tmp_path):
     """At the pixel cap the inputs are decoded: large decodes take turns and hand their temporaries back
-    (randar.images.LARGE_DECODE_PIXELS), so concurrent requests do not add up their decoding peaks."""
+    (randar.io.images.LARGE_DECODE_PIXELS), so concurrent requests do not add up their decoding peaks."""
     side = int(MAX_IMAGE_PIXELS ** 0.5)  # a transparent RGBA PNG at the cap: the costliest decode
     image = write_png(files / "cap.png", side, side, bit_depth=8, color_type=6, level=9)
     mask = np.zeros((side, side), np.uint8)
@@ -159,7 +159,7 @@ def test_the_largest_allowed_input_in_the_app_run_and_preview_at_once(tiny_model
 def test_frozen_long_lived_objects_are_skipped_by_collections_until_thawed():
     import gc
 
-    from randar.memory import freeze_long_lived, release_memory, thaw_long_lived
+    from randar.runtime.memory import freeze_long_lived, release_memory, thaw_long_lived
 
     keep = [[i] for i in range(20000)]  # long-lived: imports, models, the UI's definition in the app
     try:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from randar.cli import main
-from randar.outputs import savable
+from randar.io.outputs import savable
 
 W, H = 72, 56
 MASK_BOX = (20, 10, 50, 30)  # x0, y0, x1, y1

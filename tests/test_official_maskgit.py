@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from randar.checkpoint import CheckpointError
+from randar.model.checkpoint import CheckpointError
 from randar.cli import main
-from randar.config import GPTConfig, MaskGITVQConfig, VQConfig
-from randar.download import DownloadError, download_model
+from randar.model.config import GPTConfig, MaskGITVQConfig, VQConfig
+from randar.registry.download import DownloadError, download_model
 from randar.model.maskgit_vq import MaskGITVQ
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel

@@ -1,4 +1,4 @@
-"""Tests for randar.orders: permutation properties, hand-checked semantics, errors."""
+"""Tests for randar.ordering.orders: permutation properties, hand-checked semantics, errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from randar.orders import (
+from randar.ordering.orders import (
     MASK_ORDERS,
     ORDER_NAMES,
     RANDOM_ORDERS,

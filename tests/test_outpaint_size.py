@@ -91,7 +91,7 @@ def test_the_task_makes_exactly_that_size_and_keeps_the_original(studio, wh, ask
 
 
 def test_cli_gives_the_pixels_asked_and_the_app_preset_the_same_aspect(tiny_model_dir, tmp_path, capsys):
-    from app.handlers import AppConfig, StudioApp
+    from randar_app.handlers import AppConfig, StudioApp
 
     src = tmp_path / "photo.png"
     picture(600, 400).save(src)
@@ -122,8 +122,8 @@ def test_rerun_of_settings_made_with_token_rounded_sizes_is_refused_unless_not_s
 
 def test_app_preset_of_a_large_upload_sizes_the_picture_the_run_works_on(tiny_model_dir, tmp_path):
     """The app downscales uploads above MAX_INPUT_SIDE before a run; presets must be computed at that size."""
-    from app.handlers import AppConfig, StudioApp
-    from app.media import MAX_INPUT_SIDE, limit_size
+    from randar_app.handlers import AppConfig, StudioApp
+    from randar_app.media import MAX_INPUT_SIDE, limit_size
 
     big = picture(MAX_INPUT_SIDE * 2 + 10, MAX_INPUT_SIDE + 3)
     path = tmp_path / "big.png"

@@ -81,7 +81,7 @@ def test_regular_install_runs_from_anywhere(source: Path, tmp_path: Path) -> Non
     work.mkdir()
 
     # the package, its shipped model and its examples come from the environment, not from a checkout
-    where = run([str(py), "-c", "import randar, app, randar.registry as r, randar.resources as s; "
+    where = run([str(py), "-c", "import randar, app, randar.registry as r, randar.io.resources as s; "
                  "print(randar.__file__); print(app.__file__); print(r.default_checkpoints_dir()); "
                  "print(s.examples_dir())"], cwd=work).stdout.split()
     site_dir = Path(where[0]).parent.parent
@@ -128,6 +128,6 @@ def test_every_package_of_the_source_tree_is_installed():
     import tomllib
 
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(p.parent.relative_to(REPO).parts) for root in ("randar", "app")
+    found = {".".join(p.parent.relative_to(REPO).parts) for root in ("randar", "randar_app")
              for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
     assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"

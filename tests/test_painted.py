@@ -1,4 +1,4 @@
-"""Painted orders (randar.painted): strokes mark cells to decode first; recorded compactly; rerun exactly."""
+"""Painted orders (randar.ordering.painted): strokes mark cells to decode first; recorded compactly; rerun exactly."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from randar.cli import main
-from randar.orders import make_orders
-from randar.outputs import read_sidecar
-from randar.painted import (
+from randar.ordering.orders import make_orders
+from randar.io.outputs import read_sidecar
+from randar.ordering.painted import (
     MIN_LEVEL, boxed_cell_levels, cell_levels, decode_levels, encode_levels, painted_orders, planned_step_map, resolve_order_map,
     strength_image,
 )

@@ -1,5 +1,5 @@
 """The photo hint: an emoji-only model about to edit a photo says so, once, and points to randar-xl
-(randar/photo_hint.py: flat-colour fraction; emoji artwork is mostly flat, photos are textured)."""
+(randar/io/photo_hint.py: flat-colour fraction; emoji artwork is mostly flat, photos are textured)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from randar.cli import main
-from randar.photo_hint import PHOTO_FLAT_FRACTION, flat_fraction, looks_like_photo, photo_note
+from randar.io.photo_hint import PHOTO_FLAT_FRACTION, flat_fraction, looks_like_photo, photo_note
 from randar.registry import model_status
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar.images import to_uint8_array
-from randar.animation import GifRecorder, gif_bytes
-from randar.preview import GREY, HIGHLIGHT, PreviewRenderer, code_palette, order_map, ramp_colors
+from randar.io.images import to_uint8_array
+from randar.viewers.animation import GifRecorder, gif_bytes
+from randar.viewers.preview import GREY, HIGHLIGHT, PreviewRenderer, code_palette, order_map, ramp_colors
 
 
 def test_frames_show_tokens_grey_and_the_current_step(studio):

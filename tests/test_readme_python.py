@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import AppProcess
+from app_server import AppProcess
 from randar.registry import model_status
 
 REPO = Path(__file__).resolve().parent.parent

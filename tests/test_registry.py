@@ -23,8 +23,8 @@ import pytest
 
 from randar import registry
 from randar.cli import main
-from randar.config import GPTConfig, MaskGITVQConfig, ModelCard, VQConfig
-from randar.download import DownloadError, download_model
+from randar.model.config import GPTConfig, MaskGITVQConfig, ModelCard, VQConfig
+from randar.registry.download import DownloadError, download_model
 from randar.registry import (
     DEFAULT_MODEL,
     REGISTRY,
@@ -264,7 +264,7 @@ def test_official_configs_and_recorded_sizes():
 def test_param_shapes_match_official_layout(bundle):
     """The shape tables agree with the reference bundles written by the official implementation (the LlamaGen
     VQ of reference_a, the MaskGIT-VQGAN of reference_m)."""
-    from randar.conformance import vq_config
+    from randar.evaluate.conformance import vq_config
 
     ref = json.loads((FIXTURE / f"{bundle}.json").read_text())
     shapes = header_shapes(FIXTURE / f"{bundle}.safetensors")

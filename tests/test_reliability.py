@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 
 from randar.cli import main
-from randar.images import MAX_IMAGE_PIXELS, ImageError, check_image_file, load_image
-from randar.masks import load_mask
+from randar.io.images import MAX_IMAGE_PIXELS, ImageError, check_image_file, load_image
+from randar.io.masks import load_mask
 
 REPO = Path(__file__).resolve().parents[1]
 RSS_LIMIT_KB = 1_500_000  # 1.5 GB, the bound the issue sets for the app and the CLI
@@ -128,7 +128,7 @@ def test_jpeg_is_decoded_at_a_reduced_scale_for_the_app(tmp_path):
 
 PEAK_RSS_SCRIPT = """
 import sys
-from randar.images import ImageError, load_image
+from randar.io.images import ImageError, load_image
 try:
     img = load_image(sys.argv[1])
     print("loaded", img.size)
@@ -184,8 +184,8 @@ def test_largest_allowed_input_decodes_in_bounded_memory(tmp_path):
 def test_app_refuses_huge_upload_before_gradio_decodes_it(pictures):
     import gradio as gr
 
-    from app.components import check_upload
-    from app.media import as_image, editor_input
+    from randar_app.components import check_upload
+    from randar_app.media import as_image, editor_input
 
     with pytest.raises(gr.Error, match="900.0 megapixels") as info:
         check_upload(types.SimpleNamespace(path=str(pictures.huge)), "image")
@@ -326,7 +326,7 @@ def stroke_region() -> np.ndarray:
 @pytest.mark.parametrize("colour", list(STROKES))
 @pytest.mark.parametrize("layer", ["opaque", "transparent"])
 def test_any_visible_stroke_is_the_same_mask_everywhere(tmp_path, pictures, colour, layer):
-    from app.media import editor_input, file_mask, layer_mask
+    from randar_app.media import editor_input, file_mask, layer_mask
     from randar.tasks.inputs import read_mask
 
     region = stroke_region()
@@ -354,7 +354,7 @@ def test_any_visible_stroke_is_the_same_mask_everywhere(tmp_path, pictures, colo
 
 
 def test_black_and_transparent_are_not_masked():
-    from app.media import file_mask
+    from randar_app.media import file_mask
 
     assert not load_mask(Image.new("RGB", (8, 8), (20, 20, 20))).any()  # JPEG noise around black
     assert not file_mask(Image.new("RGBA", (8, 8), (255, 0, 0, 0))).any()  # colour under zero alpha
@@ -364,7 +364,7 @@ def test_black_and_transparent_are_not_masked():
 
 
 def test_pair_overwrite_never_leaves_a_new_image_next_to_an_old_sidecar(monkeypatch, tmp_path):
-    import randar.outputs as outputs
+    import randar.io.outputs as outputs
 
     image = tmp_path / "out.png"
     outputs.write_pair(Image.new("RGB", (8, 8), (0, 0, 0)), image, {"run": "old"})
@@ -411,7 +411,7 @@ def test_folder_batch_removes_stale_temps_and_names_every_bad_input(capsys, tiny
 
 
 def test_app_loads_model_paths_only_from_its_checkpoints_folder(tiny_model_dir, tmp_path):
-    from app.state import ModelManager, ModelUnavailable
+    from randar_app.state import ModelManager, ModelUnavailable
 
     checkpoints = tmp_path / "checkpoints"
     inside = shutil.copytree(tiny_model_dir, checkpoints / "mine")
@@ -431,8 +431,8 @@ def test_app_loads_model_paths_only_from_its_checkpoints_folder(tiny_model_dir, 
 
 def test_sigterm_removes_the_apps_temporary_run_folders(tmp_path):
     script = ("import os, signal, time\n"
-              "from app.cli import exit_on_sigterm\n"
-              "from app.store import RunStore\n"
+              "from randar_app.cli import exit_on_sigterm\n"
+              "from randar_app.store import RunStore\n"
               "store = RunStore()\n"
               "(store.new_run('inpaint').folder / 'input.png').write_bytes(b'x')\n"
               "print(store.root, flush=True)\n"
@@ -448,7 +448,7 @@ def test_sigterm_removes_the_apps_temporary_run_folders(tmp_path):
 @pytest.mark.parametrize("colour", ["red", "blue", "dark grey"])
 def test_app_handler_and_cli_agree_on_coloured_strokes(capsys, tiny_model_dir, pictures, tmp_path, colour):
     """The handler's preview counts the same tokens as the CLI's run of the same mask file."""
-    from app.handlers import AppConfig, StudioApp
+    from randar_app.handlers import AppConfig, StudioApp
 
     px = np.zeros((64, 64, 3), np.uint8)
     px[stroke_region()] = STROKES[colour]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.testing import paint_stroke, text, wait_text
+from app_server import paint_stroke, text, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(300)
 
 def assert_shown_order_map(pg, tab: str, steps_map, known, num_steps: int) -> None:
     """The tab's order map image equals the one drawn from the rerun's step map."""
-    from randar.preview import order_map
+    from randar.viewers.preview import order_map
 
     src = pg.locator(f"#{tab}-order img").get_attribute("src")
     shown = Image.open(io.BytesIO(pg.request.get(src).body())).convert("RGB")
@@ -57,7 +57,7 @@ def test_replay_slider_after_a_32_step_inpaint(page, tmp_path):
     pg.click("#inpaint-run")
     wait_text(pg, "#inpaint-status", "Done", timeout=120_000)
     wait_text(pg, "#inpaint-replay-caption", "Step 32/32", timeout=30_000)
-    from randar.schedule import step_sizes
+    from randar.ordering.schedule import step_sizes
 
     decided = np.cumsum(step_sizes(32, 32))
     srcs = set()
@@ -97,7 +97,7 @@ def test_paint_an_order_stroke_run_and_rerun_from_the_sidecar(page, server):
     record = json.loads(sidecars[-1].read_text())
     settings = record["settings"]
     assert settings["params"]["order_map"].startswith("paint1:8x8:")
-    from randar.painted import decode_levels
+    from randar.ordering.painted import decode_levels
     from randar.studio import Studio
 
     studio = Studio.load(str(server.log_path.parent / "tiny"), device="cpu", threads=1)
@@ -146,7 +146,7 @@ def test_paint_an_outpaint_order_stroke_run_and_rerun_from_the_sidecar(page, ser
                       key=lambda p: p.stat().st_mtime)
     settings = json.loads(sidecars[-1].read_text())["settings"]
     assert settings["params"]["order_map"].startswith("paint1:")
-    from randar.painted import decode_levels
+    from randar.ordering.painted import decode_levels
     from randar.studio import Studio
 
     studio = Studio.load(str(server.log_path.parent / "tiny"), device="cpu", threads=1)

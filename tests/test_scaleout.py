@@ -1,4 +1,4 @@
-"""Scaling out: `--out-dir` item runs, sharded over torchrun's processes (randar/itemrun.py, itemdir.py,
+"""Scaling out: `--out-dir` item runs, sharded over torchrun's processes (randar/cli/itemrun.py, itemdir.py,
 distributed.py).
 
 The guarantees checked: DIR is byte-identical whether one process or two torchrun ranks make it; a run
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar.itemdir import (
+from randar.cli.itemdir import (
     MANIFEST_NAME, Item, item_complete, item_sidecar, manifest_record, plan_dir, write_item,
 )
-from randar.itemrun import KILL_AFTER_ENV, item_name
-from randar.outputs import OutputExistsError
+from randar.cli.itemrun import KILL_AFTER_ENV, item_name
+from randar.io.outputs import OutputExistsError
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATE = ["generate", "--class", "face-smiling", "--count", "6", "--steps", "8", "--seed", "5", "--threads", "1",
@@ -271,7 +271,7 @@ def test_app_on_two_devices_runs_two_jobs_at_once(tiny_model_dir, tmp_path):
     pytest.importorskip("gradio_client")
     from gradio_client import Client
 
-    from app.testing import AppProcess, AppStartError
+    from app_server import AppProcess, AppStartError
 
     srv = AppProcess(["--model", str(tiny_model_dir), "--devices", "cpu,cpu", "--threads", "1", "--demo-delay",
                       "0.15", "--outputs", str(tmp_path / "outputs")], tmp_path / "server")

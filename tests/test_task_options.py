@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from randar.choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE
-from randar.task_options import TaskOptions, with_options
+from randar.options.choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE
+from randar.options.task_options import TaskOptions, with_options
 
 BAD = [
     (dict(batch=0), "batch must be an integer in 1..64, got 0"),
@@ -87,7 +87,7 @@ def test_recorded_params_split_into_options_and_the_task_parameters():
 
 
 def test_importable_without_torch():
-    code = "import sys, randar.task_options, randar.checks; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, randar.options.task_options, randar.options.checks; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -156,8 +156,8 @@ def test_edits_clip_steps_above_their_tokens_with_a_note(studio, make_picture):
 
 
 def test_the_app_plans_a_clipped_run_once(studio):
-    from app.common import StatusNote
-    from app.handlers import StudioApp
+    from randar_app.common import StatusNote
+    from randar_app.handlers import StudioApp
 
     calls: list[int] = []
 

@@ -11,9 +11,9 @@ from PIL import Image
 from randar import tasks
 from randar.tasks import TaskOptions
 from randar.evaluate.metrics import psnr
-from randar.images import ImageError, to_tensor
-from randar.schedule import step_sizes
-from randar.masks import feather_alpha
+from randar.io.images import ImageError, to_tensor
+from randar.ordering.schedule import step_sizes
+from randar.io.masks import feather_alpha
 from randar.tasks.outpaint import plan_windows
 
 G, F = 8, 8  # the tiny model: 8x8 tokens of 8x8 pixels
@@ -334,7 +334,7 @@ def test_upscale_rerun_and_batch(studio, make_picture):
 
 
 def test_upscale_refuses_too_large_images_before_any_compute(studio, counter):
-    from randar.choices import MAX_INPUT_PIXELS
+    from randar.options.choices import MAX_INPUT_PIXELS
 
     assert MAX_INPUT_PIXELS == 3840 * 2160
     with pytest.raises(ImageError, match="too large to upscale x2: 3841x2160"):
@@ -394,8 +394,8 @@ def test_bad_inputs_fail_before_any_compute(studio, make_picture, counter, tmp_p
 def test_checkpoint_tokenizer_mismatch(tmp_path, tiny_model_dir):
     from conftest import TINY_GPT, TINY_VQ, write_tiny_model
 
-    from randar.checkpoint import CheckpointError
-    from randar.config import VQConfig
+    from randar.model.checkpoint import CheckpointError
+    from randar.model.config import VQConfig
     from randar.studio import Studio
 
     other_vq = VQConfig.from_dict({**TINY_VQ.to_dict(), "codebook_size": 32})

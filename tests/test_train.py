@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from randar.config import GPTConfig, ModelCard, VQConfig
+from randar.model.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
 from randar.train import Budget, SyntheticDataset, lr_factor
@@ -189,7 +189,7 @@ def test_decoder_finetune_with_a_deeper_decoder_and_log_mse(tmp_path):
 
 
 def _trainer(tmp_path, codes, labels, name="state.pt", **recipe):
-    from randar.distributed import Ranks
+    from randar.runtime.distributed import Ranks
     from randar.train.trainer import TransformerRecipe, TransformerTrainer
 
     r = TransformerRecipe(**{"batch_size": 8, "lr": 3e-3, "warmup_steps": 1, "class_dropout": 0.0,
@@ -251,7 +251,7 @@ def test_gpt_trainer_rejects_mismatched_codes(tmp_path):
     with pytest.raises(ValueError, match="tokens per image"):
         _trainer(tmp_path, torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, dtype=torch.long), max_steps=1)
     with pytest.raises(ValueError, match="divide by the number of processes"):
-        from randar.distributed import Ranks
+        from randar.runtime.distributed import Ranks
         from randar.train.trainer import TransformerRecipe, TransformerTrainer
 
         TransformerTrainer(SMALL_GPT, torch.zeros(2, 16, dtype=torch.long), torch.zeros(2, dtype=torch.long),

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from randar.cli import main
-from randar.checkpoint import read_state_dict
+from randar.model.checkpoint import read_state_dict
 from randar.train.folder import scan_folder, split_of_path
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from randar.checkpoint import CheckpointError
-from randar.config import VQConfig
+from randar.model.checkpoint import CheckpointError
+from randar.model.config import VQConfig
 from randar.model.vq import VQModel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "randar_reference"

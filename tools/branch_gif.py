@@ -3,8 +3,8 @@
     python tools/branch_gif.py [--class face-smiling] [--steps 32] [--branch-at 10] [--branches 3] [--seed 2]
                                [--out docs/figures/branch.gif]
 
-Frames come from the project's own replay code (`randar.animation.step_frames`: the decided tokens of each step,
-this step's outlined) and are written with `randar.animation.gif_bytes` (one shared palette: a small file).
+Frames come from the project's own replay code (`randar.viewers.animation.step_frames`: the decided tokens of each step,
+this step's outlined) and are written with `randar.viewers.animation.gif_bytes` (one shared palette: a small file).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from randar.animation import gif_bytes, step_frames
+from randar.viewers.animation import gif_bytes, step_frames
 from randar.studio import Studio
 
 GAP, HEAD = 6, 30

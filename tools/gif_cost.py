@@ -5,9 +5,9 @@
 Each app run goes through `app.live.LiveRun` (throttled live frames, as the page gets them). Variants, run
 interleaved so that a busy machine slows all of them alike:
 - no GIF: the run only;
-- GIF: the run, then `LiveRun.gif_bytes()` (the replay's steps made from the result: app/live.py);
+- GIF: the run, then `LiveRun.gif_bytes()` (the replay's steps made from the result: randar_app/live.py);
 - per-step GIF (the former way, for reference): a frame rendered for each of 48 slots while the run goes
-  (`randar.animation.GifRecorder`), then encoded.
+  (`randar.viewers.animation.GifRecorder`), then encoded.
 Prints the median seconds per run of each and the ratios to "no GIF".
 """
 from __future__ import annotations
@@ -25,10 +25,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the app package of this checkout
 
-from app.live import LiveRun  # noqa: E402
-from randar.animation import GifRecorder  # noqa: E402
-from randar.preview import PreviewRenderer  # noqa: E402
-from randar.resources import examples_dir  # noqa: E402
+from randar_app.live import LiveRun  # noqa: E402
+from randar.viewers.animation import GifRecorder  # noqa: E402
+from randar.viewers.preview import PreviewRenderer  # noqa: E402
+from randar.io.resources import examples_dir  # noqa: E402
 from randar.studio import Job, Studio  # noqa: E402
 
 

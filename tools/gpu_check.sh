@@ -5,7 +5,7 @@
 #
 # 1. tests/test_gpu.py: fast == plain greedy tokens in float32, >= 99 % agreement in bfloat16, CUDA graphs
 #    replayed rather than recaptured, the official reference bundle on the GPU, the default model's tasks.
-# 2. python -m randar.bench --verify: official RandAR-L and -XL configs with random weights, batch 1 and 64,
+# 2. python -m randar.evaluate.bench --verify: official RandAR-L and -XL configs with random weights, batch 1 and 64,
 #    steps 256/88/32, CFG 4, plain / graphs / fast paths; BENCH_ARGS adds or overrides options
 #    (e.g. BENCH_ARGS="--models randar-l --batches 1" for a shorter run).
 # Needs torch with CUDA, numpy, pillow, safetensors, pytest (no gradio). Writes env.txt, gpu_tests.txt,
@@ -25,7 +25,7 @@ PY
 python3 -m pytest tests/test_gpu.py -q -rs -p no:cacheprovider 2>&1 | tee "$out/gpu_tests.txt"
 tests=${PIPESTATUS[0]}
 # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
-python3 -m randar.bench --verify --json "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.txt"
+python3 -m randar.evaluate.bench --verify --json "$out/bench.json" ${BENCH_ARGS:-} 2>&1 | tee "$out/bench.txt"
 bench=${PIPESTATUS[0]}
 echo "gpu_check: tests exit $tests, benchmark exit $bench; files in $out"
 [ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from randar.guess import entropy_heatmap, guess_image
+from randar.viewers.guess import entropy_heatmap, guess_image
 from randar.studio import Studio
 
 LABELS = ("decided", "model's guess", "uncertainty")

@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from randar.evaluate.harness import run_samples
-from randar.guess import GuessFrames
+from randar.viewers.guess import GuessFrames
 from randar.studio import Studio
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from app.testing import AppProcess, launch_chromium, paint_mask, upload_to_editor, wait_images_decoded, wait_text  # noqa: E402
+sys.path.insert(0, str(REPO / "tests"))  # the app-driving helpers live with the tests
+from app_server import AppProcess, launch_chromium, paint_mask, upload_to_editor, wait_images_decoded, wait_text  # noqa: E402
 
 RUN_TIMEOUT = 120_000  # ms: a run of the default model on a busy 2-core CPU
 

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from randar.evaluate.upscaling import run_upscale_eval, upscale_pairs
     from randar.studio import Studio
-    from randar.choices import DEFAULT_UPSCALE_STEPS
+    from randar.options.choices import DEFAULT_UPSCALE_STEPS
 
     torch.set_num_threads(args.threads)
     t = time.perf_counter()

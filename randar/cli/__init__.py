@@ -46,7 +46,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from randar.choices import ALIGN_CHOICES, ORDER_CHOICES, REGION_CHOICES
+from ..options.choices import ALIGN_CHOICES, ORDER_CHOICES, REGION_CHOICES
 
 # the command modules register their subcommands on import, in the order of `--help`
 from . import models, generate, edits, derive, rerun, train  # noqa: F401

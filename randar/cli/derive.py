@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from randar.choices import EDIT_TEMPERATURE, ORDER_CHOICES, VARY_METHODS, VARY_STRONG, VARY_SUBTLE
-from randar.outputs import image_format, numbered_paths
+from ..options.choices import EDIT_TEMPERATURE, ORDER_CHOICES, VARY_METHODS, VARY_STRONG, VARY_SUBTLE
+from ..io.outputs import image_format, numbered_paths
 
 from .folders import gif_output, must_exist
 from .options import (
@@ -16,7 +16,7 @@ from .options import (
 from .pipeline import ModelChoice, Work, execute
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -77,9 +77,9 @@ def cmd_vary(args: argparse.Namespace) -> int:
     paths = numbered_paths(out, args.batch)
 
     def make(studio: "Studio") -> "Job":
-        from randar.painted import cell_levels, strength_image
-        from randar.tasks.geometry import token_size
-        from randar.images import load_image
+        from ..ordering.painted import cell_levels, strength_image
+        from ..tasks.geometry import token_size
+        from ..io.images import load_image
 
         painted = cells = None
         if args.method == "painted":
@@ -145,7 +145,7 @@ def branch_works(args: argparse.Namespace, record: dict[str, Any], out: Path, in
                      "index": index}
 
     def make(studio: "Studio") -> "Job":
-        from randar.derive import SAME
+        from ..derive import SAME
 
         return studio.branch(settings, args.branch_step, index=index, num=args.branches, seed=args.seed,
                              order=args.order, label=SAME if args.label is None else label, cfg=args.cfg,

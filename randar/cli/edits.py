@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from randar.choices import ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, PREFILLS, REGION_CHOICES
+from ..options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, PREFILLS, REGION_CHOICES
 
 from .options import (
     FOLDER_EPILOG, ITEMS_EPILOG, OUTPUTS_EPILOG, add_output_options, add_runtime_options, add_sampling_options, command,
@@ -15,7 +15,7 @@ from .folders import EditInput, collect_inputs, edit_works
 from .items import run_folder_items
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
 
 def _upscale_options(p: argparse.ArgumentParser) -> None:
-    from randar.choices import (
+    from ..options.choices import (
         DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS as DEFAULT_STEPS,
     )
 
@@ -179,7 +179,7 @@ def _upscale_options(p: argparse.ArgumentParser) -> None:
 
 
 def _upscale_epilog() -> str:
-    from randar.choices import MAX_INPUT_PIXELS
+    from ..options.choices import MAX_INPUT_PIXELS
 
     return f"""\
 examples:

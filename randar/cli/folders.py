@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
-from randar.outputs import image_format, numbered_paths
-from randar.paths import why_missing
+from ..io.outputs import image_format, numbered_paths
+from ..io.paths import why_missing
 
 from .options import FOLDER_OUTPUT_EXT
 from .pipeline import Work
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------

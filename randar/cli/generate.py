@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from randar.choices import ORDER_CHOICES
-from randar.outputs import image_format, numbered_paths
+from ..options.choices import ORDER_CHOICES
+from ..io.outputs import image_format, numbered_paths
 
 from .options import (
     ITEMS_EPILOG, OUTPUTS_EPILOG, or_default, positive_int, add_output_options, add_runtime_options,
@@ -17,7 +17,7 @@ from .folders import gif_output
 from .items import refuse_item_options, run_generate_items
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,23 +1,23 @@
-"""`--out-dir` runs: many items, sharded over torchrun's processes (randar/itemrun.py does the running)."""
+"""`--out-dir` runs: many items, sharded over torchrun's processes (randar/cli/itemrun.py does the running)."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from randar.outputs import OutputExistsError
-from randar.registry import DEFAULT_MODEL
+from ..io.outputs import OutputExistsError
+from ..registry import DEFAULT_MODEL
 
 from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, task_options, x2_steps
 from .pipeline import ModelChoice
 from .folders import EditInput
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------
-# --out-dir runs: many items, sharded over torchrun's processes (randar/itemrun.py)
+# --out-dir runs: many items, sharded over torchrun's processes (randar/cli/itemrun.py)
 
 ITEM_OPTION_NAMES = {"count": "--count", "classes": "--classes", "per_class": "--per-class", "npz": "--npz",
                      "resume": "--resume"}
@@ -45,10 +45,10 @@ def _item_choice(args: argparse.Namespace) -> ModelChoice:
 
 def run_generate_items(args: argparse.Namespace) -> int:
     """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
-    from randar.itemdir import Item
-    from randar.itemrun import ItemRun, item_name, run_items
-    from randar.registry import resolve_model
-    from randar.registry.class_names import class_or_group
+    from .itemdir import Item
+    from .itemrun import ItemRun, item_name, run_items
+    from ..registry import resolve_model
+    from ..registry.class_names import class_or_group
 
     _check_item_args(args)
     if args.classes is not None and (args.label is not None or args.count is not None):
@@ -78,7 +78,7 @@ def run_generate_items(args: argparse.Namespace) -> int:
     def items(seed: int) -> list[Item]:
         import random
 
-        from randar.checks import derive_seed
+        from ..options.checks import derive_seed
 
         out = []
         for i, spec in enumerate(labels):
@@ -107,9 +107,9 @@ def run_generate_items(args: argparse.Namespace) -> int:
 def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput],
                      make: Callable[..., "Job"], notes: Sequence[str]) -> int:
     """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
-    from randar.itemdir import Item
-    from randar.hashing import file_sha256
-    from randar.itemrun import ItemRun, run_items
+    from .itemdir import Item
+    from ..io.hashing import file_sha256
+    from .itemrun import ItemRun, run_items
 
     _check_item_args(args)
     if getattr(args, "keep_going", False):
@@ -124,7 +124,7 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
         seen[name] = inp.image
 
     def items(seed: int) -> list[Item]:
-        from randar.checks import derive_seed
+        from ..options.checks import derive_seed
 
         out = []
         for i, (inp, name) in enumerate(zip(inputs, files)):

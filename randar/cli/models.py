@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from randar.download import download_model
-from randar.registry import (
+from ..registry.download import download_model
+from ..registry import (
     DEFAULT_MODEL, REGISTRY, ModelStatus, download_command, format_bytes, list_models, resolve_checkpoints_dir,
 )
 

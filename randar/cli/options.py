@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from randar.choices import ORDER_CHOICES
-from randar.download import DownloadError
+from randar.options.choices import ORDER_CHOICES
+from randar.registry.download import DownloadError
 from randar.registry import DEFAULT_MODEL, REGISTRY, ModelNotFoundError
-from randar.task_options import TaskOptions  # no torch
+from randar.options.task_options import TaskOptions  # no torch
 
 
 PROG = "python -m randar"
@@ -70,7 +70,7 @@ def to_stderr(msg: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 # Options shared by the task commands
 
-# The choices offered for --order / --align / --region. They mirror randar.orders.ORDER_NAMES ("priority"
+# The choices offered for --order / --align / --region. They mirror randar.ordering.orders.ORDER_NAMES ("priority"
 # needs a map, which a command line cannot give) and randar.tasks.ALIGNS / REGIONS; they are spelled out
 # here so that `--help` works without importing torch (tests/test_cli.py checks that they agree).
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
@@ -143,7 +143,7 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
                          steps_help: str | None = None, steps_default: int = -1,
                          temperature: float = 1.0) -> None:
     """--class, --steps, --order, --cfg, --cfg-start, --temperature, --top-k, --top-p, --seed, --num.
-    `temperature`: the command's default (edits sample cooler than generation: see randar.choices)."""
+    `temperature`: the command's default (edits sample cooler than generation: see randar.options.choices)."""
     g = p.add_argument_group("sampling")
     g.add_argument("--class", "-c", dest="label", default=None, metavar="NAME_OR_ID",
                    help="class: its index, its name or a unique part of it (see `python -m randar models`); "
@@ -177,7 +177,7 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
 
 def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
     """--out, --overwrite, --gif, --gif-frames, --quiet; with `items` also --out-dir and --resume (a
-    sharded run, see randar/itemrun.py), of which one of --out / --out-dir is required.
+    sharded run, see randar/cli/itemrun.py), of which one of --out / --out-dir is required.
 
     Option names here must not be prefixes of torchrun's options: torchrun's parser takes any unambiguous
     prefix of its own options even after the module name (`--num` collides with `--numa-binding`)."""
@@ -218,7 +218,7 @@ def refuse_order_map(args: argparse.Namespace, what: str, why: str = "") -> None
 
 
 def task_options(args: argparse.Namespace) -> TaskOptions:
-    """The task options of a run (randar.task_options), built once from the flags of `add_sampling_options`:
+    """The task options of a run (randar.options.task_options), built once from the flags of `add_sampling_options`:
     every value is checked here, before any model is loaded. --order-map is a picture file."""
     if args.batch < 1:
         raise ValueError(f"--num must be at least 1, got {args.batch}")

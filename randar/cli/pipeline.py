@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from randar.memory import release_memory
-from randar.outputs import (
+from ..runtime.memory import release_memory
+from ..io.outputs import (
     atomic_write_bytes, check_outputs, remove_temps, sidecar_path, sidecar_record, write_pair,
 )
-from randar.registry import DEFAULT_MODEL, REGISTRY
+from ..registry import DEFAULT_MODEL, REGISTRY
 
 from .options import to_stderr
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from tqdm import tqdm
-    from randar.folderbatch import BatchReport
-    from randar.studio import Job, Result, Studio
+    from .folderbatch import BatchReport
+    from ..studio import Job, Result, Studio
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -66,8 +66,8 @@ class ModelChoice:
 
     def load(self) -> tuple["Studio", dict[str, Any]]:
         """-> (the Studio, the model's record for sidecars: its name and how to load it again)."""
-        from randar.registry import resolve_model
-        from randar.studio import Studio
+        from ..registry import resolve_model
+        from ..studio import Studio
 
         key = self.model or DEFAULT_MODEL
         resolved = resolve_model(key, self.checkpoints)  # ModelNotFoundError says what is missing and how to get it
@@ -81,8 +81,8 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
     """Check outputs, load the model, create every job, then run and write them (see the module docstring).
 
     --resume keeps the outputs already complete with this run's settings and (re)makes the others;
-    --keep-going skips inputs that fail (validation or run) and ends with a summary (randar/folderbatch.py)."""
-    from randar.folderbatch import BatchReport, outputs_done
+    --keep-going skips inputs that fail (validation or run) and ends with a summary (randar/cli/folderbatch.py)."""
+    from .folderbatch import BatchReport, outputs_done
 
     resume = bool(getattr(args, "resume", False))
     keep_going = bool(getattr(args, "keep_going", False))
@@ -151,8 +151,8 @@ PHOTO_HINT_INPUTS = 8  # inputs of a folder batch looked at for the photo hint (
 
 
 def photo_hint(studio: "Studio", jobs: Sequence["Job | None"]) -> str | None:
-    """One line when an emoji-only model is about to edit a photo-like input (randar/photo_hint.py), else None."""
-    from randar.photo_hint import knows_only_emoji, photo_note
+    """One line when an emoji-only model is about to edit a photo-like input (randar/io/photo_hint.py), else None."""
+    from ..io.photo_hint import knows_only_emoji, photo_note
 
     if not knows_only_emoji(studio.name):
         return None
@@ -214,8 +214,8 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
     """Run `job`, advancing the bar per forward pass and recording GIF frames if asked -> (result, GIF)."""
     recorder = None
     if work.gif is not None:
-        from randar.animation import GifRecorder
-        from randar.preview import PreviewRenderer
+        from ..viewers.animation import GifRecorder
+        from ..viewers.preview import PreviewRenderer
 
         big = max(job.canvas.size) > GIF_MAX_SIDE
         recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row,

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from randar.outputs import image_format, read_sidecar
+from ..io.outputs import image_format, read_sidecar
 
 from .derive import add_branch_options, check_branch_args, run_branch
 from .options import FOLDER_OUTPUT_EXT, OUTPUTS_EPILOG, add_output_options, add_runtime_options, command
@@ -13,7 +13,7 @@ from .pipeline import ModelChoice, Work, execute
 from .folders import must_exist, gif_output
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
-    from randar.studio import Job, Studio
+    from ..studio import Job, Studio
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -62,7 +62,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     if out.is_dir():
         out = out / str(record.get("image") or f"rerun{FOLDER_OUTPUT_EXT}")
     image_format(out)
-    from randar.tasks import check_settings
+    from ..tasks import check_settings
 
     check_settings(settings, args.sidecar)
     check_branch_args(args)
@@ -90,7 +90,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:
     """The inputs a rerun reads: --image/--mask, else the recorded files, which must still be there (an error
     naming the option to use, before the model is loaded)."""
-    from randar.images import check_image_file  # torch, via randar.images: only for the commands that need it
+    from ..io.images import check_image_file  # torch, via randar.io.images: only for the commands that need it
 
     inputs = settings.get("inputs") or {}
     for name, given in (("image", args.image), ("mask", args.mask)):

@@ -74,7 +74,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
          configure=_train_options, epilog=EPILOG)
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a tokenizer (or reuse one), encode the folder, train the transformer; MODEL_DIR is then a model."""
-    from randar.train.command import run_train
+    from ..train.command import run_train
 
     if args.bf16 is not None:
         args.bf16 = {"on": True, "off": False}.get(args.bf16, "auto")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hashing import file_sha256
+from ..io.hashing import file_sha256
 from .emoji import (EVAL_FRACTION, FORMAT_VERSION, IMAGE_SIZE, SETS, SPLIT_SALT, EmojiDataset, canonical_hexcode,
                     decode_image, load_emoji_dataset, split_of)
 from .emoji_sources import NPM_ICONIFY, SourceMissing, Sources, find_sources

@@ -10,7 +10,7 @@ from typing import Iterator
 import torch
 
 from ..model.transformer import cat_slots, interleave_pairs
-from ..sampling import sample
+from .sampling import sample
 from .lookahead import StepForward, _queries, entropy, guess_grids
 from .loop import combine, decode_loop, guidance_batch, live_grid, make_generator, prefill_slots
 from .request import DecodeRequest, StepEvent

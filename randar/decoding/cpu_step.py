@@ -16,7 +16,7 @@ which MKL itself runs slowly at a few rows. This forward computes the same funct
 - multiplies by weights pre-packed for oneDNN (`PackedWeights`), the output head's too: on small-row products
   MKL re-packs the weight on every call, which here costs more than the multiply (about 1.5x on the whole
   step's products; 2x on the head's [queries x 1024] product). bfloat16 weights are packed only where the
-  processor and oneDNN can (`randar.cpu_features.packs_bfloat16`: AVX-512 BW/VL/DQ or AVX-NE-CONVERT);
+  processor and oneDNN can (`randar.runtime.cpu_features.packs_bfloat16`: AVX-512 BW/VL/DQ or AVX-NE-CONVERT);
   elsewhere the step multiplies with the unpacked bfloat16 weights, the plain path's arithmetic.
 
 Rounding can differ from the reference path in the last bits (oneDNN's products block the sums
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..cpu_features import packs_bfloat16
+from ..runtime.cpu_features import packs_bfloat16
 from ..model import kernels
 from ..model.transformer import BLANK, CLASS, POSITION, KVCache, RandARTransformer
 

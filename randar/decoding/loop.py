@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..model.transformer import BLANK, CLASS, POSITION, cat_slots, class_slots, interleave_pairs
-from ..sampling import guide, sample
+from .sampling import guide, sample
 from .lookahead import probe_after_step
 from .request import DecodeRequest, StepEvent
 

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor
 
 from ..model.transformer import RandARTransformer
-from ..sampling import Guidance, SamplingParams
-from ..schedule import step_sizes
+from .sampling import Guidance, SamplingParams
+from ..ordering.schedule import step_sizes
 
 
 @dataclass

@@ -202,7 +202,7 @@ def model_edit(studio, image: np.ndarray, mask: np.ndarray, label: int, *, steps
 def vq_ceiling(studio, truth: np.ndarray) -> np.ndarray:
     import torch
 
-    from ..images import to_pil, to_tensor
+    from ..io.images import to_pil, to_tensor
 
     with torch.no_grad():
         codes = studio.vq.encode(to_tensor(Image.fromarray(truth)).to(studio.device))

@@ -111,7 +111,7 @@ def train_recognizer(folder: str | Path, out: str | Path, *, minutes: float = 20
     dataset at `heldout_data` is present, its held-out style's renders are classified too (the judge's card)."""
     from safetensors.torch import save_file
 
-    from randar.cpu_features import bf16_arithmetic
+    from ..runtime.cpu_features import bf16_arithmetic
 
     if threads:
         torch.set_num_threads(threads)

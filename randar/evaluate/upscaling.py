@@ -102,7 +102,7 @@ def _resize(img: np.ndarray, how: int) -> np.ndarray:
 
 def _vq_recon(studio: Any, img: np.ndarray) -> np.ndarray:
     """Bicubic x2, then a tokenizer round trip in model-sized tiles (no generation, no back-projection)."""
-    from ..task_options import TaskOptions
+    from ..options.task_options import TaskOptions
     from ..tasks.upscale import upscale
 
     job = upscale(studio.pair, Image.fromarray(img, "RGB"), regenerate=0.0, consistency=0, options=TaskOptions(seed=0))

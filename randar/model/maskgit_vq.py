@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from randar.checkpoint import Pretrained
-from randar.config import MaskGITVQConfig
+from .checkpoint import Pretrained
+from .config import MaskGITVQConfig
 
 from .tokenizer import ImageTokenizer
 

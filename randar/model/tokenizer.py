@@ -2,7 +2,7 @@
 
 Why an interface: RandAR checkpoints come with two tokenizers (LlamaGen's VQ-16 and the MaskGIT-VQGAN) that
 differ in architecture and in the range of their pixels ([-1, 1] for LlamaGen, [0, 1] for MaskGIT). Everything
-above the model layer works in the package's pixel convention (randar.images: x = u8 / 127.5 - 1), so the
+above the model layer works in the package's pixel convention (randar.io.images: x = u8 / 127.5 - 1), so the
 tokenizer says its own range (`pixel_range`) and converts at its boundary; no caller asks which kind it has.
 
     encode(images [B, 3, H, W] in [-1, 1]) -> codes [B, H/f, W/f]
@@ -21,7 +21,7 @@ from torch import Tensor
 
 __all__ = ["ImageTokenizer", "MODEL_PIXEL_RANGE"]
 
-MODEL_PIXEL_RANGE = (-1.0, 1.0)  # the package's convention for pixels in tensors (randar.images)
+MODEL_PIXEL_RANGE = (-1.0, 1.0)  # the package's convention for pixels in tensors (randar.io.images)
 
 
 class ImageTokenizer:

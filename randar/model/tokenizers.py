@@ -12,8 +12,8 @@ from typing import Mapping
 
 import torch
 
-from randar.checkpoint import CheckpointError, read_state_dict
-from randar.config import MaskGITVQConfig, TokenizerConfig, VQConfig
+from .checkpoint import CheckpointError, read_state_dict
+from .config import MaskGITVQConfig, TokenizerConfig, VQConfig
 
 from .maskgit_vq import MaskGITVQ
 from .tokenizer import ImageTokenizer

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import Pretrained
-from ..config import GPTConfig
+from .checkpoint import Pretrained
+from .config import GPTConfig
 from . import kernels
 from .rope import grid_rope
 

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from randar.checkpoint import Pretrained
-from randar.config import VQConfig
+from .checkpoint import Pretrained
+from .config import VQConfig
 
 from .tokenizer import ImageTokenizer
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from randar.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
+from randar.model.config import GPTConfig, MaskGITVQConfig, TokenizerConfig, VQConfig
 
 DEFAULT_MODEL = "randar-emoji"
 HF_URL = "https://huggingface.co/{repo_id}/resolve/{revision}/{filename}"
@@ -60,7 +60,7 @@ class RemoteFile:
     approx_bytes: int  # the recorded size (float32, ~4 bytes a parameter): shown, and used to spot truncated files
     sha256: str | None = None  # verified after download when known
     # The revision asked of the hub on a first download. The commit it resolves to is then pinned, with the
-    # file's size and sha256, in CHECKPOINTS/downloads.lock.json (randar/download_lock.py) and fetched and
+    # file's size and sha256, in CHECKPOINTS/downloads.lock.json (randar/registry/download_lock.py) and fetched and
     # checked on every later download; `randar download --revision` overrides both.
     revision: str = "main"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from randar.config import GPTConfig, TokenizerConfig
+from ..model.config import GPTConfig, TokenizerConfig
 
 from .catalogue import DEFAULT_MODEL, MODEL_CARD_FILE, GPT_FILE, REGISTRY, ModelNotFoundError, ModelSpec, UnsupportedModelError
 from .class_names import class_index, imagenet_class_names

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from randar.config import ModelCard
+from ..model.config import ModelCard
 
 from .catalogue import (
     DEFAULT_MODEL, GPT_FILE, MODEL_CARD_FILE, REGISTRY, TRUNCATED_FRACTION, VQ_FILES, ModelNotFoundError, ModelSpec,

@@ -14,13 +14,13 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable
 
-from ..images import ImageError, ImageSource
-from ..checks import MAX_BATCH
-from ..task_options import TaskOptions
+from ..io.images import ImageError, ImageSource
+from ..options.checks import MAX_BATCH
+from ..options.task_options import TaskOptions
 from .job import Job, JobCancelled, Progress, Result, Timings
 from .plan import Canvas, ModelPair
 from .generate import generate, generate_x2
-from ..masks import mask_fingerprint
+from ..io.masks import mask_fingerprint
 from .geometry import OutpaintSize, image_fingerprint, outpaint_size
 from .inpaint import REGIONS, inpaint
 from .outpaint import ALIGNS, outpaint, parse_aspect
@@ -121,8 +121,8 @@ def _check_input(name: str, given: Any, record: dict[str, Any] | None, strict: b
                              + (f" (the recorded file {path} is not there)" if path else ""))
         given = path
     if strict and record and record.get("sha256"):
-        from ..images import load_image
-        from ..masks import load_mask
+        from ..io.images import load_image
+        from ..io.masks import load_mask
 
         if name == "mask":
             import numpy as np

@@ -13,7 +13,7 @@ continues). The parent is re-planned from its settings (no compute: the same can
 so a branch of an inpaint or outpaint keeps the original's pixels exactly as the parent did.
 
 What the settings record (task "branch"): the parent's full settings, the step, which image of its batch, and
-the decided cells and codes themselves (`kept`, randar.tokencodes), so that `rerun` repeats a branch exactly
+the decided cells and codes themselves (`kept`, randar.tasks.tokencodes), so that `rerun` repeats a branch exactly
 without running its parent again. Upscaling is refused: its tiles choose their context at run time.
 """
 from __future__ import annotations
@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..checks import check_int, check_order, derive_seed
+from ..options.checks import check_int, check_order, derive_seed
 from ..decoding import DecodeRequest
-from ..images import ImageSource
-from ..orders import make_orders
-from ..sampling import Guidance, SamplingParams
-from ..task_options import TaskOptions
-from ..tokencodes import decode_sequence, encode_sequence
+from ..io.images import ImageSource
+from ..ordering.orders import make_orders
+from ..decoding.sampling import Guidance, SamplingParams
+from ..options.task_options import TaskOptions
+from .tokencodes import decode_sequence, encode_sequence
 from .job import Job, Result
 from .plan import ModelPair, Plan, Stage
 from .resolve import common_settings, resolve_options
@@ -242,7 +242,7 @@ def branch(pair: ModelPair, parent: dict[str, Any], *, step: int, kept: str, ind
            label: Any = None, parent_output: dict[str, Any] | None = None, options: TaskOptions | None = None,
            image: ImageSource | None = None, mask: ImageSource | None = None, fast: bool = True) -> Job:
     """A branch of the run of `parent` (its settings) at job step `step` (0..its steps - 1), image `index` of its
-    batch: `kept` (randar.tokencodes "seq1:", from `prefix_from_result` or `prefix_from_run`) are the tokens it had
+    batch: `kept` (randar.tasks.tokencodes "seq1:", from `prefix_from_result` or `prefix_from_run`) are the tokens it had
     decided then; the rest is generated anew with `options` (seed, batch = how many branches, guidance, sampling;
     `order` is used with `reorder`, else the parent's planned order continues) and `label`. `image` / `mask`:
     the parent's inputs when their recorded files have moved. `parent_output`: where the parent's picture is

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..choices import PREFILLS
-from ..masks import dilate_cells
+from ..options.choices import PREFILLS
+from ..io.masks import dilate_cells
 
 
 def cell_cover(mask: np.ndarray, patch: int) -> np.ndarray:

@@ -12,12 +12,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..extrapolation import x2_rope
-from ..images import to_pil
-from ..orders import make_orders
-from ..painted import encode_levels, painted_orders, resolve_order_map
-from ..checks import check_float, check_order, check_steps, clip_steps, derive_seed
-from ..task_options import TaskOptions
+from ..decoding.extrapolation import x2_rope
+from ..io.images import to_pil
+from ..ordering.orders import make_orders
+from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
+from ..options.checks import check_float, check_order, check_steps, clip_steps, derive_seed
+from ..options.task_options import TaskOptions
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
 from .resolve import common_settings, resolve_options
@@ -42,9 +42,9 @@ def generate(
 ) -> Job:
     """Sample `options.batch` images of class `label` (a name, an index, None for no class, or one per image).
 
-    options (randar.task_options): order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G],
+    options (randar.options.task_options): order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G],
     lower first); order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded
-    string): painted cells first, stronger first, the rest in `order` (see randar.painted); steps: forward
+    string): painted cells first, stronger first, the rest in `order` (see randar.ordering.painted); steps: forward
     passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule; cfg: the guidance scale
     reached at the last token (None: the model's default), starting at cfg_start.
     """

@@ -1,5 +1,5 @@
 """Pixel geometry shared by the editing tasks: token-aligned sizes, outpaint canvas sizes, resampling,
-feathered paste-back (masks: randar.masks). No torch: the app's previews use it too."""
+feathered paste-back (masks: randar.io.masks). No torch: the app's previews use it too."""
 from __future__ import annotations
 
 import hashlib

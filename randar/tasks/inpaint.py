@@ -31,17 +31,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..choices import MIN_COVER
-from ..images import ImageError, ImageSource, to_pil, to_tensor
-from ..orders import make_orders
-from ..painted import encode_levels, painted_orders, resolve_order_map
-from ..checks import check_choice, check_float, check_int, derive_seed
-from ..task_options import TaskOptions
+from ..options.choices import MIN_COVER
+from ..io.images import ImageError, ImageSource, to_pil, to_tensor
+from ..ordering.orders import make_orders
+from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
+from ..options.checks import check_choice, check_float, check_int, derive_seed
+from ..options.task_options import TaskOptions
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
 from .resolve import common_settings, resolve_options
 from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
-from ..masks import feather_alpha, mask_bbox, resample_mask
+from ..io.masks import feather_alpha, mask_bbox, resample_mask
 from .geometry import Box, composite, resample, token_size
 from .inputs import read_image, read_mask
 from .modes import restore_mode, source_mode
@@ -199,10 +199,10 @@ def inpaint(
 ) -> Job:
     """Regenerate the masked pixels of `image` (white / opaque strokes in `mask` = regenerate).
 
-    options (randar.task_options; temperature defaults to EDIT_TEMPERATURE): steps: forward passes over the tokens
+    options (randar.options.task_options; temperature defaults to EDIT_TEMPERATURE): steps: forward passes over the tokens
     to regenerate (1..M, -1 = one per token); order: any engine order, or "boundary-first" / "inside-out" (by
     distance to the known tokens); order_map: a painted map over the image (picture or a sidecar's string):
-    painted cells first (randar.painted).
+    painted cells first (randar.ordering.painted).
     """
     notices: list[str] = []
     G, f = pair.grid, pair.patch

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..images import ImageError, ImageSource, load_image
-from ..masks import load_mask, mask_fingerprint, resize_mask, same_aspect
+from ..io.images import ImageError, ImageSource, load_image
+from ..io.masks import load_mask, mask_fingerprint, resize_mask, same_aspect
 from .geometry import image_fingerprint
 
 
@@ -28,7 +28,7 @@ def read_mask(src: ImageSource, size: tuple[int, int], notices: list[str]) -> tu
     """-> (bool [H, W] at the image's size, True = regenerate; its record).
 
     A mask of another size is resized (nearest neighbour) when its aspect ratio matches the image's within
-    `randar.masks.MASK_ASPECT_TOLERANCE` (a mask drawn on a scaled preview), with a notice; otherwise it is an
+    `randar.io.masks.MASK_ASPECT_TOLERANCE` (a mask drawn on a scaled preview), with a notice; otherwise it is an
     error.
     """
     if src is None:

@@ -51,7 +51,7 @@ class Progress:
     window: tuple[int, int, int, int] | None = None  # (top, left, height, width) of this stage's window
     # With `Job.with_guess(every)`: the model's guess (decided tokens + the most likely code of every cell
     # still undecided in this stage, -1 elsewhere) and the entropy of each such cell (0 elsewhere), both
-    # [B, rows, cols]; None on steps without a guess. `randar.guess` turns them into pictures.
+    # [B, rows, cols]; None on steps without a guess. `randar.viewers.guess` turns them into pictures.
     guess: Tensor | None = None
     entropy: Tensor | None = None
 
@@ -237,7 +237,7 @@ class Job:
                 decided.append(cells)
                 guess = entropy = None
                 if ev.guess is not None:
-                    from ..guess import to_canvas
+                    from ..viewers.guess import to_canvas
                     guess, entropy = to_canvas(ev.guess, ev.entropy, grid_to_canvas, tokens, (B, rows, cols))
                 yield Progress(
                     task=plan.task, stage=stage.name, stage_index=index, num_stages=len(plan.stages),

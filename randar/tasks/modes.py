@@ -1,7 +1,7 @@
 """Edits give their result back in the input's image mode: a greyscale picture stays greyscale, a transparent one
 keeps its alpha.
 
-The model only sees RGB (transparent pixels composited onto white: `randar.images.load_image`), so the tasks
+The model only sees RGB (transparent pixels composited onto white: `randar.io.images.load_image`), so the tasks
 work in RGB and then `restore_mode` turns the result back into the input's mode:
 
 - L stays L, LA stays LA, RGBA stays RGBA; a palette image with transparency (P + tRNS, PA) becomes RGBA and a
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..images import ImageSource, array_to_uint8, load_image
+from ..io.images import ImageSource, array_to_uint8, load_image
 
 __all__ = ["SourceMode", "source_mode", "restore_mode"]
 

@@ -28,7 +28,7 @@ Candidate windows are G x G (or the canvas size where it is smaller) at offsets 
 axis plus the last offset flush with the border. Greedily, the next window is the one holding the most
 known tokens among those with any unknown (ties: the most unknown, then the first in raster order): it
 puts all the known tokens inside it into the context (random order) and generates all its unknown ones in
-`order`. A painted order (`order_map`, randar.painted) is a picture over the output: its painted new cells go
+`order`. A painted order (`order_map`, randar.ordering.painted) is a picture over the output: its painted new cells go
 first within each window (stronger first, the rest in `order`). `steps` is a budget for the whole job, split
 between windows in proportion to their new tokens (at least one step each; -1 = one token per step).
 
@@ -43,12 +43,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..images import ImageSource, to_pil, to_tensor
-from ..orders import make_orders
-from ..painted import encode_levels, painted_orders, resolve_order_map
-from ..checks import check_choice, check_float, check_int, derive_seed
-from ..task_options import TaskOptions
-from ..choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MIN_COVER
+from ..io.images import ImageSource, to_pil, to_tensor
+from ..ordering.orders import make_orders
+from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
+from ..options.checks import check_choice, check_float, check_int, derive_seed
+from ..options.task_options import TaskOptions
+from ..options.choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MIN_COVER
 from .chain import ChainJob, LaterPass
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
@@ -164,9 +164,9 @@ def outpaint(
     """Extend `image`: by pixels per side (left/right/top/bottom, in the input's pixels), OR to a target
     `aspect` ('16:9', ...), OR by a `zoom` factor (1.5 = 1.5x wider and taller). `align` places the
     ORIGINAL in the new canvas for aspect/zoom: center, left, right, top, bottom or e.g. 'top-left'.
-    options: randar.task_options (temperature defaults to EDIT_TEMPERATURE; steps: the whole job's budget).
+    options: randar.options.task_options (temperature defaults to EDIT_TEMPERATURE; steps: the whole job's budget).
     options.order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
-    painted new cells are decoded first in each window (randar.painted); paint over the original is ignored.
+    painted new cells are decoded first in each window (randar.ordering.painted); paint over the original is ignored.
     compose: "one-pass" (the whole canvas in one pass of the model's grid, the picture worked smaller where
     needed) or "windows" (the former method: overlapping windows at the model's scale). refine: with one-pass,
     bring a canvas worked smaller back to scale with the upscaler (off: bicubic resizing only).

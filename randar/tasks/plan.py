@@ -25,8 +25,8 @@ from ..model.transformer import RandARTransformer
 from ..model.tokenizer import ImageTokenizer
 from ..registry import class_index as _class_index
 from ..registry.class_names import class_or_group as _class_or_group, group_members as _group_members
-from ..sampling import Guidance, SamplingParams
-from ..schedule import step_sizes
+from ..decoding.sampling import Guidance, SamplingParams
+from ..ordering.schedule import step_sizes
 
 __all__ = ["ModelPair", "Canvas", "Stage", "Plan", "place_in_grid"]
 

@@ -3,7 +3,7 @@
 Why one place: every task resolves its `TaskOptions` the same way (the task's defaults filled in, a seed drawn
 for None, labels to class ids, cfg None to the model card's scale, top_k against the vocabulary) and records
 them the same way in its settings (`common_settings`, what `rerun` reads back). The checks of the values
-themselves are randar.checks / randar.task_options; what is resolved here needs the loaded model pair.
+themselves are randar.options.checks / randar.options.task_options; what is resolved here needs the loaded model pair.
 
 Names. A class is a *label*: what users give (a name, an index or None; the sidecars' "label"), resolved to
 class ids by `resolve_labels` and to the [B] tensor `Plan.labels` by `label_tensor` (the engine and the model
@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..checks import check_int, check_steps, clipped_steps_note, resolve_seed
-from ..sampling import Guidance, SamplingParams
-from ..task_options import TaskOptions
+from ..options.checks import check_int, check_steps, clipped_steps_note, resolve_seed
+from ..decoding.sampling import Guidance, SamplingParams
+from ..options.task_options import TaskOptions
 from .plan import ModelPair
 
 __all__ = ["SETTINGS_VERSION", "Resolved", "resolve_options", "resolve_labels", "label_tensor", "common_settings"]

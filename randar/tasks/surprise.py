@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..orders import make_orders
+from ..ordering.orders import make_orders
 from .plan import ModelPair, place_in_grid
 
 __all__ = ["token_surprise"]

@@ -35,19 +35,19 @@ from PIL import Image
 from torch import Tensor
 
 from ..decoding import DecodeRequest
-from ..images import ImageError, ImageSource
+from ..io.images import ImageError, ImageSource
 from ..model.transformer import RandARTransformer
-from ..orders import make_orders
-from ..sampling import Guidance, SamplingParams
-from ..schedule import step_sizes
-from ..checks import check_float, check_int, derive_seed
-from ..task_options import TaskOptions
+from ..ordering.orders import make_orders
+from ..decoding.sampling import Guidance, SamplingParams
+from ..ordering.schedule import step_sizes
+from ..options.checks import check_float, check_int, derive_seed
+from ..options.task_options import TaskOptions
 from .chain import ChainJob, LaterPass
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage
 from .resolve import common_settings, resolve_options
 from .inputs import read_image
-from ..choices import (
+from ..options.choices import (
     DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MAX_INPUT_PIXELS, SCALES,
     output_size,
 )

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..checks import check_choice, check_float, derive_seed
-from ..choices import VARY_METHODS, VARY_STEPS_PER_TOKEN, VARY_SUBTLE
-from ..images import ImageSource, to_pil, to_tensor
-from ..orders import make_orders
-from ..painted import encode_levels, resolve_order_map
-from ..task_options import TaskOptions
-from ..tokencodes import cell_mask, decode_grid, encode_cells, encode_grid
+from ..options.checks import check_choice, check_float, derive_seed
+from ..options.choices import VARY_METHODS, VARY_STEPS_PER_TOKEN, VARY_SUBTLE
+from ..io.images import ImageSource, to_pil, to_tensor
+from ..ordering.orders import make_orders
+from ..ordering.painted import encode_levels, resolve_order_map
+from ..options.task_options import TaskOptions
+from .tokencodes import cell_mask, decode_grid, encode_cells, encode_grid
 from .fill import harmonize
 from .geometry import composite, resample, token_size
 from .inputs import read_image
@@ -85,7 +85,7 @@ def vary(pair: ModelPair, image: ImageSource, *, strength: float = VARY_SUBTLE, 
          options: TaskOptions | None = None, fast: bool = True) -> Job:
     """Regenerate a `strength` fraction (0 < strength <= 1) of `image`'s tokens chosen by `method` (random,
     confident, painted with `painted`, or the given `cells`), keeping the rest; `tokens`: the picture's own
-    token grid [rows, cols] (array or "grid1:" string) instead of encoding it. options (randar.task_options;
+    token grid [rows, cols] (array or "grid1:" string) instead of encoding it. options (randar.options.task_options;
     temperature defaults to EDIT_TEMPERATURE, steps to `vary_steps`): batch = variations, which share the chosen
     cells and differ in their samples."""
     notices: list[str] = []

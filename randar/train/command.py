@@ -121,7 +121,7 @@ def _cuda_bf16(device) -> bool:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): only then is bf16 training faster on it
     (elsewhere it is emulated, slower than float32)."""
-    from randar.cpu_features import bf16_arithmetic
+    from ..runtime.cpu_features import bf16_arithmetic
 
     return bf16_arithmetic() == "native"
 
@@ -141,13 +141,13 @@ def device_defaults(device) -> dict[str, Any]:
 def load_tokenizer(spec: str, device):
     """A tokenizer (LlamaGen VQ or MaskGIT-VQGAN) from a model name or directory (its tokenizer) or a tokenizer
     file with its config beside it. Returns (tokenizer, path of its weights, description)."""
-    from randar.model.tokenizers import load_tokenizer as load
-    from randar.registry import resolve_model
+    from ..model.tokenizers import load_tokenizer as load
+    from ..registry import resolve_model
 
     path = Path(spec).expanduser()
     try:
         if path.is_file() and path.suffix in (".safetensors", ".pt", ".bin", ".pth"):
-            from randar.config import tokenizer_config_from_dict
+            from ..model.config import tokenizer_config_from_dict
 
             beside = path.with_suffix(".json")
             if not beside.is_file():
@@ -165,8 +165,8 @@ def load_tokenizer(spec: str, device):
 
 def load_init(spec: str, vq_config, device):
     """The transformer to start from (its weights, config and class names), checked against the tokenizer."""
-    from randar.checkpoint import read_state_dict
-    from randar.registry import resolve_model
+    from ..model.checkpoint import read_state_dict
+    from ..registry import resolve_model
 
     try:
         resolved = resolve_model(spec)
@@ -238,7 +238,7 @@ def run_train(args: argparse.Namespace) -> int:
     """The whole command; returns the exit status (0 done, 130/143 stopped by a signal with the state saved)."""
     import torch
 
-    from randar.distributed import Ranks
+    from ..runtime.distributed import Ranks
 
     from . import Logger, seed_everything
     from .folder import FolderError, load_pixels, scan_folder
@@ -304,7 +304,7 @@ def run_train(args: argparse.Namespace) -> int:
         + (f" x {ranks.world_size} processes" if ranks.world_size > 1 else "")
         + (f" ({torch.get_num_threads()} threads)" if device.type == "cpu" else ""))
     if ranks.is_main:
-        from randar.outputs import atomic_write_bytes
+        from ..io.outputs import atomic_write_bytes
 
         atomic_write_bytes(run.train_dir / "run.json", (json.dumps({
             "folder": str(folder.resolve()), "settings": settings, "argv": getattr(args, "argv", None)},
@@ -338,9 +338,9 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
                       stop) -> int:
     import torch
 
-    from randar.config import GPTConfig, ModelCard
-    from randar.model.transformer import RandARTransformer
-    from randar.outputs import atomic_write_bytes
+    from ..model.config import GPTConfig, ModelCard
+    from ..model.transformer import RandARTransformer
+    from ..io.outputs import atomic_write_bytes
 
     from .trainer import TransformerRecipe, TransformerTrainer, class_rows_from, deepen
 
@@ -354,7 +354,7 @@ def train_transformer(run: Run, index, pixels, keep, vq, vq_path, vq_source, ini
     eval_rows = keep_idx[splits[keep_idx] == "eval"]
 
     # codes: cached, keyed by everything they depend on
-    from randar.hashing import file_sha256
+    from ..io.hashing import file_sha256
 
     cache = run.train_dir / "codes.pt"
     key = json.dumps({"folder": index.fingerprint(), "tokenizer": file_sha256(vq_path) if Path(vq_path).is_file()
@@ -494,7 +494,7 @@ def write_model(out: Path, model, vq, card) -> None:
     """The model files, each written beside and moved into place: a kill mid-write keeps the previous ones."""
     import torch
 
-    from randar.model.transformer import RandARTransformer
+    from ..model.transformer import RandARTransformer
 
     tmp = Path(tempfile.mkdtemp(dir=out, prefix=".model-"))
     try:
@@ -534,7 +534,7 @@ def write_samples(run: Run, model, vq, card, step: int, device) -> Path:
 
 def write_card(run: Run, card, trainer, index, keep, vq_source, init_note, recipe, variants) -> None:
     """MODEL_CARD.md and metrics.json: data, recipe, curves and metrics, rewritten as the run goes."""
-    from randar.outputs import atomic_write_bytes
+    from ..io.outputs import atomic_write_bytes
 
     from .trainer import log_curve
 

@@ -123,7 +123,7 @@ def unigram_baseline(train_codes: np.ndarray | Tensor, eval_codes: np.ndarray | 
 
 def make_eval_orders(kind: str, n: int, grid: int, n_orders: int = 1, seed: int = 1234) -> Tensor:
     """Fixed orders [n_orders, n, grid*grid] so that repeated evaluations are comparable."""
-    from randar.orders import make_orders
+    from ..ordering.orders import make_orders
 
     if kind == "raster":
         return torch.arange(grid * grid).expand(n_orders, n, -1).clone()
@@ -182,9 +182,9 @@ def sample_images(gpt, vq, classes: Sequence[int], cfg_scale: float, steps: int 
     """Class-conditional samples through `randar.decoding` (random order, `steps` parallel steps), decoded by the
     VQ -> uint8 [N, H, W, 3]. `schedule`: "linear" ramps the CFG scale from 1 to cfg_scale (the official
     RandAR sampler), "constant" keeps it fixed."""
-    from randar.decoding import DecodeRequest, decode, run
-    from randar.orders import make_orders
-    from randar.sampling import Guidance
+    from ..decoding import DecodeRequest, decode, run
+    from ..ordering.orders import make_orders
+    from ..decoding.sampling import Guidance
 
     grid = gpt.config.grid_size
     n_cells = grid * grid

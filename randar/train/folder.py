@@ -178,7 +178,7 @@ def load_pixels(index: FolderIndex, size: int, log: Callable[[str], None] = prin
                 min_images: int = MIN_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 [N, size, size, 3], keep mask [len(files)]) for every readable file; unreadable ones are skipped and
     recorded in `index.skipped`. FolderError when fewer than `min_images` remain."""
-    from randar.images import ImageError, load_image
+    from randar.io.images import ImageError, load_image
 
     out = np.empty((len(index.files), size, size, 3), np.uint8)
     keep = np.zeros(len(index.files), bool)

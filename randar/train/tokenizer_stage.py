@@ -20,8 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from randar.config import VQConfig
-from randar.model.vq import VQModel
+from ..model.config import VQConfig
+from ..model.vq import VQModel
 
 from . import autocast, decay_groups, images_to_device, lr_factor, to_float
 from .trainer import StopFlag, _generator
@@ -83,7 +83,7 @@ class TokenizerTrainer:
     def save(self) -> None:
         if not self.ranks.is_main:
             return
-        from randar.outputs import atomic_write_bytes
+        from ..io.outputs import atomic_write_bytes
 
         buf = io.BytesIO()
         torch.save(self.state(), buf)
@@ -280,7 +280,7 @@ def train_tokenizer(run, pixels: np.ndarray, keep: np.ndarray, index, device, ra
         log(f"tokenizer done: {trainer.step} steps, held-out PSNR {p:.2f} dB")
         trainer.save()
         vq = trainer.vq.eval()
-        from randar.outputs import atomic_write_bytes
+        from ..io.outputs import atomic_write_bytes
 
         vq.save_pretrained(run.train_dir / ".tokenizer.tmp.safetensors", dtype=torch.float16)
         (run.train_dir / ".tokenizer.tmp.json").replace(run.train_dir / "tokenizer.json")
@@ -293,6 +293,6 @@ def train_tokenizer(run, pixels: np.ndarray, keep: np.ndarray, index, device, ra
 
 
 def _native_bf16() -> bool:
-    from randar.cpu_features import bf16_arithmetic
+    from ..runtime.cpu_features import bf16_arithmetic
 
     return bf16_arithmetic() == "native"

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from randar.config import GPTConfig
-from randar.model.transformer import RandARTransformer
+from ..model.config import GPTConfig
+from ..model.transformer import RandARTransformer
 
 from . import autocast, decay_groups, lr_factor
 from .evaluate import gpt_nll, make_eval_orders
@@ -151,7 +151,7 @@ def step_batch(recipe: TransformerRecipe, step: int, cursor: int, n: int, varian
 class TransformerTrainer:
     """Trains a RandAR transformer on cached codes [N, V, L] (V variants per image, variant 0 the image as is).
 
-    `ranks` (randar.distributed.Ranks) says which process this is; with several, the model is wrapped in DDP.
+    `ranks` (randar.runtime.distributed.Ranks) says which process this is; with several, the model is wrapped in DDP.
     `state_path`: where the resumable state is written (rank 0). `on_best(model)` writes the best weights;
     `on_check(info)` is called after every held-out check (samples, model card)."""
 
@@ -220,7 +220,7 @@ class TransformerTrainer:
     def save(self) -> None:
         if not self.ranks.is_main:
             return
-        from randar.outputs import atomic_write_bytes
+        from ..io.outputs import atomic_write_bytes
 
         buf = io.BytesIO()
         torch.save(self.state(), buf)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from randar.config import VQConfig
-from randar.model.vq import VQModel
+from ..model.config import VQConfig
+from ..model.vq import VQModel
 
 from . import Budget, TrainSchedule, autocast, decay_groups, images_to_device, lr_factor, seed_everything, to_float, use_bf16
 from .evaluate import psnr, vq_reconstruct

@@ -1,0 +1,1 @@
+"""Where and when tokens are decoded: the named orders, painted orders, the step schedule."""

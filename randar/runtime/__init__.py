@@ -1,0 +1,1 @@
+"""The process around the model: devices and threads, memory, torchrun ranks, CPU features."""
