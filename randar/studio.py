@@ -20,22 +20,25 @@ from typing import Any
 
 import torch
 
-from .options.choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MIN_COVER, VARY_SUBTLE
 from .tasks.class_guess import ClassGuess, ClassGuesser, LikelihoodGuesser, guesser_for
 from .io.images import ImageSource, load_image
 from .model.transformer import RandARTransformer
 from .model.tokenizer import ImageTokenizer
 from .model.tokenizers import load_tokenizer
 from .registry import resolve_model
-from . import derive
-from .derive import SAME
-from .options.task_options import TaskOptions, with_options
+from .options.params import (
+    GenerateParams, GenerateX2Params, InpaintParams, OutpaintParams, UpscaleParams, VaryParams,
+)
+from .options.task_options import TaskOptions
+from .tasks import derive
+from .tasks.derive import SAME
 from .tasks import (
     Canvas, Job, JobCancelled, ModelPair, Progress, Result, Timings, generate, generate_x2, inpaint, outpaint,
     rerun, upscale,
 )
 
-__all__ = ["Studio", "TaskOptions", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "ClassGuess",
+__all__ = ["Studio", "TaskOptions", "GenerateParams", "GenerateX2Params", "InpaintParams", "OutpaintParams",
+           "UpscaleParams", "VaryParams", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "ClassGuess",
            "pick_device"]
 
 
@@ -213,69 +216,59 @@ class Studio:
         return (f"<Studio {self.name}: {self.image_size}px, {self.grid_size}x{self.grid_size} tokens, "
                 f"{self.num_classes} classes, {self.device} {str(self.dtype).replace('torch.', '')}>")
 
-    # ---- tasks --------------------------------------------------------------------------------------
-    # Each task takes its sampling options as one `options=` value (randar.options.task_options.TaskOptions) and/or as
-    # keywords named like its fields (order, order_map, steps, cfg, cfg_start, temperature, top_k, top_p, seed,
-    # batch, clip_steps), which replace the value's fields: studio.generate(1, steps=32, seed=0) and
-    # studio.generate(1, options=TaskOptions(steps=32, seed=0)) are the same job.
+    # ---- tasks ----------------------------------------------------------------------------------------
+    # Each task takes one parameter object (randar.options.params: GenerateParams, InpaintParams, ...; its sampling
+    # options in `.options`, a randar.options.task_options.TaskOptions) and/or keywords named like its fields or the
+    # options' fields (order, order_map, steps, cfg, cfg_start, temperature, top_k, top_p, seed, batch, clip_steps),
+    # which replace them: studio.inpaint(img, mask, region="whole", steps=32) and
+    # studio.inpaint(img, mask, InpaintParams(region="whole", options=TaskOptions(steps=32))) are the same job.
+    # The object is checked once, when it is made, and recorded as the run's settings' "params".
 
-    def generate(self, label: Any = None, *, priority: Any = None, options: TaskOptions | None = None,
-                 **sampling: Any) -> Job:
+    def generate(self, label: Any = None, *, params: GenerateParams | None = None, **keywords: Any) -> Job:
         """Class-conditional images at the model's resolution (label None: no class). `order_map`: a painted
-        picture (or a sidecar's string), painted cells decoded first (randar.ordering.painted)."""
-        return generate(self.pair, label, options=with_options(options, sampling), priority=priority, fast=self.fast)
+        picture (or a sidecar's string), painted cells decoded first (randar.ordering.painted); `priority`: a
+        [G, G] map for order 'priority'."""
+        return generate(self.pair, GenerateParams.build(params, _labelled(label, keywords)), fast=self.fast)
 
-    def generate_x2(self, label: Any = None, *, fill_order: str = "random", fill_steps: int | None = None,
-                    spatial_scale: float = 0.0, masking_ratio: float = 0.5, options: TaskOptions | None = None,
-                    **sampling: Any) -> Job:
+    def generate_x2(self, label: Any = None, *, params: GenerateX2Params | None = None, **keywords: Any) -> Job:
         """Class-conditional images at twice the model's resolution (lattice first, then the rest). `steps` is
         the forward passes of the whole job, split between the stages by their tokens (a quarter to the
-        lattice); `fill_steps` sets the second stage apart, and `steps` then counts the lattice only."""
-        return generate_x2(self.pair, label, options=with_options(options, sampling), fill_order=fill_order,
-                           fill_steps=fill_steps, spatial_scale=spatial_scale, masking_ratio=masking_ratio,
-                           fast=self.fast)
+        lattice); `fill_steps` sets the second stage apart, and `steps` then counts the lattice only.
+        `fill_order`, `spatial_scale`, `masking_ratio`: randar.options.params.GenerateX2Params."""
+        return generate_x2(self.pair, GenerateX2Params.build(params, _labelled(label, keywords)), fast=self.fast)
 
-    def inpaint(self, image: ImageSource, mask: ImageSource, *, label: Any = None, region: str = "auto",
-                context: int | None = None, dilate: int = 0, feather: int | None = None, min_cover: float = MIN_COVER,
-                prefill_with: str = "telea", harmonize_seam: bool = True, fill_margin: float = 0.0,
-                options: TaskOptions | None = None, **sampling: Any) -> Job:
+    def inpaint(self, image: ImageSource, mask: ImageSource, params: InpaintParams | None = None,
+                **keywords: Any) -> Job:
         """Regenerate the masked part of an image (mask: white / opaque = regenerate). The result has the
         input's size and mode (L, LA, RGBA stay so; every pixel outside the mask keeps its bytes, alpha included;
-        regenerated pixels are opaque: randar/tasks/modes.py). Temperature defaults to EDIT_TEMPERATURE."""
-        return inpaint(self.pair, image, mask, options=with_options(options, sampling), label=label, region=region,
-                       context=context, dilate=dilate, feather=feather, min_cover=min_cover, prefill_with=prefill_with,
-                       harmonize_seam=harmonize_seam, fill_margin=fill_margin, fast=self.fast)
+        regenerated pixels are opaque: randar/tasks/modes.py). Temperature defaults to EDIT_TEMPERATURE.
+        Parameters (label, region, context, dilate, feather, min_cover, prefill_with, harmonize_seam, fill_margin):
+        randar.options.params.InpaintParams."""
+        return inpaint(self.pair, image, mask, InpaintParams.build(params, keywords), fast=self.fast)
 
-    def outpaint(self, image: ImageSource, *, left: int = 0, right: int = 0, top: int = 0, bottom: int = 0,
-                 aspect: Any = None, zoom: float | None = None, align: str = "center", label: Any = None,
-                 harmonize_seam: bool = True, compose: str = "one-pass", refine: bool = True,
-                 options: TaskOptions | None = None, **sampling: Any) -> Job:
-        """Extend an image by pixels per side (exactly those), to an aspect ('16:9', to the nearest pixel) or by
-        a zoom factor; `randar.tasks.geometry.outpaint_size` gives the size beforehand. The input's mode is
-        kept as for inpaint (the new border is opaque). The whole canvas is composed in one pass of the model's
-        grid (the picture worked smaller where needed, then brought back to scale by the upscaler: `refine`);
-        compose="windows" is the former method (overlapping windows). `order_map`: a painted picture over the
-        output (or a sidecar's string), its new cells decoded first (randar.ordering.painted)."""
-        return outpaint(self.pair, image, options=with_options(options, sampling), left=left, right=right, top=top,
-                        bottom=bottom, aspect=aspect, zoom=zoom, align=align, label=label,
-                        harmonize_seam=harmonize_seam, compose=compose, refine=refine, fast=self.fast)
+    def outpaint(self, image: ImageSource, params: OutpaintParams | None = None, **keywords: Any) -> Job:
+        """Extend an image by pixels per side (left, right, top, bottom: exactly those), to an `aspect` ('16:9', to
+        the nearest pixel) or by a `zoom` factor, the original placed by `align`; `randar.tasks.geometry.
+        outpaint_size` gives the size beforehand. The input's mode is kept as for inpaint (the new border is
+        opaque). The whole canvas is composed in one pass of the model's grid (the picture worked smaller where
+        needed, then brought back to scale by the upscaler: `refine`); compose="windows" is the former method
+        (overlapping windows). `order_map`: a painted picture over the output (or a sidecar's string), its new
+        cells decoded first (randar.ordering.painted). Parameters: randar.options.params.OutpaintParams."""
+        return outpaint(self.pair, image, OutpaintParams.build(params, keywords), fast=self.fast)
 
-    def upscale(self, image: ImageSource, *, scale: int = 2, label: Any = None, regenerate: float = DEFAULT_REGENERATE,
-                overlap: int | None = None, consistency: int = DEFAULT_CONSISTENCY, options: TaskOptions | None = None,
-                **sampling: Any) -> Job:
+    def upscale(self, image: ImageSource, params: UpscaleParams | None = None, **keywords: Any) -> Job:
         """Upscale to exactly `scale` (2 or 4) times the image's width and height: bicubic, then the model's
         tokens at the target scale in overlapping tiles (the worst reproduced `regenerate` fraction generated
         anew, `steps` forward passes per tile, default DEFAULT_UPSCALE_STEPS), blended, and back-projected onto
-        the input."""
-        return upscale(self.pair, image, options=with_options(options, sampling), scale=scale, label=label,
-                       regenerate=regenerate, overlap=overlap, consistency=consistency, fast=self.fast)
+        the input (`consistency` iterations). Parameters: randar.options.params.UpscaleParams."""
+        return upscale(self.pair, image, UpscaleParams.build(params, keywords), fast=self.fast)
 
     def rerun(self, settings: dict[str, Any], *, image: ImageSource | None = None, mask: ImageSource | None = None,
               strict: bool = True) -> Job:
         """A job repeating a run from its `Result.settings` (inputs: given, or read from recorded paths)."""
         return rerun(self.pair, settings, image=image, mask=mask, strict=strict, fast=self.fast)
 
-    # ---- runs made from other runs (randar/derive.py) -------------------------------------------------
+    # ---- runs made from other runs (randar/tasks/derive.py) -------------------------------------------------
 
     def branch(self, source: Result | dict[str, Any], step: int, *, index: int = 0, num: int = 1,
                seed: int | None = None, order: str | None = None, label: Any = SAME, cfg: float | None = None,
@@ -287,27 +280,29 @@ class Studio:
         costs only the remaining steps plus one prefill) or its settings (the run's first `step` steps are run
         again first, to get them). Unset options are the run's own: its class (`label`), guidance, sampling and
         planned order (an `order` draws the remaining cells anew in that order). See randar.tasks.branch."""
-        return derive.branch(self, source, step, index=index, num=num, seed=seed, order=order, label=label, cfg=cfg,
-                             cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p, image=image,
-                             mask=mask, parent_output=parent_output)
+        return derive.branch(self.pair, source, step, index=index, num=num, seed=seed, order=order, label=label,
+                             cfg=cfg, cfg_start=cfg_start, temperature=temperature, top_k=top_k, top_p=top_p,
+                             image=image, mask=mask, parent_output=parent_output, fast=self.fast)
 
-    def vary(self, source: Result | ImageSource, *, strength: float = VARY_SUBTLE, method: str = "random",
-             cells: Any = None, painted: Any = None, index: int = 0, label: Any = SAME, tokens: Any = None,
-             harmonize_seam: bool = True, options: TaskOptions | None = None, **sampling: Any) -> Job:
+    def vary(self, source: Result | ImageSource, params: VaryParams | None = None, *, index: int = 0,
+             label: Any = SAME, **keywords: Any) -> Job:
         """Variations of a picture (`batch` of them): a `strength` fraction of its tokens regenerated, the rest kept
         (every pixel outside the regenerated cells keeps its bytes). `method`: "random", "confident" (the cells
         whose token the model finds least likely), "painted" (`painted`: where, a picture of strokes) or "cells"
         (exactly `cells`: click to resample). `source`: a picture (encoded first) or a `Result` (image `index`:
         its own tokens are used when its canvas is the whole picture; `label` defaults to its class). `tokens`:
         the picture's own token grid (a result's `tokens[i]`) for a picture given by path or pixels.
-        See randar.tasks.vary."""
-        return derive.vary(self, source, strength=strength, method=method, cells=cells, painted=painted, index=index,
-                           label=label, tokens=tokens, harmonize_seam=harmonize_seam,
-                           options=with_options(options, sampling))
+        Parameters: randar.options.params.VaryParams; see randar.tasks.vary."""
+        return derive.vary(self.pair, source, VaryParams.build(params, keywords), index=index, label=label,
+                           fast=self.fast)
 
     def resample(self, source: Result | ImageSource, cells: Any, *, index: int = 0, label: Any = SAME,
-                 options: TaskOptions | None = None, **sampling: Any) -> Job:
+                 **keywords: Any) -> Job:
         """Regenerate exactly `cells` of a picture (a bool [rows, cols] grid of its tokens, (row, col) pairs or a
         "cells1:" string), keeping every other token and pixel: `vary(method="cells")`."""
-        return self.vary(source, method="cells", cells=cells, strength=1.0, index=index, label=label,
-                         options=options, **sampling)
+        return self.vary(source, method="cells", cells=cells, strength=1.0, index=index, label=label, **keywords)
+
+
+def _labelled(label: Any, keywords: dict[str, Any]) -> dict[str, Any]:
+    """The keywords with a positional `label` among them (None: left to the parameter object's)."""
+    return keywords if label is None else {**keywords, "label": label}

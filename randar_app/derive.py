@@ -5,7 +5,7 @@
   by side with the original in the branch panel (randar_app/branch_panel.py).
 - "Vary: subtle / strong" and "Resample cells…" under each tab's results and the history hand the picture to the
   Vary tab (randar_app/tabs/vary.py), which runs the variation or lets the user pick cells.
-Every handler is a thin layer over `Studio.branch` / `Studio.vary` (randar/derive.py).
+Every handler is a thin layer over `Studio.branch` / `Studio.vary` (randar/tasks/derive.py).
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class DeriveHandlers(StudioCore):
             if source.model is not None and source.model != studio.name:
                 raise gr.Error(f"The run was made with {source.model}; switch the model back to branch it.",
                                title="Another model")
-            from randar.derive import SAME
+            from randar.tasks.derive import SAME
 
             label = SAME if class_name in (None, "", SAME_CLASS) else self.label(studio, class_name)
             chosen = {"cfg": _same_or(cfg, "CFG scale"), "temperature": _same_or(temperature, "temperature")}

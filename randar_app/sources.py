@@ -40,7 +40,7 @@ class SourceBook:
         self._lock = threading.Lock()
 
     def put(self, session: str | None, tab: str, result: "Result", paths: list[Path], model: str | None) -> None:
-        from randar.derive import result_tokens, source_label
+        from randar.tasks.derive import result_tokens, source_label
         from randar.tasks.geometry import image_fingerprint
 
         grid = result.settings.get("model", {}).get("grid") or 0

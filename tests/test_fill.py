@@ -88,8 +88,9 @@ def test_inpaint_options_keep_unmasked_pixels_and_rerun(studio, make_picture):
     assert np.array_equal(np.asarray(again.image), out)
     legacy = studio.inpaint(img, m, steps=4, seed=1, min_cover=0.0, prefill_with="none", harmonize_seam=False)
     assert legacy.num_tokens > job.num_tokens  # the paper's rule: every touched cell
-    old = dict(res.settings, params={k: v for k, v in res.settings["params"].items()
-                                     if k not in ("min_cover", "prefill_with", "harmonize_seam", "fill_margin")})
+    old = dict(res.settings, version=1,  # the first form of the settings, written before these options
+               params={k: v for k, v in res.settings["params"].items()
+                       if k not in ("min_cover", "prefill_with", "harmonize_seam", "fill_margin")})
     assert studio.rerun(old, image=img, mask=m).num_tokens == legacy.num_tokens  # old sidecars rerun as before
     with pytest.raises(ValueError, match="fill_margin"):
         studio.inpaint(img, m, prefill_with="none", fill_margin=3)

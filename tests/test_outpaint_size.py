@@ -12,7 +12,8 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image
 
 from randar.cli import main
-from randar.tasks.geometry import ALIGNS, outpaint_size
+from randar.options.choices import ALIGN_CHOICES
+from randar.tasks.geometry import outpaint_size
 
 RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:2": 1.5, "2:1": 2.0, "21:9": 21 / 9}
 
@@ -32,7 +33,7 @@ def test_pixels_per_side_are_added_exactly(w, h, sides):
 
 
 @given(w=st.integers(2, 4000), h=st.integers(2, 4000), ratio=st.sampled_from(sorted(RATIOS)),
-       align=st.sampled_from(ALIGNS))
+       align=st.sampled_from(ALIGN_CHOICES))
 @settings(max_examples=300, deadline=None)
 def test_aspect_is_exact_to_the_pixel_and_only_extends(w, h, ratio, align):
     size = outpaint_size(w, h, aspect=ratio, align=align)

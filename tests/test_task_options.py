@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from randar.options.choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE
-from randar.options.task_options import TaskOptions, with_options
+from randar.options.task_options import TaskOptions
 
 BAD = [
     (dict(batch=0), "batch must be an integer in 1..64, got 0"),
@@ -64,26 +64,6 @@ def test_options_a_task_does_not_take_are_refused():
     assert TaskOptions(order="priority").for_task("generate").order == "priority"
     with pytest.raises(ValueError, match="needs a priority map, which this task does not take"):
         TaskOptions(order="priority").for_task("inpaint")
-
-
-def test_overrides_and_unknown_keywords():
-    base = TaskOptions(seed=1, steps=8)
-    assert with_options(base, {"seed": 3}) == TaskOptions(seed=3, steps=8)
-    assert with_options(None, {}) == TaskOptions()
-    assert with_options(base, {}) is base
-    with pytest.raises(TypeError, match="unexpected keyword argument.*stepz.*the task options are: order"):
-        with_options(base, {"stepz": 3})
-    with pytest.raises(TypeError, match="options must be a TaskOptions"):
-        with_options({"steps": 3}, {})  # type: ignore[arg-type]
-
-
-def test_recorded_params_split_into_options_and_the_task_parameters():
-    params = {"label": 1, "region": "auto", "order": "raster", "steps": 4, "cfg": 2.0, "cfg_start": 1.0,
-              "temperature": 0.5, "top_k": 0, "top_p": 1.0, "batch": 1, "seed": 9, "order_map": "abc"}
-    options, rest = TaskOptions.from_params(params)
-    assert rest == {"label": 1, "region": "auto"}
-    assert options == TaskOptions(order="raster", steps=4, cfg=2.0, temperature=0.5, seed=9, order_map="abc")
-    assert "order_map" not in TaskOptions.names("upscale") and "clip_steps" not in TaskOptions.names()
 
 
 def test_importable_without_torch():

@@ -83,13 +83,14 @@ def test_fast_and_plain_decoding_give_the_same_tokens(studio, make_picture):
     img = make_picture(80, 64)
     mask = box_mask(80, 64, (10, 10, 50, 40))
     for make in (
-        lambda fast: tasks.generate(studio.pair, [0, None], options=TaskOptions(batch=2, steps=12, cfg=4.0, seed=3),
-                                    fast=fast),
-        lambda fast: tasks.inpaint(studio.pair, img, mask, label=2, options=TaskOptions(steps=5, order="boundary-first",
-                                                                                        seed=3), fast=fast),
-        lambda fast: tasks.upscale(studio.pair, img, regenerate=0.5, label=1, options=TaskOptions(steps=3, cfg=2.0,
-                                                                                                 seed=3), fast=fast),
-        lambda fast: tasks.outpaint(studio.pair, img, right=48, options=TaskOptions(steps=9, seed=3), fast=fast),
+        lambda fast: tasks.generate(studio.pair, tasks.GenerateParams(
+            [0, None], TaskOptions(batch=2, steps=12, cfg=4.0, seed=3)), fast=fast),
+        lambda fast: tasks.inpaint(studio.pair, img, mask, tasks.InpaintParams(
+            label=2, options=TaskOptions(steps=5, order="boundary-first", seed=3)), fast=fast),
+        lambda fast: tasks.upscale(studio.pair, img, tasks.UpscaleParams(
+            regenerate=0.5, label=1, options=TaskOptions(steps=3, cfg=2.0, seed=3)), fast=fast),
+        lambda fast: tasks.outpaint(studio.pair, img, tasks.OutpaintParams(
+            right=48, options=TaskOptions(steps=9, seed=3)), fast=fast),
     ):
         assert torch.equal(make(True).run().tokens, make(False).run().tokens)
 
@@ -275,6 +276,7 @@ def test_outpaint_settings_without_compose_rerun_with_windows(studio, make_pictu
     img = make_picture(64, 64)
     result = studio.outpaint(img, right=48, bottom=24, steps=12, seed=7, compose="windows").run()
     old = json.loads(json.dumps(result.settings))
+    old["version"] = 1  # the first form, which did not record them
     del old["params"]["compose"], old["params"]["refine"]
     again = studio.rerun(old, image=img).run()
     assert again.images[0].tobytes() == result.images[0].tobytes()

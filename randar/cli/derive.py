@@ -1,5 +1,5 @@
 """Runs made from other runs: `vary` (variations of a picture) and `rerun SIDECAR --branch-step K` (branches of
-a run at a step), thin layers over `Studio.vary` and `Studio.branch` (randar/derive.py)."""
+a run at a step), thin layers over `Studio.vary` and `Studio.branch` (randar/tasks/derive.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..options.choices import EDIT_TEMPERATURE, ORDER_CHOICES, VARY_METHODS, VARY_STRONG, VARY_SUBTLE
+from ..options.params import VaryParams
 from ..io.outputs import image_format, numbered_paths
 
 from .folders import gif_output, must_exist
@@ -88,8 +89,9 @@ def cmd_vary(args: argparse.Namespace) -> int:
             w, h = load_image(args.image).size
             tw, th = token_size(w, h, studio.grid_size)
             cells = cell_levels(strength_image(args.paint_map), th, tw, size=(w, h)) > 0
-        return studio.vary(args.image, strength=args.strength, method=args.method, painted=painted, cells=cells,
-                           label=args.label, harmonize_seam=args.harmonize_seam, options=options)
+        params = VaryParams(strength=args.strength, method=args.method, painted=painted, cells=cells,
+                            harmonize_seam=args.harmonize_seam, options=options)
+        return studio.vary(args.image, params, label=args.label)
 
     work = Work(out.name, make, paths, list(range(len(paths))), gif=gif_output(args.gif, out.stem, False))
     return execute(args, [work], ModelChoice.from_args(args), [])
@@ -145,7 +147,7 @@ def branch_works(args: argparse.Namespace, record: dict[str, Any], out: Path, in
                      "index": index}
 
     def make(studio: "Studio") -> "Job":
-        from ..derive import SAME
+        from ..tasks.derive import SAME
 
         return studio.branch(settings, args.branch_step, index=index, num=args.branches, seed=args.seed,
                              order=args.order, label=SAME if args.label is None else label, cfg=args.cfg,

@@ -5,6 +5,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from ..options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, PREFILLS, REGION_CHOICES
+from ..options.params import InpaintParams, OutpaintParams, UpscaleParams
 
 from .options import (
     FOLDER_EPILOG, ITEMS_EPILOG, OUTPUTS_EPILOG, add_output_options, add_runtime_options, add_sampling_options, command,
@@ -84,13 +85,12 @@ unless --skip-unmatched, which leaves it out; masks without an image are ignored
 def cmd_inpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, args.mask, skip_unmatched=args.skip_unmatched, notes=notes)
-    options = task_options(args)
+    params = InpaintParams(label=args.label, region=args.region, context=args.context, dilate=args.dilate,
+                           feather=args.feather, min_cover=args.min_cover, prefill_with=args.prefill_with,
+                           harmonize_seam=args.harmonize_seam, fill_margin=args.fill_margin, options=task_options(args))
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
-        return studio.inpaint(inp.image, inp.mask, label=args.label, region=args.region, context=args.context,
-                              dilate=args.dilate, feather=args.feather, min_cover=args.min_cover,
-                              prefill_with=args.prefill_with, harmonize_seam=args.harmonize_seam,
-                              fill_margin=args.fill_margin, options=options, **over)
+        return studio.inpaint(inp.image, inp.mask, params, **over)
 
     if args.out_dir is not None:
         return run_folder_items(args, "inpaint", inputs, make, notes)
@@ -137,12 +137,12 @@ are pasted back unchanged. A canvas larger than the model's grid is filled windo
 def cmd_outpaint(args: argparse.Namespace) -> int:
     notes: list[str] = []
     inputs, folder = collect_inputs(args.image, None, notes=notes)
-    options = task_options(args)
+    params = OutpaintParams(left=args.left, right=args.right, top=args.top, bottom=args.bottom, aspect=args.aspect,
+                            zoom=args.zoom, align=args.align, label=args.label, harmonize_seam=args.harmonize_seam,
+                            options=task_options(args))
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
-        return studio.outpaint(inp.image, left=args.left, right=args.right, top=args.top, bottom=args.bottom,
-                               aspect=args.aspect, zoom=args.zoom, align=args.align, label=args.label,
-                               harmonize_seam=args.harmonize_seam, options=options, **over)
+        return studio.outpaint(inp.image, params, **over)
 
     if args.out_dir is not None:
         return run_folder_items(args, "outpaint", inputs, make, notes)
@@ -206,11 +206,11 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     inputs, folder = collect_inputs(args.image, None, notes=notes)
     refuse_order_map(args, "upscale", " (it regenerates the cells the tokenizer reproduces worst, chosen per tile "
                      "at run time, so there is no painted part to put first)")
-    options = task_options(args)
+    params = UpscaleParams(scale=args.scale, label=args.label, regenerate=args.regenerate, overlap=args.overlap,
+                           consistency=args.consistency, options=task_options(args))
 
     def make(studio: "Studio", inp: EditInput, **over: Any) -> "Job":
-        return studio.upscale(inp.image, scale=args.scale, label=args.label, regenerate=args.regenerate,
-                              overlap=args.overlap, consistency=args.consistency, options=options, **over)
+        return studio.upscale(inp.image, params, **over)
 
     if args.out_dir is not None:
         return run_folder_items(args, "upscale", inputs, make, notes)

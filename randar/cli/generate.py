@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..options.choices import ORDER_CHOICES
+from ..options.params import GenerateParams, GenerateX2Params
 from ..io.outputs import image_format, numbered_paths
 
 from .options import (
@@ -83,6 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} is a folder; give an image file name such as {out / 'generated.png'}")
     image_format(out)
     options = task_options(args)
+    params: GenerateParams | GenerateX2Params
     if args.order_map is not None and args.x2:
         raise ValueError("--order-map: painted orders are for the model's own resolution, not --x2")
     x2_only = {"--fill-steps": args.fill_steps, "--fill-order": args.fill_order,
@@ -91,12 +94,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         given = ", ".join(k for k, v in x2_only.items() if v is not None)
         raise ValueError(f"{given}: only used with --x2")
 
+    if not args.x2:
+        params = GenerateParams(label=args.label, options=options)
+    else:
+        steps = x2_steps(args)
+        params = GenerateX2Params(label=args.label, options=dataclasses.replace(options, steps=steps["steps"]),
+                                  fill_steps=steps.get("fill_steps"), fill_order=or_default(args.fill_order, "random"),
+                                  spatial_scale=or_default(args.spatial_scale, 0.0),
+                                  masking_ratio=or_default(args.masking_ratio, 0.5))
+
     def make(studio: "Studio") -> "Job":
-        if not args.x2:
-            return studio.generate(args.label, options=options)
-        return studio.generate_x2(
-            args.label, options=options, **x2_steps(args), fill_order=or_default(args.fill_order, "random"),
-            spatial_scale=or_default(args.spatial_scale, 0.0), masking_ratio=or_default(args.masking_ratio, 0.5))
+        if isinstance(params, GenerateX2Params):
+            return studio.generate_x2(params=params)
+        return studio.generate(params=params)
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
                 gif=gif_output(args.gif, out.stem, False))

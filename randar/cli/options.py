@@ -70,9 +70,9 @@ def to_stderr(msg: str) -> None:
 # ----------------------------------------------------------------------------------------------------
 # Options shared by the task commands
 
-# The choices offered for --order / --align / --region. They mirror randar.ordering.orders.ORDER_NAMES ("priority"
-# needs a map, which a command line cannot give) and randar.tasks.ALIGNS / REGIONS; they are spelled out
-# here so that `--help` works without importing torch (tests/test_cli.py checks that they agree).
+# The choices offered for --order / --align / --region come from randar.options.choices, which the tasks check
+# against too ("priority" needs a map, which a command line cannot give); it imports without torch, so `--help`
+# stays fast.
 DTYPE_CHOICES = ("float32", "bfloat16", "float16")
 FOLDER_OUTPUT_EXT = ".png"  # lossless, so that a rerun can be compared pixel for pixel
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from ..ordering.schedule import validate_steps
 
 __all__ = [
     "MAX_BATCH", "SEED_LIMIT", "check_seed", "resolve_seed", "derive_seed", "check_batch", "check_int", "check_float",
-    "check_choice", "check_order", "clip_steps", "clipped_steps_note", "check_steps",
+    "check_choice", "check_order", "parse_aspect", "clip_steps", "clipped_steps_note", "check_steps",
 ]
 
 MAX_BATCH = 64
@@ -112,3 +113,25 @@ def check_steps(steps: Any, num_tokens: int, what: str = "steps", clip: bool = F
     except ValueError as exc:
         raise ValueError(f"{what}: {exc}") from None
     return int(steps)
+
+
+def parse_aspect(aspect: Any) -> float:
+    """'16:9', '16/9', '16x9', '1.78', 1.78 or (16, 9) -> width / height."""
+    value: float | None = None
+    if isinstance(aspect, (tuple, list)) and len(aspect) == 2:
+        try:
+            value = float(aspect[0]) / float(aspect[1])
+        except (TypeError, ValueError, ZeroDivisionError):
+            value = None
+    elif isinstance(aspect, (int, float)) and not isinstance(aspect, bool):
+        value = float(aspect)
+    elif isinstance(aspect, str):
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:[:/x]\s*(\d+(?:\.\d+)?))?\s*", aspect)
+        if m:
+            b = float(m.group(2)) if m.group(2) else 1.0
+            value = float(m.group(1)) / b if b else None
+    if value is None or not np.isfinite(value) or value <= 0:
+        raise ValueError(f"aspect must look like '16:9', '4/3' or a positive number (width / height), got {aspect!r}")
+    if not 0.1 <= value <= 10:
+        raise ValueError(f"aspect {value:.3g} is too extreme; use a width/height ratio between 1:10 and 10:1")
+    return value

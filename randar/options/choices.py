@@ -9,6 +9,8 @@ ORDER_NAMES: tuple[str, ...] = ("random", "raster", "spiral-in", "spiral-out", "
 ORDER_CHOICES = tuple(name for name in ORDER_NAMES if name != "priority")
 ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 REGION_CHOICES = ("auto", "whole", "masked")
+# outpaint: the whole canvas in one pass of the model's grid, or the former overlapping windows (randar.tasks.outpaint)
+COMPOSE_CHOICES = ("one-pass", "windows")
 
 # Edits (inpaint, outpaint) sample cooler than generation from scratch: the context already fixes the
 # picture, and on held-out emoji temperature 0.5 gives fills that are both closer to the truth and more

@@ -2,7 +2,8 @@
 
 Why: order, steps, guidance, sampling, seed and batch used to be loose keyword arguments repeated through the
 tasks, `Studio`, the CLI and the app, each layer converting and passing them on. Now each layer builds one
-`TaskOptions` (the CLI from its flags, the app from its widgets, `Studio` from its keywords) and passes it down;
+`TaskOptions` (the CLI from its flags, the app from its widgets, `Studio` from its keywords), inside the task's
+parameter object (randar.options.params), and passes it down;
 every field is checked once, here, when the value is made (ValueError naming the field), except what needs the
 task or the model: `None` means "the task's default" (`for_task` fills it in: edits sample at EDIT_TEMPERATURE,
 upscaling takes DEFAULT_UPSCALE_STEPS per tile), cfg None is the model card's scale, top_k's upper bound is the
@@ -21,7 +22,7 @@ from typing import Any, Mapping
 from .checks import check_batch, check_float, check_int, check_order, check_seed
 from .choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE
 
-__all__ = ["TaskOptions", "TaskDefaults", "TASK_DEFAULTS", "with_options"]
+__all__ = ["TaskOptions", "TaskDefaults", "TASK_DEFAULTS"]
 
 
 @dataclass(frozen=True)
@@ -112,24 +113,4 @@ class TaskOptions:
         """The options a run's settings record ("params"), for `task` (the ones it takes) or for any."""
         skip = {"clip_steps"} | ({"order_map"} if task is not None and not TASK_DEFAULTS[task].order_map else set())
         return tuple(f.name for f in dataclasses.fields(TaskOptions) if f.name not in skip)
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> tuple["TaskOptions", dict[str, Any]]:
-        """A run's recorded params -> (the options among them, the task's own parameters)."""
-        names = set(cls.names())
-        options = cls(**{k: v for k, v in params.items() if k in names})
-        return options, {k: v for k, v in params.items() if k not in names}
-
-
-def with_options(options: TaskOptions | None, overrides: Mapping[str, Any]) -> TaskOptions:
-    """`options` (default: all defaults) with the keyword arguments `overrides` replacing its fields: how `Studio`
-    takes both an `options=` value and the loose keywords of its methods."""
-    base = TaskOptions() if options is None else options
-    if not isinstance(base, TaskOptions):
-        raise TypeError(f"options must be a TaskOptions, got {type(base).__name__}")
-    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TaskOptions)})
-    if unknown:
-        raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; the task options are: "
-                        f"{', '.join(f.name for f in dataclasses.fields(TaskOptions))}")
-    return dataclasses.replace(base, **overrides) if overrides else base
 

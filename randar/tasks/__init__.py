@@ -1,6 +1,6 @@
 """The zero-shot tasks of RandAR Studio, as pure functions over a loaded model pair.
 
-    job = generate(pair, "cat", options=TaskOptions(batch=4, steps=32, seed=1))  # validates, plans; no compute
+    job = generate(pair, GenerateParams("cat", TaskOptions(batch=4, steps=32, seed=1)))  # validates, plans; no compute
     for event in job: ...                                    # one Progress per forward pass
     result = job.result                                      # or result = job.run()
 
@@ -10,29 +10,34 @@ Tasks know nothing of the CLI or the web app; `randar.studio.Studio` wraps them 
 """
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Callable
 
 from ..io.images import ImageError, ImageSource
 from ..options.checks import MAX_BATCH
+from ..options.migrations import migrate
+from ..options.params import (
+    BranchParams, GenerateParams, GenerateX2Params, InpaintParams, OutpaintParams, TaskParams, UpscaleParams,
+    VaryParams, params_class,
+)
 from ..options.task_options import TaskOptions
 from .job import Job, JobCancelled, Progress, Result, Timings
 from .plan import Canvas, ModelPair
 from .generate import generate, generate_x2
 from ..io.masks import mask_fingerprint
 from .geometry import OutpaintSize, image_fingerprint, outpaint_size
-from .inpaint import REGIONS, inpaint
-from .outpaint import ALIGNS, outpaint, parse_aspect
+from .inpaint import inpaint
+from .outpaint import outpaint
 from .upscale import upscale
 from .vary import vary
 from . import branch as _branch_module
 from .branch import branch
 
 __all__ = [
-    "TASKS", "TaskOptions", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings", "Canvas", "MAX_BATCH",
-    "REGIONS", "ALIGNS", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "parse_aspect", "rerun",
-    "check_settings", "outpaint_size", "OutpaintSize", "vary", "branch",
+    "TASKS", "TaskOptions", "TaskParams", "GenerateParams", "GenerateX2Params", "InpaintParams", "OutpaintParams",
+    "UpscaleParams", "VaryParams", "BranchParams", "ModelPair", "Job", "JobCancelled", "Progress", "Result", "Timings",
+    "Canvas", "MAX_BATCH", "generate", "generate_x2", "inpaint", "outpaint", "upscale", "rerun", "check_settings",
+    "outpaint_size", "OutpaintSize", "vary", "branch",
 ]
 
 TASKS: dict[str, Callable[..., Job]] = {
@@ -51,34 +56,6 @@ TASK_INPUTS: dict[str, tuple[str, ...]] = {
 OPTIONAL_INPUTS = {"branch"}  # tasks whose inputs are those their settings record (none for a generation)
 
 
-# Options added after settings files were first written, with the value that reproduces the older runs.
-LEGACY_PARAMS: dict[str, dict[str, Any]] = {
-    "inpaint": {"min_cover": 0.0, "prefill_with": "none", "harmonize_seam": False, "fill_margin": 0.0},
-    "outpaint": {"harmonize_seam": False, "compose": "windows"},
-}
-
-
-# parameters of a task's former method, which its settings may still carry (sidecars written before the change)
-RETIRED_PARAMS: dict[str, dict[str, str]] = {
-    "upscale": {"spatial_scale": "lattice extrapolation", "masking_ratio": "lattice extrapolation"},
-}
-
-
-def _retired(task: str, kwargs: dict[str, Any], strict: bool) -> None:
-    """Settings of a retired method: an error (they cannot give the same pixels), or with strict=False
-    the current method with the parameters that still exist."""
-    old = [k for k in RETIRED_PARAMS.get(task, {}) if k in kwargs]
-    if not old:
-        return
-    if strict:
-        method = RETIRED_PARAMS[task][old[0]]
-        raise ValueError(f"these {task} settings were made by its former method ({method}; parameters "
-                         f"{', '.join(old)}), which this version no longer has, so they cannot give the same pixels; "
-                         "pass strict=False (CLI: --no-strict) to run the current method with the other settings")
-    for k in old:
-        kwargs.pop(k)
-
-
 # parameters a re-run needs from the settings: without them it would silently use today's defaults
 # (e.g. 256 steps for a run made in 32) and give other pixels
 REQUIRED_PARAMS = ("steps", "seed")
@@ -86,7 +63,8 @@ REQUIRED_PARAMS = ("steps", "seed")
 
 def check_settings(settings: Any, where: str = "the settings") -> None:
     """Check a settings dict (a `Result.settings`, e.g. from a sidecar) before anything is loaded: a known
-    task, params that are a dict of that task's parameters, and the ones a re-run cannot guess.
+    task, a version this one reads, params that are a dict of that task's parameters (randar.options.params, after
+    the migrations of randar.options.migrations), and the ones a re-run cannot guess.
 
     Why: unknown keys used to reach the task function as a TypeError traceback, and a missing `steps`
     re-ran silently with the default."""
@@ -99,10 +77,9 @@ def check_settings(settings: Any, where: str = "the settings") -> None:
     if not isinstance(params, dict):
         raise ValueError(f"{where}: 'params' must be an object of parameter names and values, "
                          f"not {type(params).__name__}")
-    accepted = set(inspect.signature(TASKS[task]).parameters) - {"pair", "fast", "options", *TASK_INPUTS[task]}
-    accepted |= set(TaskOptions.names(task))
-    accepted |= set(RETIRED_PARAMS.get(task, {}))
-    unknown = sorted(str(k) for k in params if k not in accepted)
+    current = migrate(settings, strict=False, where=where)["params"]  # a retired method is refused by `rerun`
+    accepted = set(params_class(task).recorded_names())
+    unknown = sorted(str(k) for k in current if k not in accepted)
     if unknown:
         raise ValueError(f"{where}: unknown {task} parameter(s) {', '.join(unknown)}; remove them (known: "
                          f"{', '.join(sorted(accepted))})")
@@ -162,10 +139,8 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
     model = settings.get("model", {})
     if strict and model and (model.get("grid"), model.get("vocab")) != (pair.grid, pair.gpt.config.vocab_size):
         raise ValueError(grid_mismatch_message(model, pair))
-    kwargs = dict(settings["params"])
-    for name, value in LEGACY_PARAMS.get(task, {}).items():
-        kwargs.setdefault(name, value)  # settings written before the option existed ran without it
-    _retired(task, kwargs, strict)
+    params = params_class(task).from_record(migrate(settings, strict=strict)["params"])
+    kwargs: dict[str, Any] = {}
     inputs = settings.get("inputs", {})
     given = {"image": image, "mask": mask}
     for name in TASK_INPUTS[task]:
@@ -176,8 +151,7 @@ def rerun(pair: ModelPair, settings: dict[str, Any], *, image: ImageSource | Non
         kwargs[name] = _check_input(name, given[name], inputs.get(name), strict)
     if fast is None:
         fast = bool(settings.get("runtime", {}).get("fast", True))
-    options, kwargs = TaskOptions.from_params(kwargs)
-    job = TASKS[task](pair, **kwargs, options=options, fast=fast)
+    job = TASKS[task](pair, params=params, fast=fast, **kwargs)
     recorded = (settings.get("resolved") or {}).get("size")
     made = job.settings["resolved"].get("size")
     if strict and recorded is not None and made is not None and list(recorded) != list(made):

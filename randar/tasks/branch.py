@@ -31,6 +31,7 @@ from ..decoding import DecodeRequest
 from ..io.images import ImageSource
 from ..ordering.orders import make_orders
 from ..decoding.sampling import Guidance, SamplingParams
+from ..options.params import BranchParams
 from ..options.task_options import TaskOptions
 from .tokencodes import decode_sequence, encode_sequence
 from .job import Job, Result
@@ -238,11 +239,10 @@ def branch_plan(pair: ModelPair, parent: Job, *, step: int, kept: str, index: in
     return branch, resolved, run
 
 
-def branch(pair: ModelPair, parent: dict[str, Any], *, step: int, kept: str, index: int = 0, reorder: bool = False,
-           label: Any = None, parent_output: dict[str, Any] | None = None, options: TaskOptions | None = None,
-           image: ImageSource | None = None, mask: ImageSource | None = None, fast: bool = True) -> Job:
-    """A branch of the run of `parent` (its settings) at job step `step` (0..its steps - 1), image `index` of its
-    batch: `kept` (randar.tasks.tokencodes "seq1:", from `prefix_from_result` or `prefix_from_run`) are the tokens it had
+def branch(pair: ModelPair, params: BranchParams, *, image: ImageSource | None = None,
+           mask: ImageSource | None = None, fast: bool = True) -> Job:
+    """A branch (randar.options.params.BranchParams) of the run of `parent` (its settings) at job step `step`
+    (0..its steps - 1), image `index` of its batch: `kept` (randar.tasks.tokencodes "seq1:", from `prefix_from_result` or `prefix_from_run`) are the tokens it had
     decided then; the rest is generated anew with `options` (seed, batch = how many branches, guidance, sampling;
     `order` is used with `reorder`, else the parent's planned order continues) and `label`. `image` / `mask`:
     the parent's inputs when their recorded files have moved. `parent_output`: where the parent's picture is
@@ -250,13 +250,14 @@ def branch(pair: ModelPair, parent: dict[str, Any], *, step: int, kept: str, ind
     if REPLAN is None:
         raise RuntimeError("randar.tasks registers how a parent run is re-planned; import randar.tasks first")
     notices: list[str] = []
+    parent = params.parent
     parent_job = REPLAN(pair, parent, image=image, mask=mask, strict=False, fast=fast)
-    plan, resolved, run = branch_plan(pair, parent_job, step=step, kept=kept, index=index, reorder=bool(reorder),
-                                      label=label, options=options, notices=notices)
-    params = dict(parent=parent, step=int(step), index=int(index), kept=kept, reorder=bool(reorder), label=run.label,
-                  order=run.options.order, steps=resolved["forward_passes"], **run.recorded_sampling(),
-                  batch=run.options.batch, seed=run.options.seed, parent_output=parent_output)
-    settings = common_settings(pair, "branch", params, fast)
+    plan, resolved, run = branch_plan(pair, parent_job, step=params.step, kept=params.kept, index=params.index,
+                                      reorder=params.reorder, label=params.label, options=params.options,
+                                      notices=notices)
+    recorded = params.record(run.options, step=int(params.step), index=int(params.index), label=run.label,
+                             steps=resolved["forward_passes"])
+    settings = common_settings(pair, "branch", recorded, fast)
     if parent.get("inputs"):
         settings["inputs"] = parent["inputs"]
     settings["resolved"] = {**(parent.get("resolved") or {}), "class_names": run.names, **resolved}

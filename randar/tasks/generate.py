@@ -7,7 +7,6 @@ guidance), as in the official code.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -16,14 +15,11 @@ from ..decoding.extrapolation import x2_rope
 from ..io.images import to_pil
 from ..ordering.orders import make_orders
 from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
-from ..options.checks import check_float, check_order, check_steps, clip_steps, derive_seed
-from ..options.task_options import TaskOptions
+from ..options.checks import check_steps, clip_steps, derive_seed
+from ..options.params import GenerateParams, GenerateX2Params
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
 from .resolve import common_settings, resolve_options
-
-Label = Any  # int | str | None, or a sequence of them (one per image)
-
 
 def _decode_all(pair: ModelPair):
     def finish(grid: torch.Tensor):
@@ -32,29 +28,23 @@ def _decode_all(pair: ModelPair):
     return finish
 
 
-def generate(
-    pair: ModelPair,
-    label: Label = None,
-    *,
-    options: TaskOptions | None = None,
-    priority: Sequence[Sequence[float]] | np.ndarray | None = None,
-    fast: bool = True,
-) -> Job:
-    """Sample `options.batch` images of class `label` (a name, an index, None for no class, or one per image).
+def generate(pair: ModelPair, params: GenerateParams | None = None, *, fast: bool = True) -> Job:
+    """Sample `options.batch` images of class `params.label` (a name, an index, None for no class, or one per
+    image), as `params` say (randar.options.params.GenerateParams; None: all defaults).
 
-    options (randar.options.task_options): order: any of orders.ORDER_NAMES ("priority" with a `priority` map [G, G],
-    lower first); order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded
-    string): painted cells first, stronger first, the rest in `order` (see randar.ordering.painted); steps: forward
-    passes over the G*G tokens (1..G*G, -1 = one token per step), cosine schedule; cfg: the guidance scale
-    reached at the last token (None: the model's default), starting at cfg_start.
+    params.options: order: any of orders.ORDER_NAMES ("priority" with `params.priority`, a [G, G] map, lower first);
+    order_map: a painted map (picture: alpha or brightness = priority; or a sidecar's recorded string): painted
+    cells first, stronger first, the rest in `order` (see randar.ordering.painted); steps: forward passes over the
+    G*G tokens (1..G*G, -1 = one token per step), cosine schedule; cfg: the guidance scale reached at the last
+    token (None: the model's default), starting at cfg_start.
     """
     notices: list[str] = []
     G = pair.grid
-    run = resolve_options(pair, "generate", options, label, notices)
+    p = GenerateParams() if params is None else params
+    run = resolve_options(pair, "generate", p.options, p.label, notices)
     batch, seed, order = run.options.batch, run.options.seed, run.options.order
-    if priority is not None:
-        if order != "priority":
-            raise ValueError("a priority map is only used with order='priority'")
+    priority = p.priority
+    if priority is not None:  # only with order 'priority' (GenerateParams checks)
         priority = np.asarray(priority, dtype=np.float64)
         if priority.shape != (G, G) or not np.isfinite(priority).all():
             raise ValueError(f"the priority map must be a finite {G}x{G} array (one value per token cell)")
@@ -71,11 +61,9 @@ def generate(
     stage = Stage("generate", G, G, place_in_grid(G, G, G, G), torch.empty(batch, 0, dtype=torch.long), orders,
                   steps, seed, confident=order == "confident")
     canvas = Canvas(G, G, pair.patch, np.zeros((G, G), dtype=bool))
-    params = dict(label=run.label, batch=batch, order=order, priority=None if priority is None else priority.tolist(),
-                  steps=steps, **run.recorded_sampling(), seed=seed)
-    if levels is not None:
-        params["order_map"] = encode_levels(levels)
-    settings = common_settings(pair, "generate", params, fast)
+    recorded = p.record(run.options, label=run.label, priority=None if priority is None else priority.tolist(),
+                        steps=steps, order_map=None if levels is None else encode_levels(levels))
+    settings = common_settings(pair, "generate", recorded, fast)
     settings["resolved"] = {"class_names": run.names, "forward_passes": stage.num_steps, "tokens": N,
                             "size": [G * pair.patch, G * pair.patch]}
     plan = Plan("generate", canvas, [stage], run.labels, run.guidance, run.sampling,
@@ -104,22 +92,12 @@ def split_x2_steps(steps: int, grid: int) -> tuple[int, int]:
     return lattice, steps - lattice
 
 
-def generate_x2(
-    pair: ModelPair,
-    label: Label = None,
-    *,
-    options: TaskOptions | None = None,
-    fill_order: str = "random",
-    fill_steps: int | None = None,
-    spatial_scale: float = 0.0,
-    masking_ratio: float = 0.5,
-    fast: bool = True,
-) -> Job:
+def generate_x2(pair: ModelPair, params: GenerateX2Params | None = None, *, fast: bool = True) -> Job:
     """Sample at twice the model's resolution ((2G)^2 tokens): the lattice first, then the rest.
 
-    options.steps: forward passes of the WHOLE job (both stages; -1: one token per step), split in proportion to the
+    params.options.steps: forward passes of the WHOLE job (both stages; -1: one token per step), split in proportion to the
     tokens: a quarter to the lattice (G*G tokens, in `order`), the rest to the 3*G*G tokens in between (in
-    `fill_order`), so a run takes exactly the steps asked. With `fill_steps` given, the stages are set apart
+    `fill_order`), so a run takes exactly the steps asked. With `params.fill_steps` given, the stages are set apart
     instead: `steps` passes for the lattice and `fill_steps` for the rest (the form settings written before
     this split use, so their reruns give the same pixels). spatial_scale > 0 adds the paper's spatial guidance (a third copy that sees only a random
     1 - masking_ratio of the lattice): logits = u + s*(c - sc) + spatial_scale*(sc - u).
@@ -127,9 +105,10 @@ def generate_x2(
     notices: list[str] = []
     G = pair.grid
     G2 = 2 * G
-    run = resolve_options(pair, "generate_x2", options, label, notices)
+    p = GenerateX2Params() if params is None else params
+    run = resolve_options(pair, "generate_x2", p.options, p.label, notices)
     batch, seed, order = run.options.batch, run.options.seed, run.options.order
-    fill_order = check_order(fill_order, "fill_order")
+    fill_order, fill_steps, spatial_scale, masking_ratio = p.fill_order, p.fill_steps, p.spatial_scale, p.masking_ratio
     steps = budget = run.options.steps
     if fill_steps is None:
         if run.options.clip_steps:
@@ -140,8 +119,6 @@ def generate_x2(
         steps = check_steps(steps, G * G, "steps (the lattice stage, with fill_steps given)")
         fill_steps = check_steps(fill_steps, 3 * G * G, "fill_steps")
         budget = None
-    spatial_scale = check_float(spatial_scale, "spatial_scale", 0.0, 100.0)
-    masking_ratio = check_float(masking_ratio, "masking_ratio", 0.0, 1.0)
 
     lattice = np.zeros((G2, G2), dtype=bool)
     lattice[::2, ::2] = True
@@ -159,10 +136,9 @@ def generate_x2(
                    rope=x2_rope(pair.gpt).to(torch.float32), spatial_scale=spatial_scale, masking_ratio=masking_ratio,
                    confident=fill_order == "confident")
     canvas = Canvas(G2, G2, pair.patch, np.zeros((G2, G2), dtype=bool))
-    params = dict(label=run.label, batch=batch, order=order, fill_order=fill_order,
-                  steps=steps if budget is None else budget, fill_steps=fill_steps if budget is None else None,
-                  spatial_scale=spatial_scale, masking_ratio=masking_ratio, **run.recorded_sampling(), seed=seed)
-    settings = common_settings(pair, "generate_x2", params, fast)
+    recorded = p.record(run.options, label=run.label, steps=steps if budget is None else budget,
+                        fill_steps=fill_steps if budget is None else None)
+    settings = common_settings(pair, "generate_x2", recorded, fast)
     settings["resolved"] = {"class_names": run.names, "forward_passes": stage1.num_steps + stage2.num_steps,
                             "lattice_steps": stage1.num_steps, "fill_steps": stage2.num_steps,
                             "tokens": G2 * G2, "size": [G2 * pair.patch, G2 * pair.patch]}

@@ -3,15 +3,16 @@ feathered paste-back (masks: randar.io.masks). No torch: the app's previews use 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ..options.checks import parse_aspect
+from ..options.choices import ALIGN_CHOICES
+
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
-ALIGNS = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
 def token_size(width: int, height: int, long_tokens: int) -> tuple[int, int]:
@@ -19,28 +20,6 @@ def token_size(width: int, height: int, long_tokens: int) -> tuple[int, int]:
     if width >= height:
         return long_tokens, max(1, min(long_tokens, round(long_tokens * height / width)))
     return max(1, min(long_tokens, round(long_tokens * width / height))), long_tokens
-
-
-def parse_aspect(aspect: Any) -> float:
-    """'16:9', '16/9', '16x9', '1.78', 1.78 or (16, 9) -> width / height."""
-    value: float | None = None
-    if isinstance(aspect, (tuple, list)) and len(aspect) == 2:
-        try:
-            value = float(aspect[0]) / float(aspect[1])
-        except (TypeError, ValueError, ZeroDivisionError):
-            value = None
-    elif isinstance(aspect, (int, float)) and not isinstance(aspect, bool):
-        value = float(aspect)
-    elif isinstance(aspect, str):
-        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(?:[:/x]\s*(\d+(?:\.\d+)?))?\s*", aspect)
-        if m:
-            b = float(m.group(2)) if m.group(2) else 1.0
-            value = float(m.group(1)) / b if b else None
-    if value is None or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"aspect must look like '16:9', '4/3' or a positive number (width / height), got {aspect!r}")
-    if not 0.1 <= value <= 10:
-        raise ValueError(f"aspect {value:.3g} is too extreme; use a width/height ratio between 1:10 and 10:1")
-    return value
 
 
 def split_extension(total: int, align: str, first: str, last: str) -> tuple[int, int]:
@@ -80,8 +59,8 @@ def outpaint_size(width: int, height: int, *, left: int = 0, right: int = 0, top
     aspect and zoom (center, left, top-right, ...; centred: the odd pixel goes right / bottom). The task, the
     CLI and the app's presets and preview all size canvases with this one function, so they always agree.
     Raises ValueError for a bad aspect, zoom or align (checked by the task before this)."""
-    if align not in ALIGNS:
-        raise ValueError(f"align must be one of {', '.join(ALIGNS)}, got {align!r}")
+    if align not in ALIGN_CHOICES:
+        raise ValueError(f"align must be one of {', '.join(ALIGN_CHOICES)}, got {align!r}")
     W, H = int(width), int(height)
     if aspect is not None:
         ratio = parse_aspect(aspect)

@@ -31,23 +31,19 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..options.choices import MIN_COVER
 from ..io.images import ImageError, ImageSource, to_pil, to_tensor
 from ..ordering.orders import make_orders
 from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
-from ..options.checks import check_choice, check_float, check_int, derive_seed
-from ..options.task_options import TaskOptions
+from ..options.checks import check_int, derive_seed
+from ..options.params import InpaintParams
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage, place_in_grid
 from .resolve import common_settings, resolve_options
-from .fill import PREFILLS, blend_near_known, harmonize, prefill, regenerated_cells
+from .fill import blend_near_known, harmonize, prefill, regenerated_cells
 from ..io.masks import feather_alpha, mask_bbox, resample_mask
 from .geometry import Box, composite, resample, token_size
 from .inputs import read_image, read_mask
 from .modes import restore_mode, source_mode
-
-REGIONS = ("auto", "whole", "masked")
-
 
 @dataclass(eq=False)
 class MaskedFill:
@@ -180,46 +176,21 @@ def choose_region(region: str, width: int, height: int, bbox: Box, context: int 
     return "whole", whole
 
 
-def inpaint(
-    pair: ModelPair,
-    image: ImageSource,
-    mask: ImageSource,
-    *,
-    options: TaskOptions | None = None,
-    label: Any = None,
-    region: str = "auto",
-    context: int | None = None,
-    dilate: int = 0,
-    feather: int | None = None,
-    min_cover: float = MIN_COVER,
-    prefill_with: str = "telea",
-    harmonize_seam: bool = True,
-    fill_margin: float = 0.0,
-    fast: bool = True,
-) -> Job:
-    """Regenerate the masked pixels of `image` (white / opaque strokes in `mask` = regenerate).
+def inpaint(pair: ModelPair, image: ImageSource, mask: ImageSource, params: InpaintParams | None = None, *,
+            fast: bool = True) -> Job:
+    """Regenerate the masked pixels of `image` (white / opaque strokes in `mask` = regenerate), as `params` say
+    (randar.options.params.InpaintParams; None: all defaults).
 
-    options (randar.options.task_options; temperature defaults to EDIT_TEMPERATURE): steps: forward passes over the tokens
-    to regenerate (1..M, -1 = one per token); order: any engine order, or "boundary-first" / "inside-out" (by
-    distance to the known tokens); order_map: a painted map over the image (picture or a sidecar's string):
-    painted cells first (randar.ordering.painted).
+    params.options (temperature defaults to EDIT_TEMPERATURE): steps: forward passes over the tokens to regenerate
+    (1..M, -1 = one per token); order: any engine order, or "boundary-first" / "inside-out" (by distance to the
+    known tokens); order_map: a painted map over the image (picture or a sidecar's string): painted cells first
+    (randar.ordering.painted).
     """
     notices: list[str] = []
-    G, f = pair.grid, pair.patch
-    region = check_choice(region, "region", REGIONS)
-    dilate = check_int(dilate, "dilate (tokens)", 0, G)
-    if feather is not None:
-        feather = check_int(feather, "feather (pixels)", 0, 4096)
-    if context is not None:
-        context = check_int(context, "context (pixels)", 0)
-    min_cover = check_float(min_cover, "min_cover (fraction of a token cell)", 0.0, 1.0)
-    prefill_with = check_choice(prefill_with, "prefill_with", PREFILLS)
-    harmonize_seam = bool(harmonize_seam)
-    fill_margin = check_float(fill_margin, "fill_margin (pixels)", 0.0, 1024.0)
-    if fill_margin > 0 and prefill_with == "none":
-        raise ValueError("fill_margin blends a classical fill into the seam: choose prefill_with='telea' or 'ns'")
-    run = resolve_options(pair, "inpaint", options, label, notices)
-    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    p = InpaintParams() if params is None else params
+    dilate = check_int(p.dilate, "dilate (tokens)", 0, pair.grid)
+    run = resolve_options(pair, "inpaint", p.options, p.label, notices)
+    batch, seed = run.options.batch, run.options.seed
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
@@ -231,9 +202,9 @@ def inpaint(
         raise ImageError("the mask covers the whole image, so no context is left to keep: use generate for a "
                          "new image, or leave part of the image unmasked")
 
-    fill = plan_masked_fill(pair, img, pixel_mask, run, region=region, context=context, dilate=dilate,
-                            feather=feather, min_cover=min_cover, prefill_with=prefill_with,
-                            harmonize_seam=harmonize_seam, fill_margin=fill_margin, notices=notices)
+    fill = plan_masked_fill(pair, img, pixel_mask, run, region=p.region, context=p.context, dilate=dilate,
+                            feather=p.feather, min_cover=p.min_cover, prefill_with=p.prefill_with,
+                            harmonize_seam=p.harmonize_seam, fill_margin=p.fill_margin, notices=notices)
     W, H = img.size
     feather, levels, crop, chosen = fill.feather, fill.levels, fill.crop, fill.chosen
     tw, th, M, K = fill.tokens[0], fill.tokens[1], fill.regenerated, fill.context
@@ -244,12 +215,9 @@ def inpaint(
         gens, raw = fill.decode(grid)
         return [restore_mode(out, source, weight=fill.weight) for out in fill.composite(gens)], raw
 
-    params = dict(label=run.label, region=region, context=context, dilate=dilate, feather=feather,
-                  min_cover=min_cover, prefill_with=prefill_with, harmonize_seam=harmonize_seam,
-                  fill_margin=fill_margin, order=order, steps=steps, **run.recorded_sampling(), batch=batch, seed=seed)
-    if levels is not None:
-        params["order_map"] = encode_levels(levels)
-    settings = common_settings(pair, "inpaint", params, fast)
+    recorded = p.record(run.options, label=run.label, dilate=dilate, feather=feather, steps=steps,
+                        order_map=None if levels is None else encode_levels(levels))
+    settings = common_settings(pair, "inpaint", recorded, fast)
     settings["inputs"] = {"image": img_record, "mask": mask_record}
     settings["resolved"] = {"class_names": run.names, "region": chosen, "crop": list(crop), "tokens": [tw, th],
                             "regenerated": M, "context": K, "forward_passes": stage.num_steps, "size": [W, H],

@@ -37,7 +37,8 @@ mode (L, LA and RGBA inputs stay so, alpha included; the new border is opaque: m
 """
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,8 +47,8 @@ from PIL import Image
 from ..io.images import ImageSource, to_pil, to_tensor
 from ..ordering.orders import make_orders
 from ..ordering.painted import encode_levels, painted_orders, resolve_order_map
-from ..options.checks import check_choice, check_float, check_int, derive_seed
-from ..options.task_options import TaskOptions
+from ..options.checks import check_float, derive_seed
+from ..options.params import OutpaintParams
 from ..options.choices import DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, DEFAULT_UPSCALE_STEPS, MIN_COVER
 from .chain import ChainJob, LaterPass
 from .job import Job
@@ -56,7 +57,7 @@ from .inpaint import plan_masked_fill
 from .upscale import pass_geometry, plan_upscale_pass
 from .resolve import common_settings, resolve_options
 from .fill import harmonize
-from .geometry import ALIGNS, OutpaintSize, outpaint_size, parse_aspect, resample, token_size
+from .geometry import OutpaintSize, outpaint_size, resample, token_size
 from .inputs import read_image
 from .modes import restore_mode, source_mode
 
@@ -101,7 +102,6 @@ def _tokens_covering(px: int, tokens: int, pixels: int) -> int:
     return -(-px * tokens // pixels)
 
 
-COMPOSE_CHOICES = ("one-pass", "windows")
 MAX_REFINE_PASSES = 2  # x4 at most; a larger gap is closed by resampling
 MAX_ZOOM_OUT = 4  # the canvas at most 4x the picture: the picture keeps a quarter of the grid to compose from
 REFINE_THRESHOLD = 1.1  # below this factor the border is only resized (an upscaling pass would gain nothing)
@@ -143,55 +143,28 @@ def crop_box(size: OutpaintSize, image: tuple[int, int], tokens: tuple[int, int]
     return max(0.0, x0), max(0.0, y0), min(float(canvas[0]), x1), min(float(canvas[1]), y1)
 
 
-def outpaint(
-    pair: ModelPair,
-    image: ImageSource,
-    *,
-    options: TaskOptions | None = None,
-    left: int = 0,
-    right: int = 0,
-    top: int = 0,
-    bottom: int = 0,
-    aspect: Any = None,
-    zoom: float | None = None,
-    align: str = "center",
-    label: Any = None,
-    harmonize_seam: bool = True,
-    compose: str = "one-pass",
-    refine: bool = True,
-    fast: bool = True,
-) -> Job:
-    """Extend `image`: by pixels per side (left/right/top/bottom, in the input's pixels), OR to a target
-    `aspect` ('16:9', ...), OR by a `zoom` factor (1.5 = 1.5x wider and taller). `align` places the
-    ORIGINAL in the new canvas for aspect/zoom: center, left, right, top, bottom or e.g. 'top-left'.
-    options: randar.options.task_options (temperature defaults to EDIT_TEMPERATURE; steps: the whole job's budget).
-    options.order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
+def outpaint(pair: ModelPair, image: ImageSource, params: OutpaintParams | None = None, *, fast: bool = True) -> Job:
+    """Extend `image` as `params` say (randar.options.params.OutpaintParams; None refuses: nothing to extend): by
+    pixels per side (left/right/top/bottom, in the input's pixels), OR to a target `aspect` ('16:9', ...), OR by a
+    `zoom` factor (1.5 = 1.5x wider and taller). `align` places the ORIGINAL in the new canvas for aspect/zoom:
+    center, left, right, top, bottom or e.g. 'top-left'. params.options (temperature defaults to
+    EDIT_TEMPERATURE; steps: the whole job's budget); options.order_map: a painted map over the OUTPUT picture (its size, or stretched to it; or a sidecar's string):
     painted new cells are decoded first in each window (randar.ordering.painted); paint over the original is ignored.
     compose: "one-pass" (the whole canvas in one pass of the model's grid, the picture worked smaller where
     needed) or "windows" (the former method: overlapping windows at the model's scale). refine: with one-pass,
     bring a canvas worked smaller back to scale with the upscaler (off: bicubic resizing only).
     """
     notices: list[str] = []
-    G, f = pair.grid, pair.patch
-    align = check_choice(align, "align", ALIGNS)
-    sides = {name: check_int(v, f"{name} (pixels)", 0) for name, v in
-             (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-    modes = [bool(any(sides.values())), aspect is not None, zoom is not None]
-    if sum(modes) > 1:
-        raise ValueError("give one of: pixels per side (left/right/top/bottom), a target aspect, or a zoom factor")
-    if not any(modes):
-        raise ValueError("nothing to extend: left, right, top and bottom are all 0; give pixels per side, a target "
-                         "aspect such as '16:9', or a zoom factor such as 1.5")
-    aspect_value = parse_aspect(aspect) if aspect is not None else None
+    G = pair.grid
+    p = OutpaintParams() if params is None else params
+    sides = {"left": p.left, "right": p.right, "top": p.top, "bottom": p.bottom}
+    aspect_value, zoom, align = p.aspect_ratio, p.zoom, p.align
     if zoom is not None:
         zoom = check_float(zoom, "zoom", 1.0, 2.0 * G)
         if zoom <= 1.0:
             raise ValueError("zoom must be larger than 1 (1.5 = a canvas 1.5x wider and taller)")
-    harmonize_seam = bool(harmonize_seam)
-    compose = check_choice(compose, "compose", COMPOSE_CHOICES)
-    refine = bool(refine)
-    run = resolve_options(pair, "outpaint", options, label, notices)
-    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    harmonize_seam, compose, refine = p.harmonize_seam, p.compose, p.refine
+    run = resolve_options(pair, "outpaint", p.options, p.label, notices)
 
     img, img_record = read_image(image)
     source = source_mode(image)  # L, LA, RGBA inputs come back in their mode (modes.py)
@@ -201,27 +174,25 @@ def outpaint(
         what = "aspect" if aspect_value is not None else "zoom"
         raise ValueError(f"nothing to extend: the image ({W}x{H}) gains no whole pixel from that {what}; choose a "
                          f"different {what}")
-    base_params = dict(left=sides["left"], right=sides["right"], top=sides["top"], bottom=sides["bottom"],
-                       aspect=aspect if isinstance(aspect, (str, type(None))) else aspect_value, zoom=zoom, align=align,
-                       label=run.label, harmonize_seam=harmonize_seam, compose=compose, refine=refine)
+    record = partial(p.record, run.options, label=run.label, zoom=zoom)  # + the steps and painted order the job takes
     if aspect_value is not None:
         notices.append(f"aspect: {aspect_value:.4g} asked, {size.width / size.height:.4g} made ({size.width}x"
                        f"{size.height} px, the nearest whole pixel)")
     if compose == "windows":
-        return _windows_job(pair, img, img_record, source, size, run, base_params, aspect_value, harmonize_seam,
+        return _windows_job(pair, img, img_record, source, size, run, record, aspect_value, harmonize_seam,
                             notices, fast)
-    return _one_pass_job(pair, img, img_record, source, size, run, base_params, harmonize_seam, refine, notices, fast)
+    return _one_pass_job(pair, img, img_record, source, size, run, record, harmonize_seam, refine, notices, fast)
 
 
 def _one_pass_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any], source: Any, size: OutpaintSize,
-                  run: Any, base_params: dict[str, Any], harmonize_seam: bool, refine: bool, notices: list[str],
+                  run: Any, record: Callable[..., dict[str, Any]], harmonize_seam: bool, refine: bool, notices: list[str],
                   fast: bool) -> Job:
     """The output canvas (the original pasted at its place, the rest to generate) filled in one pass of the
     model's grid by the inpainting machinery (`plan_masked_fill`: classical pre-fill, the cells the new region
     mostly covers regenerated, the seam's colour drift removed, the original's pixels kept exactly), then, for a
     canvas worked smaller than the picture's scale, `refine_passes` of the upscaler (see the module docstring)."""
     G, f = pair.grid, pair.patch
-    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    batch, seed = run.options.batch, run.options.seed
     W, H = img.size
     out_w, out_h = size.width, size.height
     x0, y0 = size.left, size.top
@@ -256,9 +227,7 @@ def _one_pass_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any],
             return [Image.fromarray(w, "RGB") for w in works], raw
         return outputs(works), raw
 
-    params = dict(base_params, order=order, steps=fill.stage.steps, **run.recorded_sampling(), batch=batch, seed=seed)
-    if fill.levels is not None:
-        params["order_map"] = encode_levels(fill.levels)
+    params = record(steps=fill.stage.steps, order_map=None if fill.levels is None else encode_levels(fill.levels))
     settings = common_settings(pair, "outpaint", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
@@ -281,7 +250,7 @@ def _one_pass_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any],
 
 
 def _windows_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any], source: Any, size: OutpaintSize,
-                 run: Any, base_params: dict[str, Any], aspect_value: float | None, harmonize_seam: bool,
+                 run: Any, record: Callable[..., dict[str, Any]], aspect_value: float | None, harmonize_seam: bool,
                  notices: list[str], fast: bool) -> Job:
     """The former method (compose="windows", see the module docstring), kept so that its settings rerun exactly."""
     G, f = pair.grid, pair.patch
@@ -350,9 +319,7 @@ def _windows_job(pair: ModelPair, img: Image.Image, img_record: dict[str, Any], 
             images.append(restore_mode(out, source, origin=(x0, y0)))
         return images, raw
 
-    params = dict(base_params, order=order, steps=steps, **run.recorded_sampling(), batch=batch, seed=seed)
-    if levels is not None:
-        params["order_map"] = encode_levels(levels)
+    params = record(steps=steps, order_map=None if levels is None else encode_levels(levels))
     settings = common_settings(pair, "outpaint", params, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {"compose": "windows", 

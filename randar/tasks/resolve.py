@@ -1,8 +1,8 @@
 """From a task's options to what the engine and the settings take: the seed, class ids, guidance and sampling.
 
 Why one place: every task resolves its `TaskOptions` the same way (the task's defaults filled in, a seed drawn
-for None, labels to class ids, cfg None to the model card's scale, top_k against the vocabulary) and records
-them the same way in its settings (`common_settings`, what `rerun` reads back). The checks of the values
+for None, labels to class ids, cfg None to the model card's scale, top_k against the vocabulary) and its
+settings share one frame (`common_settings`, what `rerun` reads back; the params themselves: randar.options.params). The checks of the values
 themselves are randar.options.checks / randar.options.task_options; what is resolved here needs the loaded model pair.
 
 Names. A class is a *label*: what users give (a name, an index or None; the sidecars' "label"), resolved to
@@ -21,13 +21,11 @@ from torch import Tensor
 
 from ..options.checks import check_int, check_steps, clipped_steps_note, resolve_seed
 from ..decoding.sampling import Guidance, SamplingParams
+from ..options.migrations import SETTINGS_VERSION
 from ..options.task_options import TaskOptions
 from .plan import ModelPair
 
-__all__ = ["SETTINGS_VERSION", "Resolved", "resolve_options", "resolve_labels", "label_tensor", "common_settings"]
-
-SETTINGS_VERSION = 1
-RECORDED_SAMPLING = ("cfg", "cfg_start", "temperature", "top_k", "top_p")  # in the order the settings list them
+__all__ = ["Resolved", "resolve_options", "resolve_labels", "label_tensor", "common_settings"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,10 +58,6 @@ class Resolved:
         note = clipped_steps_note(self.options.steps, num_tokens) if self.options.clip_steps else None
         if note is not None and note not in self.notices:
             self.notices.append(note)
-
-    def recorded_sampling(self) -> dict[str, Any]:
-        """cfg, cfg_start, temperature, top_k and top_p as the settings record them."""
-        return {name: getattr(self.options, name) for name in RECORDED_SAMPLING}
 
 
 def resolve_options(pair: ModelPair, task: str, options: TaskOptions | None, label: Any,
@@ -122,6 +116,8 @@ def _guidance(pair: ModelPair, ids: list[int | None], cfg: float | None,
 
 
 def common_settings(pair: ModelPair, task: str, params: dict[str, Any], fast: bool) -> dict[str, Any]:
+    """A run's settings around its recorded `params` (the task's parameter object's `record`): the version of this
+    form, the task, the model it needs and the runtime that ran it."""
     return {
         "version": SETTINGS_VERSION,
         "task": task,

@@ -40,16 +40,15 @@ from ..model.transformer import RandARTransformer
 from ..ordering.orders import make_orders
 from ..decoding.sampling import Guidance, SamplingParams
 from ..ordering.schedule import step_sizes
-from ..options.checks import check_float, check_int, derive_seed
-from ..options.task_options import TaskOptions
+from ..options.checks import check_int, derive_seed
+from ..options.params import UpscaleParams
 from .chain import ChainJob, LaterPass
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage
 from .resolve import common_settings, resolve_options
 from .inputs import read_image
 from ..options.choices import (
-    DEFAULT_CONSISTENCY, DEFAULT_REGENERATE, MAX_INPUT_PIXELS, SCALES,
-    output_size,
+    MAX_INPUT_PIXELS, output_size,
 )
 from .tiling import Tile, TileGrid, back_project, blend_weights, plan_tiles
 
@@ -304,37 +303,22 @@ def plan_upscale_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry
     return plan
 
 
-def upscale(
-    pair: ModelPair,
-    image: ImageSource,
-    *,
-    options: TaskOptions | None = None,
-    scale: int = 2,
-    label: Any = None,
-    regenerate: float = DEFAULT_REGENERATE,
-    overlap: int | None = None,
-    consistency: int = DEFAULT_CONSISTENCY,
-    fast: bool = True,
-) -> Job:
-    """Upscale `image` to exactly `scale` (2 or 4) times its width and height (see the module docstring).
+def upscale(pair: ModelPair, image: ImageSource, params: UpscaleParams | None = None, *, fast: bool = True) -> Job:
+    """Upscale `image` to exactly `params.scale` (2 or 4) times its width and height (see the module docstring), as
+    `params` say (randar.options.params.UpscaleParams; None: all defaults).
 
-    options.steps: forward passes per tile (default DEFAULT_UPSCALE_STEPS; -1 = one per token; never more than a
+    params.options.steps: forward passes per tile (default DEFAULT_UPSCALE_STEPS; -1 = one per token; never more than a
     tile's tokens, so options.clip_steps changes nothing here); regenerate: fraction (0..1) of each tile's cells,
     those the tokenizer reproduces worst, that RandAR regenerates (0 = keep every code); overlap: tokens
     shared by neighbouring tiles (None: a quarter of the model's grid); consistency: back-projection iterations (0 = off)."""
     notices: list[str] = []
     G, f = pair.grid, pair.patch
-    if scale not in SCALES or isinstance(scale, bool):
-        raise ValueError(f"scale must be 2 or 4 (x4 = x2 applied twice), got {scale!r}")
-    run = resolve_options(pair, "upscale", options, label, notices)
-    batch, seed, order, steps = run.options.batch, run.options.seed, run.options.order, run.options.steps
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not (steps == -1 or steps >= 1):
-        raise ValueError(f"steps must be a positive integer (forward passes per tile) or -1 for one token per step, "
-                         f"got {steps!r}")
-    steps = int(steps)
-    regenerate = check_float(regenerate, "regenerate", 0.0, 1.0)
-    overlap = G // 4 if overlap is None else check_int(overlap, "overlap (tokens)", 0, G // 2)
-    consistency = check_int(consistency, "consistency (back-projection iterations)", 0, 100)
+    p = UpscaleParams() if params is None else params
+    run = resolve_options(pair, "upscale", p.options, p.label, notices)
+    batch, seed, order = run.options.batch, run.options.seed, run.options.order
+    steps = int(run.options.steps)  # a positive count or -1 (UpscaleParams checks)
+    scale, regenerate, consistency = p.scale, p.regenerate, p.consistency
+    overlap = G // 4 if p.overlap is None else check_int(p.overlap, "overlap (tokens)", 0, G // 2)
 
     img, img_record = read_image(image)
     W, H = img.size
@@ -344,9 +328,8 @@ def upscale(
         geos.append(pass_geometry(2 * W, 2 * H, G, f, overlap, regenerate, steps))
     out_w, out_h = output_size(W, H, scale)
 
-    params = dict(scale=scale, label=run.label, order=order, steps=steps, regenerate=regenerate, overlap=overlap,
-                  consistency=consistency, **run.recorded_sampling(), batch=batch, seed=seed)
-    settings = common_settings(pair, "upscale", params, fast)
+    settings = common_settings(pair, "upscale", p.record(run.options, label=run.label, steps=steps, overlap=overlap),
+                               fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {
         "class_names": run.names, "size": [out_w, out_h],

@@ -20,18 +20,17 @@ modes.py). Steps default to the share of an 88-step full run that the chosen cel
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..options.checks import check_choice, check_float, derive_seed
-from ..options.choices import VARY_METHODS, VARY_STEPS_PER_TOKEN, VARY_SUBTLE
+from ..options.checks import derive_seed
+from ..options.choices import VARY_STEPS_PER_TOKEN
 from ..io.images import ImageSource, to_pil, to_tensor
 from ..ordering.orders import make_orders
 from ..ordering.painted import encode_levels, resolve_order_map
-from ..options.task_options import TaskOptions
+from ..options.params import VaryParams
 from .tokencodes import cell_mask, decode_grid, encode_cells, encode_grid
 from .fill import harmonize
 from .geometry import composite, resample, token_size
@@ -80,22 +79,18 @@ def choose_cells(method: str, strength: float, rows: int, cols: int, *, seed: in
     return chosen
 
 
-def vary(pair: ModelPair, image: ImageSource, *, strength: float = VARY_SUBTLE, method: str = "random",
-         cells: Any = None, painted: Any = None, tokens: Any = None, label: Any = None, harmonize_seam: bool = True,
-         options: TaskOptions | None = None, fast: bool = True) -> Job:
+def vary(pair: ModelPair, image: ImageSource, params: VaryParams | None = None, *, fast: bool = True) -> Job:
     """Regenerate a `strength` fraction (0 < strength <= 1) of `image`'s tokens chosen by `method` (random,
     confident, painted with `painted`, or the given `cells`), keeping the rest; `tokens`: the picture's own
-    token grid [rows, cols] (array or "grid1:" string) instead of encoding it. options (randar.options.task_options;
-    temperature defaults to EDIT_TEMPERATURE, steps to `vary_steps`): batch = variations, which share the chosen
-    cells and differ in their samples."""
+    token grid [rows, cols] (array or "grid1:" string) instead of encoding it; all in `params`
+    (randar.options.params.VaryParams). params.options (temperature defaults to EDIT_TEMPERATURE, steps to
+    `vary_steps`): batch = variations, which share the chosen cells and differ in their samples."""
     notices: list[str] = []
     G, f = pair.grid, pair.patch
-    method = check_choice(method, "vary method", VARY_METHODS)
-    strength = check_float(strength, "strength (the fraction of the tokens regenerated)", 0.0, 1.0)
-    if strength <= 0 and method != "cells":
-        raise ValueError("strength must be above 0 (the fraction of the tokens regenerated; 1 = all of them)")
-    auto_steps = options is None or options.steps is None
-    run = resolve_options(pair, "vary", options, label, notices)
+    p = VaryParams() if params is None else params
+    strength, method, cells, painted, tokens = p.strength, p.method, p.cells, p.painted, p.tokens
+    auto_steps = p.options.steps is None
+    run = resolve_options(pair, "vary", p.options, p.label, notices)
     batch, seed, order = run.options.batch, run.options.seed, run.options.order
 
     img, img_record = read_image(image)
@@ -127,9 +122,7 @@ def vary(pair: ModelPair, image: ImageSource, *, strength: float = VARY_SUBTLE, 
     levels = scores = chosen_cells = None
     if method == "painted":
         levels = resolve_order_map(painted, th, tw, crop=(0, 0, W, H), size=(W, H))
-    elif method == "cells":
-        if cells is None:
-            raise ValueError("method 'cells' needs the cells to regenerate (cells=...)")
+    elif method == "cells":  # with cells (VaryParams checks)
         chosen_cells = cell_mask(cells, th, tw)
     elif method == "confident":
         from .surprise import token_surprise
@@ -164,22 +157,17 @@ def vary(pair: ModelPair, image: ImageSource, *, strength: float = VARY_SUBTLE, 
         images = []
         for r in raw:
             gen = np.asarray(r)
-            if harmonize_seam:
+            if p.harmonize_seam:
                 gen = harmonize(gen, base_px, work_mask)
             out = composite(original, np.asarray(resample(Image.fromarray(gen), (W, H))), alpha)
             images.append(restore_mode(Image.fromarray(out, "RGB"), source, weight=alpha))
         return images, raw
 
-    params: dict[str, Any] = dict(strength=strength, method=method, label=run.label,
-                                  harmonize_seam=bool(harmonize_seam), order=order, steps=steps,
-                                  **run.recorded_sampling(), batch=batch, seed=seed)
-    if method == "cells":
-        params["cells"] = encode_cells(unknown)
-    if levels is not None:
-        params["painted"] = encode_levels(levels)
-    if given is not None:
-        params["tokens"] = encode_grid(given)
-    settings = common_settings(pair, "vary", params, fast)
+    recorded = p.record(run.options, label=run.label, steps=steps,
+                        cells=encode_cells(unknown) if method == "cells" else None,
+                        painted=None if levels is None else encode_levels(levels),
+                        tokens=None if given is None else encode_grid(given))
+    settings = common_settings(pair, "vary", recorded, fast)
     settings["inputs"] = {"image": img_record}
     settings["resolved"] = {"class_names": run.names, "tokens": [tw, th], "regenerated": M, "context": K,
                             "cells": encode_cells(unknown), "forward_passes": stage.num_steps, "size": [W, H],

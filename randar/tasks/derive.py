@@ -7,14 +7,14 @@ class, guidance, sampling and order as defaults, and a result's own tokens for i
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import dataclasses
+from typing import Any
 
-from .io.images import ImageSource
-from .options.task_options import TaskOptions
-
-if TYPE_CHECKING:
-    from .studio import Studio
-    from .tasks import Job, Result
+from ..io.images import ImageSource
+from ..options.params import BranchParams, VaryParams
+from ..options.task_options import TaskOptions
+from .job import Job, Result
+from .plan import ModelPair
 
 __all__ = ["SAME", "branch", "vary", "source_label", "result_tokens"]
 
@@ -38,12 +38,13 @@ def source_label(settings: dict[str, Any], index: int = 0) -> Any:
     return label
 
 
-def branch(studio: "Studio", source: "Result | dict[str, Any]", step: int, *, index: int = 0, num: int = 1,
+def branch(pair: ModelPair, source: Result | dict[str, Any], step: int, *, index: int = 0, num: int = 1,
            seed: int | None = None, order: str | None = None, label: Any = SAME, image: ImageSource | None = None,
-           mask: ImageSource | None = None, parent_output: dict[str, Any] | None = None, **sampling: Any) -> "Job":
+           mask: ImageSource | None = None, parent_output: dict[str, Any] | None = None, fast: bool = True,
+           **sampling: Any) -> Job:
     """See `Studio.branch`."""
-    from .tasks import Result, check_settings, rerun
-    from .tasks.branch import branch as branch_task, prefix_from_result, prefix_from_run
+    from . import check_settings, rerun  # the package's face, which imports this module's neighbours
+    from .branch import branch as branch_task, prefix_from_result, prefix_from_run
 
     settings = source.settings if isinstance(source, Result) else source
     check_settings(settings, "the run to branch")
@@ -51,7 +52,7 @@ def branch(studio: "Studio", source: "Result | dict[str, Any]", step: int, *, in
     if isinstance(source, Result):
         kept = prefix_from_result(source, step, index)
     else:  # its tokens are not at hand: run its first `step` steps again
-        parent = rerun(studio.pair, settings, image=image, mask=mask, fast=studio.fast)
+        parent = rerun(pair, settings, image=image, mask=mask, fast=fast)
         if parent.task == "upscale":
             raise ValueError("an upscale run cannot be branched: its tiles choose their context as they run; branch "
                              "a generate, inpaint, outpaint or vary run")
@@ -59,15 +60,16 @@ def branch(studio: "Studio", source: "Result | dict[str, Any]", step: int, *, in
     chosen = {k: (params.get(k) if sampling.get(k) is None else sampling[k]) for k in INHERITED}
     options = TaskOptions(order=order or params.get("order") or "random", seed=seed, batch=num,
                           **{k: v for k, v in chosen.items() if v is not None})
-    return branch_task(studio.pair, settings, step=step, kept=kept, index=index, reorder=order is not None,
-                       label=source_label(settings, index) if label is SAME else label, parent_output=parent_output,
-                       options=options, image=image, mask=mask, fast=studio.fast)
+    params = BranchParams(parent=settings, step=step, kept=kept, index=index, reorder=order is not None,
+                          label=source_label(settings, index) if label is SAME else label,
+                          parent_output=parent_output, options=options)
+    return branch_task(pair, params, image=image, mask=mask, fast=fast)
 
 
-def result_tokens(result: "Result", index: int, grid: int) -> Any:
+def result_tokens(result: Result, index: int, grid: int) -> Any:
     """Image `index` of `result` as its own token grid, when its canvas is exactly the picture at the scale a
     variation places it (a generation, an edit of the whole picture at the model's size); else None (encode)."""
-    from .tasks.geometry import token_size
+    from .geometry import token_size
 
     image = result.images[index]
     canvas = result.canvas
@@ -76,21 +78,18 @@ def result_tokens(result: "Result", index: int, grid: int) -> Any:
     return result.tokens[index]
 
 
-def vary(studio: "Studio", source: "Result | ImageSource", *, strength: float, method: str, cells: Any = None,
-         painted: Any = None, index: int = 0, label: Any = SAME, tokens: Any = None, harmonize_seam: bool = True,
-         options: TaskOptions | None = None) -> "Job":
-    """See `Studio.vary`."""
-    from .tasks import Result
-    from .tasks.vary import vary as vary_task
+def vary(pair: ModelPair, source: Result | ImageSource, params: VaryParams, *, index: int = 0, label: Any = SAME,
+         fast: bool = True) -> Job:
+    """See `Studio.vary`: `params` with the source's class (`label` SAME) and, for a `Result`, its own tokens."""
+    from .vary import vary as vary_task
 
     if isinstance(source, Result):
         if not 0 <= index < len(source.images):
             raise ValueError(f"index must be in 0..{len(source.images) - 1} (an image of the result), got {index}")
-        tokens = result_tokens(source, index, studio.grid_size)
+        params = dataclasses.replace(params, tokens=result_tokens(source, index, pair.grid))
         if label is SAME:
             label = source_label(source.settings, index)
         source = source.images[index]
     elif label is SAME:
         label = None
-    return vary_task(studio.pair, source, strength=strength, method=method, cells=cells, painted=painted,
-                     tokens=tokens, label=label, harmonize_seam=harmonize_seam, options=options, fast=studio.fast)
+    return vary_task(pair, source, dataclasses.replace(params, label=label), fast=fast)
