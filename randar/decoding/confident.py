@@ -1,7 +1,8 @@
 """Confidence-first decoding (order name "confident"): the model picks, at each step, the undecided cells it
 is most sure of (lowest entropy of the guided distribution; see lookahead.py for why entropy). Its own loop
-because every forward queries ALL undecided cells, so the slots differ from `loop.decode_loop`'s; it shares
-that loop's helpers (guidance copies, prefill, sampling, generator) so seeds and guidance mean the same."""
+because every forward queries ALL undecided cells, so the slots differ from `loop.decode_loop`'s; it builds
+its steps from the same `loop_parts` (slots, guidance copies, generator) so seeds and guidance mean the same.
+`loop.run_loop` chooses between the two."""
 from __future__ import annotations
 
 import time
@@ -10,16 +11,10 @@ from typing import Iterator
 import torch
 
 from ..model.transformer import cat_slots, interleave_pairs
-from .sampling import sample
-from .lookahead import StepForward, _queries, entropy, guess_grids
-from .loop import combine, decode_loop, guidance_batch, live_grid, make_generator, prefill_slots
+from .lookahead import entropy, guess_grids
+from .loop_parts import StepForward, combine, guidance_batch, live_grid, make_generator, prefill_slots, query_slots
 from .request import DecodeRequest, StepEvent
-
-
-def run_loop(req: DecodeRequest, device: torch.device, null_class: int, forward: StepForward) -> Iterator[StepEvent]:
-    """The loop `req` needs: confidence-first when `req.confident`, else the fixed-order `decode_loop`."""
-    loop = confident_loop if req.confident else decode_loop
-    return loop(req, device, null_class, forward)
+from .sampling import sample
 
 
 def confident_loop(req: DecodeRequest, device: torch.device, null_class: int,
@@ -66,7 +61,7 @@ def confident_loop(req: DecodeRequest, device: torch.device, null_class: int,
         if done == M:
             break
         pairs = interleave_pairs(queries, tokens)
-        slots = cat_slots(pairs, _queries(remaining))
+        slots = cat_slots(pairs, query_slots(remaining))
         start = start + T - U  # the slot where this forward's first query P(u_0) was written
     if pending is not None:
         if wants_guess(pending.step):

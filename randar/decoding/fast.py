@@ -25,8 +25,8 @@ from torch import Tensor
 
 from ..model.transformer import KVCache, RandARTransformer
 from .cpu_step import CpuStep, blocks_have_hooks
-from .confident import run_loop
-from .loop import Slots
+from .loop import run_loop
+from .loop_parts import Slots
 from .request import DecodeRequest, StepEvent
 
 

@@ -24,22 +24,13 @@ model's own belief rather than the sampler's reshaped one.
 """
 from __future__ import annotations
 
-import time
-from typing import Callable
-
 import torch
 from torch import Tensor
 
-from ..model.transformer import POSITION, cat_slots, interleave_pairs
+from .loop_parts import StepForward, after_queries_slots, combine, guidance_batch
 from .request import DecodeRequest
 
-Slots = tuple[Tensor, Tensor, Tensor]
-StepForward = Callable[[Slots, int, int], Tensor]
-
-__all__ = ["entropy", "guess_grids", "probe_after_step", "CONFIDENCE_MEASURE"]
-
-CONFIDENCE_MEASURE = "entropy"
-"""What "most confident" means for the confident order: the lowest entropy of the guided distribution."""
+__all__ = ["entropy", "guess_grids", "probe_after_step"]
 
 
 def entropy(logits: Tensor) -> Tensor:
@@ -62,13 +53,8 @@ def guess_grids(grid: Tensor, cells: Tensor, logits: Tensor) -> tuple[Tensor, Te
     return guess, ent
 
 
-def _queries(cells: Tensor) -> Slots:
-    return torch.full_like(cells, POSITION), torch.zeros_like(cells), cells
-
-
-def probe_after_step(req: DecodeRequest, forward: StepForward, guide_batch: Callable[[Slots], Slots],
-                     combine: Callable[[Tensor, int], Tensor], queries: Tensor, tokens: Tensor, start: int,
-                     T: int, done: int, grid: Tensor) -> tuple[Tensor, Tensor]:
+def probe_after_step(req: DecodeRequest, forward: StepForward, null_class: int, queries: Tensor, tokens: Tensor,
+                     start: int, T: int, done: int, grid: Tensor) -> tuple[Tensor, Tensor]:
     """The guess after a step of the fixed-order loop: one extra forward, not kept in the cache.
 
     It writes exactly what the next real forward writes first ([T(t_0), P(q_1), ..., T(t_{n-1})] from the
@@ -79,7 +65,6 @@ def probe_after_step(req: DecodeRequest, forward: StepForward, guide_batch: Call
     if remaining.shape[1] == 0:  # the last step: the guess is the result itself
         return guess_grids(grid, remaining, torch.empty(grid.shape[0], 0, 1, device=grid.device))
     n = queries.shape[1]
-    pairs = interleave_pairs(queries, tokens)
-    slots = cat_slots(tuple(p[:, 1:] for p in pairs), _queries(remaining))  # type: ignore[arg-type]
-    logits = combine(forward(guide_batch(slots), start + T - n + 1, remaining.shape[1]), done)
+    slots = after_queries_slots(queries, tokens, remaining)
+    logits = combine(forward(guidance_batch(slots, req, null_class), start + T - n + 1, remaining.shape[1]), req, done)
     return guess_grids(grid, remaining, logits)

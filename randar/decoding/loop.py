@@ -1,4 +1,7 @@
-"""The decoding loop shared by every path: build each step's slots, run a forward, guide, sample, record.
+"""The decoding loops and the choice between them: build each step's slots, run a forward, guide, sample, record.
+
+`run_loop` picks the loop a request needs (the fixed-order `decode_loop` here, or confidence-first
+`confident.confident_loop`); both build their steps from `loop_parts`.
 
 The cache always holds the teacher-forcing layout of what is decided plus the current step's queries:
 a step appends queries P(q_0..q_{n-1}); once their tokens are sampled, the next forward writes
@@ -8,93 +11,29 @@ Decoding is an iterator of `StepEvent`s so that a UI can animate it; `run` just 
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import Tensor
 
-from ..model.transformer import BLANK, CLASS, POSITION, cat_slots, class_slots, interleave_pairs
-from .sampling import guide, sample
+from .confident import confident_loop
 from .lookahead import probe_after_step
+from .loop_parts import StepForward, after_queries_slots, combine, guidance_batch, live_grid, make_generator, prefill_slots
 from .request import DecodeRequest, StepEvent
-
-Slots = tuple[Tensor, Tensor, Tensor]
-
-StepForward = Callable[[Slots, int, int], Tensor]
-"""(slots of this step [B*copies, T], cache slot of its first token, number of queries) -> their logits."""
+from .sampling import sample
 
 
-def query_slots(cells: Tensor) -> Slots:
-    return torch.full_like(cells, POSITION), torch.zeros_like(cells), cells
-
-
-def guidance_batch(slots: Slots, req: DecodeRequest, null_class: int, prefix_span: slice | None = None,
-                   has_class: bool = True) -> Slots:
-    """Stack the copies the guidance needs: [cond; uncond (null class); spatial (prefix partly hidden)].
-
-    `has_class=False` says the slots hold no class token (every step after the prefill), so the
-    unconditional copy is the same slots."""
-    kind, value, cell = slots
-    copies_kind, copies_value, copies_cell = [kind], [value], [cell]
-    if req.guidance.enabled or req.spatial_scale:
-        copies_kind.append(kind)
-        copies_value.append(torch.where(kind == CLASS, torch.full_like(value, null_class), value) if has_class else value)
-        copies_cell.append(cell)
-    if req.spatial_scale:
-        hidden = kind.clone()
-        if prefix_span is not None:
-            token_slots = hidden[:, prefix_span][:, 1::2]  # a view: the T slots of the prefix pairs
-            token_slots.copy_(torch.where(req.spatial_keep, token_slots, torch.full_like(token_slots, BLANK)))
-        copies_kind.append(hidden)
-        copies_value.append(value)
-        copies_cell.append(cell)
-    if len(copies_kind) == 1:
-        return kind, value, cell
-    return torch.cat(copies_kind), torch.cat(copies_value), torch.cat(copies_cell)
-
-
-def combine(logits: Tensor, req: DecodeRequest, decoded: int) -> Tensor:
-    """Fold the guidance copies back into one batch of logits."""
-    if req.spatial_scale:
-        c, u, sc = logits.chunk(3, dim=0)
-        s = req.guidance.scale(decoded, req.num_generated)
-        return u + s * (c - sc) + req.spatial_scale * (sc - u)
-    if req.guidance.enabled:
-        return guide(logits, req.guidance.scale(decoded, req.num_generated))
-    return logits
-
-
-def prefill_slots(req: DecodeRequest, first_queries: Tensor) -> tuple[Slots, slice | None]:
-    """[cls, P(k0), T(k0), ..., P(q_0), ...]: class, known pairs, the first step's queries."""
-    parts = [class_slots(req.cond)]
-    span = None
-    if req.num_prefix:
-        parts.append(interleave_pairs(req.prefix_cells, req.prefix_tokens))
-        span = slice(1, 1 + 2 * req.num_prefix)
-    parts.append(query_slots(first_queries))
-    return cat_slots(*parts), span
-
-
-def live_grid(req: DecodeRequest, device: torch.device) -> Tensor:
-    """[B, num_cells] tokens, -1 where undecided: the prefix written in, the rest to come."""
-    grid = torch.full((req.batch, req.num_cells), -1, dtype=torch.long, device=device)
-    if req.num_prefix:
-        grid.scatter_(1, req.prefix_cells, req.prefix_tokens)
-    return grid
-
-
-def make_generator(device: torch.device, seed: int | None) -> torch.Generator:
-    gen = torch.Generator(device=device)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(seed))
-    return gen
+def run_loop(req: DecodeRequest, device: torch.device, null_class: int, forward: StepForward) -> Iterator[StepEvent]:
+    """The loop `req` needs: confidence-first when `req.confident`, else the fixed-order `decode_loop`.
+    Every path (plain, fast) hands its forward here, so the choice is made in one place."""
+    loop = confident_loop if req.confident else decode_loop
+    return loop(req, device, null_class, forward)
 
 
 def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
                 forward: StepForward) -> Iterator[StepEvent]:
-    """The decoding loop of every path: build each step's slots, run `forward`, guide, sample, record.
+    """The fixed-order loop (cells in `req.order`) of every path: build each step's slots, run `forward`, guide,
+    sample, record.
 
     Why one loop: the paths differ only in how one step's forward is computed (a cache sized to the step,
     a static one with CUDA graphs, a compiled CPU step); sharing the rest guarantees that all feed the
@@ -117,15 +56,13 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
         done += n
         event = StepEvent(step + 1, len(sizes), queries, tokens, done, M, time.perf_counter() - t0, grid)
         if req.guess_every and ((step + 1) % req.guess_every == 0 or done == M):
-            event.guess, event.entropy = probe_after_step(
-                req, forward, lambda s: guidance_batch(s, req, null_class), lambda lg, d: combine(lg, req, d),
-                queries, tokens, start, T, done, grid)
+            event.guess, event.entropy = probe_after_step(req, forward, null_class, queries, tokens, start, T, done,
+                                                          grid)
         yield event
         if done == M:
             break
         next_queries = req.order[:, done : done + sizes[step + 1]]
-        pairs = interleave_pairs(queries, tokens)
-        slots = cat_slots(tuple(p[:, 1:] for p in pairs), query_slots(next_queries))  # type: ignore[arg-type]
+        slots = after_queries_slots(queries, tokens, next_queries)
         start = start + T - n + 1  # right after P(q_0)
         queries = next_queries
 

@@ -11,8 +11,8 @@ import torch
 from torch import Tensor
 
 from ..model.transformer import KVCache, RandARTransformer
-from .confident import run_loop
-from .loop import Slots
+from .loop import run_loop
+from .loop_parts import Slots
 from .request import DecodeRequest, StepEvent
 
 

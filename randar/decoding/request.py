@@ -32,7 +32,7 @@ class DecodeRequest:
     # Spatial guidance (resolution extrapolation): a third copy sees only part of the prefix tokens.
     spatial_scale: float = 0.0
     spatial_keep: Tensor | None = None  # [B, K] bool, False = that prefix token is hidden from the copy
-    # Look-ahead (randar.lookahead): the model's guess for every undecided cell every `guess_every` steps
+    # Look-ahead (randar.decoding.lookahead): the model's guess for every undecided cell every `guess_every` steps
     # (0 = never; the tokens are the same either way), and confidence-first decoding (`order` is then
     # only the tie-break and query order; the model picks the lowest-entropy cells at each step).
     guess_every: int = 0
@@ -121,8 +121,3 @@ class StepEvent:
     @property
     def done(self) -> bool:
         return self.decoded == self.total
-
-
-def guidance_copies(req: DecodeRequest) -> int:
-    """Rows per image in the model batch (kept as a function for existing callers: `req.copies`)."""
-    return req.copies

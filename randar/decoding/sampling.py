@@ -1,4 +1,7 @@
-"""Turning logits into tokens: classifier-free guidance, temperature, top-k, top-p.
+"""Turning logits into tokens: temperature, top-k, top-p; and the settings of guidance and sampling.
+
+The guidance copies themselves (the conditional/unconditional batch and folding it back) are built in
+`loop_parts`, next to the slots they copy.
 
 Sampling draws with the exponential race (argmax of p / E, E ~ Exp(1)), which is exactly a
 categorical draw but needs no host sync and treats every query of a step in one vectorised call.
@@ -45,12 +48,6 @@ class Guidance:
     @classmethod
     def constant(cls, scale: float) -> "Guidance":
         return cls(scale, scale)
-
-
-def guide(logits: Tensor, scale: float) -> Tensor:
-    """[2B, ...] logits, conditional half first -> guided [B, ...]."""
-    cond, uncond = logits.chunk(2, dim=0)
-    return uncond + scale * (cond - uncond)
 
 
 def filter_logits(logits: Tensor, top_k: int = 0, top_p: float = 1.0) -> Tensor:

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
 from .job import Job, Progress, Result, Timings
+from .pass_sizes import PassGeometry
 from .plan import Canvas, ModelPair, Plan
-
-if TYPE_CHECKING:  # the sizes of the later passes (randar.tasks.upscale, which builds them)
-    from .upscale import PassGeometry
 
 __all__ = ["ChainJob", "LaterPass"]
 
@@ -29,7 +27,7 @@ class LaterPass:
     """A pass planned from the previous pass's images; its geometry gives its step and token counts up front."""
 
     build: Callable[[list[Image.Image]], Plan]
-    geometry: "PassGeometry"
+    geometry: PassGeometry
 
 
 class ChainJob(Job):

@@ -21,6 +21,7 @@ from PIL import Image
 from torch import Tensor
 
 from ..decoding import DecodeRequest
+from ..decoding.extrapolation import with_spatial_guidance
 from ..model.transformer import RandARTransformer
 from ..model.tokenizer import ImageTokenizer
 from ..registry import class_index as _class_index
@@ -172,23 +173,22 @@ class Stage:
         return len(self.sizes)
 
     def request(self, labels: Tensor, guidance: Guidance, sampling: SamplingParams, tokens: Tensor) -> DecodeRequest:
-        """The engine request, reading the prefix tokens from the live canvas tokens [B, cells]."""
+        """The engine request, reading the prefix tokens from the live canvas tokens [B, cells]. Spatial guidance
+        (the x2 fill stage) follows `extrapolation.with_spatial_guidance`, seeded with the stage's seed."""
         device = tokens.device
         canvas_to_grid = self.canvas_to_grid.to(device)
-        prefix_cells = prefix_tokens = keep = None
+        prefix_cells = prefix_tokens = None
         if self.prefix.shape[1]:
             prefix = self.prefix.to(device)
             prefix_cells = canvas_to_grid[prefix]
             prefix_tokens = tokens.gather(1, prefix)
-            if self.spatial_scale:
-                # the recipe of extrapolation.fill_request: a CPU generator seeded with the stage's seed
-                gen = torch.Generator().manual_seed(self.seed)
-                keep = torch.rand(prefix_cells.shape, generator=gen) >= self.masking_ratio
-        return DecodeRequest(
+        req = DecodeRequest(
             cond=labels, order=canvas_to_grid[self.order.to(device)], num_cells=self.grid_rows * self.grid_cols,
             steps=self.steps, guidance=guidance, sampling=sampling, prefix_cells=prefix_cells,
-            prefix_tokens=prefix_tokens, rope=self.rope, seed=self.seed,
-            spatial_scale=self.spatial_scale if keep is not None else 0.0, spatial_keep=keep)
+            prefix_tokens=prefix_tokens, rope=self.rope, seed=self.seed)
+        if self.spatial_scale and prefix_cells is not None:
+            return with_spatial_guidance(req, self.spatial_scale, self.masking_ratio)
+        return req
 
     def validate(self, plan: "Plan", model: RandARTransformer) -> None:
         """Check the stage against the model before any compute (dummy tokens, the planned cells)."""

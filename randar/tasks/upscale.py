@@ -26,7 +26,6 @@ built from the first pass's images once they exist. Its progress events follow t
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import numpy as np
@@ -43,6 +42,7 @@ from ..ordering.schedule import step_sizes
 from ..options.checks import check_int, derive_seed
 from ..options.params import UpscaleParams
 from .chain import ChainJob, LaterPass
+from .pass_sizes import PassGeometry
 from .job import Job
 from .plan import Canvas, ModelPair, Plan, Stage
 from .resolve import common_settings, resolve_options
@@ -50,7 +50,7 @@ from .inputs import read_image
 from ..options.choices import (
     MAX_INPUT_PIXELS, output_size,
 )
-from .tiling import Tile, TileGrid, back_project, blend_weights, plan_tiles
+from .tiling import Tile, back_project, blend_weights, plan_tiles
 
 ENCODE_CHUNK = 8  # tiles per tokenizer batch
 
@@ -63,27 +63,6 @@ def check_size(width: int, height: int, scale: int) -> None:
         raise ImageError(
             f"the image is too large to upscale x{scale}: {width}x{height} = {width * height:,} px, the limit is "
             f"{limit:,} px (3840x2160 for x2, 1920x1080 for x4); shrink or crop it first")
-
-
-@dataclasses.dataclass(frozen=True)
-class PassGeometry:
-    """Sizes of one x2 pass, known from the input's size alone."""
-
-    width: int  # the pass's input
-    height: int
-    rows: int  # token canvas at the target scale (padded)
-    cols: int
-    grid: TileGrid
-    regen: list[int]  # cells regenerated per tile (0: none)
-    steps: list[int]  # forward passes per tile with cells to regenerate
-
-    @property
-    def num_steps(self) -> int:
-        return sum(len(step_sizes(n, s)) for n, s in zip((n for n in self.regen if n), self.steps))
-
-    @property
-    def num_tokens(self) -> int:
-        return sum(self.regen)
 
 
 def pass_geometry(width: int, height: int, G: int, f: int, overlap: int, regenerate: float, steps: int) -> PassGeometry:
