@@ -47,7 +47,7 @@ def execute(args: argparse.Namespace, works: list[Work], request: ModelRequest, 
         to_stderr(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
     if not args.quiet:
         to_stderr(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
-             f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
+                  f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
         for note in notes:
             to_stderr(f"note: {note}")
         for w, job in zip(works, jobs):
@@ -89,7 +89,7 @@ def execute(args: argparse.Namespace, works: list[Work], request: ModelRequest, 
         extra = [f"{report.kept} already complete, kept"] if report.kept else []
         extra += [f"{len(report.failures)} failed"] if report.failures else []
         to_stderr(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s"
-             + (f" ({'; '.join(extra)})" if extra else ""))
+                  + (f" ({'; '.join(extra)})" if extra else ""))
     if report.failures:
         for line in report.summary():
             to_stderr(line)

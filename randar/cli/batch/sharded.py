@@ -183,7 +183,7 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
             where = "" if studio is None else (f"model {studio.name}: {studio.image_size}px, {studio.device} "
                                                f"{str(studio.dtype).replace('torch.', '')}; ")
             to_stderr(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {ranks.world_size} rank(s)"
-                 + (f", {plan.done_before} already done" if plan.done_before else ""))
+                      + (f", {plan.done_before} already done" if plan.done_before else ""))
             for note in run.notes:
                 to_stderr(f"note: {note}")
         try:
@@ -214,7 +214,7 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
     print(run.out_dir / MANIFEST_NAME, flush=True)
     rate = total_made / elapsed if elapsed > 0 else float("nan")
     to_stderr(f"done: {total_made} item(s) made ({plan.done_before} already there) in {elapsed:.1f} s on "
-         f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {run.out_dir}")
+              f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {run.out_dir}")
     return 0
 
 
@@ -244,5 +244,5 @@ def _make_share(run: ItemRun, ranks: Ranks, studio: "Studio | None", model: dict
         if ranks.is_main and not run.args.quiet and (now - last_print >= PROGRESS_EVERY_S or made == len(mine)):
             last_print = now
             to_stderr(f"progress: {plan.done_before + done}/{total} items, {done / (now - start):.2f} images/s "
-                 f"on {ranks.world_size} rank(s)")
+                      f"on {ranks.world_size} rank(s)")
     return made
