@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import randar.cli as cli
+import randar.cli.batch.plain as plain
 from randar.cli import main
 from randar.io.outputs import read_complete_pair
 from tests.test_reliability import write_png
@@ -63,14 +63,14 @@ def test_keep_going_makes_the_good_inputs_and_names_every_failure(batch, folder,
 
 
 def test_keep_going_continues_after_a_failure_while_running(batch, folder, tmp_path, monkeypatch):
-    real = cli.run_job
+    real = plain.run_job
 
     def failing(job, studio, work, bar, frames):
         if work.name == "a.png":
             raise RuntimeError("the device went away")
         return real(job, studio, work, bar, frames)
 
-    monkeypatch.setattr(cli.pipeline, "run_job", failing)  # where `execute` calls it
+    monkeypatch.setattr(plain, "run_job", failing)  # where `execute` calls it
     out = tmp_path / "out"
     code, err = batch(folder, out, "--keep-going")
     assert code == 1 and "1 of 3 inputs failed" in err

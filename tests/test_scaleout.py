@@ -1,5 +1,5 @@
-"""Scaling out: `--out-dir` item runs, sharded over torchrun's processes (randar/cli/itemrun.py, itemdir.py,
-distributed.py).
+"""Scaling out: `--out-dir` item runs, sharded over torchrun's processes (randar/cli/batch/sharded.py,
+itemdir.py, randar/runtime/distributed.py).
 
 The guarantees checked: DIR is byte-identical whether one process or two torchrun ranks make it; a run
 killed half way and finished with --resume gives the same DIR, without rewriting finished items; a
@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar.cli.itemdir import (
-    MANIFEST_NAME, Item, item_complete, item_sidecar, manifest_record, plan_dir, write_item,
+from randar.cli.batch.itemdir import (
+    MANIFEST_NAME, Item, item_sidecar, manifest_record, plan_dir, write_item,
 )
-from randar.cli.itemrun import KILL_AFTER_ENV, item_name
+from randar.cli.batch.resume import item_done
+from randar.cli.batch.sharded import KILL_AFTER_ENV, item_name
 from randar.io.outputs import OutputExistsError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -218,15 +219,15 @@ def test_an_item_is_done_only_when_image_and_sidecar_agree(tmp_path):
     records = manifest["items"]
     for it in items:
         _write(tmp_path, manifest, it)
-    assert all(item_complete(tmp_path, r, manifest["run"]) for r in records)
+    assert all(item_done(tmp_path, r, manifest["run"]) for r in records)
     side = json.loads((tmp_path / (items[0].file + ".json")).read_text())
     assert side["settings"]["runtime"]["device"] == "cuda" and "created" not in side and side["timings"] is None
     (tmp_path / (items[0].file + ".json")).unlink()  # killed between the renames
     (tmp_path / items[1].file).write_bytes(b"other bytes")  # an image that is not the sidecar's
-    assert not item_complete(tmp_path, records[0], manifest["run"])
-    assert not item_complete(tmp_path, records[1], manifest["run"])
-    assert not item_complete(tmp_path, records[2], "another run")
-    assert item_complete(tmp_path, records[2], manifest["run"])
+    assert not item_done(tmp_path, records[0], manifest["run"])
+    assert not item_done(tmp_path, records[1], manifest["run"])
+    assert not item_done(tmp_path, records[2], "another run")
+    assert item_done(tmp_path, records[2], manifest["run"])
     with pytest.raises(OutputExistsError):  # never replaced without replace=True
         _write(tmp_path, manifest, items[2])
     plan = plan_dir(tmp_path, manifest, resume=True, overwrite=False) if (tmp_path / MANIFEST_NAME).exists() else None

@@ -9,9 +9,11 @@
     python -m randar vary face.png --strength 0.3 --num 4 --out var.png   # 4 variations
 
 The package, module by module: options.py (the `@command` registry, the shared option groups and help texts),
-models.py (models, download), generate.py, edits.py (inpaint, outpaint, upscale), rerun.py, pipeline.py (the
-task commands' one pipeline, `execute`), folders.py (files or folders of inputs, mask matching, output names),
-items.py (`--out-dir` runs); `main` here.
+models.py (models, download), generate.py, edits.py (inpaint, outpaint, upscale), derive.py (vary, rerun
+--branch-step), rerun.py, train.py, folders.py (files or folders of inputs, mask matching, output names),
+items.py (the items of `--out-dir` runs), batch/ (the one driver below them all: `batch.plain.execute` for
+--out, `batch.sharded.run_items` for --out-dir over torchrun's ranks, one rule each for --resume and
+--keep-going); `main` here.
 
 Each subcommand is one function registered with `@command(...)` (randar/cli/options.py); its options are
 added by a `configure` function given to the decorator. To add one (then import its module below):
@@ -31,8 +33,8 @@ ImageError and OutputExistsError, ModelNotFoundError and DownloadError) print `e
 and exit with status 2, without a traceback. Keep heavy imports (torch) inside the command functions so that
 `models` and `download` start fast.
 
-The task commands (generate, inpaint, outpaint, upscale, rerun) share one pipeline, `execute`, whose order
-is the contract: (1) plan every output path (images, sidecars, GIFs) from the arguments alone and refuse
+The task commands (generate, inpaint, outpaint, upscale, vary, rerun) share one driver (randar/cli/batch/),
+whose order is the contract: (1) plan every output path (images, sidecars, GIFs) from the arguments alone and refuse
 existing ones (unless --overwrite) and duplicates; (2) load the model; (3) create every job, which
 validates all inputs (unreadable images, empty masks, steps out of range, unknown classes, ...); only then
 (4) run the jobs one after the other, writing each one's files atomically as it finishes. So a bad input
@@ -55,11 +57,10 @@ from .options import (
     COMMANDS, PROG, USER_ERRORS, Command, to_stderr, add_checkpoints_option, add_model_options, add_output_options,
     add_runtime_options, add_sampling_options, command,
 )
-from .pipeline import ModelChoice, Work, execute, run_job
 
 __all__ = ["Command", "COMMANDS", "USER_ERRORS", "command", "add_checkpoints_option", "add_model_options",
-           "add_runtime_options", "add_sampling_options", "add_output_options", "Work", "ModelChoice", "execute",
-           "run_job", "build_parser", "main", "ORDER_CHOICES", "ALIGN_CHOICES", "REGION_CHOICES"]
+           "add_runtime_options", "add_sampling_options", "add_output_options", "build_parser", "main", "ORDER_CHOICES",
+           "ALIGN_CHOICES", "REGION_CHOICES"]
 
 MAIN_EPILOG = """\
 examples:

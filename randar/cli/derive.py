@@ -14,7 +14,9 @@ from .folders import gif_output, must_exist
 from .options import (
     OUTPUTS_EPILOG, add_output_options, add_runtime_options, add_sampling_options, command, task_options,
 )
-from .pipeline import ModelChoice, Work, execute
+from .batch.model import ModelRequest
+from .batch.plain import execute
+from .batch.work import Work
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from ..studio import Job, Studio
@@ -94,7 +96,7 @@ def cmd_vary(args: argparse.Namespace) -> int:
         return studio.vary(args.image, params, label=args.label)
 
     work = Work(out.name, make, paths, list(range(len(paths))), gif=gif_output(args.gif, out.stem, False))
-    return execute(args, [work], ModelChoice.from_args(args), [])
+    return execute(args, [work], ModelRequest.from_args(args), [])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -157,8 +159,8 @@ def branch_works(args: argparse.Namespace, record: dict[str, Any], out: Path, in
     return [Work(out.name, make, paths, list(range(len(paths))), gif=gif_output(args.gif, out.stem, False))]
 
 
-def run_branch(args: argparse.Namespace, record: dict[str, Any], out: Path, index: int, choice: ModelChoice,
+def run_branch(args: argparse.Namespace, record: dict[str, Any], out: Path, index: int, request: ModelRequest,
                notes: list[str]) -> int:
     notes.append(f"the run's first {args.branch_step} step(s) run again first, to get the tokens it had decided "
                  "(the sidecar does not hold them)")
-    return execute(args, branch_works(args, record, out, index), choice, notes)
+    return execute(args, branch_works(args, record, out, index), request, notes)

@@ -11,7 +11,8 @@ from .options import (
     FOLDER_EPILOG, ITEMS_EPILOG, OUTPUTS_EPILOG, add_output_options, add_runtime_options, add_sampling_options, command,
     refuse_order_map, task_options,
 )
-from .pipeline import ModelChoice, execute
+from .batch.model import ModelRequest
+from .batch.plain import execute
 from .folders import EditInput, collect_inputs, edit_works
 from .items import run_folder_items
 
@@ -94,7 +95,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "inpaint", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -146,7 +147,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "outpaint", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -214,4 +215,4 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "upscale", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelChoice.from_args(args), notes)
+    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)

@@ -12,7 +12,7 @@ from ..io.outputs import image_format, numbered_paths
 from ..io.paths import why_missing
 
 from .options import FOLDER_OUTPUT_EXT
-from .pipeline import Work
+from .batch.work import Work
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from ..studio import Job, Studio

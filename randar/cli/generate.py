@@ -14,7 +14,9 @@ from .options import (
     ITEMS_EPILOG, OUTPUTS_EPILOG, or_default, positive_int, add_output_options, add_runtime_options,
     add_sampling_options, command, task_options, x2_steps,
 )
-from .pipeline import ModelChoice, Work, execute
+from .batch.model import ModelRequest
+from .batch.plain import execute
+from .batch.work import Work
 from .folders import gif_output
 from .items import refuse_item_options, run_generate_items
 
@@ -110,4 +112,4 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
                 gif=gif_output(args.gif, out.stem, False))
-    return execute(args, [work], ModelChoice.from_args(args))
+    return execute(args, [work], ModelRequest.from_args(args))

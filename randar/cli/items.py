@@ -1,4 +1,5 @@
-"""`--out-dir` runs: many items, sharded over torchrun's processes (randar/cli/itemrun.py does the running)."""
+"""`--out-dir` runs of the task commands: their items planned from the arguments (a class's K images, or one
+item per input file); randar/cli/batch/sharded.py runs them, sharded over torchrun's processes."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ from ..io.outputs import OutputExistsError
 from ..registry import DEFAULT_MODEL
 
 from .options import FOLDER_OUTPUT_EXT, or_default, refuse_order_map, task_options, x2_steps
-from .pipeline import ModelChoice
+from .batch.model import ModelRequest
 from .folders import EditInput
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
 
 
 # ----------------------------------------------------------------------------------------------------
-# --out-dir runs: many items, sharded over torchrun's processes (randar/cli/itemrun.py)
+# --out-dir runs: many items, sharded over torchrun's processes (randar/cli/batch/sharded.py)
 
 ITEM_OPTION_NAMES = {"count": "--count", "classes": "--classes", "per_class": "--per-class", "npz": "--npz",
                      "resume": "--resume"}
@@ -39,14 +40,10 @@ def _check_item_args(args: argparse.Namespace) -> None:
         raise ValueError("--gif: not available with --out-dir")
 
 
-def _item_choice(args: argparse.Namespace) -> ModelChoice:
-    return ModelChoice.from_args(args)
-
-
 def run_generate_items(args: argparse.Namespace) -> int:
     """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
-    from .itemdir import Item
-    from .itemrun import ItemRun, item_name, run_items
+    from .batch.itemdir import Item
+    from .batch.sharded import ItemRun, item_name, run_items
     from ..registry import resolve_model
     from ..registry.class_names import class_or_group
 
@@ -57,8 +54,8 @@ def run_generate_items(args: argparse.Namespace) -> int:
         raise ValueError("--per-class: only used with --classes")
     refuse_order_map(args, "--out-dir runs")
     options = task_options(args)
-    choice = _item_choice(args)
-    resolved = resolve_model(choice.model or DEFAULT_MODEL, choice.checkpoints)
+    request = ModelRequest.from_args(args)
+    resolved = resolve_model(request.model or DEFAULT_MODEL, request.checkpoints)
     names = resolved.class_names
 
     def meaning(query: str) -> list[int]:  # [class] or a group's classes (each item picks one)
@@ -99,7 +96,7 @@ def run_generate_items(args: argparse.Namespace) -> int:
                                   spatial_scale=or_default(args.spatial_scale, 0.0),
                                   masking_ratio=or_default(args.masking_ratio, 0.5))
 
-    run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], choice,
+    run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], request,
                   npz=args.npz)
     return run_items(run)
 
@@ -107,9 +104,9 @@ def run_generate_items(args: argparse.Namespace) -> int:
 def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput],
                      make: Callable[..., "Job"], notes: Sequence[str]) -> int:
     """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
-    from .itemdir import Item
+    from .batch.itemdir import Item
+    from .batch.sharded import ItemRun, run_items
     from ..io.hashing import file_sha256
-    from .itemrun import ItemRun, run_items
 
     _check_item_args(args)
     if getattr(args, "keep_going", False):
@@ -140,6 +137,6 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
         except ValueError as exc:
             raise ValueError(f"{inputs[item.index].image}: {exc}") from exc
 
-    run = ItemRun(task, args, Path(args.out_dir), items, make_item, lambda item: item.index, _item_choice(args),
-                  notes=tuple(notes))
+    run = ItemRun(task, args, Path(args.out_dir), items, make_item, lambda item: item.index,
+                  ModelRequest.from_args(args), notes=tuple(notes))
     return run_items(run)

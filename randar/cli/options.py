@@ -177,7 +177,7 @@ def add_sampling_options(p: argparse.ArgumentParser, *, what: str = "tokens to g
 
 def add_output_options(p: argparse.ArgumentParser, *, folder: bool = False, items: bool = False) -> None:
     """--out, --overwrite, --gif, --gif-frames, --quiet; with `items` also --out-dir and --resume (a
-    sharded run, see randar/cli/itemrun.py), of which one of --out / --out-dir is required.
+    sharded run, see randar/cli/batch/sharded.py), of which one of --out / --out-dir is required.
 
     Option names here must not be prefixes of torchrun's options: torchrun's parser takes any unambiguous
     prefix of its own options even after the module name (`--num` collides with `--numa-binding`)."""

@@ -9,7 +9,9 @@ from ..io.outputs import image_format, read_sidecar
 
 from .derive import add_branch_options, check_branch_args, run_branch
 from .options import FOLDER_OUTPUT_EXT, OUTPUTS_EPILOG, add_output_options, add_runtime_options, command
-from .pipeline import ModelChoice, Work, execute
+from .batch.model import ModelRequest
+from .batch.plain import execute
+from .batch.work import Work
 from .folders import must_exist, gif_output
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
@@ -68,9 +70,9 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     check_branch_args(args)
     check_rerun_inputs(settings, args)
     notes: list[str] = []
-    choice = rerun_model_choice(args, record, notes)
+    request = rerun_model_request(args, record, notes)
     if args.branch_step is not None:
-        return run_branch(args, record, out, index, choice, notes)
+        return run_branch(args, record, out, index, request, notes)
 
     def make(studio: "Studio") -> "Job":
         try:
@@ -84,7 +86,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         return job
 
     work = Work(out.name, make, [out], [index], gif=gif_output(args.gif, out.stem, False), gif_row=index)
-    return execute(args, [work], choice, notes)
+    return execute(args, [work], request, notes)
 
 
 def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:
@@ -115,7 +117,7 @@ def _device_type(device: str) -> str:
     return device.split(":")[0]
 
 
-def rerun_model_choice(args: argparse.Namespace, record: dict[str, Any], notes: list[str]) -> ModelChoice:
+def rerun_model_request(args: argparse.Namespace, record: dict[str, Any], notes: list[str]) -> ModelRequest:
     """The model, device, precision and decoding path of the recorded run, unless the options say
     otherwise (with a note where that may change the pixels)."""
     runtime = record["settings"].get("runtime") or {}
@@ -137,7 +139,7 @@ def rerun_model_choice(args: argparse.Namespace, record: dict[str, Any], notes: 
     if args.dtype and runtime.get("dtype") and args.dtype != runtime.get("dtype"):
         notes.append(f"the run was made in {runtime.get('dtype')}; --dtype {args.dtype} may give other pixels")
     fast = args.fast and bool(runtime.get("fast", True))
-    return ModelChoice(model, args.checkpoints, device, dtype, args.threads, fast)
+    return ModelRequest(model, args.checkpoints, device, dtype, args.threads, fast)
 
 
 def _cuda_available() -> bool:

@@ -1,7 +1,7 @@
 """The processes of one run started by torchrun (or a single plain process): who am I, which device is
 mine, and the few collective steps a sharded run needs.
 
-Why a module of its own: the item runner (randar/cli/itemrun.py) must behave the same under
+Why a module of its own: the item runner (randar/cli/batch/sharded.py) must behave the same under
 `torchrun --nproc_per_node N -m randar ...` and under plain `python -m randar ...`. torchrun tells each
 process its place through environment variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); this
 module reads them, starts torch.distributed (NCCL when the ranks run on CUDA GPUs, Gloo on CPUs), pins

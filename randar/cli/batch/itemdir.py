@@ -10,8 +10,9 @@ So:
   refuses a DIR whose manifest differs from the new run's;
 - an item is written as a pair: sidecar and image go to temporary files first, then the image is given
   its name, then the sidecar. The sidecar records the sha256 of its image, its item's seed and the run's
-  fingerprint, so an item counts as done only when both files exist and agree: a kill between the two
-  renames leaves an image without a (matching) sidecar, which is redone;
+  fingerprint, so an item counts as done only when both files exist and agree (the one rule of --resume,
+  randar/cli/batch/resume.py): a kill between the two renames leaves an image without a (matching)
+  sidecar, which is redone;
 - per-item files hold nothing that depends on time, the process or the number of ranks (no timings, no
   dates, the device type without its index), so DIR is byte-identical whatever the number of ranks.
 """
@@ -24,13 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from randar.io.outputs import (
-    OutputExistsError, SIDECAR_KIND, publish, sidecar_path, sidecar_record, temp_prefix, write_pair_bytes,
-    write_temp,
-)
+from ...io.outputs import OutputExistsError, publish, sidecar_record, temp_prefix, write_pair_bytes, write_temp
+from .resume import item_done
 
-__all__ = ["MANIFEST_NAME", "NPZ_NAME", "Item", "DirPlan", "manifest_record", "plan_dir", "item_complete",
-           "item_sidecar", "write_item", "write_manifest", "remove_stale_temps", "pack_npz", "canonical_json"]
+__all__ = ["MANIFEST_NAME", "NPZ_NAME", "Item", "DirPlan", "manifest_record", "plan_dir", "item_sidecar",
+           "write_item", "write_manifest", "remove_stale_temps", "pack_npz", "canonical_json"]
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_KIND = "randar-studio-items"
@@ -142,28 +141,12 @@ def plan_dir(out_dir: Path, manifest: dict[str, Any], *, resume: bool, overwrite
     if item_diff:
         raise ValueError(f"--resume: {out_dir} holds a run with other items ({item_diff}); run with the same "
                          "options and inputs, or choose another --out-dir")
-    pending = [it["index"] for it in items if not item_complete(out_dir, it, manifest["run"])]
+    pending = [it["index"] for it in items if not item_done(out_dir, it, manifest["run"])]
     return DirPlan(manifest, pending, False, True, len(items) - len(pending))
 
 
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def item_complete(out_dir: Path, item: dict[str, Any], run: str) -> bool:
-    """Both files of the item exist, and the sidecar belongs to this image, this item and this run."""
-    image = out_dir / item["file"]
-    side = sidecar_path(image)
-    try:
-        data = image.read_bytes()
-        record = json.loads(side.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    if not isinstance(record, dict) or record.get("kind") != SIDECAR_KIND:
-        return False
-    mark = record.get("item") or {}
-    return (record.get("image_sha256") == _sha256(data) and mark.get("run") == run
-            and mark.get("index") == item["index"] and record.get("seed") == item["seed"])
 
 
 def item_sidecar(*, settings: dict[str, Any], item: Item, run: str, model: dict[str, Any], image_bytes: bytes,

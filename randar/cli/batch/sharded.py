@@ -3,36 +3,39 @@
     torchrun --standalone --nproc_per_node 2 -m randar generate --class face-smiling --count 6 --out-dir D
     python -m randar generate --class face-smiling --count 6 --out-dir D          # the same files
 
-The order is the CLI's contract (randar/cli/pipeline.py), spread over ranks:
+The order is the CLI's contract (randar/cli/__init__.py; randar/cli/batch/plain.py for --out), spread over ranks:
 (1) rank 0 plans: the run's settings and items (each item's seed = derive_seed(run seed, "item", index),
     so no item depends on which rank makes it or on how many there are), and checks DIR (empty, or
     --resume of the same run, or --overwrite), writing nothing; every rank gets the plan;
 (2) every rank loads the model on its device and creates the jobs of its share (validating its inputs);
     any error on any rank stops every rank, still with nothing written;
 (3) rank 0 writes the manifest; (4) each rank makes its share of the pending items and writes each as an
-    image + sidecar pair (randar/cli/itemdir.py), rank 0 printing the run-wide progress;
+    image + sidecar pair (randar/cli/batch/itemdir.py), rank 0 printing the run-wide progress;
 (5) after a barrier, rank 0 checks that every item is complete, packs the .npz if asked and prints a summary.
 """
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import signal
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
-from randar.runtime.distributed import Ranks, shard
-from randar.io.outputs import sidecar_path
-from randar.cli.itemdir import (
-    ITEM_EXT, MANIFEST_NAME, NPZ_NAME, DirPlan, Item, item_complete, item_sidecar, manifest_record, pack_npz, plan_dir,
+from ...runtime.distributed import Ranks, shard
+from ...io.outputs import sidecar_path
+from ..options import to_stderr
+from .itemdir import (
+    ITEM_EXT, MANIFEST_NAME, NPZ_NAME, DirPlan, Item, item_sidecar, manifest_record, pack_npz, plan_dir,
     read_manifest, remove_stale_temps, write_item, write_manifest,
 )
+from .model import ModelRequest
+from .resume import item_done
 
 if TYPE_CHECKING:
-    from randar.studio import Job, Studio
+    from ...studio import Job, Studio
 
 __all__ = ["ItemRun", "run_items", "settings_from_args", "item_name", "KILL_AFTER_ENV"]
 
@@ -51,18 +54,13 @@ NOT_SETTINGS = frozenset({
 PROGRESS_EVERY_S = 2.0  # rank 0 prints a progress line at most this often (and at the end)
 
 
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def item_name(index: int, count: int) -> str:
     """`000003.png`: zero-padded so that names sort in item order (at least six digits)."""
     return f"{index:0{max(6, len(str(count - 1)))}d}{ITEM_EXT}"
 
 
-
-
-def settings_from_args(args: Any, task: str, seed: int, model_source: str, device_type: str) -> dict[str, Any]:
+def settings_from_args(args: argparse.Namespace, task: str, seed: int, model_source: str,
+                       device_type: str) -> dict[str, Any]:
     """The run's settings for the manifest: every parsed option that changes the pixels, the task, the
     run's seed, the model and the device type (cpu / cuda: pixels may differ between them)."""
     opts = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_SETTINGS and not callable(v)}
@@ -78,12 +76,12 @@ class ItemRun:
     created before any compute: one per class for generate, one per input for the folder tasks)."""
 
     task: str
-    args: Any
+    args: argparse.Namespace
     out_dir: Path
     items: Callable[[int], list[Item]]
     make: Callable[["Studio", Item], "Job"]
     check_key: Callable[[Item], Hashable]
-    choice: Any  # randar.cli.pipeline.ModelChoice
+    request: ModelRequest
     npz: bool = False
     notes: tuple[str, ...] = ()
 
@@ -94,7 +92,7 @@ class _QuietFailure(Exception):
 
 def run_items(run: ItemRun) -> int:
     """Plan, check, make and write the items of `run` on this rank (see the module docstring) -> exit status."""
-    ranks = Ranks.start(run.choice.device)
+    ranks = Ranks.start(run.request.device)
     try:
         return _run(run, ranks)
     except _QuietFailure:
@@ -116,18 +114,15 @@ def _agree(ranks: Ranks, errors: list[str]) -> None:
 
 def _plan(run: ItemRun) -> tuple[DirPlan, list[Item]]:
     """Rank 0: the seed, the settings, the items and what to do in DIR (reads only)."""
-    from randar.registry import DEFAULT_MODEL, REGISTRY, resolve_model
-    from randar.options.checks import resolve_seed
+    from ...options.checks import resolve_seed
 
     args = run.args
-    key = run.choice.model or DEFAULT_MODEL
-    resolved = resolve_model(key, run.choice.checkpoints)  # a missing model is an error before any work
-    source = key if key in REGISTRY or resolved.model_dir is None else str(resolved.model_dir)
+    source = run.request.source()  # a missing model is an error before any work
     seed = args.seed
     if seed is None and args.resume and (run.out_dir / MANIFEST_NAME).is_file():
         seed = (read_manifest(run.out_dir).get("settings") or {}).get("seed")  # --resume without --seed
     seed = resolve_seed(seed)
-    device_type = run.choice.device
+    device_type = run.request.device
     if device_type == "auto":
         import torch
 
@@ -138,7 +133,7 @@ def _plan(run: ItemRun) -> tuple[DirPlan, list[Item]]:
         raise ValueError("the run has no items")
     plan = plan_dir(run.out_dir, manifest_record(settings, items), resume=args.resume, overwrite=args.overwrite)
     if args.seed is None and not plan.done_before and not args.quiet:
-        _err(f"note: seed {seed} (random; pass --seed {seed} to make the same items again)")
+        to_stderr(f"note: seed {seed} (random; pass --seed {seed} to make the same items again)")
     return plan, items
 
 
@@ -162,6 +157,8 @@ def _shared_plan(run: ItemRun, ranks: Ranks) -> tuple[DirPlan, list[Item]]:
 
 
 def _run(run: ItemRun, ranks: Ranks) -> int:
+    """Steps (1) to (5) of the module docstring on this rank; every rank agrees after each step that can fail,
+    so that no rank writes while another has given up."""
     args = run.args
     plan, items = _shared_plan(run, ranks)
     mine = [items[i] for i in shard(plan.pending, ranks.rank, ranks.world_size)]
@@ -170,7 +167,7 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
     studio = model = None
     if plan.pending:  # a finished run needs no model (--resume only packs the .npz again)
         try:
-            studio, model = replace(run.choice, device=ranks.device).load()
+            studio, model = replace(run.request, device=ranks.device).load()
             checked: set[Hashable] = set()
             for item in mine:
                 key = run.check_key(item)
@@ -185,10 +182,10 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
         if not args.quiet:
             where = "" if studio is None else (f"model {studio.name}: {studio.image_size}px, {studio.device} "
                                                f"{str(studio.dtype).replace('torch.', '')}; ")
-            _err(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {ranks.world_size} rank(s)"
-                 + (f", {plan.done_before} already done" if plan.done_before else ""))
+            to_stderr(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {ranks.world_size} rank(s)"
+                      + (f", {plan.done_before} already done" if plan.done_before else ""))
             for note in run.notes:
-                _err(f"note: {note}")
+                to_stderr(f"note: {note}")
         try:
             run.out_dir.mkdir(parents=True, exist_ok=True)
             names = [n for it in items for n in (it.file, sidecar_path(Path(it.file)).name)]
@@ -207,7 +204,7 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
     total_made = ranks.add_done(0)
     if not ranks.is_main:
         return 0
-    missing = [it for it in plan.manifest["items"] if not item_complete(run.out_dir, it, plan.manifest["run"])]
+    missing = [it for it in plan.manifest["items"] if not item_done(run.out_dir, it, plan.manifest["run"])]
     if missing:
         raise ValueError(f"{len(missing)} item(s) of {run.out_dir} are not complete (first: {missing[0]['file']}); "
                          "run the same command again with --resume")
@@ -216,8 +213,8 @@ def _run(run: ItemRun, ranks: Ranks) -> int:
         print(npz, flush=True)
     print(run.out_dir / MANIFEST_NAME, flush=True)
     rate = total_made / elapsed if elapsed > 0 else float("nan")
-    _err(f"done: {total_made} item(s) made ({plan.done_before} already there) in {elapsed:.1f} s on "
-         f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {run.out_dir}")
+    to_stderr(f"done: {total_made} item(s) made ({plan.done_before} already there) in {elapsed:.1f} s on "
+              f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {run.out_dir}")
     return 0
 
 
@@ -246,6 +243,6 @@ def _make_share(run: ItemRun, ranks: Ranks, studio: "Studio | None", model: dict
         now = time.perf_counter()
         if ranks.is_main and not run.args.quiet and (now - last_print >= PROGRESS_EVERY_S or made == len(mine)):
             last_print = now
-            _err(f"progress: {plan.done_before + done}/{total} items, {done / (now - start):.2f} images/s "
-                 f"on {ranks.world_size} rank(s)")
+            to_stderr(f"progress: {plan.done_before + done}/{total} items, {done / (now - start):.2f} images/s "
+                      f"on {ranks.world_size} rank(s)")
     return made

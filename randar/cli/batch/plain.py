@@ -1,95 +1,45 @@
-"""The pipeline of the task commands (plan outputs, load the model, create every job, then run and write).
+"""A `--out` batch: one file, or a folder of inputs with --out DIR, in one process.
 
-The order is the contract described in randar/cli/__init__.py: a bad input fails before any compute and
-writes nothing.
+The order is the contract described in randar/cli/__init__.py: (1) every output path is checked,
+(2) the model is loaded once, (3) every job is created (validating every input), and only then (4) the
+jobs run one after the other, each one's files written atomically as it finishes; so a bad input fails
+before any compute and writes nothing. --resume and --keep-going follow the batch package's one rule each
+(randar/cli/batch/resume.py, report.py).
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..runtime.memory import release_memory
-from ..io.outputs import (
-    atomic_write_bytes, check_outputs, remove_temps, sidecar_path, sidecar_record, write_pair,
-)
-from ..registry import DEFAULT_MODEL, REGISTRY
-
-from .options import to_stderr
+from ...runtime.memory import release_memory
+from ...io.outputs import atomic_write_bytes, check_outputs, remove_temps, sidecar_record, write_pair
+from ..options import to_stderr
+from .model import ModelRequest
+from .report import BatchReport
+from .resume import outputs_done
+from .work import Work, create_jobs
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
     from tqdm import tqdm
-    from .folderbatch import BatchReport
-    from ..studio import Job, Result, Studio
+    from ...studio import Job, Result, Studio
+
+__all__ = ["execute", "run_job", "write_results", "summary_line", "photo_hint"]
 
 
-# ----------------------------------------------------------------------------------------------------
-# The pipeline of the task commands (see the module docstring)
-
-
-@dataclass
-class Work:
-    """One job of a command and where its results go, planned from the arguments before any model is
-    loaded (so that all output paths can be checked first)."""
-
-    name: str  # the job in messages and on the progress bar (an input file's name, or the output's)
-    make: Callable[["Studio"], "Job"]  # creates the job: validates its inputs, computes nothing
-    outputs: list[Path]  # the image files to write ...
-    rows: list[int]  # ... and which image of the job's batch goes to each
-    gif: Path | None = None
-    gif_row: int = 0
-    error_prefix: str | None = None  # put before validation errors (the input's path in a folder batch)
-
-    def paths(self) -> list[Path]:
-        """Every file this work writes: images, their sidecars, the GIF."""
-        paths = [q for p in self.outputs for q in (p, sidecar_path(p))]
-        return paths + ([self.gif] if self.gif is not None else [])
-
-
-@dataclass
-class ModelChoice:
-    """Which model to load and how (from --model/--device/... or, for rerun, from a sidecar)."""
-
-    model: str | None
-    checkpoints: str | None
-    device: str = "auto"
-    dtype: str | None = None
-    threads: int | None = None
-    fast: bool = True
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ModelChoice":
-        return cls(args.model, args.checkpoints, args.device, args.dtype, args.threads, args.fast)
-
-    def load(self) -> tuple["Studio", dict[str, Any]]:
-        """-> (the Studio, the model's record for sidecars: its name and how to load it again)."""
-        from ..registry import resolve_model
-        from ..studio import Studio
-
-        key = self.model or DEFAULT_MODEL
-        resolved = resolve_model(key, self.checkpoints)  # ModelNotFoundError says what is missing and how to get it
-        source = key if key in REGISTRY or resolved.model_dir is None else str(resolved.model_dir)
-        studio = Studio.load(source, device=self.device, dtype=self.dtype, checkpoints_dir=self.checkpoints,
-                             threads=self.threads, fast=self.fast)
-        return studio, {"name": studio.name, "source": source}
-
-
-def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, notes: Sequence[str] = ()) -> int:
+def execute(args: argparse.Namespace, works: list[Work], request: ModelRequest, notes: Sequence[str] = ()) -> int:
     """Check outputs, load the model, create every job, then run and write them (see the module docstring).
 
     --resume keeps the outputs already complete with this run's settings and (re)makes the others;
-    --keep-going skips inputs that fail (validation or run) and ends with a summary (randar/cli/folderbatch.py)."""
-    from .folderbatch import BatchReport, outputs_done
-
+    --keep-going skips inputs that fail (validation or run) and ends with a summary."""
     resume = bool(getattr(args, "resume", False))
     keep_going = bool(getattr(args, "keep_going", False))
     overwrite = args.overwrite or resume  # --resume replaces what is incomplete or made with other options
     outputs = [p for w in works for p in w.paths()]
     check_outputs(outputs, overwrite=overwrite)
-    studio, model = choice.load()
+    studio, model = request.load()
     report = BatchReport(len(works))
     jobs = create_jobs(works, studio, report if keep_going else None)
     removed = remove_temps(outputs)  # hidden leftovers of a killed run that wrote these names
@@ -97,7 +47,7 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
         to_stderr(f"note: removed {removed} temporary file(s) left by an interrupted earlier run")
     if not args.quiet:
         to_stderr(f"model {studio.name}: {studio.image_size}px, {studio.grid_size}x{studio.grid_size} tokens, "
-             f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
+                  f"{studio.device} {str(studio.dtype).replace('torch.', '')}")
         for note in notes:
             to_stderr(f"note: {note}")
         for w, job in zip(works, jobs):
@@ -139,7 +89,7 @@ def execute(args: argparse.Namespace, works: list[Work], choice: ModelChoice, no
         extra = [f"{report.kept} already complete, kept"] if report.kept else []
         extra += [f"{len(report.failures)} failed"] if report.failures else []
         to_stderr(f"done: {images} image(s) from {len(works)} inputs in {time.perf_counter() - start:.1f} s"
-             + (f" ({'; '.join(extra)})" if extra else ""))
+                  + (f" ({'; '.join(extra)})" if extra else ""))
     if report.failures:
         for line in report.summary():
             to_stderr(line)
@@ -152,7 +102,7 @@ PHOTO_HINT_INPUTS = 8  # inputs of a folder batch looked at for the photo hint (
 
 def photo_hint(studio: "Studio", jobs: Sequence["Job | None"]) -> str | None:
     """One line when an emoji-only model is about to edit a photo-like input (randar/io/photo_hint.py), else None."""
-    from ..io.photo_hint import knows_only_emoji, photo_note
+    from ...io.photo_hint import knows_only_emoji, photo_note
 
     if not knows_only_emoji(studio.name):
         return None
@@ -162,40 +112,6 @@ def photo_hint(studio: "Studio", jobs: Sequence["Job | None"]) -> str | None:
         if note:
             return note
     return None
-
-
-def create_jobs(works: list[Work], studio: "Studio", report: "BatchReport | None" = None) -> list["Job | None"]:
-    """Every work's job; in a batch, ONE error naming every input that failed validation (not only the
-    first), so that a user fixes them all in one go. Nothing is run or written when any fails. With a
-    `report` (--keep-going) a failed input is recorded there and its job is None instead."""
-    jobs: list["Job | None"] = []
-    errors: list[str] = []
-    for w in works:
-        try:
-            jobs.append(create_job(w, studio))
-        except ValueError as exc:
-            if report is not None:
-                report.fail(w.error_prefix or w.name, exc)
-                jobs.append(None)
-                continue
-            if len(works) == 1:
-                raise
-            errors.append(str(exc))
-    if errors:
-        head = f"{len(errors)} of {len(works)} inputs cannot be used (nothing was written); fix or remove them:"
-        raise ValueError("\n  ".join([head, *errors]))
-    return jobs
-
-
-def create_job(work: Work, studio: "Studio") -> "Job":
-    """The job of `work` (its validation errors prefixed with the input's path in a folder batch)."""
-    try:
-        return work.make(studio)
-    except ValueError as exc:
-        prefix = work.error_prefix
-        if prefix is None or str(exc).startswith(prefix):
-            raise
-        raise ValueError(f"{prefix}: {exc}") from exc
 
 
 GIF_MAX_SIDE = 512  # GIF frames of bigger canvases (large upscales) are drawn at this size
@@ -214,8 +130,8 @@ def run_job(job: "Job", studio: "Studio", work: Work, bar: "tqdm", gif_frames: i
     """Run `job`, advancing the bar per forward pass and recording GIF frames if asked -> (result, GIF)."""
     recorder = None
     if work.gif is not None:
-        from ..viewers.animation import GifRecorder
-        from ..viewers.preview import PreviewRenderer
+        from ...viewers.animation import GifRecorder
+        from ...viewers.preview import PreviewRenderer
 
         big = max(job.canvas.size) > GIF_MAX_SIDE
         recorder = GifRecorder(PreviewRenderer(studio.vq, job.canvas, row=work.gif_row,
@@ -253,6 +169,7 @@ def write_results(work: Work, result: "Result", gif: bytes | None, model: dict[s
 
 
 def summary_line(work: Work, result: "Result") -> str:
+    """The one stderr line per finished job (its seed, steps and seconds: what a user needs to make it again)."""
     t = result.timings
     outs = ", ".join(str(p) for p in work.outputs) if len(work.outputs) <= 2 else f"{len(work.outputs)} images"
     return (f"{work.name}: {result.task}, seed {result.seed}, {t.forward_passes} steps, {t.total:.2f} s"
