@@ -27,6 +27,8 @@ from randar.viewers.guess import entropy_heatmap, guess_image
 from randar.viewers.animation import REPLAY_MAX_FRAMES, StepFrames, gif_bytes, replay_steps
 from randar.viewers.preview import order_map
 
+from .common import _session
+
 if TYPE_CHECKING:
     from randar.model.vq import VQModel
     from randar.tasks import Progress, Result
@@ -192,10 +194,6 @@ def tab_of(task: str) -> str:
 
 # ------------------------------------------------------------------------------------------------------
 # Callbacks (wired by ui.replay_panel; `book` is StudioApp.replays)
-
-
-def _session(request: Any) -> str | None:
-    return getattr(request, "session_hash", None)
 
 
 def _outputs(frame: ReplayFrame | None, step: int | None = None) -> tuple[Any, ...]:
