@@ -261,7 +261,7 @@ def save_gif(book: ReplayBook, tab: str, speed: Any, folder: str,
 
 
 # ------------------------------------------------------------------------------------------------------
-# Layout and wiring (called by app.ui inside its Blocks)
+# Layout and wiring (called by ui.build_demo inside its Blocks)
 
 
 @dataclass

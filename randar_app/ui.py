@@ -39,7 +39,7 @@ RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model 
 # concurrent previews was an unbounded amount of memory.
 PREVIEW_CONCURRENCY = "preview"
 PREVIEW_SLOTS = 2
-CLASS_PICK_CONCURRENCY = "class-pick"  # the class box following a new picture (app.class_pick), PREVIEW_SLOTS at once
+CLASS_PICK_CONCURRENCY = "class-pick"  # the class box following a new picture (class_pick.py), PREVIEW_SLOTS at once
 # Run pressed on a stopped tab: the click waits in the page until the stopped run's event has closed (build_demo,
 # "Stop and Run again"); the status says so at once, under the stopped run's "Stopped at step N/M"
 STARTING_JS = """(s) => { s = s || '';

@@ -28,7 +28,7 @@ class GenerateTab(TabBase):
                  model: str | None = None, history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """New images of a class (optionally at twice the model's resolution); `order_brush`: the order
-        brush editor's value (app.order_brush), painted cells decoded first."""
+        brush editor's value (randar_app/order_brush.py), painted cells decoded first."""
         with self.core.models.lease(model or self.core.models.initial, "generate") as studio:  # a free device
             label = self.core.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)

@@ -39,7 +39,7 @@ class InpaintTab(TabBase):
                 seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 order_brush: Any = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Regenerate the painted part of an image; the rest of it is kept byte for byte. `order_brush`: the
-        order brush's value over the same picture (app.order_brush), its painted cells filled first."""
+        order brush's value over the same picture (randar_app/order_brush.py), its painted cells filled first."""
         edit = editor_input(image, mask_file, bool(invert_mask))
         if edit.mask is None or not edit.mask.any():
             raise gr.Error("The mask is empty: paint over the part of the image to regenerate (or upload a mask), "
@@ -125,7 +125,7 @@ def editor_example(name: str, with_mask: bool) -> dict[str, Any]:
 
 def layout(ctx: LayoutContext) -> InpaintWidgets:
     with gr.Tab("Inpaint", id="inpaint"), gr.Row():
-        i_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        i_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             i_scope = scope_note("inpaint", ctx.studio)
             editor = RobustImageEditor(
@@ -197,5 +197,5 @@ class InpaintWidgets(TabWidgets):
     mask_file: RobustImage
     slider: gr.ImageSlider
     upload_problem: gr.Textbox
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)
     examples: gr.Examples  # of EXAMPLES, in this order

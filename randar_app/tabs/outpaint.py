@@ -36,7 +36,8 @@ class OutpaintTab(TabBase):
                  history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte. `order_brush`: the
-        order brush's value over the extended canvas (app.order_brush), its painted new cells generated first."""
+        order brush's value over the extended canvas (randar_app/order_brush.py), its painted new cells generated
+        first."""
         notices: list[str] = []
         img = edit_image(image, "image to extend", notices, kept="original's pixels")  # L, LA, RGBA kept
         with self.core.models.lease(model or self.core.models.initial, "outpaint") as studio:  # a free device
@@ -146,7 +147,7 @@ class OutpaintTab(TabBase):
 def layout(ctx: LayoutContext) -> OutpaintWidgets:
     studio, n_tokens, default_steps = ctx.studio, ctx.n_tokens, ctx.default_steps
     with gr.Tab("Outpaint", id="outpaint"), gr.Row():
-        o_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        o_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             o_scope, o_image = image_input("outpaint", "Image to extend", ("rocket", "house", "sunflower"),
                                            studio)
@@ -203,4 +204,4 @@ class OutpaintWidgets(TabWidgets):
     order: gr.Dropdown
     steps: gr.Slider
     slider: gr.ImageSlider
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)

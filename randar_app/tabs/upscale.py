@@ -60,7 +60,7 @@ class UpscaleTab(TabBase):
 
 def layout(ctx: LayoutContext) -> UpscaleWidgets:
     with gr.Tab("Upscale", id="upscale"), gr.Row():
-        u_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        u_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             u_scope, u_image = image_input("upscale", "Image to upscale", ("dog", "pizza", "grinning"), ctx.studio)
             gr.Markdown("The output is exactly 2× (or 4×) the image's width and height. The image is "
@@ -94,4 +94,4 @@ class UpscaleWidgets(TabWidgets):
     steps: gr.Slider
     regenerate: gr.Slider
     slider: gr.ImageSlider
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)
