@@ -7,11 +7,11 @@ Modules (each small enough to read in one go):
 - `live`: runs a job and turns its progress events into throttled preview frames, order maps and a GIF;
 - `media`: image inputs (uploads, the mask editor, size limits) and the small pictures the app draws;
 - `store`: where each run's PNGs, settings JSON and GIF are written (pruned, so disks do not fill up);
-- `tabs/`: one module per tab (generate, inpaint, outpaint, upscale, speed): its callbacks, validated and
+- `tabs/`: one module per tab (generate, inpaint, outpaint, upscale, vary, speed): its callbacks, validated and
   turned into Studio calls, and its layout;
 - `run_loop`: what every tab's callbacks share: streaming a job into the UI, Stop, the run's files, history;
 - `common`: choices, parsing of widget values, `user_errors`; `widgets`: the layout pieces every tab uses;
-- `handlers`: `StudioApp`, the tabs' callbacks on one object; `ui`: the page and the wiring of components to it;
+- `handlers`: `StudioApp`, the shared core holding one object per tab; `ui`: the page and its wiring;
 - `compare` (before/after pictures), `model_scope` (what the model knows), `session_history` (the history
   across reloads), `shortcuts` (keys and small-screen CSS), `server_log` (one log line per user error),
   `class_pick` (the class a picture brings into an edit tab), `upload_check` (a page script that reports files

@@ -9,22 +9,16 @@ picker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator
 
 import gradio as gr
 
 from randar.options.choices import ORDER_NAMES, VARY_STRONG, VARY_SUBTLE
 
 from .common import NO_CLASS, RANDOM_SEED, order_choices
+from .derive import MAX_BRANCHES, SAME_CLASS, SAME_ORDER, SAME_VALUE, DeriveHandlers
 
-if TYPE_CHECKING:
-    from .derive import DeriveHandlers
-
-MAX_BRANCHES = 4
-SAME_ORDER = "(the run's order)"
-SAME_CLASS = "(the run's class)"
 BRANCH_ORDERS = tuple(o for o in ORDER_NAMES if o != "priority")
-SAME_VALUE = -1  # a number box's "keep the run's value"
 
 
 @dataclass
@@ -87,7 +81,7 @@ def vary_buttons(tab: str) -> VaryButtons:
     return VaryButtons(subtle, strong, resample)
 
 
-def wire_branch(app: "DeriveHandlers", tab: str, panel: Any, model_dd: Any, history: Any, history_state: Any,
+def wire_branch(derive: DeriveHandlers, tab: str, panel: Any, model_dd: Any, history: Any, history_state: Any,
                 run_kw: dict[str, Any]) -> None:
     """The branch button of `tab`'s panel: a run like the tab's own (live view, status, files, history)."""
     b = panel.branch
@@ -95,7 +89,7 @@ def wire_branch(app: "DeriveHandlers", tab: str, panel: Any, model_dd: Any, hist
     def _branch(step: Any = 1, count: Any = 2, seed: Any = RANDOM_SEED, order: Any = SAME_ORDER,
                 class_name: Any = SAME_CLASS, cfg: Any = SAME_VALUE, temperature: Any = SAME_VALUE, model: Any = None,
                 history: Any = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
-        yield from app.branch(tab, step, count, seed, order, class_name, cfg, temperature, model, history, request)
+        yield from derive.branch(tab, step, count, seed, order, class_name, cfg, temperature, model, history, request)
 
     # the replay slider's range is set by the page after a run; an API caller gives any step
     panel.replay.slider.change(lambda k: k, [panel.replay.slider], [b.step], queue=False, api_visibility="private",
@@ -106,7 +100,4 @@ def wire_branch(app: "DeriveHandlers", tab: str, panel: Any, model_dd: Any, hist
                     history_state, b.gallery], api_name=f"{tab}_branch", show_progress_on=[panel.status], **run_kw)
 
 
-
-
-__all__ = ["BranchPanel", "VaryButtons", "branch_panel", "vary_buttons", "wire_branch", "MAX_BRANCHES", "SAME_ORDER",
-           "SAME_CLASS", "BRANCH_ORDERS", "SAME_VALUE"]
+__all__ = ["BranchPanel", "VaryButtons", "branch_panel", "vary_buttons", "wire_branch", "BRANCH_ORDERS"]

@@ -25,14 +25,14 @@ import numpy as np
 from PIL import Image
 
 from randar.io.outputs import read_sidecar, sidecar_path
+from randar.io.resources import examples_dir
 
 from .common import NO_CLASS
 from .media import UnreadableUpload
+from .run_loop import StudioCore, TabBase
 
 if TYPE_CHECKING:
     from randar.studio import Studio
-
-    from .run_loop import StudioCore
 
 log = logging.getLogger("randar.app")
 
@@ -130,24 +130,26 @@ class ExampleClasses:
         return best
 
 
-class ClassPick:
-    """The `pick_class` callback, mixed into `handlers.StudioApp` (it needs the models and the history)."""
+class ClassPick(TabBase):
+    """The `pick_class` callbacks of the edit tabs, held by `handlers.StudioApp` as `class_pick`: they read the
+    core's models (the studio's guess) and history (the class a history item was made with)."""
 
-    _example_classes: ExampleClasses | None = None
+    def __init__(self, core: StudioCore, examples: ExampleClasses | None = None) -> None:
+        super().__init__(core)
+        self._examples = examples  # read on first use: the example pictures' classes (assets/examples)
+        self._history_thumbs: dict[str, dict[str, Any]] = {}  # run file -> its thumbnail (files never change)
 
     def example_classes(self) -> ExampleClasses:
-        if self._example_classes is None:
-            from .widgets import ASSETS
+        if self._examples is None:
+            self._examples = ExampleClasses(examples_dir())
+        return self._examples
 
-            self._example_classes = ExampleClasses(ASSETS)
-        return self._example_classes
-
-    def history_match(self: "StudioCore", history: list | None, thumb: dict[str, Any]) -> tuple[float, str | None]:
+    def history_match(self, history: list | None, thumb: dict[str, Any]) -> tuple[float, str | None]:
         """(distance, class name or None for no class) of the history item nearest to `thumb` (its sidecar says
         the class it was made with); (inf, None) without one."""
-        cache = self.__dict__.setdefault("_history_thumbs", {})
+        cache = self._history_thumbs
         best: tuple[float, str | None] = (float("inf"), None)
-        for item in self.history.clean(history):
+        for item in self.core.history.clean(history):
             path = item["path"]
             if path not in cache:
                 try:
@@ -165,7 +167,7 @@ class ClassPick:
                     continue
         return best
 
-    def pick_file_class(self: "StudioCore", path: Path, history: list | None, model: str | None) -> tuple[Any, Any]:
+    def pick_file_class(self, path: Path, history: list | None, model: str | None) -> tuple[Any, Any]:
         """`pick_class` for a picture the server puts into the editor itself, read from its file. Why: the editor's
         events for such a value may carry its canvas's previous picture (the new one loads in the page after)."""
         try:
@@ -175,26 +177,24 @@ class ClassPick:
         except OSError:
             return gr.skip(), gr.skip()
 
-    def pick_example_class(self: "StudioCore", names: tuple[str, ...], history: list | None, model: str | None,
+    def pick_example_class(self, names: tuple[str, ...], history: list | None, model: str | None,
                            evt: gr.SelectData) -> tuple[Any, Any]:
         """An example of `names` clicked (the index the page sends: never a path from the browser)."""
-        from .widgets import ASSETS
-
         index = evt.index if evt is not None and isinstance(evt.index, int) else -1
         if not 0 <= index < len(names):
             return gr.skip(), gr.skip()
-        return self.pick_file_class(ASSETS / f"{names[index]}.png", history, model)
+        return self.pick_file_class(examples_dir() / f"{names[index]}.png", history, model)
 
-    def pick_history_class(self: "StudioCore", history: list | None, index: int | None,
+    def pick_history_class(self, history: list | None, index: int | None,
                            model: str | None) -> tuple[Any, Any]:
         """A history item put into the editor ("Use in Inpaint"): a file of this server's run store."""
         try:
-            path = self.history_item(history, index)
+            path = self.core.history_item(history, index)
         except gr.Error:
             return gr.skip(), gr.skip()
         return self.pick_file_class(Path(path), history, model)
 
-    def pick_class(self: "StudioCore", image: Any = None, history: list | None = None, last: Any = None,
+    def pick_class(self, image: Any = None, history: list | None = None, last: Any = None,
                    model: str | None = None) -> tuple[Any, Any]:
         """(class box update, the picture's thumbnail) for a tab's new picture; both skipped when the picture is
         the one the box was last set for, or there is none (see the module docstring)."""
@@ -204,7 +204,7 @@ class ClassPick:
         thumb = thumbnail(img)
         if same_picture(thumb, last):
             return gr.skip(), gr.skip()
-        studio = self.try_studio(model)
+        studio = self.core.try_studio(model)
         if studio is None:
             return gr.skip(), thumb
         # the nearest of the examples and the history items, if it is this picture (an edit of an example is
@@ -220,7 +220,7 @@ class ClassPick:
             if name is not None or made_with is None:
                 return gr.update(value=name or NO_CLASS,
                                  info="the class this picture was made with; change it if you like"), thumb
-        with self.models.lock(studio):  # one job at a time per model: between the steps of a run
+        with self.core.models.lock(studio):  # one job at a time per model: between the steps of a run
             guess = studio.guess_class(img)
         if guess.name is None:
             return gr.update(value=NO_CLASS, info=f"no class fits this picture ({guess.how}); pick one if you "

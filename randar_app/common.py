@@ -44,7 +44,6 @@ ORDER_LABELS = {
     "inside-out": "inside out (farthest from the known part first)",
     "confident": "confident (the model picks: surest tokens first; slower)",
 }
-ALIGN_CHOICES = ("center", "left", "right", "top", "bottom", "top-left", "top-right", "bottom-left", "bottom-right")
 
 
 class StatusNote(str):
@@ -108,6 +107,7 @@ def _skip(n: int) -> tuple[Any, ...]:
 
 
 def _session(request: gr.Request | None) -> str | None:
+    """The browser session a request comes from: the key of its run (Stop), its replays and its sources."""
     return getattr(request, "session_hash", None) if request is not None else None
 
 

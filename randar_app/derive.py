@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
 
-from .branch_panel import MAX_BRANCHES, SAME_CLASS, SAME_ORDER, SAME_VALUE
 from .common import RANDOM_SEED, _float, _int, _session, user_errors
-from .run_loop import StudioCore
+from .run_loop import TabBase
 from .sources import RunSource, first_image
 from .store import RunFiles
 
 if TYPE_CHECKING:
     from randar.studio import Job, Result
+
+# what the branch panel's boxes send for "as the run had it" (and its limit), read here and shown there
+MAX_BRANCHES = 4
+SAME_ORDER = "(the run's order)"
+SAME_CLASS = "(the run's class)"
+SAME_VALUE = -1  # a number box's "keep the run's value"
 
 
 def _same_or(value: Any, name: str) -> float | None:
@@ -32,8 +37,9 @@ def _same_or(value: Any, name: str) -> float | None:
     return None if number == SAME_VALUE else number
 
 
-class DeriveHandlers(StudioCore):
-    """Branch from the replay; hand results and history items to the Vary tab."""
+class DeriveHandlers(TabBase):
+    """Branch from the replay; hand results and history items to the Vary tab. Held by `handlers.StudioApp` as
+    `derive`: the branch panels of every tab and the Vary buttons call it."""
 
     @user_errors
     def branch(self, tab: str, step: Any = 1, count: float = 2, seed: float = RANDOM_SEED, order: str = SAME_ORDER,
@@ -42,7 +48,7 @@ class DeriveHandlers(StudioCore):
                request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Branches of the session's latest run on `tab` at replay step `step`: its tokens decided by then are
         kept, the rest generated anew (`count` branches, a new seed). Unset options are the run's."""
-        source = self.sources.run(_session(request), tab)
+        source = self.core.sources.run(_session(request), tab)
         if source is None:
             raise gr.Error("No finished run to branch on this tab yet: run it, then pick a step in the replay.",
                            title="Nothing to branch")
@@ -52,26 +58,27 @@ class DeriveHandlers(StudioCore):
         if step >= steps:
             raise gr.Error(f"Step {step} is the run's last: nothing is left to generate. Move the replay slider to an "
                            f"earlier step (1-{steps - 1}).", title="Pick an earlier step")
-        with self.models.lease(model or self.models.initial, "branch") as studio:
+        with self.core.models.lease(model or self.core.models.initial, "branch") as studio:
             if source.model is not None and source.model != studio.name:
                 raise gr.Error(f"The run was made with {source.model}; switch the model back to branch it.",
                                title="Another model")
             from randar.tasks.derive import SAME
 
-            label = SAME if class_name in (None, "", SAME_CLASS) else self.label(studio, class_name)
+            label = SAME if class_name in (None, "", SAME_CLASS) else self.core.label(studio, class_name)
             chosen = {"cfg": _same_or(cfg, "CFG scale"), "temperature": _same_or(temperature, "temperature")}
             notices: list[str] = []
 
             def make(files: RunFiles) -> "Job":
-                return studio.branch(source.result, step, num=count, seed=self.pick_seed(seed),
+                return studio.branch(source.result, step, num=count, seed=self.core.pick_seed(seed),
                                      order=None if order in (None, "", SAME_ORDER) else order, label=label,
                                      parent_output={"image": Path(source.paths[0]).name if source.paths else None,
                                                     "step": step}, **chosen)
 
-            job, files = self._start("branch", make)
+            job, files = self.core.start_run("branch", make)
             caption = f"branch at step {step}"
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption=caption,
-                                 extra=1, finish=lambda result: (self._side_by_side(source, files, step, result),))
+            yield from self.core.stream_run(
+                studio, job, files, request, history, model=model, notices=notices, caption=caption, extra=1,
+                finish=lambda result: (self._side_by_side(source, files, step, result),))
             # (the 6th output, the seed used, goes to the panel's state: its seed box keeps -1, so that every click
             # makes new branches)
 
@@ -83,7 +90,7 @@ class DeriveHandlers(StudioCore):
 
     def history_to_vary(self, history: list | None, index: int | None, strength: float) -> tuple[Any, ...]:
         """A history item into the Vary tab, with a strength preset (the run follows: ui.py chains it)."""
-        path = self.history_item(history, index)
+        path = self.core.history_item(history, index)
         return path, strength, "random", gr.Tabs(selected="vary")
 
     def results_to_vary(self, gallery: Any, strength: float, method: str = "random") -> tuple[Any, ...]:
@@ -94,4 +101,4 @@ class DeriveHandlers(StudioCore):
         return path, strength, method, gr.Tabs(selected="vary")
 
 
-__all__ = ["DeriveHandlers"]
+__all__ = ["DeriveHandlers", "MAX_BRANCHES", "SAME_ORDER", "SAME_CLASS", "SAME_VALUE"]

@@ -88,7 +88,7 @@ class LiveRun:
         self._renderers: list[PreviewRenderer] = []
         self._ended = threading.Event()  # the step loop is over (finished, stopped, closed or failed)
         self._stopped_text: str | None = None
-        self.observers: list[Any] = []  # called with every event (app.replay.GuessRecorder)
+        self.observers: list[Any] = []  # called with every event (randar_app.replay.GuessRecorder)
 
     @property
     def stopped(self) -> bool:

@@ -36,8 +36,9 @@ class UnreadableUpload(ImageError):
 
 
 @dataclass
-class EditInput:
-    """An image to edit with its mask (True = regenerate), both at the same size, and notices for the user.
+class EditorInput:
+    """What the mask editor sent (`editor_input`): the image to edit with its mask (True = regenerate), both at
+    the same size, and notices for the user. (The CLI's `randar.cli.folders.EditInput` is a file pair instead.)
 
     `image` is in the mode the result comes back in (`kept_mode_image`): L, LA or RGBA when the upload was,
     else RGB. The tasks read it as RGB for the model and give their result back in its mode."""
@@ -200,7 +201,7 @@ def _fit_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
-                 max_side: int = MAX_INPUT_SIDE) -> EditInput:
+                 max_side: int = MAX_INPUT_SIDE) -> EditorInput:
     """The mask editor's value ({"background", "layers", "composite"}) plus an optional uploaded mask ->
     the image and the union of every painted layer and the uploaded mask (optionally inverted)."""
     if isinstance(value, dict):
@@ -228,7 +229,7 @@ def editor_input(value: Any, mask_upload: Any = None, invert: bool = False,
         mask = m if mask is None else (mask | m)
     if mask is not None and invert:
         mask = ~mask
-    return EditInput(image, mask, notices)
+    return EditorInput(image, mask, notices)
 
 
 def mask_layer(mask: np.ndarray, color: tuple[int, int, int] = MASK_TINT, alpha: int = 200) -> Image.Image:

@@ -22,7 +22,7 @@ from randar.viewers.preview import order_map
 from .media import MAX_INPUT_SIDE, as_image, limit_size, pixel_outpaint_preview
 
 if TYPE_CHECKING:
-    from .handlers import StudioApp
+    from .run_loop import StudioCore
 
 BRUSH_COLORS = ["rgba(255,45,85,1.0)", "rgba(255,45,85,0.6)", "rgba(255,45,85,0.3)"]  # strong, medium, faint
 CANVAS_GREY = (200, 200, 200)
@@ -64,17 +64,17 @@ def order_map_argument(value: Any, grid: int) -> Image.Image | None:
     return strength
 
 
-def preview(app: "StudioApp", class_name: Any, order: str, steps: Any, seed: Any, brush: Any,
+def preview(core: "StudioCore", class_name: Any, order: str, steps: Any, seed: Any, brush: Any,
             model: str | None) -> Any:
     """The planned order map of a Generate run with this brush (no model compute: the job is only planned)."""
-    studio = app.try_studio(model)
+    studio = core.try_studio(model)
     if studio is None:
         return gr.skip(), gr.skip()
     strength = order_map_argument(brush, studio.grid_size)
     if strength is None:
         return None, "Nothing painted: the order above decides."
     try:
-        label = app.label(studio, class_name)
+        label = core.label(studio, class_name)
         n = studio.grid_size ** 2
         s = -1 if int(steps) >= n else max(1, int(steps))
         fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else 0  # -1: drawn when it runs
@@ -188,10 +188,10 @@ def outpaint_order_map(brush_value: Any, size: tuple[int, int]) -> Image.Image |
     return strength
 
 
-def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: Any, bottom: Any, order: str,
-                     steps: Any, seed: Any, brush: Any, model: str | None) -> Any:
+def outpaint_preview(core: "StudioCore", image: Any, left: Any, right: Any, top: Any, bottom: Any,
+                     order: str, steps: Any, seed: Any, brush: Any, model: str | None) -> Any:
     """The planned order map of an Outpaint run with this brush (planned only: no model compute)."""
-    studio = app.try_studio(model)
+    studio = core.try_studio(model)
     canvas = outpaint_canvas(image, left, right, top, bottom)
     if studio is None or canvas is None:
         return gr.skip(), gr.skip()
@@ -205,7 +205,7 @@ def outpaint_preview(app: "StudioApp", image: Any, left: Any, right: Any, top: A
     sides = dict(zip(("left", "right", "top", "bottom"), (max(0, int(float(v or 0))) for v in (left, right, top, bottom))))
     try:
         fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else None  # -1: drawn when it runs
-        job = app.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0, order_map=strength,
+        job = core.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0, order_map=strength,
                                                      clip_steps=True, **sides), steps, [])
     except (ValueError, TypeError) as exc:
         return gr.skip(), f"⚠️ {exc}"

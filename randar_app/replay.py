@@ -27,6 +27,8 @@ from randar.viewers.guess import entropy_heatmap, guess_image
 from randar.viewers.animation import REPLAY_MAX_FRAMES, StepFrames, gif_bytes, replay_steps
 from randar.viewers.preview import order_map
 
+from .common import _session
+
 if TYPE_CHECKING:
     from randar.model.vq import VQModel
     from randar.tasks import Progress, Result
@@ -194,10 +196,6 @@ def tab_of(task: str) -> str:
 # Callbacks (wired by ui.replay_panel; `book` is StudioApp.replays)
 
 
-def _session(request: Any) -> str | None:
-    return getattr(request, "session_hash", None)
-
-
 def _outputs(frame: ReplayFrame | None, step: int | None = None) -> tuple[Any, ...]:
     if frame is None:
         return (gr.skip(),) * 6 if step is None else (gr.skip(),) * 5
@@ -263,7 +261,7 @@ def save_gif(book: ReplayBook, tab: str, speed: Any, folder: str,
 
 
 # ------------------------------------------------------------------------------------------------------
-# Layout and wiring (called by app.ui inside its Blocks)
+# Layout and wiring (called by ui.build_demo inside its Blocks)
 
 
 @dataclass

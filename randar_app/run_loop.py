@@ -2,9 +2,11 @@
 the result, its files and the history), stops a session's run, writes the run's files, and keeps the
 history; with the model picker and the small pieces each task handler uses (seed, class, step count).
 
-Each tab's handlers (randar_app/tabs/) are generators on a subclass of it (Gradio streams every `yield`): they
-validate their inputs and create the job first (so a bad input fails at once with a readable `gr.Error`,
-before any compute), then `yield from self._run(...)`. `app.handlers.StudioApp` puts the tabs together.
+Each tab (randar_app/tabs/) is an object holding the one `StudioCore` of the app (`TabBase.core`), so that all
+tabs share its models, run folders, runs and history. A tab's handlers are generators (Gradio streams every
+`yield`): they validate their inputs and create the job first (so a bad input fails at once with a readable
+`gr.Error`, before any compute), then `yield from self.core.stream_run(...)`. `handlers.StudioApp` is the core
+holding one object per tab.
 """
 from __future__ import annotations
 
@@ -192,7 +194,7 @@ class StudioCore:
         return job
 
     @staticmethod
-    def _sampling(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any, top_p: Any,
+    def sampling_options(studio: "Studio", cfg: Any, cfg_start: Any, temperature: Any, top_k: Any, top_p: Any,
                   **given: Any) -> TaskOptions:
         """The run's task options from the widgets (order, seed, batch, clip_steps in `given`), checked once;
         top-k beyond the vocabulary means "all tokens", so it is clipped to it."""
@@ -205,9 +207,9 @@ class StudioCore:
         studio = self.studio(model)
         return {"name": studio.name, "source": self.models.normalize(model or self.models.initial)}
 
-    def _run(self, studio: "Studio", job: "Job", files: RunFiles, request: gr.Request | None, history: list | None,
-             *, model: str | None, notices: list[str], caption: str, extra: int = 0,
-             finish: Callable[[Any], tuple[Any, ...]] | None = None) -> Iterator[tuple[Any, ...]]:
+    def stream_run(self, studio: "Studio", job: "Job", files: RunFiles, request: gr.Request | None,
+                   history: list | None, *, model: str | None, notices: list[str], caption: str, extra: int = 0,
+                   finish: Callable[[Any], tuple[Any, ...]] | None = None) -> Iterator[tuple[Any, ...]]:
         """Stream a job: live frames, then (live, order map, status, gallery, downloads, seed, history gallery,
         history state, *finish(result)). `extra` outputs after those are skipped while running."""
         for n in notices:
@@ -258,7 +260,8 @@ class StudioCore:
         yield (final.image, final.order, status, gallery, files.downloads, result.seed,
                history_gallery(history), history) + tail
 
-    def _start(self, task: str, make: Callable[[RunFiles], "Job"]) -> tuple["Job", RunFiles]:
+    def start_run(self, task: str, make: Callable[[RunFiles], "Job"]) -> tuple["Job", RunFiles]:
+        """A new run folder and the job `make` plans in it; the folder is removed again when planning fails."""
         files = self.store.new_run(task)
         try:
             return make(files), files
@@ -319,3 +322,11 @@ class StudioCore:
 
     def use_in_upscale(self, history: list | None, index: int | None) -> tuple[Any, Any]:
         return self.history_item(history, index), gr.Tabs(selected="upscale")
+
+
+class TabBase:
+    """What each tab object is built on: the app's one `StudioCore`, held, not inherited, so that a tab sees the
+    shared models, runs, run folders and history and nothing of the other tabs."""
+
+    def __init__(self, core: StudioCore) -> None:
+        self.core = core

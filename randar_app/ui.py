@@ -39,7 +39,7 @@ RUN_CONCURRENCY = "model"  # one run at a time per device (--devices: one model 
 # concurrent previews was an unbounded amount of memory.
 PREVIEW_CONCURRENCY = "preview"
 PREVIEW_SLOTS = 2
-CLASS_PICK_CONCURRENCY = "class-pick"  # the class box following a new picture (app.class_pick), PREVIEW_SLOTS at once
+CLASS_PICK_CONCURRENCY = "class-pick"  # the class box following a new picture (class_pick.py), PREVIEW_SLOTS at once
 # Run pressed on a stopped tab: the click waits in the page until the stopped run's event has closed (build_demo,
 # "Stop and Run again"); the status says so at once, under the stopped run's "Stopped at step N/M"
 STARTING_JS = """(s) => { s = s || '';
@@ -128,6 +128,8 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                 vary_strong = gr.Button(f"Vary: strong ({VARY_STRONG:.0%})", size="sm", elem_id="history-vary-strong")
 
         # ------------------------------------------------------------------------------------------ wiring
+        generate_tab, inpaint_tab, outpaint_tab = app.generate_tab, app.inpaint_tab, app.outpaint_tab
+        upscale_tab, vary_tab, speed_tab, class_pick = app.upscale_tab, app.vary_tab, app.speed_tab, app.class_pick
         common_out = lambda p: [p.live, p.order, p.status, p.gallery, p.files]  # noqa: E731
 
         def sampling_inputs(s: Sampling, with_batch: bool = True) -> list[Any]:
@@ -157,31 +159,32 @@ def build_demo(app: StudioApp) -> gr.Blocks:
             if panel.replay is not None:
                 wire_replay(app.replays, app.store.root, api_name, ev, panel.live, panel.order, panel.replay)
             if panel.branch is not None:
-                wire_branch(app, api_name, panel, model_dd, history, history_state, run_kw)
+                wire_branch(app.derive, api_name, panel, model_dd, history, history_state, run_kw)
 
-        wire(g.panel, app.generate,
+        wire(g.panel, generate_tab.generate,
              [g.class_name, g.order, g.steps] + sampling_inputs(g.sampling)
              + [g.double, model_dd, history_state, g.brush],
              common_out(g.panel) + [g.sampling.seed, history, history_state], "generate")
-        wire(i.panel, app.inpaint,
+        wire(i.panel, inpaint_tab.inpaint,
              [i.editor, i.mask_file, i.invert, i.class_name, i.order, i.steps, i.feather, i.dilate, i.region]
              + sampling_inputs(i.sampling) + [model_dd, history_state, i.brush],
              common_out(i.panel) + [i.sampling.seed, history, history_state, i.slider], "inpaint")
-        wire(o.panel, app.outpaint,
+        wire(o.panel, outpaint_tab.outpaint,
              [o.image, o.left, o.right, o.top, o.bottom, o.class_name, o.order, o.steps]
              + sampling_inputs(o.sampling) + [model_dd, history_state, o.brush],
              common_out(o.panel) + [o.sampling.seed, history, history_state, o.slider], "outpaint")
-        wire(u.panel, app.upscale,
+        wire(u.panel, upscale_tab.upscale,
              [u.image, u.class_name, u.order, u.steps, u.scale, u.regenerate] + sampling_inputs(u.sampling)
              + [model_dd, history_state],
              common_out(u.panel) + [u.sampling.seed, history, history_state, u.slider], "upscale")
         vary_inputs = ([v.image, v.strength, v.method, v.cells, v.class_name, v.order, v.steps]
                        + sampling_inputs(v.sampling) + [model_dd, history_state])
         vary_outputs = common_out(v.panel) + [v.sampling.seed, history, history_state]
-        wire(v.panel, app.vary, vary_inputs, vary_outputs, "vary")
-        wire_vary_sources(app, v, [g.panel, i.panel, o.panel, u.panel, v.panel], tabs, history_state, selected,
-                          (to_vary, vary_subtle, vary_strong), vary_inputs, vary_outputs, run_kw, model_dd, demo)
-        wire(sp.panel, app.speed,
+        wire(v.panel, vary_tab.vary, vary_inputs, vary_outputs, "vary")
+        wire_vary_sources(vary_tab, app.derive, v, [g.panel, i.panel, o.panel, u.panel, v.panel], tabs, history_state,
+                          selected, (to_vary, vary_subtle, vary_strong), vary_inputs, vary_outputs, run_kw, model_dd,
+                          demo)
+        wire(sp.panel, speed_tab.speed,
              [sp.class_name, sp.order, sp.counts, sp.sampling.cfg, sp.sampling.temperature, sp.sampling.top_k,
               sp.sampling.top_p, sp.sampling.seed, sp.sampling.random_seed, model_dd],
              [sp.panel.live, sp.panel.order, sp.panel.status, sp.panel.gallery, sp.table, sp.latency, sp.schedule,
@@ -214,14 +217,15 @@ def build_demo(app: StudioApp) -> gr.Blocks:
                           trigger_mode="always_last")
         mask_inputs = [i.editor, i.mask_file, i.invert, i.dilate, i.region, model_dd]
         mask_outputs = [i.mask_view, i.mask_text]
-        i.editor.change(app.mask_preview, mask_inputs, mask_outputs, api_name="mask_preview", **preview_kw)
+        i.editor.change(inpaint_tab.mask_preview, mask_inputs, mask_outputs, api_name="mask_preview", **preview_kw)
         # the editor's change can fire before the uploaded picture is in its value (then empty) and not again until
         # the first stroke; its upload event carries the picture, so the caption follows the upload at once
-        i.editor.upload(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
-        i.editor.input(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)  # 1st stroke
+        i.editor.upload(inpaint_tab.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
+        i.editor.input(inpaint_tab.mask_preview, mask_inputs, mask_outputs, api_visibility="private",
+                       **preview_kw)  # the first stroke
         # unreadable uploads: said once, at upload (an image box is emptied; the editor's file is checked in the page)
-        i.upload_problem.change(app.editor_upload_problem, [i.upload_problem], [i.mask_text], api_visibility="private",
-                                queue=True, show_progress="hidden")
+        i.upload_problem.change(inpaint_tab.editor_upload_problem, [i.upload_problem], [i.mask_text],
+                                api_visibility="private", queue=True, show_progress="hidden")
         for box in (i.mask_file, o.image, u.image):
             box.upload(readable_upload, [box], [box], api_visibility="private", show_progress="hidden")
 
@@ -230,39 +234,40 @@ def build_demo(app: StudioApp) -> gr.Blocks:
         # with every stroke, and for a picture the server sets they may still carry the canvas's previous one
         pick_kw = dict(api_visibility="private", **{**preview_kw, "concurrency_id": CLASS_PICK_CONCURRENCY})
         for picture, class_box, picked in ((o.image, o.class_name, o.picked), (u.image, u.class_name, u.picked)):
-            picture.change(app.pick_class, [picture, history_state, picked, model_dd], [class_box, picked], **pick_kw)
-        i.editor.upload(app.pick_class, [i.editor, history_state, i.picked, model_dd], [i.class_name, i.picked],
+            picture.change(class_pick.pick_class, [picture, history_state, picked, model_dd], [class_box, picked],
+                           **pick_kw)
+        i.editor.upload(class_pick.pick_class, [i.editor, history_state, i.picked, model_dd], [i.class_name, i.picked],
                         **pick_kw)
 
         # pictures the server puts into the editor: from their files (the editor's events may still carry the last)
         def inpaint_example_class(history: Any, model: str, evt: gr.SelectData) -> tuple[Any, Any]:
-            return app.pick_example_class(inpaint.EXAMPLES, history, model, evt)
+            return class_pick.pick_example_class(inpaint.EXAMPLES, history, model, evt)
 
         i.examples.dataset.select(inpaint_example_class, [history_state, model_dd], [i.class_name, i.picked], **pick_kw)
         for comp in (i.mask_file, i.invert, i.dilate, i.region):
-            comp.change(app.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
+            comp.change(inpaint_tab.mask_preview, mask_inputs, mask_outputs, api_visibility="private", **preview_kw)
 
         side_sliders = [o.left, o.right, o.top, o.bottom]
         o_inputs = [o.image] + side_sliders + [model_dd]
-        o.image.change(app.side_limits, [o.image], side_sliders, api_visibility="private", **preview_kw).then(
-            app.outpaint_preview, o_inputs, [o.view, o.text], api_name="outpaint_preview", **preview_kw)
+        o.image.change(outpaint_tab.side_limits, [o.image], side_sliders, api_visibility="private", **preview_kw).then(
+            outpaint_tab.outpaint_preview, o_inputs, [o.view, o.text], api_name="outpaint_preview", **preview_kw)
         # a value typed into a side's number box fires `input` (Enter nothing; leaving the box `release`): on
         # release alone the preview lagged one edit behind. One listener for both (always_last): previews run
         # one after another, the last edit wins, never a late older one
-        gr.on([event for comp in side_sliders for event in (comp.input, comp.release)], app.outpaint_preview,
+        gr.on([event for comp in side_sliders for event in (comp.input, comp.release)], outpaint_tab.outpaint_preview,
               o_inputs, [o.view, o.text], api_visibility="private", **preview_kw)
         for key, button in o.presets.items():
-            button.click(lambda img, align, key=key: app.preset(key, img, align), [o.image, o.align], side_sliders,
-                         api_visibility="private", queue=False).then(
-                app.outpaint_preview, o_inputs, [o.view, o.text], api_visibility="private", **preview_kw)
-        o.align.change(app.realign, side_sliders + [o.align], side_sliders, api_visibility="private",
-                       queue=False).then(app.outpaint_preview, o_inputs, [o.view, o.text], api_visibility="private",
-                                         **preview_kw)
+            button.click(lambda img, align, key=key: outpaint_tab.preset(key, img, align), [o.image, o.align],
+                         side_sliders, api_visibility="private", queue=False).then(
+                outpaint_tab.outpaint_preview, o_inputs, [o.view, o.text], api_visibility="private", **preview_kw)
+        o.align.change(outpaint_tab.realign, side_sliders + [o.align], side_sliders, api_visibility="private",
+                       queue=False).then(outpaint_tab.outpaint_preview, o_inputs, [o.view, o.text],
+                                         api_visibility="private", **preview_kw)
 
         # history
         history.select(app.select_history, None, selected, api_visibility="private", queue=False)
         to_inpaint.click(app.use_in_inpaint, [history_state, selected], [i.editor, tabs], api_visibility="private",
-                         queue=False).then(app.pick_history_class, [history_state, selected, model_dd],
+                         queue=False).then(class_pick.pick_history_class, [history_state, selected, model_dd],
                                            [i.class_name, i.picked], **pick_kw)
         to_outpaint.click(app.use_in_outpaint, [history_state, selected], [o.image, tabs], api_visibility="private",
                           queue=False)
@@ -301,8 +306,9 @@ def build_demo(app: StudioApp) -> gr.Blocks:
 
         def repick(inpainted: Any, outpainted: Any, upscaled: Any, history: Any, model: str) -> tuple[Any, ...]:
             """The edit tabs' pictures under the new model: their classes again (its class names differ)."""
-            return (*app.pick_class(inpainted, history, None, model), *app.pick_class(outpainted, history, None, model),
-                    *app.pick_class(upscaled, history, None, model))
+            return (*class_pick.pick_class(inpainted, history, None, model),
+                    *class_pick.pick_class(outpainted, history, None, model),
+                    *class_pick.pick_class(upscaled, history, None, model))
 
         model_dd.change(on_model, [model_dd], model_outputs, api_name="load_model", concurrency_id=RUN_CONCURRENCY,
                         concurrency_limit=slots).then(

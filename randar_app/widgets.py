@@ -50,9 +50,9 @@ class LivePanel:
     status: gr.Markdown
     gallery: gr.Gallery
     files: gr.File
-    replay: Any = None  # app.replay.ReplayPanel (not on the Speed tab)
-    branch: Any = None  # app.derive.BranchPanel (under the replay; not on the Upscale tab)
-    vary: Any = None  # app.derive.VaryButtons (under the results)
+    replay: Any = None  # randar_app.replay.ReplayPanel (not on the Speed tab)
+    branch: Any = None  # randar_app.branch_panel.BranchPanel (under the replay; not on the Upscale tab)
+    vary: Any = None  # randar_app.branch_panel.VaryButtons (under the results)
 
 
 @dataclass
@@ -140,7 +140,7 @@ EDIT_CLASS_INFO = "set from the picture (an example's own class, a history item'
 def class_dropdown(app: "StudioCore", studio: Any, label: str = "Class", *, edit: bool = False,
                    elem_id: str | None = None) -> gr.Dropdown:
     """The class list. `edit`: an edit tab's, "(no class)" until a picture arrives, which then brings its class
-    (app.class_pick)."""
+    (randar_app/class_pick.py)."""
     # allow_custom_value: Gradio checks a value against the choices this server started with (or the ones a
     # session's model switch set), so without it an API call naming another model's class would be refused;
     # the handlers check the class against the model actually used, with a readable message
@@ -154,7 +154,7 @@ def example_paths(*names: str) -> list[str]:
 
 
 def scope_note(tab: str, studio: Any) -> gr.Markdown:
-    """What the model knows (app.model_scope), above an edit tab's input."""
+    """What the model knows (randar_app/model_scope.py), above an edit tab's input."""
     return gr.Markdown(model_scope_note(studio), elem_id=f"{tab}-model-scope", elem_classes=["model-scope"],
                        label="What the model knows", show_label=False)
 

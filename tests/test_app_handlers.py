@@ -20,6 +20,7 @@ from randar_app.live import LiveRun
 from randar_app.media import MAX_INPUT_SIDE, editor_input, limit_size, mask_layer
 from randar_app.state import ModelManager
 from randar_app.store import RunStore
+from randar_app.tabs.outpaint import OutpaintTab
 from conftest import picture, write_tiny_model
 from randar.io.images import ImageError
 
@@ -41,36 +42,36 @@ def request(session: str = "session-1") -> types.SimpleNamespace:
 
 
 def test_split_puts_the_extension_opposite_the_original():
-    assert StudioApp.split(7, "center", "x") == (3, 4)
-    assert StudioApp.split(7, "left", "x") == (0, 7)  # the original stays left: everything grows on the right
-    assert StudioApp.split(7, "right", "x") == (7, 0)
-    assert StudioApp.split(7, "top-left", "y") == (0, 7)
-    assert StudioApp.split(7, "bottom-right", "y") == (7, 0)
-    assert StudioApp.split(7, "top-left", "x") == (0, 7)
-    assert StudioApp.split(7, "top", "x") == (3, 4)  # "top" says nothing about x
+    assert OutpaintTab.split(7, "center", "x") == (3, 4)
+    assert OutpaintTab.split(7, "left", "x") == (0, 7)  # the original stays left: everything grows on the right
+    assert OutpaintTab.split(7, "right", "x") == (7, 0)
+    assert OutpaintTab.split(7, "top-left", "y") == (0, 7)
+    assert OutpaintTab.split(7, "bottom-right", "y") == (7, 0)
+    assert OutpaintTab.split(7, "top-left", "x") == (0, 7)
+    assert OutpaintTab.split(7, "top", "x") == (3, 4)  # "top" says nothing about x
 
 
 def test_presets_from_the_image_size(app):
     img = picture(100, 50)
-    assert app.preset("wider", img) == (25, 25, 0, 0)
-    assert app.preset("wider", img, "left") == (0, 50, 0, 0)
-    assert app.preset("taller", img, "bottom") == (0, 0, 25, 0)
-    assert app.preset("all", img) == (25, 25, 12, 12)
-    assert app.preset("1:1", img) == (0, 0, 25, 25)  # 100x50 -> 100x100
-    assert app.preset("16:9", img) == (0, 0, 3, 3)  # 100x50 -> 100x56
-    assert app.preset("9:16", img, "top") == (0, 0, 0, 128)  # 100x50 -> 100x178
-    assert app.preset("16:9", picture(50, 100)) == (64, 64, 0, 0)  # 50x100 -> 178x100
-    left, right, top, bottom = app.preset("16:9", picture(160, 90))
+    assert app.outpaint_tab.preset("wider", img) == (25, 25, 0, 0)
+    assert app.outpaint_tab.preset("wider", img, "left") == (0, 50, 0, 0)
+    assert app.outpaint_tab.preset("taller", img, "bottom") == (0, 0, 25, 0)
+    assert app.outpaint_tab.preset("all", img) == (25, 25, 12, 12)
+    assert app.outpaint_tab.preset("1:1", img) == (0, 0, 25, 25)  # 100x50 -> 100x100
+    assert app.outpaint_tab.preset("16:9", img) == (0, 0, 3, 3)  # 100x50 -> 100x56
+    assert app.outpaint_tab.preset("9:16", img, "top") == (0, 0, 0, 128)  # 100x50 -> 100x178
+    assert app.outpaint_tab.preset("16:9", picture(50, 100)) == (64, 64, 0, 0)  # 50x100 -> 178x100
+    left, right, top, bottom = app.outpaint_tab.preset("16:9", picture(160, 90))
     assert (left, right, top, bottom) == (0, 0, 0, 0)  # already 16:9
     with pytest.raises(gr.Error, match="Upload an image first"):
-        app.preset("wider", None)
+        app.outpaint_tab.preset("wider", None)
 
 
 def test_realign_keeps_the_totals(app):
-    assert app.realign(10, 20, 5, 0, "right") == (30, 0, 2, 3)  # "right" centres vertically
-    assert app.realign(10, 20, 5, 0, "top-left") == (0, 30, 0, 5)
-    assert app.realign(30, 0, 0, 5, "center") == (15, 15, 2, 3)
-    assert app.realign(None, 4, None, None, "center") == (2, 2, 0, 0)
+    assert app.outpaint_tab.realign(10, 20, 5, 0, "right") == (30, 0, 2, 3)  # "right" centres vertically
+    assert app.outpaint_tab.realign(10, 20, 5, 0, "top-left") == (0, 30, 0, 5)
+    assert app.outpaint_tab.realign(30, 0, 0, 5, "center") == (15, 15, 2, 3)
+    assert app.outpaint_tab.realign(None, 4, None, None, "center") == (2, 2, 0, 0)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -261,9 +262,9 @@ def test_live_cancel_mid_run_yields_a_stopped_frame(studio):
 
 def test_stop_through_the_app_leaves_no_run_folder(app, tiny_model_dir):
     req = request()
-    gen = app.inpaint(image=str(Path(__file__).parent.parent / "assets/examples/cat.png"),
-                      mask_file=str(Path(__file__).parent.parent / "assets/examples/cat_mask.png"), steps=16,
-                      request=req)
+    gen = app.inpaint_tab.inpaint(image=str(Path(__file__).parent.parent / "assets/examples/cat.png"),
+                                  mask_file=str(Path(__file__).parent.parent / "assets/examples/cat_mask.png"), steps=16,
+                                  request=req)
     first = next(gen)
     assert "Step 1/" in first[2]
     assert app.store.count() == 1  # the inputs are saved before the run
@@ -276,7 +277,7 @@ def test_stop_through_the_app_leaves_no_run_folder(app, tiny_model_dir):
     assert list(app.stop(req)) != []  # nothing to stop: a no-op update
     # Gradio closing the generator (Stop's `cancels`, a closed tab) must clean up too, and Stop, which
     # cannot rely on the closed run's last frame, must still end in "Stopped at step N/M"
-    gen = app.generate(class_name="red circle", steps=16, request=req)
+    gen = app.generate_tab.generate(class_name="red circle", steps=16, request=req)
     next(gen)
     next(gen)
     assert app.store.count() == 1
@@ -289,8 +290,8 @@ def test_stop_through_the_app_leaves_no_run_folder(app, tiny_model_dir):
 
 
 def test_a_finished_run_writes_pngs_sidecars_and_a_gif(app):
-    outs = list(app.generate(class_name="green square", steps=8, seed=9, random_seed=False, batch=2,
-                             request=request()))
+    outs = list(app.generate_tab.generate(class_name="green square", steps=8, seed=9, random_seed=False, batch=2,
+                                          request=request()))
     live, order, status, gallery, downloads, seed, hist_gallery, history = outs[-1]
     assert "Done" in status and seed == 9 and len(gallery) == 2 and len(history) == 2
     names = [Path(p).name for p in downloads]
@@ -302,7 +303,7 @@ def test_a_finished_run_writes_pngs_sidecars_and_a_gif(app):
 
 def test_upscale_x4_shows_tiles_and_passes_and_compares_at_the_same_scale(app):
     img = picture(24, 20)
-    outs = list(app.upscale(image=img, steps=2, scale="×4", seed=3, random_seed=False, request=request()))
+    outs = list(app.upscale_tab.upscale(image=img, steps=2, scale="×4", seed=3, random_seed=False, request=request()))
     running = [o[2] for o in outs[:-1]]
     assert any("pass 1/2 tile" in s for s in running) and any("pass 2/2 tile" in s for s in running), running
     live, order, status, gallery, downloads, seed, _, history, slider = outs[-1]
@@ -315,9 +316,9 @@ def test_upscale_x4_shows_tiles_and_passes_and_compares_at_the_same_scale(app):
 
 def test_upscale_handler_errors(app):
     with pytest.raises(gr.Error, match="scale must be ×2 or ×4"):
-        next(app.upscale(image=picture(24, 20), scale="×3", request=request()))
+        next(app.upscale_tab.upscale(image=picture(24, 20), scale="×3", request=request()))
     with pytest.raises(gr.Error, match="too large to upscale x4"):
-        next(app.upscale(image=Image.new("RGB", (2000, 1100)), scale="×4", request=request()))
+        next(app.upscale_tab.upscale(image=Image.new("RGB", (2000, 1100)), scale="×4", request=request()))
     assert app.store.count() == 0
 
 
@@ -351,11 +352,11 @@ def test_whole_numbers_and_error_translation():
 
 def test_handler_errors_are_readable(app):
     with pytest.raises(gr.Error, match="mask is empty"):
-        next(app.inpaint(image=picture(64, 64), mask_file=Image.new("L", (64, 64), 0), steps=4))
+        next(app.inpaint_tab.inpaint(image=picture(64, 64), mask_file=Image.new("L", (64, 64), 0), steps=4))
     with pytest.raises(gr.Error, match="steps must be at least 1"):
-        next(app.generate(steps=0))
+        next(app.generate_tab.generate(steps=0))
     with pytest.raises(gr.Error, match="purple unicorn.*The classes of tiny: red circle, green square, blue triangle"):
-        next(app.generate(class_name="purple unicorn", steps=4))
+        next(app.generate_tab.generate(class_name="purple unicorn", steps=4))
     assert app.store.count() == 0  # failed runs leave no folder
 
 
@@ -373,9 +374,9 @@ def test_missing_model_report_says_how_to_get_it(tmp_path):
     info, banner = path_app.model_report(None)
     assert "nowhere" in banner and "python -m randar download" in banner, banner
     with pytest.raises(gr.Error, match="python -m randar download"):
-        next(path_app.generate(steps=4))
+        next(path_app.generate_tab.generate(steps=4))
     # the previews still work without a model (pixel-only outpaint canvas)
-    canvas, text = path_app.outpaint_preview(picture(40, 30), left=8, top=2)
+    canvas, text = path_app.outpaint_tab.outpaint_preview(picture(40, 30), left=8, top=2)
     assert canvas.size == (48, 32) and "load a model" in text
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randar_app.class_pick import ExampleClasses, known_name, thumbnail
+from randar_app.class_pick import ClassPick, ExampleClasses, known_name, thumbnail
 from randar_app.common import NO_CLASS
 from randar_app.components import CANVAS_EXPORT, RobustImage, RobustImageEditor, readable_upload
 from randar_app.media import UnreadableUpload, canvas_mode, mask_layer
@@ -45,7 +45,7 @@ def examples_as_tiny_classes(app, tmp_path):
         shutil.copy(EXAMPLES / f"{stem}.png", folder / f"{stem}.png")
     (folder / "classes.json").write_text(json.dumps({"classes": {"cat": ["cat face", "green square"],
                                                                  "apple": ["red apple", "blue triangle"]}}))
-    app._example_classes = ExampleClasses(folder)
+    app.class_pick = ClassPick(app, ExampleClasses(folder))
     return folder
 
 
@@ -55,37 +55,39 @@ def examples_as_tiny_classes(app, tmp_path):
 
 def test_an_example_comes_with_its_own_class(app, examples_as_tiny_classes):
     with Image.open(EXAMPLES / "cat.png") as cat:
-        update, thumb = app.pick_class(editor(cat.convert("RGBA")), [], None)  # the editor's canvas: RGBA
+        update, thumb = app.class_pick.pick_class(editor(cat.convert("RGBA")), [], None)  # the editor's canvas: RGBA
     assert class_of(update) == "green square" and "example's own class" in update["info"]
     # the same picture again leaves the box alone (the user may have changed the class since), and so does a
     # picture with strokes (the editor may send an earlier value with a later event)
     with Image.open(EXAMPLES / "cat.png") as cat:
-        assert app.pick_class(editor(cat.convert("RGB")), [], thumb) == (gr.skip(), gr.skip())
+        assert app.class_pick.pick_class(editor(cat.convert("RGB")), [], thumb) == (gr.skip(), gr.skip())
     with Image.open(EXAMPLES / "apple.png") as apple:
         stroke = {**editor(apple.convert("RGB")), "layers": [mask_layer(np.pad(np.ones((4, 4), bool), 30))]}
-        assert app.pick_class(stroke, [], thumb) == (gr.skip(), gr.skip())
+        assert app.class_pick.pick_class(stroke, [], thumb) == (gr.skip(), gr.skip())
     with Image.open(EXAMPLES / "apple.png") as apple:  # a plain image box (Outpaint, Upscale)
-        assert class_of(app.pick_class(apple.copy(), [], thumb)[0]) == "blue triangle"
+        assert class_of(app.class_pick.pick_class(apple.copy(), [], thumb)[0]) == "blue triangle"
     # the Inpaint tab's examples: by the index the page sends for the example clicked
-    update, _ = app.pick_example_class(("grinning", "cat"), [], None, types.SimpleNamespace(index=1))
+    update, _ = app.class_pick.pick_example_class(("grinning", "cat"), [], None, types.SimpleNamespace(index=1))
     assert class_of(update) == "green square"
-    assert app.pick_example_class(("cat",), [], None, types.SimpleNamespace(index=7)) == (gr.skip(), gr.skip())
+    outside = types.SimpleNamespace(index=7)
+    assert app.class_pick.pick_example_class(("cat",), [], None, outside) == (gr.skip(), gr.skip())
 
 
 def test_a_history_item_comes_with_the_class_it_was_made_with(app, examples_as_tiny_classes):
     mask = np.zeros((64, 64), np.uint8)
     mask[20:40, 20:40] = 255
-    last = list(app.inpaint(image=picture(64, 64, seed=5), mask_file=Image.fromarray(mask), class_name="blue triangle",
-                            steps=4, seed=1, random_seed=False, request=request()))[-1]
+    last = list(app.inpaint_tab.inpaint(image=picture(64, 64, seed=5), mask_file=Image.fromarray(mask),
+                                        class_name="blue triangle", steps=4, seed=1, random_seed=False,
+                                        request=request()))[-1]
     history = last[7]
-    update, _ = app.pick_history_class(history, 0, None)  # "Use in Inpaint" on it
+    update, _ = app.class_pick.pick_history_class(history, 0, None)  # "Use in Inpaint" on it
     assert class_of(update) == "blue triangle" and "made with" in update["info"]
     with Image.open(app.use_in_inpaint(history, 0)[0]["background"]) as made:  # or uploaded again
-        assert class_of(app.pick_class(editor(made.convert("RGBA")), history, None)[0]) == "blue triangle"
-    nothing = list(app.generate(class_name=NO_CLASS, steps=4, seed=2, random_seed=False, history=history,
-                                request=request()))[-1]
+        assert class_of(app.class_pick.pick_class(editor(made.convert("RGBA")), history, None)[0]) == "blue triangle"
+    nothing = list(app.generate_tab.generate(class_name=NO_CLASS, steps=4, seed=2, random_seed=False, history=history,
+                                             request=request()))[-1]
     with Image.open(nothing[3][0][0]) as made:  # made without a class: no class
-        assert class_of(app.pick_class(made.copy(), nothing[7], None)[0]) == NO_CLASS
+        assert class_of(app.class_pick.pick_class(made.copy(), nothing[7], None)[0]) == NO_CLASS
 
 
 def test_any_other_picture_gets_the_class_the_studio_guesses(app, monkeypatch):
@@ -97,12 +99,12 @@ def test_any_other_picture_gets_the_class_the_studio_guesses(app, monkeypatch):
         return ClassGuess(1, pair.class_names[1], 0.8, "a test's guess")
 
     monkeypatch.setattr(studio, "class_guesser", guesser)
-    update, _ = app.pick_class(picture(80, 60, seed=9), [], None)
+    update, _ = app.class_pick.pick_class(picture(80, 60, seed=9), [], None)
     assert class_of(update) == "green square" and "80% sure" in update["info"] and seen == [(80, 60)]
     monkeypatch.setattr(studio, "class_guesser", lambda pair, image: ClassGuess(None, None, 1.0, "nothing fits"))
-    update, _ = app.pick_class(picture(80, 60, seed=10), [], None)
+    update, _ = app.class_pick.pick_class(picture(80, 60, seed=10), [], None)
     assert class_of(update) == NO_CLASS and "no class fits" in update["info"]
-    assert app.pick_class(None, [], None) == (gr.skip(), gr.skip())  # no picture: nothing to do
+    assert app.class_pick.pick_class(None, [], None) == (gr.skip(), gr.skip())  # no picture: nothing to do
 
 
 def test_the_shipped_examples_name_classes_of_the_shipped_model():
@@ -150,8 +152,8 @@ def test_what_the_editor_canvas_sends_comes_back_in_the_pictures_mode(app, tmp_p
     assert value["background"].mode == mode
     mask = np.zeros((64, 64), np.uint8)
     mask[24:40, 24:40] = 255
-    last = list(app.inpaint(image=value, mask_file=Image.fromarray(mask), steps=4, seed=1, random_seed=False,
-                            request=request()))[-1]
+    last = list(app.inpaint_tab.inpaint(image=value, mask_file=Image.fromarray(mask), steps=4, seed=1,
+                                        random_seed=False, request=request()))[-1]
     with Image.open(last[3][0][0]) as saved:
         assert saved.mode == mode  # the download: RGB for an opaque colour picture (it was RGBA)
     assert canvas_mode(Image.fromarray(np.concatenate([px, alpha], -1), "RGBA")) == mode
@@ -172,12 +174,12 @@ def test_an_unreadable_upload_is_said_at_upload_and_taken_out_of_the_box(app, tm
         assert readable_upload(value) is None  # the box is emptied: no broken picture left in it
     assert any("could not be read" in str(w.message) for w in said)
     # the events that read the box on every slider move say nothing more
-    view, text = app.outpaint_preview(value, 0, 16, 0, 0)
+    view, text = app.outpaint_tab.outpaint_preview(value, 0, 16, 0, 0)
     assert view is None and "could not be read" in text
-    assert app.side_limits(value) == tuple(gr.skip() for _ in range(4))
+    assert app.outpaint_tab.side_limits(value) == tuple(gr.skip() for _ in range(4))
     # a run with it still says what is wrong
     with pytest.raises(gr.Error, match="could not be read as a picture"):
-        list(app.outpaint(image=value, right=16, steps=4, request=request()))
+        list(app.outpaint_tab.outpaint(image=value, right=16, steps=4, request=request()))
     assert readable_upload(picture(32, 32)) == gr.skip()
 
 
@@ -203,14 +205,15 @@ def test_status_texts_and_captions_are_plain_text(app):
     mask = np.zeros((64, 64), np.uint8)
     mask[:, 32:] = 255
     texts = []
-    for out in app.inpaint(image=picture(64, 64), mask_file=Image.fromarray(mask), steps=40, seed=1,
-                           random_seed=False, request=request("plain")):
+    for out in app.inpaint_tab.inpaint(image=picture(64, 64), mask_file=Image.fromarray(mask), steps=40, seed=1,
+                                       random_seed=False, request=request("plain")):
         texts.append(out[2])  # step counters, then Done with its notices (40 steps asked of 32 tokens)
     assert "Done" in texts[-1] and "steps asked" in texts[-1]
     texts.append(show_step(app.replays, "inpaint", 3, request("plain"))[-1])
-    texts.append(app.mask_preview(editor(picture(64, 64)), Image.fromarray(mask))[1])
-    texts.append(app.outpaint_preview(picture(64, 48), 0, 16, 0, 0)[1])
+    texts.append(app.inpaint_tab.mask_preview(editor(picture(64, 64)), Image.fromarray(mask))[1])
+    texts.append(app.outpaint_tab.outpaint_preview(picture(64, 48), 0, 16, 0, 0)[1])
     texts.append(app.model_report(None)[0])
-    texts.extend(out[2] for out in app.speed(step_counts=[64, 16], request=request("plain")) if isinstance(out[2], str))
+    texts.extend(out[2] for out in app.speed_tab.speed(step_counts=[64, 16], request=request("plain"))
+                 if isinstance(out[2], str))
     for text in texts:
         assert not MARKDOWN.search(text), text

@@ -66,7 +66,7 @@ def result_image(out: tuple) -> Image.Image:
 def test_inpaint_through_the_editor_value_keeps_the_mode_and_every_byte_outside_the_mask(app, mode):
     img = picture(mode)
     value = {"background": img, "layers": [mask_layer(painted())], "composite": None}  # as Gradio hands it over
-    out = final(app.inpaint(image=value, steps=4, seed=3))
+    out = final(app.inpaint_tab.inpaint(image=value, steps=4, seed=3))
     assert "Done" in out[2], out[2]
     result = result_image(out)
     assert result.mode == mode and result.size == (W, H)
@@ -83,8 +83,8 @@ def test_inpaint_through_the_editor_value_keeps_the_mode_and_every_byte_outside_
 
 def test_a_plain_rgb_upload_still_comes_back_rgb(app):
     img = picture("RGB")
-    out = final(app.inpaint(image={"background": img, "layers": [mask_layer(painted())], "composite": None},
-                            steps=4, seed=3))
+    out = final(app.inpaint_tab.inpaint(image={"background": img, "layers": [mask_layer(painted())], "composite": None},
+                                        steps=4, seed=3))
     result = result_image(out)
     assert result.mode == "RGB" and np.array_equal(np.asarray(result)[~painted()], np.asarray(img)[~painted()])
 
@@ -95,7 +95,7 @@ def test_outpaint_keeps_the_mode_and_the_original_byte_for_byte(app, tmp_path, m
     path = tmp_path / f"in-{mode}.png"
     img.save(path)
     for upload in (img, str(path)):  # the Outpaint tab's gr.Image hands over a PIL image in the file's mode
-        out = final(app.outpaint(image=upload, left=5, right=11, top=3, steps=4, seed=1))
+        out = final(app.outpaint_tab.outpaint(image=upload, left=5, right=11, top=3, steps=4, seed=1))
         result = result_image(out)
         assert result.mode == mode and result.size == (W + 16, H + 3), (result.mode, result.size)
         assert np.array_equal(np.asarray(result)[3:3 + H, 5:5 + W], np.asarray(img))

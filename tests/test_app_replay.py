@@ -31,8 +31,8 @@ def half_mask() -> Image.Image:
 
 
 def inpaint_32(app: StudioApp, session: str, seed: int = 5) -> tuple:
-    return list(app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=seed, random_seed=False,
-                            request=request(session)))[-1]
+    return list(app.inpaint_tab.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=seed,
+                                        random_seed=False, request=request(session)))[-1]
 
 
 def test_the_slider_shows_any_step_of_a_32_step_inpaint(app):
@@ -67,8 +67,8 @@ def test_the_guess_view_records_guesses_and_leaves_the_result_unchanged(app):
 
     plain = inpaint_32(app, "s1", seed=8)
     app.replays.set_guess("s2", "inpaint", True)
-    running = app.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=8, random_seed=False,
-                          request=request("s2"))
+    running = app.inpaint_tab.inpaint(image=picture(64, 64), mask_file=half_mask(), steps=32, seed=8, random_seed=False,
+                                      request=request("s2"))
     for _ in range(4):
         next(running)  # a few live frames in: the page's timer shows the newest guess
     live_image, live_heat = live_guess(app.replays, "inpaint", request("s2"))
@@ -109,8 +109,8 @@ def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app)
     assert "6 cells painted" in caption
     # the seed box's default (-1: a random seed drawn at run time) still plans a preview
     assert "6 cells painted" in preview(app, "red circle", "random", 8, -1, brush, None)[1]
-    last = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False, order_brush=brush,
-                             request=request()))[-1]
+    last = list(app.generate_tab.generate(class_name="red circle", steps=8, seed=4, random_seed=False,
+                                          order_brush=brush, request=request()))[-1]
     live, order, status, gallery, downloads = last[:5]
     assert "Done" in status
     sidecar = read_sidecar(Path([d for d in downloads if d.endswith(".png.json")][0]))
@@ -127,13 +127,14 @@ def test_the_order_brush_decodes_the_painted_cells_first_and_reruns_exactly(app)
     again = studio.rerun(settings).run()
     assert np.array_equal(np.asarray(again.image), np.asarray(Image.open(gallery[0][0])))
     # nothing painted: no order map in the settings; x2 with a brush is refused
-    plain = list(app.generate(class_name="red circle", steps=8, seed=4, random_seed=False,
-                              order_brush=brush_value((0, 0, 0, 0)), request=request()))[-1]
+    plain = list(app.generate_tab.generate(class_name="red circle", steps=8, seed=4, random_seed=False,
+                                           order_brush=brush_value((0, 0, 0, 0)), request=request()))[-1]
     plain_sidecar = read_sidecar(Path([d for d in plain[4] if d.endswith(".png.json")][0]))
     assert "order_map" not in plain_sidecar["settings"]["params"]
     import gradio as gr
     with pytest.raises(gr.Error, match="order brush"):
-        next(app.generate(class_name="red circle", steps=8, double_size=True, order_brush=brush, request=request()))
+        next(app.generate_tab.generate(class_name="red circle", steps=8, double_size=True, order_brush=brush,
+                                       request=request()))
 
 
 def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
@@ -149,8 +150,8 @@ def test_the_inpaint_order_brush_fills_the_painted_part_of_the_hole_first(app):
     assert "layers" not in follow_image({"background": pic, "layers": []}, painted_brush)  # same picture: kept
     assert follow_image({"background": picture(64, 64, seed=1), "layers": []}, painted_brush)["layers"] == []
     assert "Painted 9%" in inpaint_caption(painted_brush)
-    last = list(app.inpaint(image=pic, mask_file=half_mask(), steps=8, seed=2, random_seed=False,
-                            order_brush=painted_brush, request=request()))[-1]
+    last = list(app.inpaint_tab.inpaint(image=pic, mask_file=half_mask(), steps=8, seed=2, random_seed=False,
+                                        order_brush=painted_brush, request=request()))[-1]
     assert "Done" in last[2]
     settings = read_sidecar(Path([d for d in last[4] if d.endswith(".png.json")][0]))["settings"]
     levels = decode_levels(settings["params"]["order_map"])
@@ -187,8 +188,8 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
     planned, caption = outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, 3, brush, None)
     assert "new cells painted" in caption and "decoded in steps 1-" in caption
     assert "drawn when it runs" in outpaint_preview(app, pic, 16, 16, 0, 16, "random", 12, -1, brush, None)[1]
-    last = list(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
-                             **sides))[-1]
+    last = list(app.outpaint_tab.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush,
+                                          request=request(), **sides))[-1]
     live, order, status, gallery, downloads = last[:5]
     assert "Done" in status
     assert np.array_equal(np.asarray(order), np.asarray(planned))  # the run's order map is the one planned
@@ -205,8 +206,8 @@ def test_the_outpaint_order_brush_generates_the_painted_border_first(app):
     assert np.array_equal(np.asarray(again.image), out)
     # a brush painted over a canvas of another shape is refused, not stretched
     with pytest.raises(gr.Error, match="another canvas|painted over a"):
-        next(app.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush, request=request(),
-                          left=16, right=80, top=0, bottom=0))
+        next(app.outpaint_tab.outpaint(image=pic, steps=12, seed=3, random_seed=False, order_brush=brush,
+                                       request=request(), left=16, right=80, top=0, bottom=0))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -256,9 +257,11 @@ def test_the_done_frame_is_the_saved_picture_and_replay_frames_agree_with_it(app
     saved picture does not have), and the replay's frames decoded partial grids (teal tints in decided cells)."""
     pic = picture(64, 48, seed=2)
     if task == "outpaint":
-        run = app.outpaint(image=pic, right=24, top=8, steps=12, seed=4, random_seed=False, request=request("g"))
+        run = app.outpaint_tab.outpaint(image=pic, right=24, top=8, steps=12, seed=4, random_seed=False,
+                                        request=request("g"))
     else:
-        run = app.upscale(image=pic, steps=2, regenerate=0.3, seed=4, random_seed=False, request=request("g"))
+        run = app.upscale_tab.upscale(image=pic, steps=2, regenerate=0.3, seed=4, random_seed=False,
+                                      request=request("g"))
     last = list(run)[-1]
     saved = np.asarray(Image.open(last[3][0][0]).convert("RGB"))
     assert np.array_equal(np.asarray(last[0].convert("RGB")), saved)  # the live view at Done: what was saved
@@ -288,6 +291,7 @@ def test_the_run_gif_shows_every_step_of_a_short_run_and_60_of_a_long_one(app):
     gif = Image.open([d for d in last[4] if d.endswith(".gif")][0])
     # the replay's 32 steps, the last of which is the finished picture (held: Pillow merges it with the hold frame)
     assert gif.n_frames == 32
-    long = list(app.generate(class_name="red circle", steps=64, seed=1, random_seed=False, request=request()))[-1]
+    long = list(app.generate_tab.generate(class_name="red circle", steps=64, seed=1, random_seed=False,
+                                          request=request()))[-1]
     gif = Image.open([d for d in long[4] if d.endswith(".gif")][0])
     assert gif.n_frames == 60

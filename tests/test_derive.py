@@ -300,18 +300,18 @@ def test_app_branch_vary_and_resample_handlers(app, files):
 
     req = request("s1")
     with pytest.raises(Exception, match="No finished run to branch"):
-        list(app.branch("generate", 3, request=req))
-    list(app.generate(class_name="red circle", steps=12, seed=3, random_seed=False, request=req))
-    last = list(app.branch("generate", 5, count=3, seed=7, request=req))[-1]
+        list(app.derive.branch("generate", 3, request=req))
+    list(app.generate_tab.generate(class_name="red circle", steps=12, seed=3, random_seed=False, request=req))
+    last = list(app.derive.branch("generate", 5, count=3, seed=7, request=req))[-1]
     assert "Done" in last[2] and "seed 7" in last[2]
     side = last[-1]
     assert len(side) == 4 and "original: 1-5 of 12 kept" in side[0][1]
     with pytest.raises(Exception, match="earlier step"):
-        list(app.branch("generate", 12, request=req))
+        list(app.derive.branch("generate", 12, request=req))
     branch_png = side[1][0]
     # a picture the app made is varied from its own tokens
-    last = list(app.vary(image=Image.open(branch_png), strength=0.3, seed=1, random_seed=False, batch=2,
-                         request=req))[-1]
+    last = list(app.vary_tab.vary(image=Image.open(branch_png), strength=0.3, seed=1, random_seed=False, batch=2,
+                                  request=req))[-1]
     assert "Done" in last[2]
     sidecar = json.loads(Path(f"{last[4][0]}").read_text()) if last[4][0].endswith(".json") else json.loads(
         Path(f"{last[4][0]}.json").read_text())
@@ -323,16 +323,16 @@ def test_app_branch_vary_and_resample_handlers(app, files):
     layer[70:90, 70:90] = (255, 45, 85, 255)  # a dot in cell (1, 1)
     editor = {"background": picker, "layers": [Image.fromarray(layer, "RGBA")], "composite": None}
     assert np.argwhere(selected_cells(editor, 8, 8)).tolist() == [[1, 1]]
-    image, text = app.vary_preview(Image.open(branch_png), 1.0, "cells", editor)
+    image, text = app.vary_tab.vary_preview(Image.open(branch_png), 1.0, "cells", editor)
     assert "**1 of 64 tokens**" in text
-    last = list(app.vary(image=Image.open(branch_png), method="cells", cells=editor, class_name="blue triangle",
-                         seed=2, random_seed=False, request=req))[-1]
+    last = list(app.vary_tab.vary(image=Image.open(branch_png), method="cells", cells=editor,
+                                  class_name="blue triangle", seed=2, random_seed=False, request=req))[-1]
     assert "Done" in last[2]
     out = np.asarray(Image.open(last[3][0][0]))
     before = np.asarray(Image.open(branch_png))
     changed = np.argwhere((out != before).any(-1))
     assert changed.size and changed.min() >= 8 and changed.max() < 16  # only cell (1, 1) changed
-    assert app.results_to_vary([(branch_png, "x")], 0.6)[:3] == (branch_png, 0.6, "random")
+    assert app.derive.results_to_vary([(branch_png, "x")], 0.6)[:3] == (branch_png, 0.6, "random")
 
 
 @pytest.fixture

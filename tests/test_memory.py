@@ -58,8 +58,8 @@ if scenario.startswith("app") or scenario == "all":
     from randar_app.handlers import AppConfig, StudioApp
     app = StudioApp(AppConfig(model=model, device="cpu", threads=1, outputs=out + "/runs"))
     editor = {"background": image, "layers": [], "composite": None}
-    calls = [("app.inpaint", lambda: app.inpaint(editor, mask, steps=2, model=model)),
-             ("app.mask_preview", lambda: app.mask_preview(editor, mask, model=model))]
+    calls = [("app.inpaint_tab.inpaint", lambda: app.inpaint_tab.inpaint(editor, mask, steps=2, model=model)),
+             ("app.inpaint_tab.mask_preview", lambda: app.inpaint_tab.mask_preview(editor, mask, model=model))]
     # at once: two inpaint runs and two mask previews, or one of each ("app1")
     threads = [threading.Thread(target=record, args=c) for c in calls * (1 if scenario == "app1" else 2)]
     for t in threads:
@@ -101,7 +101,8 @@ def test_a_13000_square_png_is_refused_in_bounded_memory(tiny_model_dir, files, 
     outcomes, kb = measure(tiny_model_dir, large, files / "mask.png", tmp_path, "all")
     print(f"peak RSS {kb / 1024:.0f} MiB; {outcomes}")
     assert kb < RSS_LIMIT_KB, (kb, outcomes)
-    assert [line.split(":")[0] for line in outcomes].count("app.inpaint") == 2 and len(outcomes) == 8, outcomes
+    names = [line.split(":")[0] for line in outcomes]
+    assert names.count("app.inpaint_tab.inpaint") == 2 and len(outcomes) == 8, outcomes
     for line in outcomes:
         assert "13000x13000" in line and "megapixels" in line, line
         if line.startswith("app."):
@@ -152,8 +153,8 @@ def test_the_largest_allowed_input_in_the_app_run_and_preview_at_once(tiny_model
     outcomes, kb = measure(tiny_model_dir, image, files / "cap_mask.png", tmp_path, "app1")
     print(f"app at the cap: peak RSS {kb / 1024:.0f} MiB; {outcomes}")
     assert kb < RSS_LIMIT_KB, (kb, outcomes)
-    assert outcomes.count("app.inpaint: ok") == 1, outcomes
-    assert sum(line.startswith("app.mask_preview: 16 of 64 tokens") for line in outcomes) == 1, outcomes
+    assert outcomes.count("app.inpaint_tab.inpaint: ok") == 1, outcomes
+    assert sum(line.startswith("app.inpaint_tab.mask_preview: 16 of 64 tokens") for line in outcomes) == 1, outcomes
 
 
 def test_frozen_long_lived_objects_are_skipped_by_collections_until_thawed():

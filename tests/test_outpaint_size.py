@@ -106,7 +106,7 @@ def test_cli_gives_the_pixels_asked_and_the_app_preset_the_same_aspect(tiny_mode
     app = StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs")))
     for ratio in RATIOS:
         for align in ("center", "left", "top", "bottom-right"):
-            left, right, top, bottom = app.preset(ratio, str(src), align)
+            left, right, top, bottom = app.outpaint_tab.preset(ratio, str(src), align)
             cli = outpaint_size(600, 400, aspect=ratio, align=align)
             assert (left, right, top, bottom) == (cli.left, cli.right, cli.top, cli.bottom), (ratio, align)
 
@@ -132,4 +132,4 @@ def test_app_preset_of_a_large_upload_sizes_the_picture_the_run_works_on(tiny_mo
     worked = limit_size(big, [])
     app = StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs")))
     expected = outpaint_size(worked.width, worked.height, aspect="1:1")
-    assert app.preset("1:1", str(path)) == (expected.left, expected.right, expected.top, expected.bottom)
+    assert app.outpaint_tab.preset("1:1", str(path)) == (expected.left, expected.right, expected.top, expected.bottom)

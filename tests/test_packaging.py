@@ -22,6 +22,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
+# what only the tests use: never installed (a module `testing` in the app package, or anything of tests/, would
+# ship test drivers to users and, as top-level names, clash with their own); `app` is the repository's start script
+TEST_HELPERS = ("tests", "testing", "app_server", "conftest", "app")
 
 
 def repo_files() -> list[str]:
@@ -81,8 +84,8 @@ def test_regular_install_runs_from_anywhere(source: Path, tmp_path: Path) -> Non
     work.mkdir()
 
     # the package, its shipped model and its examples come from the environment, not from a checkout
-    where = run([str(py), "-c", "import randar, app, randar.registry as r, randar.io.resources as s; "
-                 "print(randar.__file__); print(app.__file__); print(r.default_checkpoints_dir()); "
+    where = run([str(py), "-c", "import randar, randar_app, randar.registry as r, randar.io.resources as s; "
+                 "print(randar.__file__); print(randar_app.__file__); print(r.default_checkpoints_dir()); "
                  "print(s.examples_dir())"], cwd=work).stdout.split()
     site_dir = Path(where[0]).parent.parent
     assert site_dir.is_relative_to(tmp_path / "venv"), where
@@ -90,6 +93,8 @@ def test_regular_install_runs_from_anywhere(source: Path, tmp_path: Path) -> Non
     assert (Path(where[3]) / "cat.png").is_file() and Path(where[3]).is_relative_to(site_dir)
     assert (Path(where[3]) / "classes.json").is_file()  # the examples' classes (app.class_pick)
     assert not list((Path(where[2])).glob("*.safetensors")), "only the repository's own checkpoints are shipped"
+    assert not [name for name in TEST_HELPERS if (site_dir / name).exists() or (site_dir / f"{name}.py").exists()]
+    assert not list((site_dir / "randar_app").rglob("testing.py")), "test helpers stay in tests/"
 
     models = run([str(bin_dir / "randar"), "models"], cwd=work).stdout
     assert "randar-emoji" in models and "ready" in models.split("randar-emoji", 1)[1].splitlines()[0]
@@ -131,3 +136,18 @@ def test_every_package_of_the_source_tree_is_installed():
     found = {".".join(p.parent.relative_to(REPO).parts) for root in ("randar", "randar_app")
              for p in (REPO / root).rglob("__init__.py") if "__pycache__" not in p.parts}
     assert found <= listed, f"add to pyproject.toml's packages: {sorted(found - listed)}"
+
+
+def test_the_wheel_holds_no_test_helpers(source: Path, tmp_path: Path) -> None:
+    """The wheel `pip install .` builds holds the two packages and their data only: nothing from tests/ (the
+    browser driver tests/app_server.py, fixtures), no module named `testing`, no top-level `app`."""
+    import zipfile
+
+    run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
+         "--no-build-isolation", "--no-index", "-w", str(tmp_path), str(source)], cwd=tmp_path)
+    wheel = next(tmp_path.glob("randar_studio-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if ".dist-info/" not in name}
+    assert tops == {"randar", "randar_app"}, sorted(tops)
+    helpers = [name for name in names if Path(name).stem in TEST_HELPERS or "/tests/" in f"/{name}"]
+    assert not helpers, f"test helpers in the wheel: {helpers}"

@@ -455,7 +455,7 @@ def test_app_handler_and_cli_agree_on_coloured_strokes(capsys, tiny_model_dir, p
     mask = tmp_path / "mask.png"
     Image.fromarray(px, "RGB").save(mask)
     app = StudioApp(AppConfig(model=str(tiny_model_dir), device="cpu", threads=1, outputs=str(tmp_path / "runs")))
-    view, text = app.mask_preview(Image.open(pictures.photo), Image.open(mask), model=str(tiny_model_dir))
+    view, text = app.inpaint_tab.mask_preview(Image.open(pictures.photo), Image.open(mask), model=str(tiny_model_dir))
     assert view is not None, text  # not "paint over the part...": the stroke counts
     regenerated = int(text.split()[0])  # "N of M tokens will be regenerated ..."
     out = tmp_path / "edited.png"

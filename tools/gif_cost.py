@@ -2,7 +2,7 @@
 
     python tools/gif_cost.py [--model randar-emoji] [--runs 5] [--threads 1]
 
-Each app run goes through `app.live.LiveRun` (throttled live frames, as the page gets them). Variants, run
+Each app run goes through `randar_app.live.LiveRun` (throttled live frames, as the page gets them). Variants, run
 interleaved so that a busy machine slows all of them alike:
 - no GIF: the run only;
 - GIF: the run, then `LiveRun.gif_bytes()` (the replay's steps made from the result: randar_app/live.py);

@@ -1,6 +1,6 @@
-"""The Generate tab: new images of a class, optionally at twice the model's resolution; its callback (a
-`StudioCore` subclass that `app.handlers.StudioApp` joins with the other tabs) and its layout (`layout`, which
-`ui.build_demo` calls inside its Blocks and wires).
+"""The Generate tab: new images of a class, optionally at twice the model's resolution; its callback (an
+object holding the app's `StudioCore`, held by `handlers.StudioApp` as `generate_tab`) and its layout
+(`layout`, which `ui.build_demo` calls inside its Blocks and wires).
 """
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import gradio as gr
 
 from ..common import GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _int, order_choices, user_errors
 from ..order_brush import order_brush_panel, order_map_argument
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..widgets import LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls
 
 if TYPE_CHECKING:
     from randar.studio import Job
 
 
-class GenerateTab(StudioCore):
+class GenerateTab(TabBase):
     """The Generate tab's callback."""
 
     @user_errors
@@ -28,13 +28,13 @@ class GenerateTab(StudioCore):
                  model: str | None = None, history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """New images of a class (optionally at twice the model's resolution); `order_brush`: the order
-        brush editor's value (app.order_brush), painted cells decoded first."""
-        with self.models.lease(model or self.models.initial, "generate") as studio:  # a free device
-            label = self.label(studio, class_name)
+        brush editor's value (randar_app/order_brush.py), painted cells decoded first."""
+        with self.core.models.lease(model or self.core.models.initial, "generate") as studio:  # a free device
+            label = self.core.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
-            kw: dict[str, Any] = dict(options=self._sampling(
+            kw: dict[str, Any] = dict(options=self.core.sampling_options(
                 studio, cfg, cfg_start, temperature, top_k, top_p, batch=batch, order=order,
-                seed=self.pick_seed(seed, random_seed), clip_steps=True))
+                seed=self.core.pick_seed(seed, random_seed), clip_steps=True))
             notices: list[str] = []
             painted = order_map_argument(order_brush, studio.grid_size)
             if painted is not None and double_size:
@@ -48,9 +48,10 @@ class GenerateTab(StudioCore):
                     return studio.generate_x2(label, steps=max(4, s), **kw)
                 return studio.generate(label, steps=s, **kw)
 
-            job, files = self._start("generate", lambda f: self.make_job(factory, steps, notices))
+            job, files = self.core.start_run("generate", lambda f: self.core.make_job(factory, steps, notices))
             caption = class_name if label is not None else "no class"
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption=caption)
+            yield from self.core.stream_run(studio, job, files, request, history, model=model, notices=notices,
+                                            caption=caption)
 
 
 def layout(ctx: LayoutContext) -> GenerateWidgets:

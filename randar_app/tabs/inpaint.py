@@ -20,7 +20,7 @@ from ..components import RobustImage, RobustImageEditor
 from ..media import editor_input, mask_layer, token_grid_preview
 from ..order_brush import brush_strength, inpaint_brush_panel
 from ..privacy import without_server_paths
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..store import RunFiles, RunStore
 from ..widgets import ASSETS, LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls, scope_note
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from randar.studio import Job
 
 
-class InpaintTab(StudioCore):
+class InpaintTab(TabBase):
     """The Inpaint tab's callbacks."""
 
     @user_errors
@@ -39,18 +39,19 @@ class InpaintTab(StudioCore):
                 seed: float = RANDOM_SEED, random_seed: bool = False, batch: float = 1, model: str | None = None, history: list | None = None,
                 order_brush: Any = None, request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Regenerate the painted part of an image; the rest of it is kept byte for byte. `order_brush`: the
-        order brush's value over the same picture (app.order_brush), its painted cells filled first."""
+        order brush's value over the same picture (randar_app/order_brush.py), its painted cells filled first."""
         edit = editor_input(image, mask_file, bool(invert_mask))
         if edit.mask is None or not edit.mask.any():
             raise gr.Error("The mask is empty: paint over the part of the image to regenerate (or upload a mask), "
                            "then run again.", title="Nothing to inpaint")
-        with self.models.lease(model or self.models.initial, "inpaint") as studio:  # a free device
-            label = self.label(studio, class_name)
+        with self.core.models.lease(model or self.core.models.initial, "inpaint") as studio:  # a free device
+            label = self.core.label(studio, class_name)
             kw = dict(label=label, feather=_int(feather, "feather", 0, 4096),
                       dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
-                      options=self._sampling(studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
-                                             batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                                             seed=self.pick_seed(seed, random_seed), clip_steps=True))
+                      options=self.core.sampling_options(studio, cfg, cfg_start, temperature, top_k, top_p,
+                                                         order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
+                                                         seed=self.core.pick_seed(seed, random_seed),
+                                                         clip_steps=True))
             notices = list(edit.notices)
             painted = brush_strength(order_brush)
             if painted is not None:
@@ -59,11 +60,12 @@ class InpaintTab(StudioCore):
             def make(files: RunFiles) -> "Job":
                 img = RunStore.save_input(files, "input", edit.image)
                 mask = RunStore.save_input(files, "mask", Image.fromarray(edit.mask.astype(np.uint8) * 255, "L"))
-                return self.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
+                return self.core.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
 
-            job, files = self._start("inpaint", make)
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="inpaint",
-                                 extra=1, finish=lambda result: (before_after("inpaint", edit.image, result),))
+            job, files = self.core.start_run("inpaint", make)
+            yield from self.core.stream_run(
+                studio, job, files, request, history, model=model, notices=notices, caption="inpaint", extra=1,
+                finish=lambda result: (before_after("inpaint", edit.image, result),))
 
     @staticmethod
     def editor_upload_problem(note: Any = None) -> Any:
@@ -90,7 +92,7 @@ class InpaintTab(StudioCore):
             return None, f"⚠️ {without_server_paths(str(exc))}"
         if not edit.mask_pixels:
             return None, "Paint over the part of the image to regenerate: the tokens it touches appear here."
-        studio = self.try_studio(model)
+        studio = self.core.try_studio(model)
         if studio is None:
             return None, f"Mask: {edit.mask_pixels:,} px painted (load a model to see its token grid)."
         try:
@@ -123,7 +125,7 @@ def editor_example(name: str, with_mask: bool) -> dict[str, Any]:
 
 def layout(ctx: LayoutContext) -> InpaintWidgets:
     with gr.Tab("Inpaint", id="inpaint"), gr.Row():
-        i_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        i_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             i_scope = scope_note("inpaint", ctx.studio)
             editor = RobustImageEditor(
@@ -195,5 +197,5 @@ class InpaintWidgets(TabWidgets):
     mask_file: RobustImage
     slider: gr.ImageSlider
     upload_problem: gr.Textbox
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)
     examples: gr.Examples  # of EXAMPLES, in this order

@@ -8,18 +8,16 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
 
-from randar.options.choices import EDIT_TEMPERATURE
+from randar.options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE
 from randar.io.images import ImageError
 from randar.tasks.geometry import outpaint_size, split_extension
 
-from ..common import (
-    ALIGN_CHOICES, EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _int, _skip, order_choices, user_errors,
-)
+from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _int, _skip, order_choices, user_errors
 from ..compare import before_after
 from ..media import MAX_INPUT_SIDE, as_image, edit_image, limit_size, outpaint_preview, pixel_outpaint_preview
 from ..order_brush import outpaint_brush_panel, outpaint_order_map
 from ..privacy import without_server_paths
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..store import RunFiles, RunStore
 from ..widgets import LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls
 
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
     from randar.studio import Job
 
 
-class OutpaintTab(StudioCore):
+class OutpaintTab(TabBase):
     """The Outpaint tab's callbacks."""
 
     @user_errors
@@ -38,15 +36,17 @@ class OutpaintTab(StudioCore):
                  history: list | None = None, order_brush: Any = None,
                  request: gr.Request | None = None) -> Iterator[tuple[Any, ...]]:
         """Extend an image by pixels per side; the original's pixels are kept byte for byte. `order_brush`: the
-        order brush's value over the extended canvas (app.order_brush), its painted new cells generated first."""
+        order brush's value over the extended canvas (randar_app/order_brush.py), its painted new cells generated
+        first."""
         notices: list[str] = []
         img = edit_image(image, "image to extend", notices, kept="original's pixels")  # L, LA, RGBA kept
-        with self.models.lease(model or self.models.initial, "outpaint") as studio:  # a free device
+        with self.core.models.lease(model or self.core.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-            kw = dict(label=self.label(studio, class_name), **sides, options=self._sampling(
+            kw = dict(label=self.core.label(studio, class_name), **sides, options=self.core.sampling_options(
                 studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
-                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed), clip_steps=True))
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
+                clip_steps=True))
             painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
                                                        img.height + sides["top"] + sides["bottom"]))
             if painted is not None:
@@ -54,11 +54,12 @@ class OutpaintTab(StudioCore):
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
-                return self.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
+                return self.core.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
 
-            job, files = self._start("outpaint", make)
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption="outpaint",
-                                 extra=1, finish=lambda result: (before_after("outpaint", img, result),))
+            job, files = self.core.start_run("outpaint", make)
+            yield from self.core.stream_run(
+                studio, job, files, request, history, model=model, notices=notices, caption="outpaint", extra=1,
+                finish=lambda result: (before_after("outpaint", img, result),))
 
     @user_errors
     def outpaint_preview(self, image: Any = None, left: float = 0, right: float = 0, top: float = 0,
@@ -74,7 +75,7 @@ class OutpaintTab(StudioCore):
             return None, f"⚠️ {without_server_paths(str(exc))}"
         if not any(sides.values()):
             return img, f"The image is {img.width}×{img.height} px. Extend at least one side (or use a preset)."
-        studio = self.try_studio(model)
+        studio = self.core.try_studio(model)
         if studio is None:
             p = pixel_outpaint_preview(img, **sides)
             return p, f"New canvas {p.width}×{p.height} px (load a model to see its token grid)."
@@ -146,7 +147,7 @@ class OutpaintTab(StudioCore):
 def layout(ctx: LayoutContext) -> OutpaintWidgets:
     studio, n_tokens, default_steps = ctx.studio, ctx.n_tokens, ctx.default_steps
     with gr.Tab("Outpaint", id="outpaint"), gr.Row():
-        o_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        o_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             o_scope, o_image = image_input("outpaint", "Image to extend", ("rocket", "house", "sunflower"),
                                            studio)
@@ -203,4 +204,4 @@ class OutpaintWidgets(TabWidgets):
     order: gr.Dropdown
     steps: gr.Slider
     slider: gr.ImageSlider
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)

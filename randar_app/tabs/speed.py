@@ -12,14 +12,14 @@ from randar.ordering.schedule import step_sizes
 
 from ..common import GENERATE_ORDERS, NO_CLASS, _int, _session, _skip, order_choices, speed_step_counts, user_errors
 from ..live import LiveRun
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..widgets import LayoutContext, TabWidgets, class_dropdown, live_panel, sampling_controls
 
 
 PLOT_HEIGHT = 340
 
 
-class SpeedTab(StudioCore):
+class SpeedTab(TabBase):
     """The Speed tab's callback."""
 
     @user_errors
@@ -31,30 +31,31 @@ class SpeedTab(StudioCore):
         Outputs: live, order map, status, gallery, table, latency plot, schedule plot, seed."""
         import pandas as pd
 
-        with self.models.lease(model or self.models.initial, "speed") as studio:  # a free device
+        with self.core.models.lease(model or self.core.models.initial, "speed") as studio:  # a free device
             n = studio.grid_size ** 2
             counts = sorted({min(_int(c, "step count", 1), n) for c in (step_counts or speed_step_counts(n))},
                             reverse=True)
-            label = self.label(studio, class_name)
-            seed_value = self.pick_seed(seed, random_seed)
-            kw = dict(options=self._sampling(studio, cfg, 1.0, temperature, top_k, top_p, order=order, seed=seed_value))
+            label = self.core.label(studio, class_name)
+            seed_value = self.core.pick_seed(seed, random_seed)
+            kw = dict(options=self.core.sampling_options(studio, cfg, 1.0, temperature, top_k, top_p, order=order,
+                                                         seed=seed_value))
             jobs = [studio.generate(label, steps=c, **kw) for c in counts]  # validate everything first
-            with self.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
+            with self.core.models.lock(studio):  # warm-up (caches, kernels, palette): the first timing would include it
                 studio.generate(label, steps=min(counts), **kw).run()
             rows: list[dict[str, Any]] = []
             gallery: list[tuple[Any, str]] = []
             session = _session(request)
             for k, (c, job) in enumerate(zip(counts, jobs)):
-                run = LiveRun(studio, job, self.models.lock(studio), interval=self.config.preview_interval,
-                              delay=self.config.demo_delay, prefix=f"Run {k + 1}/{len(counts)} ({c} steps): ")
-                self.runs.start(session, run)
+                run = LiveRun(studio, job, self.core.models.lock(studio), interval=self.core.config.preview_interval,
+                              delay=self.core.config.demo_delay, prefix=f"Run {k + 1}/{len(counts)} ({c} steps): ")
+                self.core.runs.start(session, run)
                 try:
                     for frame in run:
                         yield (frame.image, frame.order, frame.status) + _skip(5)
                         if frame.stopped:
                             return
                 finally:
-                    self.runs.finish(session, run)
+                    self.core.runs.finish(session, run)
                 result = run.result
                 run.release()
                 t = result.timings

@@ -11,7 +11,7 @@ import gradio as gr
 from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _float, _int, order_choices, user_errors
 from ..compare import before_after
 from ..media import as_image
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..store import RunFiles, RunStore
 from ..widgets import LayoutContext, TabWidgets, class_dropdown, image_input, live_panel, sampling_controls
 
@@ -27,7 +27,7 @@ def _scale(value: Any) -> int:
     return int(float(text))
 
 
-class UpscaleTab(StudioCore):
+class UpscaleTab(TabBase):
     """The Upscale tab's callback."""
 
     @user_errors
@@ -41,26 +41,26 @@ class UpscaleTab(StudioCore):
         notices: list[str] = []
         img = as_image(image, "image to upscale")
         factor = _scale(scale)
-        with self.models.lease(model or self.models.initial, "upscale") as studio:  # a free device
-            kw = dict(scale=factor, label=self.label(studio, class_name), options=self._sampling(
+        with self.core.models.lease(model or self.core.models.initial, "upscale") as studio:  # a free device
+            kw = dict(scale=factor, label=self.core.label(studio, class_name), options=self.core.sampling_options(
                 studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
-                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.pick_seed(seed, random_seed),
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
                 steps=_int(steps, "steps per tile", 1)), regenerate=_float(regenerate, "regenerated fraction"))
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
                 return studio.upscale(str(path), **kw)
 
-            job, files = self._start("upscale", make)
+            job, files = self.core.start_run("upscale", make)
 
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices,
-                                 caption=f"upscale ×{factor}", extra=1,
-                                 finish=lambda result: (before_after("upscale", img, result),))
+            yield from self.core.stream_run(studio, job, files, request, history, model=model, notices=notices,
+                                            caption=f"upscale ×{factor}", extra=1,
+                                            finish=lambda result: (before_after("upscale", img, result),))
 
 
 def layout(ctx: LayoutContext) -> UpscaleWidgets:
     with gr.Tab("Upscale", id="upscale"), gr.Row():
-        u_picked = gr.State(None)  # the picture the class box was last set for (app.class_pick)
+        u_picked = gr.State(None)  # the picture the class box was last set for (randar_app/class_pick.py)
         with gr.Column(scale=5):
             u_scope, u_image = image_input("upscale", "Image to upscale", ("dog", "pizza", "grinning"), ctx.studio)
             gr.Markdown("The output is exactly 2× (or 4×) the image's width and height. The image is "
@@ -94,4 +94,4 @@ class UpscaleWidgets(TabWidgets):
     steps: gr.Slider
     regenerate: gr.Slider
     slider: gr.ImageSlider
-    picked: gr.State  # the picture the class box was last set for (app.class_pick)
+    picked: gr.State  # the picture the class box was last set for (randar_app/class_pick.py)

@@ -21,10 +21,11 @@ from randar.io.images import ImageError
 
 from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _float, _int, order_choices, user_errors
 from ..components import RobustImage
+from ..derive import SAME_CLASS, DeriveHandlers
 from ..media import GRID_LINE, edit_image, token_grid_preview
 from ..order_brush import brush_strength
 from ..privacy import without_server_paths
-from ..run_loop import StudioCore
+from ..run_loop import TabBase
 from ..store import RunFiles, RunStore
 from ..widgets import LayoutContext, TabWidgets, live_panel, sampling_controls, scope_note
 
@@ -70,7 +71,7 @@ def selected_cells(editor: Any, cols: int, rows: int) -> np.ndarray:
     return cover >= CELL_COVER
 
 
-class VaryTab(StudioCore):
+class VaryTab(TabBase):
     """The Vary tab's callbacks."""
 
     def _vary_inputs(self, studio: "Studio", image: Any, method: str, cells: Any, notices: list[str]
@@ -97,7 +98,7 @@ class VaryTab(StudioCore):
     def _class(self, studio: "Studio", class_name: Any, known: Any) -> Any:
         if class_name in (None, "", PICTURE_CLASS):
             return known[1] if known is not None else None
-        return self.label(studio, class_name)
+        return self.core.label(studio, class_name)
 
     @user_errors
     def vary(self, image: Any = None, strength: float = VARY_SUBTLE, method: str = "random", cells: Any = None,
@@ -109,13 +110,14 @@ class VaryTab(StudioCore):
         kept. `cells`: the cell picker's value (method "cells": the selected cells; "painted": where to vary).
         `steps` 0: the regenerated tokens' share of an 88-step run."""
         notices: list[str] = []
-        with self.models.lease(model or self.models.initial, "vary") as studio:
+        with self.core.models.lease(model or self.core.models.initial, "vary") as studio:
             img, kw = self._vary_inputs(studio, image, method, cells, notices)
-            known = self.sources.picture(img)  # a picture the app made: its own tokens and class
+            known = self.core.sources.picture(img)  # a picture the app made: its own tokens and class
             s = _int(steps, "steps", 0)
-            options = self._sampling(studio, cfg, 1.0, temperature, top_k, top_p, order=order,
-                                     batch=_int(batch, "variations", 1, MAX_UI_BATCH),
-                                     seed=self.pick_seed(seed, random_seed), steps=s or None, clip_steps=True)
+            options = self.core.sampling_options(studio, cfg, 1.0, temperature, top_k, top_p, order=order,
+                                                 batch=_int(batch, "variations", 1, MAX_UI_BATCH),
+                                                 seed=self.core.pick_seed(seed, random_seed), steps=s or None,
+                                                 clip_steps=True)
             strength = _float(strength, "strength")
             label = self._class(studio, class_name, known)
 
@@ -124,10 +126,11 @@ class VaryTab(StudioCore):
                 return studio.vary(str(path), strength=strength, method=method, label=label,
                                    tokens=known[0] if known is not None else None, options=options, **kw)
 
-            job, files = self._start("vary", make)
+            job, files = self.core.start_run("vary", make)
             what = job.settings["resolved"]["regenerated"]
             caption = f"resample {what} cells" if method == "cells" else f"vary {strength:.0%}"
-            yield from self._run(studio, job, files, request, history, model=model, notices=notices, caption=caption)
+            yield from self.core.stream_run(studio, job, files, request, history, model=model, notices=notices,
+                                            caption=caption)
 
     @user_errors
     def vary_preview(self, image: Any = None, strength: float = VARY_SUBTLE, method: str = "random",
@@ -136,7 +139,7 @@ class VaryTab(StudioCore):
         (method "random" drawn with seed 0 here: a run draws its own)."""
         if image is None:
             return None, "Upload a picture, or send one here from the history or a tab's results."
-        studio = self.try_studio(model)
+        studio = self.core.try_studio(model)
         if studio is None:
             return None, "Load a model to see its token grid."
         notices: list[str] = []
@@ -157,7 +160,7 @@ class VaryTab(StudioCore):
 
     def follow_picture(self, image: Any, model: str | None = None) -> Any:
         """A fresh cell picker over a new picture (its token grid drawn on it)."""
-        studio = self.try_studio(model)
+        studio = self.core.try_studio(model)
         if image is None or studio is None:
             return gr.skip()
         try:
@@ -225,14 +228,13 @@ def layout(ctx: LayoutContext) -> VaryWidgets:
 __all__ = ["VaryTab", "VaryWidgets", "layout", "cell_picture", "selected_cells", "picker_geometry", "PICTURE_CLASS"]
 
 
-def wire_vary_sources(app: Any, v: VaryWidgets, panels: list[Any], tabs: Any, history_state: Any, selected: Any,
-                      history_buttons: tuple[Any, Any, Any], vary_inputs: list[Any], vary_outputs: list[Any],
-                      run_kw: dict[str, Any], model: Any, demo: Any) -> None:
+def wire_vary_sources(tab: VaryTab, derive: DeriveHandlers, v: VaryWidgets, panels: list[Any], tabs: Any,
+                      history_state: Any, selected: Any, history_buttons: tuple[Any, Any, Any],
+                      vary_inputs: list[Any], vary_outputs: list[Any], run_kw: dict[str, Any], model: Any,
+                      demo: Any) -> None:
     """Everything that feeds the Vary tab: the history's and every tab's "Vary" buttons (subtle and strong run
     at once; "Use in Vary" and "Resample cells…" open the tab), its cell picker following its picture, the
     preview of the cells to regenerate, and the class lists of the tab and of the branch panels per model."""
-    from ..branch_panel import SAME_CLASS
-
     private = dict(api_visibility="private")
     quick = dict(queue=False, **private)
     run = {k: val for k, val in run_kw.items() if k != "trigger_mode"}
@@ -241,12 +243,12 @@ def wire_vary_sources(app: Any, v: VaryWidgets, panels: list[Any], tabs: Any, hi
 
     def from_history(strength: float | None, method: str | None = "random") -> Any:
         def fn(history: Any, index: Any) -> tuple[Any, ...]:
-            path, _, _, tab = app.history_to_vary(history, index, strength)
+            path, _, _, tab = derive.history_to_vary(history, index, strength)
             return path, gr.skip() if strength is None else strength, gr.skip() if method is None else method, tab
         return fn
 
     def from_results(strength: float, method: str = "random") -> Any:
-        return lambda gallery: app.results_to_vary(gallery, strength, method)
+        return lambda gallery: derive.results_to_vary(gallery, strength, method)
 
     from ..replay import after_run
 
@@ -254,10 +256,10 @@ def wire_vary_sources(app: Any, v: VaryWidgets, panels: list[Any], tabs: Any, hi
     replay_outputs = [replay.slider, v.panel.live, v.panel.order, replay.guess, replay.heat, replay.caption]
 
     def after(request: gr.Request) -> tuple[Any, ...]:  # the replay of a variation run from a button
-        return after_run(app.replays, "vary", request)
+        return after_run(tab.core.replays, "vary", request)
 
     def run_vary(event: Any) -> None:
-        event.success(app.vary, vary_inputs, vary_outputs, **run, **private).then(
+        event.success(tab.vary, vary_inputs, vary_outputs, **run, **private).then(
             after, None, replay_outputs, show_progress="hidden", **private)
 
     to_vary.click(from_history(None, None), [history_state, selected], targets, **quick)
@@ -272,15 +274,15 @@ def wire_vary_sources(app: Any, v: VaryWidgets, panels: list[Any], tabs: Any, hi
 
     preview_inputs = [v.image, v.strength, v.method, v.cells, model]
     preview = dict(show_progress="hidden", trigger_mode="always_last", concurrency_limit=2, concurrency_id="preview")
-    v.image.change(app.follow_picture, [v.image, model], [v.cells], **private, **preview).then(
-        app.vary_preview, preview_inputs, [v.preview, v.caption], api_name="vary_preview", **preview)
+    v.image.change(tab.follow_picture, [v.image, model], [v.cells], **private, **preview).then(
+        tab.vary_preview, preview_inputs, [v.preview, v.caption], api_name="vary_preview", **preview)
     for event in (v.cells.change, v.method.change, v.strength.release):
-        event(app.vary_preview, preview_inputs, [v.preview, v.caption], **private, **preview)
+        event(tab.vary_preview, preview_inputs, [v.preview, v.caption], **private, **preview)
 
     branch_classes = [p.branch.class_name for p in panels if p.branch is not None]
 
     def classes(key: Any) -> tuple[Any, ...]:
-        st = app.try_studio(key)
+        st = tab.core.try_studio(key)
         names = st.class_names if st is not None else []
         n = st.grid_size ** 2 if st is not None else 256
         own = [(PICTURE_CLASS, PICTURE_CLASS), (NO_CLASS, NO_CLASS)] + [(c, c) for c in names]
