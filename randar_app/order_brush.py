@@ -205,8 +205,9 @@ def outpaint_preview(core: "StudioCore", image: Any, left: Any, right: Any, top:
     sides = dict(zip(("left", "right", "top", "bottom"), (max(0, int(float(v or 0))) for v in (left, right, top, bottom))))
     try:
         fixed = int(float(seed)) if seed is not None and float(seed) >= 0 else None  # -1: drawn when it runs
-        job = core.make_job(lambda s: studio.outpaint(img, order=order, steps=s, seed=fixed or 0, order_map=strength,
-                                                     clip_steps=True, **sides), steps, [])
+        s = max(1, int(float(steps)))
+        job = core.make_job(lambda: studio.outpaint(img, order=order, steps=s, seed=fixed or 0, order_map=strength,
+                                                    clip_steps=True, **sides), s, [])
     except (ValueError, TypeError) as exc:
         return gr.skip(), f"⚠️ {exc}"
     code = job.settings["params"].get("order_map")

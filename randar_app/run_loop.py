@@ -183,11 +183,11 @@ class StudioCore:
             raise ValueError(f"{exc}{hint}") from None
 
     @staticmethod
-    def make_job(factory: Callable[[int], "Job"], steps: Any, notices: list[str]) -> "Job":
-        """A job with `steps` forward passes, clipped to the tokens it generates (one token per step at most):
-        `factory` makes it with options that clip (TaskOptions.clip_steps), so it is planned once."""
-        steps = _int(steps, "steps", 1)
-        job = factory(steps)
+    def make_job(factory: Callable[[], "Job"], steps: int, notices: list[str]) -> "Job":
+        """The job `factory` makes, asked for `steps` forward passes with options that clip them to the tokens it
+        generates (TaskOptions.clip_steps: one token per step at most), so it is planned once; the status says
+        when they were clipped."""
+        job = factory()
         note = clipped_steps_note(steps, job.num_tokens)  # the job's notices carry the same line (deduplicated)
         if note is not None:
             notices.append(StatusNote(note))

@@ -145,14 +145,14 @@ def test_branch_errors_before_any_compute(studio, files, counter):
         studio.branch(parent, 8)
     with pytest.raises(ValueError, match="upscale run cannot be branched"):
         studio.branch(upscaled.settings, 1)
-    from randar.tasks import branch
+    from randar.tasks import BranchParams, branch
 
     with pytest.raises(ValueError, match="decided 1 after step 1"):
-        branch(studio.pair, parent.settings, step=1, kept=encode_sequence([], []))
+        branch(studio.pair, BranchParams(parent=parent.settings, step=1, kept=encode_sequence([], [])))
     inpainted = studio.inpaint(files / "pic.png", files / "mask.png", steps=8, seed=1)
     context = int(np.flatnonzero(inpainted.canvas.known.reshape(-1))[0])
     with pytest.raises(ValueError, match="belong to another run"):  # a cell the inpaint keeps as context
-        branch(studio.pair, inpainted.settings, step=1, kept=encode_sequence([context], [0]))
+        branch(studio.pair, BranchParams(parent=inpainted.settings, step=1, kept=encode_sequence([context], [0])))
     assert counter.forwards == 0
 
 

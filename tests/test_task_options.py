@@ -143,15 +143,15 @@ def test_the_app_plans_a_clipped_run_once(studio):
 
     def factory(steps: int):
         calls.append(steps)
-        return studio.generate(steps=steps, seed=0, clip_steps=True)
+        return lambda: studio.generate(steps=steps, seed=0, clip_steps=True)
 
     notices: list[str] = []
-    job = StudioApp.make_job(factory, 100, notices)
+    job = StudioApp.make_job(factory(100), 100, notices)
     assert calls == [100] and job.num_steps == 64
     assert len(notices) == 1 and isinstance(notices[0], StatusNote) and "only 64 tokens" in notices[0]
     assert notices[0] in job.notices  # the same line as the job's own (the status shows it once)
     notices.clear()
-    assert StudioApp.make_job(factory, 64, notices).num_steps == 64 and not notices
+    assert StudioApp.make_job(factory(64), 64, notices).num_steps == 64 and not notices
 
 
 # ---- through the CLI ------------------------------------------------------------------------------------

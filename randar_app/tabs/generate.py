@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
 
+from randar.options.params import GenerateParams, GenerateX2Params
+
 from ..common import GENERATE_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _int, order_choices, user_errors
 from ..order_brush import order_brush_panel, order_map_argument
 from ..run_loop import TabBase
@@ -32,21 +34,23 @@ class GenerateTab(TabBase):
         with self.core.models.lease(model or self.core.models.initial, "generate") as studio:  # a free device
             label = self.core.label(studio, class_name)
             batch = _int(batch, "batch", 1, MAX_UI_BATCH)
-            kw: dict[str, Any] = dict(options=self.core.sampling_options(
-                studio, cfg, cfg_start, temperature, top_k, top_p, batch=batch, order=order,
-                seed=self.core.pick_seed(seed, random_seed), clip_steps=True))
+            steps = _int(steps, "steps", 1)
             notices: list[str] = []
             painted = order_map_argument(order_brush, studio.grid_size)
             if painted is not None and double_size:
                 raise gr.Error("The order brush works at the model's own resolution: clear it or untick "
                                "'Twice the resolution'.", title="Painted order")
-            if painted is not None:
-                kw["order_map"] = painted
+            options = self.core.sampling_options(
+                studio, cfg, cfg_start, temperature, top_k, top_p, batch=batch, order=order,
+                seed=self.core.pick_seed(seed, random_seed), clip_steps=True, order_map=painted,
+                steps=max(4, steps) if double_size else steps)  # x2: forward passes in all, split by the task
+            params = (GenerateX2Params(label=label, options=options) if double_size
+                      else GenerateParams(label=label, options=options))
 
-            def factory(s: int) -> "Job":
-                if double_size:  # `s` forward passes in all, split between the two stages by the task
-                    return studio.generate_x2(label, steps=max(4, s), **kw)
-                return studio.generate(label, steps=s, **kw)
+            def factory() -> "Job":
+                if isinstance(params, GenerateX2Params):
+                    return studio.generate_x2(params=params)
+                return studio.generate(params=params)
 
             job, files = self.core.start_run("generate", lambda f: self.core.make_job(factory, steps, notices))
             caption = class_name if label is not None else "no class"

@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from randar.options.choices import EDIT_TEMPERATURE
+from randar.options.params import InpaintParams
 from randar.io.images import ImageError
 
 from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _int, order_choices, user_errors
@@ -46,21 +47,19 @@ class InpaintTab(TabBase):
                            "then run again.", title="Nothing to inpaint")
         with self.core.models.lease(model or self.core.models.initial, "inpaint") as studio:  # a free device
             label = self.core.label(studio, class_name)
-            kw = dict(label=label, feather=_int(feather, "feather", 0, 4096),
-                      dilate=_int(dilate, "dilate", 0, studio.grid_size), region=region,
-                      options=self.core.sampling_options(studio, cfg, cfg_start, temperature, top_k, top_p,
-                                                         order=order, batch=_int(batch, "batch", 1, MAX_UI_BATCH),
-                                                         seed=self.core.pick_seed(seed, random_seed),
-                                                         clip_steps=True))
+            steps = _int(steps, "steps", 1)
+            params = InpaintParams(
+                label=label, feather=_int(feather, "feather", 0, 4096), dilate=_int(dilate, "dilate", 0, studio.grid_size),
+                region=region, options=self.core.sampling_options(
+                    studio, cfg, cfg_start, temperature, top_k, top_p, order=order, steps=steps,
+                    batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
+                    clip_steps=True, order_map=brush_strength(order_brush)))
             notices = list(edit.notices)
-            painted = brush_strength(order_brush)
-            if painted is not None:
-                kw["order_map"] = painted
 
             def make(files: RunFiles) -> "Job":
                 img = RunStore.save_input(files, "input", edit.image)
                 mask = RunStore.save_input(files, "mask", Image.fromarray(edit.mask.astype(np.uint8) * 255, "L"))
-                return self.core.make_job(lambda s: studio.inpaint(str(img), str(mask), steps=s, **kw), steps, notices)
+                return self.core.make_job(lambda: studio.inpaint(str(img), str(mask), params), steps, notices)
 
             job, files = self.core.start_run("inpaint", make)
             yield from self.core.stream_run(

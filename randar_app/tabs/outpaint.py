@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import gradio as gr
 
 from randar.options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE
+from randar.options.params import OutpaintParams
 from randar.io.images import ImageError
 from randar.tasks.geometry import outpaint_size, split_extension
 
@@ -43,18 +44,17 @@ class OutpaintTab(TabBase):
         with self.core.models.lease(model or self.core.models.initial, "outpaint") as studio:  # a free device
             sides = {k: _int(v, f"{k} (pixels)", 0) for k, v in
                      (("left", left), ("right", right), ("top", top), ("bottom", bottom))}
-            kw = dict(label=self.core.label(studio, class_name), **sides, options=self.core.sampling_options(
-                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
-                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
-                clip_steps=True))
             painted = outpaint_order_map(order_brush, (img.width + sides["left"] + sides["right"],
                                                        img.height + sides["top"] + sides["bottom"]))
-            if painted is not None:
-                kw["order_map"] = painted
+            steps = _int(steps, "steps", 1)
+            params = OutpaintParams(label=self.core.label(studio, class_name), **sides, options=self.core.sampling_options(
+                studio, cfg, cfg_start, temperature, top_k, top_p, order=order, steps=steps,
+                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
+                clip_steps=True, order_map=painted))
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
-                return self.core.make_job(lambda s: studio.outpaint(str(path), steps=s, **kw), steps, notices)
+                return self.core.make_job(lambda: studio.outpaint(str(path), params), steps, notices)
 
             job, files = self.core.start_run("outpaint", make)
             yield from self.core.stream_run(

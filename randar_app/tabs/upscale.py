@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import gradio as gr
 
+from randar.options.params import UpscaleParams
+
 from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _float, _int, order_choices, user_errors
 from ..compare import before_after
 from ..media import as_image
@@ -42,14 +44,16 @@ class UpscaleTab(TabBase):
         img = as_image(image, "image to upscale")
         factor = _scale(scale)
         with self.core.models.lease(model or self.core.models.initial, "upscale") as studio:  # a free device
-            kw = dict(scale=factor, label=self.core.label(studio, class_name), options=self.core.sampling_options(
-                studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
-                batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
-                steps=_int(steps, "steps per tile", 1)), regenerate=_float(regenerate, "regenerated fraction"))
+            params = UpscaleParams(
+                scale=factor, label=self.core.label(studio, class_name), regenerate=_float(regenerate, "regenerated fraction"),
+                options=self.core.sampling_options(
+                    studio, cfg, cfg_start, temperature, top_k, top_p, order=order,
+                    batch=_int(batch, "batch", 1, MAX_UI_BATCH), seed=self.core.pick_seed(seed, random_seed),
+                    steps=_int(steps, "steps per tile", 1)))
 
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
-                return studio.upscale(str(path), **kw)
+                return studio.upscale(str(path), params)
 
             job, files = self.core.start_run("upscale", make)
 

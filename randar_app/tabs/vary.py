@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from randar.options.choices import EDIT_TEMPERATURE, VARY_STRONG, VARY_SUBTLE
+from randar.options.params import VaryParams
 from randar.io.images import ImageError
 
 from ..common import EDIT_ORDERS, MAX_UI_BATCH, NO_CLASS, RANDOM_SEED, _float, _int, order_choices, user_errors
@@ -121,10 +122,12 @@ class VaryTab(TabBase):
             strength = _float(strength, "strength")
             label = self._class(studio, class_name, known)
 
+            params = VaryParams(strength=strength, method=method, label=label,
+                                tokens=known[0] if known is not None else None, options=options, **kw)
+
             def make(files: RunFiles) -> "Job":
                 path = RunStore.save_input(files, "input", img)
-                return studio.vary(str(path), strength=strength, method=method, label=label,
-                                   tokens=known[0] if known is not None else None, options=options, **kw)
+                return studio.vary(str(path), params)
 
             job, files = self.core.start_run("vary", make)
             what = job.settings["resolved"]["regenerated"]
