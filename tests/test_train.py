@@ -102,6 +102,7 @@ def test_write_metrics_merges(tmp_path):
 
 # ---- trainers learn --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_vq_overfits_a_repeated_batch():
     ds = SyntheticDataset(n=4, num_classes=2, size=32, eval_fraction=0.25, seed=1)
     images = ds.images("train")  # 3 images, batch 4: every step sees the same images
@@ -124,6 +125,7 @@ def _briefly_trained_tokenizer() -> tuple[np.ndarray, VQModel, torch.Tensor]:
     return images, vq, encode_codes(vq, images, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_decoder_finetune_improves_recon_and_keeps_codes():
     images, vq, codes = _briefly_trained_tokenizer()
     encoder_before = {k: v.clone() for k, v in vq.state_dict().items() if not k.startswith(("decoder", "post_quant"))}
@@ -172,6 +174,7 @@ def test_log_mse_loss_is_the_mean_psnr_objective():
     assert g[0] > 10 * g[1]
 
 
+@pytest.mark.slow
 def test_decoder_finetune_with_a_deeper_decoder_and_log_mse(tmp_path):
     images, vq, codes = _briefly_trained_tokenizer()
     latents = quantized_latents(vq, images, torch.device("cpu"))
@@ -198,6 +201,7 @@ def _trainer(tmp_path, codes, labels, name="state.pt", **recipe):
                               tmp_path / name, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_gpt_overfits_a_repeated_batch(tmp_path):
     from randar.train.trainer import StopFlag
 
