@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from randar.evaluate import metrics
 from randar.model.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
@@ -46,6 +47,13 @@ def test_psnr_known_values():
     assert psnr(a, b) == pytest.approx([20 * math.log10(255), 0.0])
     with pytest.raises(ValueError):
         psnr(a, a[:1])
+
+
+def test_psnr_per_image_is_the_evaluation_harness_psnr():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    b = np.clip(a + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert psnr(a, b).tolist() == [metrics.psnr(x, y) for x, y in zip(a, b)]
 
 
 def test_unigram_baseline_and_usage_known_distributions():
