@@ -4,9 +4,11 @@ The pair: transformer dim 64, 2 layers, 4 heads, vocab 64, 8x8 grid, 3 classes; 
 Random weights make no sensible pictures, but every code path (orders, caches, schedules, extrapolation,
 pasting back) runs exactly as with a trained model, in milliseconds.
 
-Markers (registered in pytest.ini) are applied here, by file, fixture and test name, rather than by decorators
-in each file, so that a new test in a slow file or on a slow fixture is marked without anyone remembering to:
-`python -m pytest -m "not slow and not browser"` is the quick loop.
+Markers (slow, browser, gpu; registered in pytest.ini) are declared by the test files themselves: a file's
+`pytestmark` where all its tests are slow, `@pytest.mark.slow` on single tests otherwise. tests/marker_check.py,
+loaded here, stops any collection in which a test uses something slow (the app server, a browser, torchrun,
+the emoji dataset build) without the marker, so that `python -m pytest -m "not slow and not browser"` (the
+quick loop) stays quick.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
+from marker_check import pytest_collection_modifyitems  # noqa: F401 - a hook: the marker check
 from randar.model.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
@@ -113,59 +116,6 @@ def make_picture():
     return picture
 
 
-# ---- markers --------------------------------------------------------------------------------------------
-# Measured with `--durations=0` on the 2-core CI machine; "slow" is anything over about a second, so that
-# `-m "not slow and not browser"` stays at a minute or two.
-
-# headless Chromium against `python app.py`
-BROWSER_FILES = {"test_app_browser.py", "test_app_browser_usability.py", "test_replay_browser.py",
-                 "test_app_browser_first_use.py"}
-GPU_FILES = {"test_gpu.py"}  # CUDA only; skipped elsewhere
-# (nearly) every test of these files starts `python app.py` (about 20 s) or torchrun jobs (10-50 s), builds and
-# checks reference bundles, or looks for the emoji artwork (npm) and renders it: a second or more each
-# (or, below them: builds and installs the package, runs every --help/README example, SIGKILLs batches, measures
-# peak memory in subprocesses, runs README's Python examples)
-SLOW_FILES = BROWSER_FILES | {"test_app_api.py", "test_app_api_usability.py", "test_app_hostile_requests.py",
-                             "test_scaleout.py",
-                             "test_conformance_bundles.py", "test_emoji_data.py", "test_packaging.py",
-                             "test_help_examples.py", "test_readme_python.py", "test_kill_batch.py", "test_memory.py"}
-# module fixtures that start the app or torchrun, or build the emoji dataset: whoever uses one is slow
-SLOW_FIXTURES = {"server", "other_servers", "one_process", "built"}
-# single tests that run for a second or more on their own: (file, test name with or without its parameters)
-SLOW_TESTS = {
-    ("test_bench.py", "test_cpu_benchmark_reports_both_paths_and_the_headline_ratio"),
-    ("test_evaluate.py", "test_quick_run_on_the_shipped_model"),
-    ("test_train.py", "test_train_default_writes_a_loadable_model_directory"),
-    ("test_train.py", "test_vq_overfits_a_repeated_batch"),
-    ("test_train.py", "test_decoder_finetune_with_a_deeper_decoder_and_log_mse"),
-    ("test_train.py", "test_decoder_finetune_improves_recon_and_keeps_codes"),
-    ("test_cli.py", "test_python_dash_m_entry_point"),
-    ("test_cli.py", "test_each_command_writes_the_right_size_and_rerun_reproduces_it[upscale-args6-size6]"),
-    ("test_cli.py", "test_upscale_folder_with_gifs_and_num"),
-    ("test_cli.py", "test_rerun_with_moved_or_changed_inputs"),
-    ("test_reliability.py", "test_13000_square_png_through_the_cli_with_bounded_memory"),
-    ("test_reliability.py", "test_largest_allowed_input_decodes_in_bounded_memory"),
-    ("test_reliability.py", "test_13000_square_png_is_refused_with_bounded_memory"),
-    ("test_reliability.py", "test_app_refuses_huge_upload_before_gradio_decodes_it"),
-    ("test_tasks.py", "test_upscale_rerun_and_batch"),
-    ("test_tasks.py", "test_fast_and_plain_decoding_give_the_same_tokens"),
-    ("test_upscale.py", "test_real_upscale_is_consistent_with_its_input"),
-    ("test_app_handlers.py", "test_model_cache_is_lru_with_a_capacity"),
-    ("test_app_handlers.py", "test_loaded_models_stay_out_of_collections_and_evicted_ones_are_freed"),
-    ("test_train.py", "test_gpt_overfits_a_repeated_batch"),
-    ("test_tasks.py", "test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest"),
-    ("test_tasks.py", "test_checkpoint_tokenizer_mismatch"),
-    ("test_upscale.py", "test_rerun_reproduces_the_pixels_of_a_real_run"),
-    ("test_evaluate.py", "test_command_line_quick_on_a_folder"),
-    ("test_default_model.py", "test_tokenizer_reconstructs_the_examples"),
-    ("test_vq.py", "test_save_pretrained_round_trip"),
-    ("test_maskgit.py", "test_real_size_tokenizer_file"),
-    ("test_official_maskgit.py", "test_download_load_by_name_and_every_task"),
-    ("test_official_maskgit.py", "test_cli_generate_by_name"),
-    ("test_class_guess.py", "test_the_shipped_model_knows_the_cat_and_not_a_photo"),
-}
-
-
 @pytest.fixture(autouse=True)
 def _thaw_after_each_test():
     """The app freezes what is alive when it loads a model (randar.runtime.memory.freeze_long_lived); in the test process
@@ -176,14 +126,3 @@ def _thaw_after_each_test():
     if gc.get_freeze_count():
         gc.unfreeze()
 
-
-def pytest_collection_modifyitems(config, items) -> None:
-    for item in items:
-        file = item.path.name
-        names = {(file, item.name), (file, getattr(item, "originalname", item.name))}
-        if file in BROWSER_FILES:
-            item.add_marker(pytest.mark.browser)
-        if file in GPU_FILES:
-            item.add_marker(pytest.mark.gpu)
-        if file in SLOW_FILES or names & SLOW_TESTS or SLOW_FIXTURES & set(item.fixturenames):
-            item.add_marker(pytest.mark.slow)

@@ -30,7 +30,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.slow]  # each test talks to `python app.py`
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from conftest import write_tiny_model  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # each test talks to `python app.py`
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "outputs" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 DEMO_DELAY = 0.2  # seconds per step: a 12-step inpaint lasts ~2.5 s, long enough to see ~6 live frames
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.browser, pytest.mark.slow]  # headless Chromium
 
 # Records every change of a tab's status text and live image (a MutationObserver in the page), so that the
 # frames a run streams are all seen, however fast they come, without polling from Python.

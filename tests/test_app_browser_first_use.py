@@ -26,7 +26,7 @@ from test_app_browser import (  # noqa: F401 - fixtures
     DEMO_DELAY, REPO, SCREENSHOTS, _sync_playwright, browser, open_tab, page, shot,
 )
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.browser, pytest.mark.slow]  # headless Chromium
 EXAMPLES = REPO / "assets" / "examples"
 CLASSES = ["face-smiling", "cat-face", "food-fruit"]  # the tiny model's three classes, as the examples name them
 # Pixi (Gradio's editor) reports a file it cannot decode as an uncaught error of its own

@@ -20,7 +20,7 @@ from PIL import Image
 from app_server import paint_mask, text, upload_to_editor, wait_images_decoded, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server, shot, watch, watched  # noqa: F401
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.browser, pytest.mark.slow]  # headless Chromium
 CAT = REPO / "assets" / "examples" / "cat.png"
 
 

@@ -380,6 +380,7 @@ def test_missing_model_report_says_how_to_get_it(tmp_path):
     assert canvas.size == (48, 32) and "load a model" in text
 
 
+@pytest.mark.slow
 def test_model_cache_is_lru_with_a_capacity(tmp_path):
     dirs = [write_tiny_model(tmp_path / f"m{i}", seed=i, name=f"m{i}") for i in range(3)]
     mm = ModelManager(str(dirs[0]), checkpoints=tmp_path, device="cpu", threads=1, capacity=2)  # dirs inside it
@@ -393,6 +394,7 @@ def test_model_cache_is_lru_with_a_capacity(tmp_path):
     assert [r[0].name for r in mm._studios.values()] == ["m2", "m1"]
 
 
+@pytest.mark.slow
 def test_loaded_models_stay_out_of_collections_and_evicted_ones_are_freed(tmp_path):
     """A run ends with a garbage collection (randar.runtime.memory.release_memory); with the ~470,000 objects of torch,
     Gradio and the models in its way it took 0.3-0.4 s of GIL per run. Loading a model freezes what exists

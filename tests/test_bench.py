@@ -8,9 +8,12 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from randar.evaluate.bench import main
 
 
+@pytest.mark.slow
 def test_cpu_benchmark_reports_both_paths_and_the_headline_ratio(tmp_path, capsys):
     report = tmp_path / "bench.json"
     assert main(["--device", "cpu", "--steps", "88,8", "--repeats", "1", "--verify", "--json", str(report)]) == 0

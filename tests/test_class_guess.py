@@ -104,6 +104,7 @@ def emoji_studio():
     return Studio.load(device="cpu", threads=1)  # the shipped model, randar-emoji (98 subgroups)
 
 
+@pytest.mark.slow
 def test_the_shipped_model_knows_the_cat_and_not_a_photo(emoji_studio):
     cat = emoji_studio.guess_class(REPO / "assets" / "examples" / "cat.png")
     assert cat.name == "cat-face" and cat.confidence > 0.5, cat

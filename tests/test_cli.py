@@ -120,7 +120,7 @@ def test_num_names_the_images_and_rerun_picks_one_of_the_batch(run, tmp_path):
     ("outpaint", ["{pic}", "--aspect", "2:1", "--align", "left"], None),
     ("outpaint", ["{pic}", "--zoom", "1.3"], None),
     ("upscale", ["{pic}", "--regenerate", "0.5"], (144, 112)),  # exactly 2x the 72x56 input
-    ("upscale", ["{pic}", "--scale", "4", "--consistency", "2"], (288, 224)),
+    pytest.param("upscale", ["{pic}", "--scale", "4", "--consistency", "2"], (288, 224), marks=pytest.mark.slow),
 ])
 def test_each_command_writes_the_right_size_and_rerun_reproduces_it(run, inputs, tmp_path, task, args, size):
     out = tmp_path / "out" / f"{task}.png"  # the out folder is created
@@ -139,6 +139,7 @@ def test_each_command_writes_the_right_size_and_rerun_reproduces_it(run, inputs,
     assert f"seed {side['seed']}" in stderr
 
 
+@pytest.mark.slow
 def test_rerun_with_moved_or_changed_inputs(run, inputs, tmp_path):
     pic = tmp_path / "moved.png"
     pic.write_bytes(inputs["pic"].read_bytes())
@@ -237,6 +238,7 @@ def test_out_folder_for_a_single_input(run, inputs, tmp_path):
     assert stdout.strip() == str(tmp_path / "res" / "pic.png") and files_under(tmp_path / "res") == ["pic.png", "pic.png.json"]
 
 
+@pytest.mark.slow
 def test_upscale_folder_with_gifs_and_num(run, tmp_path):
     photos = _folder(tmp_path, ["x.png", "y.webp"])
     out, gifs = tmp_path / "big", tmp_path / "gifs"
@@ -431,6 +433,7 @@ def test_quiet_keeps_the_summary_and_drops_the_notes(run, inputs, tmp_path):
     assert stdout.strip() == str(tmp_path / "u.png")
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(tiny_model_dir, tmp_path):
     out = tmp_path / "sub.png"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")

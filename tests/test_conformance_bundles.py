@@ -20,6 +20,8 @@ from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
 from randar.decoding.sampling import Guidance, SamplingParams
 
+pytestmark = pytest.mark.slow  # builds and checks reference bundles
+
 CASES = [(-1, 1.0, 1.0), (-1, 1.0, 3.0), (5, 1.0, 1.0), (5, 2.0, 2.0), (2, 1.0, 4.0)]
 
 

@@ -50,6 +50,7 @@ def test_registry_resolves_the_default_name_to_the_shipped_directory():
     assert resolved.name == DEFAULT_MODEL and resolved.model_dir.resolve() == MODEL_DIR.resolve()
 
 
+@pytest.mark.slow
 def test_tokenizer_reconstructs_the_examples(default_studio):
     images = np.stack([np.asarray(load_image(EXAMPLES / f"{n}.png").convert("RGB"))
                        for n in ("cat", "dog", "rocket", "pizza")])

@@ -21,6 +21,8 @@ from randar.data import emoji_build as B
 from randar.data import emoji_sources as S
 from randar.data import load_emoji_dataset, split_of
 
+pytestmark = pytest.mark.slow  # looks for the emoji artwork (npm), builds the dataset and renders it
+
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "build_emoji_dataset.py"
 LIMIT = 20

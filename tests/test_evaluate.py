@@ -137,6 +137,7 @@ def test_run_edit_task_scores_every_method(studio, make_picture):
     assert grid.size == ((2 + len(methods)) * size, 16 + 2 * size)
 
 
+@pytest.mark.slow
 def test_command_line_quick_on_a_folder(tmp_path, tiny_model_dir, make_picture):
     from randar.evaluate.__main__ import main
 
@@ -166,6 +167,7 @@ def test_command_line_errors_are_clear(tmp_path, tiny_model_dir, capsys):
     assert "unknown task" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quick_run_on_the_shipped_model(tmp_path):
     """The README's one command, on the default model and the bundled example pictures (no dataset needed)."""
     from randar.evaluate.__main__ import main

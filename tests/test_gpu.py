@@ -31,8 +31,8 @@ from randar.model import kernels
 from randar.registry import DEFAULT_MODEL
 from randar.studio import Studio
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
-                                reason="needs a CUDA GPU (CI has none): run tools/gpu_check.sh on a GPU machine")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU (CI has none): run tools/gpu_check.sh on a GPU machine")]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"

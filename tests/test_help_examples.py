@@ -29,6 +29,7 @@ RUNTIME = ["--device", "cpu", "--threads", "1", "--quiet"]
 
 pytestmark = [
     pytest.mark.timeout(900),
+    pytest.mark.slow,  # runs every --help and README example on the shipped model
     pytest.mark.skipif(not model_status("randar-emoji").complete, reason="the shipped default model is missing"),
 ]
 

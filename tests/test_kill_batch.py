@@ -26,6 +26,8 @@ from PIL import Image
 
 from randar.io.outputs import read_complete_pair
 
+pytestmark = pytest.mark.slow  # SIGKILLs batches in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 MOMENTS = int(os.environ.get("RANDAR_KILL_MOMENTS", "5"))
 SEED = int(os.environ.get("RANDAR_KILL_SEED", str(time.time_ns() % 2**31)))

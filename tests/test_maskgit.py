@@ -244,6 +244,7 @@ def test_model_directory_with_a_maskgit_tokenizer(tmp_path):
     assert result.image.size == (64, 64) and result.tokens.shape == (1, 4, 4)
 
 
+@pytest.mark.slow
 def test_real_size_tokenizer_file(tmp_path):
     """The release's tokenizer size: a random f16-256 state dict written as the official .bin weighs what the
     catalogue records (plus the pickle's few kB), is not taken for a truncated file, loads by the registry config

@@ -19,6 +19,8 @@ from PIL import Image
 from randar.io.images import MAX_IMAGE_PIXELS
 from tests.test_reliability import RSS_LIMIT_KB, write_png
 
+pytestmark = pytest.mark.slow  # measures peak memory in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 
 # argv: MODEL_DIR IMAGE MASK OUT_DIR SCENARIO. Prints one "outcome ..." line per call, then "peak_kb N".

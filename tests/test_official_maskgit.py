@@ -87,6 +87,7 @@ def picture(width: int, height: int) -> Image.Image:
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 
+@pytest.mark.slow
 def test_download_load_by_name_and_every_task(hub, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     assert model_status(NAME, ckpt).missing
@@ -133,6 +134,7 @@ def test_download_load_by_name_and_every_task(hub, tmp_path, capsys):
     assert big.size == (80, 48)
 
 
+@pytest.mark.slow
 def test_cli_generate_by_name(hub, tmp_path, capsys):
     ckpt = tmp_path / "ckpt"
     assert main(["download", NAME, "--checkpoints", str(ckpt)]) == 0

@@ -22,6 +22,7 @@ README_URL = "http://127.0.0.1:7860/"
 
 pytestmark = [
     pytest.mark.timeout(900),
+    pytest.mark.slow,  # runs README's Python examples on the shipped model
     pytest.mark.skipif(not model_status("randar-emoji").complete, reason="the shipped default model is missing"),
 ]
 

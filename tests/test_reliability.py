@@ -147,6 +147,7 @@ def peak_rss(path: Path) -> tuple[str, int]:
     return lines[0], int(lines[-1].split()[1])
 
 
+@pytest.mark.slow
 def test_13000_square_png_is_refused_with_bounded_memory(pictures):
     outcome, kb = peak_rss(pictures.large)
     assert outcome.startswith("refused") and "13000x13000" in outcome
@@ -161,6 +162,7 @@ print("exit", code, "peak_kb", int(next(l.split()[1] for l in open("/proc/self/s
 """
 
 
+@pytest.mark.slow
 def test_13000_square_png_through_the_cli_with_bounded_memory(tiny_model_dir, pictures, tmp_path):
     out = tmp_path / "edited.png"
     proc = subprocess.run([sys.executable, "-c", CLI_PEAK_SCRIPT, "inpaint", str(pictures.large), str(pictures.mask),
@@ -174,6 +176,7 @@ def test_13000_square_png_through_the_cli_with_bounded_memory(tiny_model_dir, pi
     assert int(words[-1]) < RSS_LIMIT_KB and not out.exists()
 
 
+@pytest.mark.slow
 def test_largest_allowed_input_decodes_in_bounded_memory(tmp_path):
     side = int(MAX_IMAGE_PIXELS ** 0.5)  # 6000: a transparent RGBA PNG, the costliest conversion (onto white)
     outcome, kb = peak_rss(write_png(tmp_path / "cap.png", side, side, bit_depth=8, color_type=6))
@@ -181,6 +184,7 @@ def test_largest_allowed_input_decodes_in_bounded_memory(tmp_path):
     assert kb < RSS_LIMIT_KB, kb
 
 
+@pytest.mark.slow
 def test_app_refuses_huge_upload_before_gradio_decodes_it(pictures):
     import gradio as gr
 

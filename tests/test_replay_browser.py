@@ -15,7 +15,7 @@ from PIL import Image
 from app_server import paint_stroke, text, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.browser, pytest.mark.slow]  # headless Chromium
 
 
 def assert_shown_order_map(pg, tab: str, steps_map, known, num_steps: int) -> None:

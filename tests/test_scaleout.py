@@ -25,6 +25,8 @@ from randar.cli.batch.resume import item_done
 from randar.cli.batch.sharded import KILL_AFTER_ENV, item_name
 from randar.io.outputs import OutputExistsError
 
+pytestmark = pytest.mark.slow  # torchrun jobs of 2 processes, 10-50 s each
+
 ROOT = Path(__file__).resolve().parent.parent
 GENERATE = ["generate", "--class", "face-smiling", "--count", "6", "--steps", "8", "--seed", "5", "--threads", "1",
             "--device", "cpu"]

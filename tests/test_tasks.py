@@ -79,6 +79,7 @@ def test_generate_x2_two_stages(studio, counter):
     assert torch.equal(studio.rerun(result.settings).run().tokens, result.tokens)
 
 
+@pytest.mark.slow
 def test_fast_and_plain_decoding_give_the_same_tokens(studio, make_picture):
     img = make_picture(80, 64)
     mask = box_mask(80, 64, (10, 10, 50, 40))
@@ -303,6 +304,7 @@ def test_upscale_gives_exactly_scale_times_the_size(studio, make_picture, counte
     assert psnr(pixels(out), pixels(img)) >= (35 if scale == 2 else 30)  # x4: two passes, each rounded
 
 
+@pytest.mark.slow
 def test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest(studio, make_picture, counter):
     img = make_picture(100, 70)  # 200x140 px = 25x18 tokens: 4 x 3 tiles of 8x8 (overlap 4)
     job = studio.upscale(img, steps=-1, regenerate=0.25, seed=1)
@@ -323,6 +325,7 @@ def test_upscale_tiles_keep_the_best_reproduced_codes_and_regenerate_the_rest(st
     assert torch.equal(kept.tokens[0, :6, :6], encode(studio, Image.fromarray(top_left))[:6, :6])
 
 
+@pytest.mark.slow
 def test_upscale_rerun_and_batch(studio, make_picture):
     img = make_picture(50, 40)
     result = studio.upscale(img, batch=2, steps=3, regenerate=0.5, temperature=2.0, seed=11).run()
@@ -393,6 +396,7 @@ def test_bad_inputs_fail_before_any_compute(studio, make_picture, counter, tmp_p
     assert not counter.any
 
 
+@pytest.mark.slow
 def test_checkpoint_tokenizer_mismatch(tmp_path, tiny_model_dir):
     from conftest import TINY_GPT, TINY_VQ, write_tiny_model
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from randar.evaluate import metrics
 from randar.model.config import GPTConfig, ModelCard, VQConfig
 from randar.model.transformer import RandARTransformer
 from randar.model.vq import VQModel
@@ -46,6 +47,13 @@ def test_psnr_known_values():
     assert psnr(a, b) == pytest.approx([20 * math.log10(255), 0.0])
     with pytest.raises(ValueError):
         psnr(a, a[:1])
+
+
+def test_psnr_per_image_is_the_evaluation_harness_psnr():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    b = np.clip(a + rng.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    assert psnr(a, b).tolist() == [metrics.psnr(x, y) for x, y in zip(a, b)]
 
 
 def test_unigram_baseline_and_usage_known_distributions():
@@ -102,6 +110,7 @@ def test_write_metrics_merges(tmp_path):
 
 # ---- trainers learn --------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_vq_overfits_a_repeated_batch():
     ds = SyntheticDataset(n=4, num_classes=2, size=32, eval_fraction=0.25, seed=1)
     images = ds.images("train")  # 3 images, batch 4: every step sees the same images
@@ -124,6 +133,7 @@ def _briefly_trained_tokenizer() -> tuple[np.ndarray, VQModel, torch.Tensor]:
     return images, vq, encode_codes(vq, images, torch.device("cpu"))
 
 
+@pytest.mark.slow
 def test_decoder_finetune_improves_recon_and_keeps_codes():
     images, vq, codes = _briefly_trained_tokenizer()
     encoder_before = {k: v.clone() for k, v in vq.state_dict().items() if not k.startswith(("decoder", "post_quant"))}
@@ -172,6 +182,7 @@ def test_log_mse_loss_is_the_mean_psnr_objective():
     assert g[0] > 10 * g[1]
 
 
+@pytest.mark.slow
 def test_decoder_finetune_with_a_deeper_decoder_and_log_mse(tmp_path):
     images, vq, codes = _briefly_trained_tokenizer()
     latents = quantized_latents(vq, images, torch.device("cpu"))
@@ -198,6 +209,7 @@ def _trainer(tmp_path, codes, labels, name="state.pt", **recipe):
                               tmp_path / name, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_gpt_overfits_a_repeated_batch(tmp_path):
     from randar.train.trainer import StopFlag
 

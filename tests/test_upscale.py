@@ -56,6 +56,7 @@ def test_the_size_limit_is_checked_before_any_compute(default_studio):
 # ---- real runs ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_upscale_is_consistent_with_its_input(default_studio):
     img = Image.open(EXAMPLES / "grinning.png").convert("RGB")  # 128x128: 3 x 3 tiles at the target scale
     job = default_studio.upscale(img, steps=4, seed=7)
@@ -71,6 +72,7 @@ def test_real_upscale_is_consistent_with_its_input(default_studio):
     assert psnr(out, bicubic) > 20  # the same picture, not something else
 
 
+@pytest.mark.slow
 def test_rerun_reproduces_the_pixels_of_a_real_run(default_studio, tmp_path):
     path = tmp_path / "dog.png"
     Image.open(EXAMPLES / "dog.png").convert("RGB").crop((20, 30, 84, 78)).save(path)  # 64x48: one tile

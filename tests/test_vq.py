@@ -101,6 +101,7 @@ def test_truncated_file(tmp_path, weights):
         VQModel.from_pretrained(path, bundle_vq_config())
 
 
+@pytest.mark.slow
 def test_save_pretrained_round_trip(tmp_path, model, bundle):
     path = model.save_pretrained(tmp_path / "tok")
     assert path.name == "tok.safetensors" and (tmp_path / "tok.json").exists()

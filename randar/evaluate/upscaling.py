@@ -25,7 +25,6 @@ from PIL import Image
 
 from .metrics import gradient_energy, psnr, ssim
 
-METHODS = ("randar", "bicubic", "lanczos", "vq_recon")
 RENDER_PX = 1024  # SVG rasterisation size; both sizes are resampled from it
 
 

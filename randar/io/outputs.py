@@ -32,7 +32,7 @@ from .paths import why_missing
 
 __all__ = [
     "SIDECAR_SUFFIX", "SIDECAR_KIND", "OutputExistsError", "image_format", "sidecar_path", "numbered_paths",
-    "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix", "save_image", "save_json",
+    "check_outputs", "atomic_write_bytes", "write_temp", "publish", "temp_prefix",
     "encode_image", "write_pair", "remove_temps", "sidecar_record", "read_sidecar", "read_complete_pair",
     "randar_version",
 ]
@@ -207,17 +207,8 @@ def encode_image(img: Image.Image, path: Path) -> bytes:
     return buf.getvalue()
 
 
-def save_image(img: Image.Image, path: Path, *, overwrite: bool = False) -> Path:
-    """Encode `img` in the format of `path`'s extension and write it atomically."""
-    return atomic_write_bytes(path, encode_image(img, path), overwrite=overwrite)
-
-
 def json_bytes(data: Any) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n").encode("utf-8")
-
-
-def save_json(data: Any, path: Path, *, overwrite: bool = False) -> Path:
-    return atomic_write_bytes(path, json_bytes(data), overwrite=overwrite)
 
 
 def write_pair(img: Image.Image, path: Path, sidecar: dict[str, Any], *, overwrite: bool = False) -> Path:

@@ -23,7 +23,7 @@ from typing import Any
 
 from randar.io.outputs import atomic_write_bytes
 
-__all__ = ["LOCK_NAME", "LockEntry", "LockError", "lock_path", "read_lock", "write_entry", "find_entry"]
+__all__ = ["LOCK_NAME", "LockEntry", "LockError", "lock_path", "read_lock", "write_entry"]
 
 LOCK_NAME = "downloads.lock.json"
 LOCK_KIND = "randar-downloads-lock"
@@ -77,10 +77,6 @@ def read_lock(ckpt: Path) -> dict[tuple[str, str], LockEntry]:
         entry = LockEntry(**{k: raw[k] for k in _FIELDS})
         entries[entry.key] = entry
     return entries
-
-
-def find_entry(ckpt: Path, repo: str, filename: str) -> LockEntry | None:
-    return read_lock(ckpt).get((repo, filename))
 
 
 def write_entry(ckpt: Path, entry: LockEntry) -> Path:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..evaluate.metrics import PSNR_CAP_DB
+from ..evaluate.metrics import psnr as image_psnr
 from . import autocast, images_to_device, to_float, to_uint8
 
 __all__ = [
@@ -25,20 +27,18 @@ __all__ = [
     "gpt_nll", "gpt_metrics", "sample_images", "nearest_neighbour_agreement", "write_metrics",
 ]
 
-PSNR_CAP_DB = 100.0  # the PSNR of identical images (infinite) is reported as this
-
 
 # ---- VQ -----------------------------------------------------------------------------------------------
 
 def psnr(a: np.ndarray | Tensor, b: np.ndarray | Tensor, cap_db: float = PSNR_CAP_DB) -> np.ndarray:
-    """Per-image PSNR in dB of two batches of images with pixels in [0, 255] (uint8 or float), capped at `cap_db`."""
-    a_t = torch.as_tensor(np.asarray(a) if not isinstance(a, Tensor) else a).double()
-    b_t = torch.as_tensor(np.asarray(b) if not isinstance(b, Tensor) else b).double()
-    if a_t.shape != b_t.shape:
-        raise ValueError(f"shapes differ: {tuple(a_t.shape)} vs {tuple(b_t.shape)}")
-    mse = (a_t - b_t).pow(2).flatten(1).mean(1)
-    out = 10.0 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-30))
-    return out.clamp(max=cap_db).numpy()
+    """Per-image PSNR in dB of two batches of images with pixels in [0, 255] (uint8 or float), capped at `cap_db`.
+
+    Each pair is scored by `randar.evaluate.metrics.psnr`, so that a trained tokenizer's PSNR here and the
+    evaluation harness's are one measure."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    return np.array([image_psnr(x, y, cap_db=cap_db) for x, y in zip(a, b)], dtype=np.float64)
 
 
 @torch.no_grad()
