@@ -40,7 +40,7 @@ def decode_loop(req: DecodeRequest, device: torch.device, null_class: int,
     model the same slots and consume the random generator identically, so their tokens match.
     """
     sizes = req.schedule()
-    M, B = req.num_generated, req.batch
+    M = req.num_generated
     generator = make_generator(device, req.seed)
     grid = live_grid(req, device)
 

@@ -17,7 +17,6 @@ same classifier (agreement with the asked class, next to the real images' agreem
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

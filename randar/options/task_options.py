@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .checks import check_batch, check_float, check_int, check_order, check_seed
 from .choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE

@@ -14,12 +14,8 @@ from __future__ import annotations
 
 from .catalogue import (
     DEFAULT_MODEL,
-    GPT_FILE,
     HF_URL,
-    MODEL_CARD_FILE,
     REGISTRY,
-    TRUNCATED_FRACTION,
-    VQ_FILES,
     ModelNotFoundError,
     ModelSpec,
     RemoteFile,
@@ -29,7 +25,6 @@ from .catalogue import (
 from .class_names import class_index, imagenet_class_names
 from .resolve import ResolvedModel, resolve_model
 from .status import (
-    CHECKPOINTS_ENV,
     FileStatus,
     ModelStatus,
     default_checkpoints_dir,

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..io.images import ImageSource, array_to_uint8, load_image
+from ..io.images import ImageSource, array_to_uint8
 
 __all__ = ["SourceMode", "source_mode", "restore_mode"]
 

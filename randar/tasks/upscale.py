@@ -236,7 +236,7 @@ def plan_upscale_pass(pair: ModelPair, lows: list[np.ndarray], geo: PassGeometry
     """The plan of one x2 pass over `lows` (one input per batch row, or one shared by all): one
     `TileStage` per tile with cells to regenerate, each encoding the tiles it reads just before it runs
     and decoding the tiles it finishes just after."""
-    G, f = pair.grid, pair.patch
+    f = pair.patch
     known = np.zeros((geo.rows, geo.cols), dtype=bool)
     px = _Pass(pair, geo, lows, batch, consistency, known)
     canvas = Canvas(geo.rows, geo.cols, f, known, Image.fromarray(px.big[0], "RGB"))

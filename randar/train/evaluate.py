@@ -189,7 +189,6 @@ def sample_images(gpt, vq, classes: Sequence[int], cfg_scale: float, steps: int 
     grid = gpt.config.grid_size
     n_cells = grid * grid
     guidance = Guidance.constant(cfg_scale) if schedule == "constant" else Guidance(1.0, cfg_scale)
-    device = next(gpt.parameters()).device
     out = []
     for i in range(0, len(classes), batch):
         labels = torch.as_tensor(list(classes[i:i + batch]), dtype=torch.long)

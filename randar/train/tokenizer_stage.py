@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..model.config import VQConfig
 from ..model.vq import VQModel
 
-from . import autocast, decay_groups, images_to_device, lr_factor, to_float
+from . import decay_groups, images_to_device, lr_factor, to_float
 from .trainer import StopFlag, _generator
 from .vq import VQTrainConfig, restart_dead_codes, vq_forward
 
