@@ -59,7 +59,7 @@ class TaskParams:
     def __post_init__(self) -> None:
         if not isinstance(self.options, TaskOptions):
             raise TypeError(f"options must be a TaskOptions, got {type(self.options).__name__}")
-        self.options.for_task(self.TASK)  # raises for options this task does not take (a painted order, ...)
+        self.options.check_task(self.TASK)  # a painted order, 'priority': only where the task takes them
         self.check()
 
     def check(self) -> None:

@@ -96,13 +96,18 @@ class TaskOptions:
         put("cfg_start", check_float(self.cfg_start, "cfg_start", 0.0, 100.0))
         put("clip_steps", bool(self.clip_steps))
 
-    def for_task(self, task: str) -> "TaskOptions":
-        """These options with the task's defaults filled in, after checking that the task takes them."""
+    def check_task(self, task: str) -> None:
+        """ValueError unless `task` takes these options (a painted order, the 'priority' order)."""
         defaults = TASK_DEFAULTS[task]
         if self.order_map is not None and not defaults.order_map:
             raise ValueError(f"order_map: painted orders are for generate, inpaint and outpaint, not for {task}")
         if self.order == "priority" and not defaults.priority:
             check_order(self.order)  # raises, naming the orders the task takes
+
+    def for_task(self, task: str) -> "TaskOptions":
+        """These options with the task's defaults filled in, after checking that the task takes them."""
+        self.check_task(task)
+        defaults = TASK_DEFAULTS[task]
         return dataclasses.replace(
             self, steps=defaults.steps if self.steps is None else self.steps,
             temperature=defaults.temperature if self.temperature is None else self.temperature,
