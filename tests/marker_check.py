@@ -13,6 +13,9 @@ each time they are used and stops with the list of tests that lack a marker thos
 - a name or an exact string constant anywhere in a file's code (imports, helpers, test bodies) that starts
   the app, torchrun or a browser, or drives a page (tests/app_server.py's page helpers): every test of that
   file needs the marker, because such files share the expensive thing through module fixtures and helpers.
+And every test file of the suite states its markers at the top, `pytestmark = [...]` (an empty list for a file of
+quick tests; single slow tests in it carry `@pytest.mark.slow`): a file's marking deleted or lost in an edit then
+stops the collection instead of silently turning a slow file into a quick one.
 Loaded by tests/conftest.py; tests/test_marker_check.py checks the check.
 """
 from __future__ import annotations
@@ -63,8 +66,15 @@ def code_words(path: Path) -> frozenset[str]:
     return frozenset(words)
 
 
+SUITE = Path(__file__).resolve().parent  # the suite's own files must state their markers (`pytestmark`)
+
+
 def marker_problem(item: pytest.Item) -> str | None:
     """The markers `item` lacks although something it uses requires them, and why, as one line; None if none."""
+    module = getattr(item, "module", None)
+    if Path(item.path).resolve().parent == SUITE and module is not None and not hasattr(module, "pytestmark"):
+        return (f"{item.nodeid}: its file states no markers; put `pytestmark = [...]` at its top (`[]` for quick "
+                "tests, `[pytest.mark.slow]` for a slow file)")
     has = {mark.name for mark in item.iter_markers()}
     reasons = [(markers, f"uses the fixture `{name}`, which {why}")
                for name, (markers, why) in FIXTURE_SIGNS.items() if name in getattr(item, "fixturenames", ())]

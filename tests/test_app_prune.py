@@ -9,7 +9,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from randar_app.store import OWNER_FILE, TEMP_PREFIX, RunStore, prune_uploads
+
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
 
 DAY = 24 * 3600
 

@@ -12,6 +12,8 @@ import pytest
 
 from randar.evaluate.bench import main
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 @pytest.mark.slow
 def test_cpu_benchmark_reports_both_paths_and_the_headline_ratio(tmp_path, capsys):

@@ -20,6 +20,8 @@ from randar.options.checks import derive_seed
 from randar.studio import Studio
 from randar.tasks.geometry import resample
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parent.parent
 
 

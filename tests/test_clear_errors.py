@@ -24,6 +24,8 @@ from randar.model.checkpoint import CheckpointError, read_state_dict
 from randar.cli import main
 from randar.io.images import ImageError, load_image
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 RUNTIME = ["--device", "cpu", "--threads", "1"]
 
 

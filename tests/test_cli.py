@@ -24,6 +24,8 @@ from randar import cli
 from randar.cli import main
 from randar.io.outputs import OutputExistsError, atomic_write_bytes, numbered_paths, read_sidecar, sidecar_path
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parent.parent
 RUNTIME = ["--device", "cpu", "--threads", "1"]
 

@@ -22,6 +22,8 @@ from randar.registry import DEFAULT_MODEL, resolve_model
 from randar.studio import Studio
 from randar.train.evaluate import psnr, vq_reconstruct
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL_DIR = REPO / "checkpoints" / DEFAULT_MODEL
 EXAMPLES = REPO / "assets" / "examples"

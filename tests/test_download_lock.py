@@ -15,6 +15,8 @@ from randar.registry.download import DownloadError, download_model
 from randar.registry.download_lock import LOCK_NAME, read_lock
 from tests.test_registry import FakeHub, _clean_env, hub, no_staging_left  # noqa: F401  (fixtures)
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 GPT = "tiny_gpt.safetensors"
 VQ = "tiny_vq.pt"
 

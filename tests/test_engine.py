@@ -17,6 +17,8 @@ from randar.ordering.orders import make_order
 from randar.decoding.sampling import Guidance, SamplingParams
 from randar.ordering.schedule import step_sizes
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 BUNDLE = Path(__file__).parent / "fixtures" / "randar_reference" / "reference_a.safetensors"
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)
 

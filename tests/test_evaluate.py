@@ -13,6 +13,8 @@ from randar.evaluate import masks as M
 from randar.evaluate.harness import EDIT_TASKS, HeldOut, edit_grid, run_edit_task, summarise
 from randar.evaluate.metrics import frechet_distance, gradient_energy, psnr, ssim
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 pytest.importorskip("cv2")
 
 

@@ -27,6 +27,8 @@ from randar.decoding.cpu_step import CpuStep, onednn_available
 from randar.model.transformer import RandARTransformer
 from randar.decoding.sampling import Guidance, SamplingParams
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parent.parent
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)
 

@@ -7,6 +7,8 @@ from PIL import Image
 
 from randar.tasks.fill import blend_near_known, cell_cover, harmonize, prefill, regenerated_cells, smooth_fill
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 pytest.importorskip("cv2")
 
 

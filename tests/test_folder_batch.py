@@ -15,6 +15,8 @@ from randar.cli import main
 from randar.io.outputs import read_complete_pair
 from tests.test_reliability import write_png
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 NAMES = ["a.png", "b.png", "c.png"]
 
 

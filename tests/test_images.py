@@ -9,6 +9,8 @@ from PIL import Image
 from randar.io.images import ImageError, load_image, to_pil, to_tensor, to_uint8_array
 from randar.io.masks import load_mask, mask_to_token_mask, resize_mask, same_aspect
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 def px(img: Image.Image, xy=(0, 0)) -> tuple[int, ...]:
     return img.getpixel(xy)

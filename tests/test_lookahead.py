@@ -13,6 +13,8 @@ from randar.decoding.lookahead import entropy
 from randar.model.transformer import POSITION, RandARTransformer, cat_slots, class_slots, interleave_pairs
 from randar.decoding.sampling import Guidance, SamplingParams
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 CFG = GPTConfig(dim=64, n_layer=2, n_head=4, vocab_size=64, block_size=64, num_classes=5, ffn_hidden=128)
 SCALE = 3.0
 

@@ -10,6 +10,8 @@ import pytest
 
 from marker_check import marker_problem
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 pytest_plugins = ["pytester"]
 
 
@@ -133,3 +135,29 @@ def test_lost_its_marker(server):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_lost.py::test_lost_its_marker: not marked slow, but it uses the fixture "
                                  "`server`*"])
+
+
+def test_a_suite_file_whose_marking_was_deleted_is_caught(pytester, monkeypatch):
+    """A file of the suite itself must state its markers: `pytestmark` edited away is an error, not a quick file."""
+    import marker_check
+
+    monkeypatch.setattr(marker_check, "SUITE", pytester.path.resolve())
+    found = problems(pytester, '''
+def test_was_in_a_slow_file():
+    pass
+''')
+    assert "its file states no markers; put `pytestmark = [...]` at its top" in found["test_was_in_a_slow_file"]
+
+
+def test_a_suite_file_stating_no_markers_is_a_quick_file(pytester, monkeypatch):
+    import marker_check
+
+    monkeypatch.setattr(marker_check, "SUITE", pytester.path.resolve())
+    assert problems(pytester, '''
+import pytest
+
+pytestmark = []
+
+def test_quick():
+    pass
+''') == {}

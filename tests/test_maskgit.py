@@ -18,6 +18,8 @@ from randar.model.tokenizers import build_tokenizer, detect_kind, load_tokenizer
 from randar.model.vq import VQModel
 from tests.param_shapes import maskgit_param_shapes
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 FIXTURES = Path(__file__).parent / "fixtures" / "randar_reference"
 BUNDLE_M = FIXTURES / "reference_m.safetensors"
 BUNDLE_A = FIXTURES / "reference_a.safetensors"

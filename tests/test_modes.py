@@ -10,6 +10,8 @@ from PIL import Image
 from randar.cli import main
 from randar.io.outputs import savable
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 W, H = 72, 56
 MASK_BOX = (20, 10, 50, 30)  # x0, y0, x1, y1
 

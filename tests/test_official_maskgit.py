@@ -30,6 +30,8 @@ from randar.registry import REGISTRY, model_status
 from tests.param_shapes import gpt_param_count, vq_param_count
 from tests.test_registry import FakeHub
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 NAME = "randar-l-maskgit"
 GPT_FILE = "randar_0.3b_maskgit_360k_bs_1024_lr_0.0004.safetensors"
 VQ_FILE = "maskgit-vqgan-imagenet-f16-256.bin"

@@ -21,6 +21,8 @@ from randar.ordering.orders import (
     row_seed,
 )
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 dims = st.integers(min_value=1, max_value=20)
 seeds = st.integers(min_value=0, max_value=2**31 - 1)

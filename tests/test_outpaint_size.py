@@ -15,6 +15,8 @@ from randar.cli import main
 from randar.options.choices import ALIGN_CHOICES
 from randar.tasks.geometry import outpaint_size
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 RATIOS = {"16:9": 16 / 9, "9:16": 9 / 16, "1:1": 1.0, "4:3": 4 / 3, "3:2": 1.5, "2:1": 2.0, "21:9": 21 / 9}
 
 

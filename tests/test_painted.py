@@ -16,6 +16,8 @@ from randar.ordering.painted import (
     strength_image,
 )
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 def stroke_map(size: int, boxes: list[tuple[int, int, int, int, int]]) -> Image.Image:
     """A transparent layer with opaque-ish rectangles (x0, y0, x1, y1, alpha)."""

@@ -12,6 +12,8 @@ from randar.cli import main
 from randar.io.photo_hint import PHOTO_FLAT_FRACTION, flat_fraction, looks_like_photo, photo_note
 from randar.registry import model_status
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "assets" / "examples"
 

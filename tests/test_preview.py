@@ -12,6 +12,8 @@ from randar.io.images import to_uint8_array
 from randar.viewers.animation import GifRecorder, gif_bytes
 from randar.viewers.preview import GREY, HIGHLIGHT, PreviewRenderer, code_palette, order_map, ramp_colors
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 def test_frames_show_tokens_grey_and_the_current_step(studio):
     job = studio.generate(0, steps=6, seed=3)

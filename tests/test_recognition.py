@@ -8,6 +8,8 @@ import pytest
 from randar.evaluate.recognition import Recognizer, train_recognizer
 from randar.train.demo import make_demo_folder
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 @pytest.fixture(scope="module")
 def judge_dir(tmp_path_factory):

@@ -40,6 +40,8 @@ from randar.registry import (
 )
 from tests.param_shapes import gpt_param_count, gpt_param_shapes, vq_param_count, vq_param_shapes
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = REPO_ROOT / "tests" / "fixtures" / "randar_reference"
 L_FILE = "randar_0.3b_llamagen_360k_bs_1024_lr_0.0004.safetensors"

@@ -25,6 +25,8 @@ from randar.cli import main
 from randar.io.images import MAX_IMAGE_PIXELS, ImageError, check_image_file, load_image
 from randar.io.masks import load_mask
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 REPO = Path(__file__).resolve().parents[1]
 RSS_LIMIT_KB = 1_500_000  # 1.5 GB, the bound the issue sets for the app and the CLI
 

@@ -10,6 +10,8 @@ import torch
 from randar.registry import ModelNotFoundError
 from randar.studio import Job, Result, Studio, pick_device
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 def test_load_and_facts(studio, tiny_model_dir):
     assert studio.name == "tiny"

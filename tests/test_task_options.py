@@ -13,6 +13,8 @@ import pytest
 from randar.options.choices import DEFAULT_UPSCALE_STEPS, EDIT_TEMPERATURE
 from randar.options.task_options import TaskOptions
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 BAD = [
     (dict(batch=0), "batch must be an integer in 1..64, got 0"),
     (dict(batch=2.0), "batch must be an integer in 1..64"),

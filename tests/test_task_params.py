@@ -19,6 +19,8 @@ from randar.options.params import (
 )
 from randar.options.task_options import TaskOptions
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 
 def test_every_task_has_one_frozen_parameter_class():
     from randar.tasks import TASKS

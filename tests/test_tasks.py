@@ -16,6 +16,8 @@ from randar.ordering.schedule import step_sizes
 from randar.io.masks import feather_alpha
 from randar.tasks.outpaint import plan_windows
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 G, F = 8, 8  # the tiny model: 8x8 tokens of 8x8 pixels
 
 

@@ -22,6 +22,8 @@ from randar.train.evaluate import (
 from randar.train.decoder import deepen_decoder, finetune_decoder, log_mse_loss, quantized_latents
 from randar.train.vq import VQTrainConfig, train_vq
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_VQ = VQConfig(ch=32, ch_mult=(1, 1, 1, 1), z_channels=16, num_res_blocks=1, codebook_size=32,
                     codebook_embed_dim=8, image_size=32)

@@ -11,6 +11,8 @@ from PIL import Image
 from randar.evaluate.metrics import psnr
 from randar.tasks.tiling import back_project, blend_weights, box_down, plan_tiles, tile_offsets
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
 

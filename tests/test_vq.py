@@ -12,6 +12,8 @@ from randar.model.checkpoint import CheckpointError
 from randar.model.config import VQConfig
 from randar.model.vq import VQModel
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 FIXTURES = Path(__file__).parent / "fixtures" / "randar_reference"
 BUNDLE = FIXTURES / "reference_a.safetensors"
 BUNDLE_DATA = {"input", "codes", "decoded"}  # non-weight entries stored under `vq.` in the bundle

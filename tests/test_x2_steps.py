@@ -11,6 +11,8 @@ import pytest
 from randar.cli import main
 from randar.tasks.generate import split_x2_steps
 
+pytestmark: list[pytest.MarkDecorator] = []  # the whole file's markers: none (quick); see tests/marker_check.py
+
 RUNTIME = ["--device", "cpu", "--threads", "1", "--quiet"]
 
 
