@@ -27,9 +27,9 @@ from typing import Callable
 
 from randar.registry.download_lock import LockEntry, lock_path, read_lock, write_entry
 from randar.io.hashing import file_sha256
+from randar.registry.catalogue import TRUNCATED_FRACTION
 from randar.registry import (
     REGISTRY,
-    TRUNCATED_FRACTION,
     ModelNotFoundError,
     RemoteFile,
     download_command,
