@@ -11,9 +11,9 @@
 The package, module by module: options.py (the `@command` registry, the shared option groups and help texts),
 models.py (models, download), generate.py, edits.py (inpaint, outpaint, upscale), derive.py (vary, rerun
 --branch-step), rerun.py, train.py, folders.py (files or folders of inputs, mask matching, output names),
-items.py (the items of `--out-dir` runs), batch/ (the one driver below them all: `batch.plain.execute` for
---out, `batch.sharded.run_items` for --out-dir over torchrun's ranks, one rule each for --resume and
---keep-going); `main` here.
+items.py (the items of `--out-dir` runs), batch/ (the one driver below them all: `batch.driver.drive` over a
+`batch.plain.FileBatch` for --out or a `batch.sharded.ItemBatch` for --out-dir over torchrun's ranks, one
+rule each for --resume and --keep-going); `main` here.
 
 Each subcommand is one function registered with `@command(...)` (randar/cli/options.py); its options are
 added by a `configure` function given to the decorator. To add one (then import its module below):

@@ -15,7 +15,8 @@ from .options import (
     OUTPUTS_EPILOG, add_output_options, add_runtime_options, add_sampling_options, command, task_options,
 )
 from .batch.model import ModelRequest
-from .batch.plain import execute
+from .batch.driver import drive
+from .batch.plain import FileBatch
 from .batch.work import Work
 
 if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
@@ -96,7 +97,7 @@ def cmd_vary(args: argparse.Namespace) -> int:
         return studio.vary(args.image, params, label=args.label)
 
     work = Work(out.name, make, paths, list(range(len(paths))), gif=gif_output(args.gif, out.stem, False))
-    return execute(args, [work], ModelRequest.from_args(args), [])
+    return drive(FileBatch(args, [work]), ModelRequest.from_args(args))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -163,4 +164,4 @@ def run_branch(args: argparse.Namespace, record: dict[str, Any], out: Path, inde
                notes: list[str]) -> int:
     notes.append(f"the run's first {args.branch_step} step(s) run again first, to get the tokens it had decided "
                  "(the sidecar does not hold them)")
-    return execute(args, branch_works(args, record, out, index), request, notes)
+    return drive(FileBatch(args, branch_works(args, record, out, index), notes), request)

@@ -12,7 +12,8 @@ from .options import (
     refuse_order_map, task_options,
 )
 from .batch.model import ModelRequest
-from .batch.plain import execute
+from .batch.driver import drive
+from .batch.plain import FileBatch
 from .folders import EditInput, collect_inputs, edit_works
 from .items import run_folder_items
 
@@ -95,7 +96,7 @@ def cmd_inpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "inpaint", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)
+    return drive(FileBatch(args, edit_works(args, inputs, folder, make), notes), ModelRequest.from_args(args))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -147,7 +148,7 @@ def cmd_outpaint(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "outpaint", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)
+    return drive(FileBatch(args, edit_works(args, inputs, folder, make), notes), ModelRequest.from_args(args))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -215,4 +216,4 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     if args.out_dir is not None:
         return run_folder_items(args, "upscale", inputs, make, notes)
-    return execute(args, edit_works(args, inputs, folder, make), ModelRequest.from_args(args), notes)
+    return drive(FileBatch(args, edit_works(args, inputs, folder, make), notes), ModelRequest.from_args(args))

@@ -15,7 +15,8 @@ from .options import (
     add_sampling_options, command, task_options, x2_steps,
 )
 from .batch.model import ModelRequest
-from .batch.plain import execute
+from .batch.driver import drive
+from .batch.plain import FileBatch
 from .batch.work import Work
 from .folders import gif_output
 from .items import refuse_item_options, run_generate_items
@@ -112,4 +113,4 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     work = Work(out.name, make, numbered_paths(out, args.batch), list(range(args.batch)),
                 gif=gif_output(args.gif, out.stem, False))
-    return execute(args, [work], ModelRequest.from_args(args))
+    return drive(FileBatch(args, [work]), ModelRequest.from_args(args))

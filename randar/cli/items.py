@@ -1,5 +1,6 @@
 """`--out-dir` runs of the task commands: their items planned from the arguments (a class's K images, or one
-item per input file); randar/cli/batch/sharded.py runs them, sharded over torchrun's processes."""
+item per input file); randar/cli/batch/driver.py runs them (an ItemBatch, randar/cli/batch/sharded.py),
+sharded over torchrun's processes."""
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,9 @@ def _check_item_args(args: argparse.Namespace) -> None:
 
 def run_generate_items(args: argparse.Namespace) -> int:
     """`generate --out-dir`: --count K images of --class, or --classes with --per-class each."""
+    from .batch.driver import drive
     from .batch.itemdir import Item
-    from .batch.sharded import ItemRun, item_name, run_items
+    from .batch.sharded import ItemBatch, item_name
     from ..registry import resolve_model
     from ..registry.class_names import class_or_group
 
@@ -96,16 +98,17 @@ def run_generate_items(args: argparse.Namespace) -> int:
                                   spatial_scale=or_default(args.spatial_scale, 0.0),
                                   masking_ratio=or_default(args.masking_ratio, 0.5))
 
-    run = ItemRun("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"], request,
-                  npz=args.npz)
-    return run_items(run)
+    batch = ItemBatch("generate", args, Path(args.out_dir), items, make, lambda item: item.source["class_id"],
+                      npz=args.npz)
+    return drive(batch, request)
 
 
 def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput],
                      make: Callable[..., "Job"], notes: Sequence[str]) -> int:
     """inpaint / outpaint / upscale `--out-dir`: one item per input file (sorted by name), DIR/NAME.png."""
+    from .batch.driver import drive
     from .batch.itemdir import Item
-    from .batch.sharded import ItemRun, run_items
+    from .batch.sharded import ItemBatch
     from ..io.hashing import file_sha256
 
     _check_item_args(args)
@@ -137,6 +140,5 @@ def run_folder_items(args: argparse.Namespace, task: str, inputs: list[EditInput
         except ValueError as exc:
             raise ValueError(f"{inputs[item.index].image}: {exc}") from exc
 
-    run = ItemRun(task, args, Path(args.out_dir), items, make_item, lambda item: item.index,
-                  ModelRequest.from_args(args), notes=tuple(notes))
-    return run_items(run)
+    batch = ItemBatch(task, args, Path(args.out_dir), items, make_item, lambda item: item.index, notes=tuple(notes))
+    return drive(batch, ModelRequest.from_args(args))

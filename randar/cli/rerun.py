@@ -10,7 +10,8 @@ from ..io.outputs import image_format, read_sidecar
 from .derive import add_branch_options, check_branch_args, run_branch
 from .options import FOLDER_OUTPUT_EXT, OUTPUTS_EPILOG, add_output_options, add_runtime_options, command
 from .batch.model import ModelRequest
-from .batch.plain import execute
+from .batch.driver import drive
+from .batch.plain import FileBatch
 from .batch.work import Work
 from .folders import must_exist, gif_output
 
@@ -86,7 +87,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         return job
 
     work = Work(out.name, make, [out], [index], gif=gif_output(args.gif, out.stem, False), gif_row=index)
-    return execute(args, [work], request, notes)
+    return drive(FileBatch(args, [work], notes), request)
 
 
 def check_rerun_inputs(settings: dict[str, Any], args: argparse.Namespace) -> None:

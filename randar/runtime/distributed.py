@@ -1,12 +1,13 @@
 """The processes of one run started by torchrun (or a single plain process): who am I, which device is
 mine, and the few collective steps a sharded run needs.
 
-Why a module of its own: the item runner (randar/cli/batch/sharded.py) must behave the same under
+Why a module of its own: the batch driver (randar/cli/batch/driver.py) must behave the same under
 `torchrun --nproc_per_node N -m randar ...` and under plain `python -m randar ...`. torchrun tells each
 process its place through environment variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); this
 module reads them, starts torch.distributed (NCCL when the ranks run on CUDA GPUs, Gloo on CPUs), pins
-each rank to GPU LOCAL_RANK, and turns every collective into a no-op for a single process, so that the
-runner never needs to ask which case it is in.
+each rank to GPU LOCAL_RANK, and turns every collective into a no-op for a single process (an `--out-dir`
+run without torchrun, or `Ranks()` for an --out batch), so that the driver never needs to ask which case
+it is in.
 """
 from __future__ import annotations
 

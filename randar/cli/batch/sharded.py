@@ -1,9 +1,9 @@
-"""Running the items of a `--out-dir` run, sharded over the processes torchrun starts (or in one process).
+"""An `--out-dir` run (`ItemBatch`): its items, sharded over the processes torchrun starts (or in one process).
 
     torchrun --standalone --nproc_per_node 2 -m randar generate --class face-smiling --count 6 --out-dir D
     python -m randar generate --class face-smiling --count 6 --out-dir D          # the same files
 
-The order is the CLI's contract (randar/cli/__init__.py; randar/cli/batch/plain.py for --out), spread over ranks:
+The driver (randar/cli/batch/driver.py) runs it in the CLI's order, spread over ranks:
 (1) rank 0 plans: the run's settings and items (each item's seed = derive_seed(run seed, "item", index),
     so no item depends on which rank makes it or on how many there are), and checks DIR (empty, or
     --resume of the same run, or --overwrite), writing nothing; every rank gets the plan;
@@ -20,7 +20,7 @@ import io
 import os
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Hashable
 
@@ -32,12 +32,13 @@ from .itemdir import (
     read_manifest, remove_stale_temps, write_item, write_manifest,
 )
 from .model import ModelRequest
+from .report import BatchReport
 from .resume import item_done
 
 if TYPE_CHECKING:
-    from ...studio import Job, Studio
+    from ...studio import Job, Result, Studio
 
-__all__ = ["ItemRun", "run_items", "settings_from_args", "item_name", "KILL_AFTER_ENV"]
+__all__ = ["ItemBatch", "settings_from_args", "item_name", "KILL_AFTER_ENV"]
 
 # A test hook: rank 0 kills itself (SIGKILL, no clean-up) after writing this many items, as a crash
 # or a pre-empted machine would; the tests use it to check that --resume finishes such a run.
@@ -68,8 +69,8 @@ def settings_from_args(args: argparse.Namespace, task: str, seed: int, model_sou
 
 
 @dataclass
-class ItemRun:
-    """A `--out-dir` run as the command planned it (nothing loaded or computed yet).
+class ItemBatch:
+    """A `--out-dir` run as the command planned it (nothing loaded or computed yet), for `driver.drive`.
 
     `items(seed)` lists the items for the run seed; `make(studio, item)` creates an item's job (batch 1,
     seed item.seed); `check_key(item)` groups items whose validation is the same (one job per key is
@@ -81,168 +82,138 @@ class ItemRun:
     items: Callable[[int], list[Item]]
     make: Callable[["Studio", Item], "Job"]
     check_key: Callable[[Item], Hashable]
-    request: ModelRequest
     npz: bool = False
     notes: tuple[str, ...] = ()
+    report: BatchReport | None = field(default=None, init=False)  # --keep-going is refused with --out-dir
+    _plan: DirPlan = field(init=False, repr=False)
+    _all: list[Item] = field(init=False, repr=False)  # every item of the run
+    _mine: list[Item] = field(init=False, repr=False)  # this rank's share of the pending ones
+    _ranks: Ranks = field(init=False, repr=False)
+    _start: float = field(default=0.0, init=False, repr=False)
+    _last_print: float = field(default=0.0, init=False, repr=False)
+    _made: int = field(default=0, init=False, repr=False)
+    _kill_after: int = field(default=0, init=False, repr=False)  # the KILL_AFTER_ENV test hook (rank 0)
 
+    def start_ranks(self, device: str) -> Ranks:
+        """torchrun's ranks (or one process), each rank on its own device (randar/runtime/distributed.py)."""
+        return Ranks.start(device)
 
-class _QuietFailure(Exception):
-    """A rank other than 0 stops because the run failed; rank 0 says why."""
+    def plan(self, request: ModelRequest) -> tuple[DirPlan, list[Item]]:
+        """The seed, the settings, the items and what to do in DIR (reads only)."""
+        from ...options.checks import resolve_seed
 
+        args = self.args
+        source = request.source()  # a missing model is an error before any work
+        seed = args.seed
+        if seed is None and args.resume and (self.out_dir / MANIFEST_NAME).is_file():
+            seed = (read_manifest(self.out_dir).get("settings") or {}).get("seed")  # --resume without --seed
+        seed = resolve_seed(seed)
+        device_type = request.device
+        if device_type == "auto":
+            import torch
 
-def run_items(run: ItemRun) -> int:
-    """Plan, check, make and write the items of `run` on this rank (see the module docstring) -> exit status."""
-    ranks = Ranks.start(run.request.device)
-    try:
-        return _run(run, ranks)
-    except _QuietFailure:
-        return 2
-    finally:
-        ranks.stop()
+            device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        settings = settings_from_args(args, self.task, seed, source, device_type.split(":")[0])
+        items = self.items(seed)
+        if not items:
+            raise ValueError("the run has no items")
+        plan = plan_dir(self.out_dir, manifest_record(settings, items), resume=args.resume, overwrite=args.overwrite)
+        if args.seed is None and not plan.done_before and not args.quiet:
+            to_stderr(f"note: seed {seed} (random; pass --seed {seed} to make the same items again)")
+        return plan, items
 
+    def adopt(self, plan: tuple[DirPlan, list[Item]], ranks: Ranks) -> bool:
+        """This rank's share of the pending items; every rank loads the model while any item is pending (a
+        finished run needs none: --resume only packs the .npz again)."""
+        self._plan, self._all = plan
+        self._ranks = ranks
+        self._mine = [self._all[i] for i in shard(self._plan.pending, ranks.rank, ranks.world_size)]
+        return bool(self._plan.pending)
 
-def _agree(ranks: Ranks, errors: list[str]) -> None:
-    """Every rank learns every rank's errors; then all stop (rank 0 raising them) or all go on."""
-    everyone = [e for errs in ranks.gather(errors) for e in errs]
-    if not everyone:
-        return
-    if not ranks.is_main:
-        raise _QuietFailure()
-    more = f" (and {len(everyone) - 1} more error(s))" if len(everyone) > 1 else ""
-    raise ValueError(everyone[0] + more)
+    def create(self, studio: "Studio") -> None:
+        """One job per check key of this rank's share (validating; each is made again when its turn comes)."""
+        checked: set[Hashable] = set()
+        for item in self._mine:
+            key = self.check_key(item)
+            if key not in checked:
+                checked.add(key)
+                self.make(studio, item)
 
-
-def _plan(run: ItemRun) -> tuple[DirPlan, list[Item]]:
-    """Rank 0: the seed, the settings, the items and what to do in DIR (reads only)."""
-    from ...options.checks import resolve_seed
-
-    args = run.args
-    source = run.request.source()  # a missing model is an error before any work
-    seed = args.seed
-    if seed is None and args.resume and (run.out_dir / MANIFEST_NAME).is_file():
-        seed = (read_manifest(run.out_dir).get("settings") or {}).get("seed")  # --resume without --seed
-    seed = resolve_seed(seed)
-    device_type = run.request.device
-    if device_type == "auto":
-        import torch
-
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    settings = settings_from_args(args, run.task, seed, source, device_type.split(":")[0])
-    items = run.items(seed)
-    if not items:
-        raise ValueError("the run has no items")
-    plan = plan_dir(run.out_dir, manifest_record(settings, items), resume=args.resume, overwrite=args.overwrite)
-    if args.seed is None and not plan.done_before and not args.quiet:
-        to_stderr(f"note: seed {seed} (random; pass --seed {seed} to make the same items again)")
-    return plan, items
-
-
-def _shared_plan(run: ItemRun, ranks: Ranks) -> tuple[DirPlan, list[Item]]:
-    """Rank 0's plan on every rank; when rank 0 finds an error, rank 0 raises it and the others stop
-    quietly (only its message is sent: any exception class need not survive pickling)."""
-    failure: BaseException | None = None
-    outcome: tuple[DirPlan, list[Item]] | str | None = None
-    if ranks.is_main:
-        try:
-            outcome = _plan(run)
-        except (ValueError, LookupError) as exc:
-            failure, outcome = exc, str(exc)
-    outcome = ranks.broadcast(outcome)
-    if isinstance(outcome, str):
-        if failure is not None:
-            raise failure
-        raise _QuietFailure()
-    assert outcome is not None
-    return outcome
-
-
-def _run(run: ItemRun, ranks: Ranks) -> int:
-    """Steps (1) to (5) of the module docstring on this rank; every rank agrees after each step that can fail,
-    so that no rank writes while another has given up."""
-    args = run.args
-    plan, items = _shared_plan(run, ranks)
-    mine = [items[i] for i in shard(plan.pending, ranks.rank, ranks.world_size)]
-
-    errors: list[str] = []
-    studio = model = None
-    if plan.pending:  # a finished run needs no model (--resume only packs the .npz again)
-        try:
-            studio, model = replace(run.request, device=ranks.device).load()
-            checked: set[Hashable] = set()
-            for item in mine:
-                key = run.check_key(item)
-                if key not in checked:
-                    checked.add(key)
-                    run.make(studio, item)  # validates; the job is made again when its turn comes
-        except (ValueError, LookupError) as exc:
-            errors.append(str(exc))
-    _agree(ranks, errors)
-
-    if ranks.is_main:
-        if not args.quiet:
+    def prepare(self, studio: "Studio | None") -> None:
+        """Rank 0: print what is to be made, remove a killed run's temporary files and write the manifest
+        (an OSError becomes a ValueError, so that every rank learns it)."""
+        if not self._ranks.is_main:
+            return
+        plan, items = self._plan, self._all
+        if not self.args.quiet:
             where = "" if studio is None else (f"model {studio.name}: {studio.image_size}px, {studio.device} "
                                                f"{str(studio.dtype).replace('torch.', '')}; ")
-            to_stderr(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {ranks.world_size} rank(s)"
-                      + (f", {plan.done_before} already done" if plan.done_before else ""))
-            for note in run.notes:
+            to_stderr(f"{where}{len(plan.pending)} of {len(items)} item(s) to make on {self._ranks.world_size} "
+                      "rank(s)" + (f", {plan.done_before} already done" if plan.done_before else ""))
+            for note in self.notes:
                 to_stderr(f"note: {note}")
         try:
-            run.out_dir.mkdir(parents=True, exist_ok=True)
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             names = [n for it in items for n in (it.file, sidecar_path(Path(it.file)).name)]
-            remove_stale_temps(run.out_dir, names + [MANIFEST_NAME, NPZ_NAME])
+            remove_stale_temps(self.out_dir, names + [MANIFEST_NAME, NPZ_NAME])
             if plan.write_manifest:
-                write_manifest(run.out_dir, plan.manifest, replace=plan.replace)
-        except (ValueError, OSError) as exc:
-            errors.append(str(exc))
-    _agree(ranks, errors)
+                write_manifest(self.out_dir, plan.manifest, replace=plan.replace)
+        except OSError as exc:
+            raise ValueError(str(exc)) from exc
 
-    ranks.barrier()
-    start = time.perf_counter()
-    _make_share(run, ranks, studio, model, plan, mine, len(items), start)
-    ranks.barrier()
-    elapsed = time.perf_counter() - start
-    total_made = ranks.add_done(0)
-    if not ranks.is_main:
-        return 0
-    missing = [it for it in plan.manifest["items"] if not item_done(run.out_dir, it, plan.manifest["run"])]
-    if missing:
-        raise ValueError(f"{len(missing)} item(s) of {run.out_dir} are not complete (first: {missing[0]['file']}); "
-                         "run the same command again with --resume")
-    if run.npz:
-        npz = pack_npz(run.out_dir, [it.file for it in items], replace=plan.replace or not plan.write_manifest)
-        print(npz, flush=True)
-    print(run.out_dir / MANIFEST_NAME, flush=True)
-    rate = total_made / elapsed if elapsed > 0 else float("nan")
-    to_stderr(f"done: {total_made} item(s) made ({plan.done_before} already there) in {elapsed:.1f} s on "
-              f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {run.out_dir}")
-    return 0
+    def begin(self, start: float) -> list[Item]:
+        """This rank's share of the pending items; `start` is where the rates printed count from."""
+        self._start = self._last_print = start
+        self._kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0) if self._ranks.is_main else 0
+        return self._mine
 
+    def run(self, unit: Item, studio: "Studio") -> "Result":
+        """The item's job, made again now (`create` only validated one per check key)."""
+        return self.make(studio, unit).run()
 
-def _make_share(run: ItemRun, ranks: Ranks, studio: "Studio | None", model: dict[str, Any] | None, plan: DirPlan,
-                mine: list[Item], total: int, start: float) -> int:
-    """Make and write this rank's items; rank 0 prints the run-wide count and rate now and then."""
-    if not mine:
-        return 0
-    assert studio is not None and model is not None  # loaded whenever items are pending
-    kill_after = int(os.environ.get(KILL_AFTER_ENV, "0") or 0) if ranks.is_main else 0
-    last_print = start
-    made = 0
-    for item in mine:
-        result = run.make(studio, item).run()
-        img = result.images[0]
+    def write(self, unit: Item, outcome: "Result", model: dict[str, Any]) -> None:
+        """The item's image + sidecar pair; rank 0 prints the run-wide count and rate now and then."""
+        ranks, plan = self._ranks, self._plan
+        img = outcome.images[0]
         buf = io.BytesIO()
         img.convert("RGB").save(buf, format="PNG")
         data = buf.getvalue()
-        record = item_sidecar(settings=result.settings, item=item, run=plan.manifest["run"], model=model,
-                              image_bytes=data, size=img.size, notices=result.notices, total=total)
-        write_item(run.out_dir, item, data, record, replace=plan.replace)
-        made += 1
+        record = item_sidecar(settings=outcome.settings, item=unit, run=plan.manifest["run"], model=model,
+                              image_bytes=data, size=img.size, notices=outcome.notices, total=len(self._all))
+        write_item(self.out_dir, unit, data, record, replace=plan.replace)
+        self._made += 1
         done = ranks.add_done(1)
-        if kill_after and made >= kill_after:
+        if self._kill_after and self._made >= self._kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
         now = time.perf_counter()
-        if ranks.is_main and not run.args.quiet and (now - last_print >= PROGRESS_EVERY_S or made == len(mine)):
-            last_print = now
-            to_stderr(f"progress: {plan.done_before + done}/{total} items, {done / (now - start):.2f} images/s "
-                      f"on {ranks.world_size} rank(s)")
-    return made
+        if ranks.is_main and not self.args.quiet and (now - self._last_print >= PROGRESS_EVERY_S
+                                                      or self._made == len(self._mine)):
+            self._last_print = now
+            to_stderr(f"progress: {plan.done_before + done}/{len(self._all)} items, "
+                      f"{done / (now - self._start):.2f} images/s on {ranks.world_size} rank(s)")
+
+    def label(self, unit: Item) -> str:
+        """The item's file (--keep-going is refused with --out-dir, so no summary names it)."""
+        return unit.file
+
+    def close(self) -> None:
+        """Nothing is held while running."""
+
+    def finish(self, elapsed: float) -> None:
+        """Rank 0: every item complete (else ValueError), the .npz if asked, the manifest's path and a summary."""
+        ranks, plan = self._ranks, self._plan
+        total_made = ranks.add_done(0)
+        if not ranks.is_main:
+            return
+        missing = [it for it in plan.manifest["items"] if not item_done(self.out_dir, it, plan.manifest["run"])]
+        if missing:
+            raise ValueError(f"{len(missing)} item(s) of {self.out_dir} are not complete (first: "
+                             f"{missing[0]['file']}); run the same command again with --resume")
+        if self.npz:
+            npz = pack_npz(self.out_dir, [it.file for it in self._all],
+                           replace=plan.replace or not plan.write_manifest)
+            print(npz, flush=True)
+        print(self.out_dir / MANIFEST_NAME, flush=True)
+        rate = total_made / elapsed if elapsed > 0 else float("nan")
+        to_stderr(f"done: {total_made} item(s) made ({plan.done_before} already there) in {elapsed:.1f} s on "
+                  f"{ranks.world_size} rank(s): {rate:.2f} images/s -> {self.out_dir}")
