@@ -198,7 +198,7 @@ def test_fluent_and_emojione_find_their_drawings():
 
 
 def test_training_folder_has_one_class_per_emoji_and_leaves_held_out_ones_out(ds, tmp_path):
-    from randar.train.folder import scan_folder
+    from randar.data.folder import scan_folder
 
     info = B.export_training_folder(ds, tmp_path / "folder", log=lambda m: None)
     index = scan_folder(tmp_path / "folder")

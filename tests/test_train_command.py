@@ -17,7 +17,7 @@ from PIL import Image
 
 from randar.cli import main
 from randar.model.checkpoint import read_state_dict
-from randar.train.folder import scan_folder, split_of_path
+from randar.data.folder import scan_folder, split_of_path
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow  # every test here trains something (seconds each)

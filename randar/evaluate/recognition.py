@@ -96,7 +96,7 @@ def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def _folder_pictures(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str], list[list[str]]]:
-    from ..train.folder import load_pixels, scan_folder
+    from ..data.folder import load_pixels, scan_folder
 
     index = scan_folder(folder, 0.05)
     pixels, keep = load_pixels(index, 128, log=lambda m: None)

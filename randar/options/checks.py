@@ -16,11 +16,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .choices import ORDER_NAMES
-from ..ordering.schedule import validate_steps
 
 __all__ = [
     "MAX_BATCH", "SEED_LIMIT", "check_seed", "resolve_seed", "derive_seed", "check_batch", "check_int", "check_float",
-    "check_choice", "check_order", "parse_aspect", "clip_steps", "clipped_steps_note", "check_steps",
+    "check_choice", "check_order", "parse_aspect", "validate_steps", "clip_steps", "clipped_steps_note", "check_steps",
 ]
 
 MAX_BATCH = 64
@@ -84,6 +83,15 @@ def check_order(name: Any, what: str = "order", allow_priority: bool = False) ->
         raise ValueError(f"the 'priority' {what} needs a priority map, which this task does not take; choose "
                          f"another: {', '.join(n for n in ORDER_NAMES if n != 'priority')}")
     return str(name)
+
+
+def validate_steps(steps: int, num_tokens: int) -> int:
+    """Normalise a user's step count: -1 means one token per step; anything outside 1..N is an error."""
+    if steps == -1:
+        return num_tokens
+    if not isinstance(steps, int) or not 1 <= steps <= num_tokens:
+        raise ValueError(f"steps must be between 1 and {num_tokens} (the number of tokens to generate), or -1; got {steps}")
+    return steps
 
 
 def clip_steps(steps: Any, num_tokens: int) -> Any:

@@ -7,14 +7,7 @@ from __future__ import annotations
 
 import math
 
-
-def validate_steps(steps: int, num_tokens: int) -> int:
-    """Normalise a user's step count: -1 means one token per step; anything outside 1..N is an error."""
-    if steps == -1:
-        return num_tokens
-    if not isinstance(steps, int) or not 1 <= steps <= num_tokens:
-        raise ValueError(f"steps must be between 1 and {num_tokens} (the number of tokens to generate), or -1; got {steps}")
-    return steps
+from ..options.checks import validate_steps  # the user's step count, checked where every value is
 
 
 def step_sizes(num_tokens: int, steps: int) -> list[int]:

@@ -1,4 +1,4 @@
-"""Training RandAR models: `randar train IMAGES_DIR --out MODEL_DIR` (`train.command`) reads a folder (`train.folder`),
+"""Training RandAR models: `randar train IMAGES_DIR --out MODEL_DIR` (`train.command`) reads a folder (`randar.data.folder`),
 trains or reuses a tokenizer (`train.tokenizer_stage`, the losses of `train.vq`), caches the codes and trains the
 transformer (`train.trainer`); `train.evaluate` measures both, `train.decoder` fine-tunes a tokenizer's decoder on
 fixed codes, `train.demo` draws a small folder to try it on. The default model is one such run

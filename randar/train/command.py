@@ -241,7 +241,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..runtime.distributed import Ranks
 
     from . import Logger, seed_everything
-    from .folder import FolderError, load_pixels, scan_folder
+    from ..data.folder import FolderError, load_pixels, scan_folder
     from .trainer import StopFlag
 
     folder, out = Path(args.images_dir).expanduser(), Path(args.out).expanduser()
