@@ -102,10 +102,19 @@ def text(page: Any, selector: str) -> str:
 
 
 def wait_text(page: Any, selector: str, needle: str, timeout: float = 60_000) -> None:
-    """Wait until the element's visible text contains `needle` (milliseconds, as Playwright counts)."""
-    page.wait_for_function("([sel, needle]) => { const e = document.querySelector(sel); "
-                           "return e !== null && e.innerText.includes(needle); }", arg=[selector, needle],
-                           timeout=timeout)
+    """Wait until the element's visible text contains `needle` (milliseconds, as Playwright counts). On a timeout
+    the error says what the element showed instead, and what the page's status lines said."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("([sel, needle]) => { const e = document.querySelector(sel); "
+                               "return e !== null && e.innerText.includes(needle); }", arg=[selector, needle],
+                               timeout=timeout)
+    except PlaywrightTimeout:
+        shown = text(page, selector)
+        toasts = [t.inner_text() for t in page.query_selector_all(".toast-body, .error")]
+        raise AssertionError(f"{selector} did not show {needle!r} within {timeout / 1000:.0f} s; it shows "
+                             f"{shown!r}; error toasts on the page: {toasts}") from None
 
 
 def wait_images_decoded(page: Any, timeout: float = 15_000) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_server import paint_stroke, text, wait_text
+from app_server import paint_stroke, text, upload_to_editor, wait_text
 from test_app_browser import REPO, SCREENSHOTS, browser, open_tab, page, server  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.browser, pytest.mark.slow]  # headless Chromium
@@ -48,8 +48,7 @@ def test_replay_slider_after_a_32_step_inpaint(page, tmp_path):
     mask[:, 32:] = 255  # half of the tiny model's 8x8 tokens: 32
     Image.fromarray(mask).save(tmp_path / "mask.png")
     Image.open(REPO / "assets" / "examples" / "cat.png").convert("RGB").resize((64, 64)).save(tmp_path / "cat.png")
-    pg.wait_for_selector("#inpaint-editor input[type=file]", state="attached")
-    pg.set_input_files("#inpaint-editor input[type=file]", str(tmp_path / "cat.png"))
+    upload_to_editor(pg, tmp_path / "cat.png")  # a file given before the editor's canvas is ready is dropped
     pg.get_by_text("Mask options").click()
     upload = pg.get_by_text("…or upload a mask").locator("xpath=ancestor::div[contains(@class, 'block')][1]")
     upload.locator("input[type=file]").set_input_files(str(tmp_path / "mask.png"))

@@ -30,11 +30,11 @@ if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
 def _vary_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the picture to vary")
     g = p.add_argument_group("variation")
-    g.add_argument("--strength", type=float, default=VARY_SUBTLE, metavar="F",
+    g.add_argument("--strength", type=float, default=VaryParams.strength, metavar="F",
                    help=f"the fraction of the tokens regenerated, 0 < F <= 1 (default {VARY_SUBTLE:g}; the app's "
                    f"'subtle' is {VARY_SUBTLE:g}, 'strong' {VARY_STRONG:g}); with --method painted: of the painted "
                    "cells")
-    g.add_argument("--method", choices=VARY_METHODS, default="random",
+    g.add_argument("--method", choices=VARY_METHODS, default=VaryParams.method,
                    help="which tokens: random (default), confident (those the model finds least likely given the "
                    "rest), painted (--map: where to vary), cells (--map: exactly the painted cells)")
     g.add_argument("--map", dest="paint_map", default=None, metavar="PNG",

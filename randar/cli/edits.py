@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from ..options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, PREFILLS, REGION_CHOICES
+from ..options.choices import ALIGN_CHOICES, EDIT_TEMPERATURE, MIN_COVER, PREFILLS, REGION_CHOICES, SCALES
 from ..options.params import InpaintParams, OutpaintParams, UpscaleParams
 
 from .options import (
@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # heavy (torch): imported by the commands that run a model
 
 # ----------------------------------------------------------------------------------------------------
 # inpaint
+# (each option's default is its field's in the task's parameter object, randar.options.params: one place for both)
 
 
 def _edit_tail_options(p: argparse.ArgumentParser, g: Any, what: str) -> None:
@@ -44,23 +45,23 @@ def _inpaint_options(p: argparse.ArgumentParser) -> None:
                    help="the mask: white (or opaque strokes on a transparent layer) = regenerate, black = keep; for "
                    "a folder of images: one mask for all, or a folder of masks named like the images")
     g = p.add_argument_group("inpainting")
-    g.add_argument("--region", choices=REGION_CHOICES, default="auto",
+    g.add_argument("--region", choices=REGION_CHOICES, default=InpaintParams.region,
                    help="whole: the whole image at the model's scale; masked: a crop around the mask at full "
                    "detail; auto (default): masked for a small mask on a large image, else whole")
     g.add_argument("--context", type=int, default=None, metavar="PX",
                    help="--region masked: pixels of context around the mask (default: half its size)")
-    g.add_argument("--dilate", type=int, default=0, metavar="TOKENS",
+    g.add_argument("--dilate", type=int, default=InpaintParams.dilate, metavar="TOKENS",
                    help="grow the regenerated area by this many tokens, room to blend the seam (default 0)")
     g.add_argument("--feather", type=int, default=None, metavar="PX",
                    help="soft edge when pasting the result into the image (default: 0 when the seam is harmonised, "
                    "else half a token)")
-    g.add_argument("--min-cover", type=float, default=MIN_COVER, metavar="F",
+    g.add_argument("--min-cover", type=float, default=InpaintParams.min_cover, metavar="F",
                    help="regenerate a token cell only when at least this fraction of its pixels is masked; cells "
                    f"less covered keep their code from the image with the hole pre-filled (default {MIN_COVER:g}; "
                    "0: every touched cell, as in the paper)")
-    g.add_argument("--prefill", dest="prefill_with", choices=PREFILLS, default="telea",
+    g.add_argument("--prefill", dest="prefill_with", choices=PREFILLS, default=InpaintParams.prefill_with,
                    help="classical fill of the hole before encoding: telea (default), ns, or none (grey)")
-    g.add_argument("--fill-margin", type=float, default=0.0, metavar="PX",
+    g.add_argument("--fill-margin", type=float, default=InpaintParams.fill_margin, metavar="PX",
                    help="blend the classical fill into the result this many pixels into the hole (default 0: off)")
     g.add_argument("--skip-unmatched", action="store_true",
                    help="with a folder of masks, leave out images without a mask (default: an error)")
@@ -107,14 +108,14 @@ def _outpaint_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("image", metavar="IMAGE", help="the image to extend, or a folder of images")
     g = p.add_argument_group("extension (pixels per side, OR --aspect, OR --zoom)")
     for side in ("left", "right", "top", "bottom"):
-        g.add_argument(f"--{side}", type=int, default=0, metavar="PX",
+        g.add_argument(f"--{side}", type=int, default=getattr(OutpaintParams, side), metavar="PX",
                        help=f"pixels to add on the {side}, exactly (default 0)")
     g.add_argument("--aspect", default=None, metavar="W:H",
                    help="extend the width or the height to this aspect ratio, e.g. 16:9, 4/3 or 1.5 (to the nearest "
                    "whole pixel: 600x400 at 16:9 -> 711x400)")
     g.add_argument("--zoom", type=float, default=None, metavar="F",
                    help="zoom out: a canvas F times wider and taller (each side rounded to a whole pixel)")
-    g.add_argument("--align", choices=ALIGN_CHOICES, default="center", metavar="WHERE",
+    g.add_argument("--align", choices=ALIGN_CHOICES, default=OutpaintParams.align, metavar="WHERE",
                    help="--aspect/--zoom: where the original stays: " + ", ".join(ALIGN_CHOICES) + " (default: center)")
     _edit_tail_options(p, g, what="new tokens")
 
@@ -162,15 +163,15 @@ def _upscale_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("image", metavar="IMAGE", help="the image to upscale, or a folder of images")
     g = p.add_argument_group("upscaling")
-    g.add_argument("--scale", type=int, choices=(2, 4), default=2,
+    g.add_argument("--scale", type=int, choices=SCALES, default=UpscaleParams.scale,
                    help="2: twice the width and height (default); 4: x2 applied twice")
-    g.add_argument("--regenerate", type=float, default=DEFAULT_REGENERATE, metavar="F",
+    g.add_argument("--regenerate", type=float, default=UpscaleParams.regenerate, metavar="F",
                    help="fraction of each tile's tokens, those the tokenizer reproduces worst, that the model "
                    f"generates anew (0 = keep every token; default {DEFAULT_REGENERATE})")
     g.add_argument("--overlap", type=int, default=None, metavar="TOKENS",
                    help="tokens shared by neighbouring tiles (default: a quarter of the model's grid, 4 for a "
                    "16x16-token model)")
-    g.add_argument("--consistency", type=int, default=DEFAULT_CONSISTENCY, metavar="N",
+    g.add_argument("--consistency", type=int, default=UpscaleParams.consistency, metavar="N",
                    help="back-projection iterations that make the output shrink back to the input "
                    f"(0 = off; default {DEFAULT_CONSISTENCY})")
     add_sampling_options(p, what="regenerated tokens", steps_default=DEFAULT_STEPS,

@@ -1,1 +1,2 @@
-"""What a run is asked to do, checked without torch: names, limits, checks, options."""
+"""What a run is asked to do, checked without torch: names and limits (choices), value checks, the shared sampling
+options, one parameter object per task (params) and the migrations of settings written by earlier versions."""

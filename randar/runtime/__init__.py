@@ -1,1 +1,1 @@
-"""The process around the model: devices and threads, memory, torchrun ranks, CPU features."""
+"""The process around the model: memory given back, torchrun ranks and their devices, what the CPU can do."""
