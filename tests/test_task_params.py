@@ -157,3 +157,15 @@ def test_a_version_1_sidecar_reruns_with_the_values_it_was_made_with(studio):
     again = studio.rerun(old, image=img, mask=Image.fromarray(mask)).run()
     assert again.settings["params"] == made.settings["params"] and again.settings["version"] == SETTINGS_VERSION
     assert np.asarray(again.images[0]).tobytes() == np.asarray(made.images[0]).tobytes()
+
+
+def test_vary_keeps_the_class_its_parameter_object_holds(studio):
+    """The app builds `VaryParams(label=...)` and passes it alone: the class must reach the run (a `label` keyword
+    still wins; a result's own class is the default only where neither gives one)."""
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    params = VaryParams(label=1, strength=0.5, options=TaskOptions(steps=2, seed=0))
+    assert studio.vary(img, params).settings["params"]["label"] == 1
+    assert studio.vary(img, params, label=2).settings["params"]["label"] == 2
+    made = studio.generate(0, steps=4, seed=1).run()
+    assert studio.vary(made, VaryParams(strength=0.5)).settings["params"]["label"] == 0  # the result's class
+    assert studio.vary(made, params).settings["params"]["label"] == 1

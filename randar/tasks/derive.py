@@ -80,16 +80,18 @@ def result_tokens(result: Result, index: int, grid: int) -> Any:
 
 def vary(pair: ModelPair, source: Result | ImageSource, params: VaryParams, *, index: int = 0, label: Any = SAME,
          fast: bool = True) -> Job:
-    """See `Studio.vary`: `params` with the source's class (`label` SAME) and, for a `Result`, its own tokens."""
+    """See `Studio.vary`: `params` with, for a `Result`, its own tokens. The class: `label` when given, else
+    `params.label`, else (SAME with none in `params`) the source result's own class, or none for a picture."""
     from .vary import vary as vary_task
 
+    tokens = params.tokens
+    if label is SAME:
+        label = params.label
+        if label is None and isinstance(source, Result):
+            label = source_label(source.settings, index)
     if isinstance(source, Result):
         if not 0 <= index < len(source.images):
             raise ValueError(f"index must be in 0..{len(source.images) - 1} (an image of the result), got {index}")
-        params = dataclasses.replace(params, tokens=result_tokens(source, index, pair.grid))
-        if label is SAME:
-            label = source_label(source.settings, index)
+        tokens = result_tokens(source, index, pair.grid)
         source = source.images[index]
-    elif label is SAME:
-        label = None
-    return vary_task(pair, source, dataclasses.replace(params, label=label), fast=fast)
+    return vary_task(pair, source, dataclasses.replace(params, tokens=tokens, label=label), fast=fast)
